@@ -1,0 +1,244 @@
+"""Run settings through the compiled engine in bounded chunks and collect a tidy table.
+
+This is the layer between the compiled :func:`study.train.make_train` and pandas: it stacks the
+numeric parts of a structural group, splits the (setting, initialization) pairs into fixed-size
+chunks (padded, so every chunk has the same shape and the group compiles once), places each chunk
+on the local devices (sharded along initializations), and turns the metrics into rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import pandas as pd
+
+from study.config import Setting, Structure, Study
+from study.data import csv_data
+from study.model import layer_sizes
+from study.train import Metrics, make_train
+
+# Bytes of working memory the automatic chunk size aims at per chunk on CPU; on an accelerator
+# the budget is a share of the device's memory.
+CPU_CHUNK_BYTES = 64 * 2**20
+ACCELERATOR_MEMORY_SHARE = 0.25
+
+PER_LAYER = (
+    "dead_units_init",
+    "dead_units_end",
+    "inactive_units_init",
+    "inactive_units_end",
+    "dormant_units_init",
+    "dormant_units_end",
+    "revived_units",
+)
+
+
+class Chunk(NamedTuple):
+    """One compiled call's share of a group: which settings and which initializations."""
+
+    setting_slots: np.ndarray  # int[n_settings_per_chunk], indices into the group's settings
+    init_indices: np.ndarray  # int[n_inits_per_chunk]
+    n_settings: int  # real (unpadded) settings
+    n_inits: int  # real (unpadded) initializations
+
+
+def bytes_per_run(structure: Structure) -> int:
+    """Rough working memory of one (setting, initialization) pair inside a chunk."""
+    itemsize = np.dtype(structure.dtype).itemsize
+    n = structure.batch_size if not structure.full_batch else structure.n_samples
+    per_sample = sum(fan_in * fan_out + 4 * fan_out for fan_in, fan_out in layer_sizes(structure))
+    return max(1, 3 * n * per_sample * itemsize)
+
+
+def auto_chunk_size(structure: Structure, devices: Sequence[jax.Device] | None = None) -> int:
+    """(setting, initialization) pairs per chunk, from the memory of the local devices."""
+    devices = list(devices or jax.local_devices())
+    budget = CPU_CHUNK_BYTES * len(devices)
+    if devices[0].platform != "cpu":
+        stats = devices[0].memory_stats() or {}
+        limit = stats.get("bytes_limit")
+        if limit:
+            budget = int(limit * ACCELERATOR_MEMORY_SHARE) * len(devices)
+    return max(len(devices), budget // bytes_per_run(structure))
+
+
+def plan_chunks(n_settings: int, n_inits: int, chunk_size: int, n_devices: int = 1) -> list[Chunk]:
+    """Split ``n_settings x n_inits`` pairs into chunks of equal shape (the last ones padded).
+
+    A chunk holds ``s`` settings by ``c`` initializations with ``s * c <= chunk_size`` (at least one
+    of each); ``c`` is a multiple of ``n_devices`` so a chunk shards evenly.
+    """
+    inits_per_chunk = min(n_inits, max(1, chunk_size))
+    inits_per_chunk = math.ceil(inits_per_chunk / n_devices) * n_devices
+    settings_per_chunk = min(n_settings, max(1, chunk_size // inits_per_chunk))
+    chunks = []
+    for first_setting in range(0, n_settings, settings_per_chunk):
+        real_settings = min(settings_per_chunk, n_settings - first_setting)
+        slots = np.arange(first_setting, first_setting + settings_per_chunk)
+        slots = np.minimum(slots, n_settings - 1)  # pad by repeating the last setting
+        for first_init in range(0, n_inits, inits_per_chunk):
+            real_inits = min(inits_per_chunk, n_inits - first_init)
+            indices = np.arange(first_init, first_init + inits_per_chunk)
+            indices = np.minimum(indices, n_inits - 1)  # pad by repeating the last index
+            chunks.append(Chunk(slots, indices.astype(np.int32), real_settings, real_inits))
+    return chunks
+
+
+def _stack_numerics(settings: Sequence[Setting], dtype: str):
+    fields = zip(*(s.numeric for s in settings), strict=True)
+    return type(settings[0].numeric)(*(np.asarray(f, dtype=dtype) for f in fields))
+
+
+def _place(array: np.ndarray, devices: Sequence[jax.Device]):
+    """Put ``array`` on the devices, split along its first axis when there are several."""
+    if len(devices) == 1:
+        return jax.device_put(array, devices[0])
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("inits",))
+    return jax.device_put(array, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("inits")))
+
+
+def run_group(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    seed: int,
+    chunk_size: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Train ``n_inits`` initializations of each setting of one structural group.
+
+    Args:
+      structure: the group's shared structure.
+      settings: the group's settings (their numeric parts are vmapped).
+      n_inits: initializations per setting; seed: the study seed.
+      chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
+      devices: local devices to shard over (default: all local devices).
+      on_chunk: called after each chunk with the number of real pairs it held (progress).
+
+    Returns:
+      ``(runs, timings)``: a row per setting and initialization, in setting then index order,
+      and ``{"compile_s": ..., "run_s": ...}``.
+    """
+    devices = list(devices or jax.local_devices())
+    chunk_size = chunk_size or auto_chunk_size(structure, devices)
+    train = make_train(structure)
+    numerics = _stack_numerics(settings, structure.dtype)
+    setting_ids = np.asarray([s.setting_id for s in settings], dtype=np.int32)
+    csv = csv_data(structure)
+    seed_array = np.uint32(seed % 2**32)
+
+    compile_s = 0.0
+    results: list[tuple[Chunk, Metrics]] = []
+    start = time.perf_counter()
+    for i, chunk in enumerate(plan_chunks(len(settings), n_inits, chunk_size, len(devices))):
+        args = (
+            seed_array,
+            jax.tree.map(lambda a, slots=chunk.setting_slots: a[slots], numerics),
+            setting_ids[chunk.setting_slots],
+            _place(chunk.init_indices, devices),
+            csv,
+        )
+        if i == 0:
+            t0 = time.perf_counter()
+            train = train.lower(*args).compile()
+            compile_s = time.perf_counter() - t0
+        metrics = jax.device_get(train(*args))
+        results.append((chunk, metrics))
+        if on_chunk is not None:
+            on_chunk(chunk.n_settings * chunk.n_inits)
+    run_s = time.perf_counter() - start - compile_s
+    return _to_frame(structure, settings, n_inits, results), {"compile_s": compile_s, "run_s": run_s}
+
+
+def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
+    """Assemble per-chunk metrics into one table: a row per (setting, initialization)."""
+    n_settings = len(settings)
+    columns: dict[str, np.ndarray] = {}
+    for field in Metrics._fields:
+        sample = getattr(results[0][1], field)
+        full = np.empty((n_settings, n_inits, *sample.shape[2:]), dtype=sample.dtype)
+        for chunk, metrics in results:
+            slots = chunk.setting_slots[: chunk.n_settings]
+            indices = chunk.init_indices[: chunk.n_inits]
+            value = np.asarray(getattr(metrics, field))[: chunk.n_settings, : chunk.n_inits]
+            full[slots[:, None], indices[None, :]] = value
+        columns[field] = full.reshape(n_settings * n_inits, *sample.shape[2:])
+
+    frame: dict[str, Any] = {}
+    for name, _ in settings[0].values:
+        frame[name] = np.repeat([_table_value(s.as_dict[name]) for s in settings], n_inits)
+    frame["init"] = np.tile(np.arange(n_inits, dtype=np.int64), n_settings)
+    for field in Metrics._fields:
+        if field in PER_LAYER:
+            for layer in range(structure.depth):
+                frame[f"{field}_l{layer + 1}"] = columns[field][:, layer]
+        else:
+            frame[field] = columns[field]
+    table = pd.DataFrame(frame)
+    for name in ("final_loss", "initial_loss", "final_accuracy", "predicted_positive"):
+        table[name] = table[name].astype(np.float64)
+    return table
+
+
+def _table_value(value):
+    """A setting value as it goes into a table (lists of column names as text)."""
+    if isinstance(value, tuple | list):
+        return ",".join(map(str, value))
+    return value
+
+
+def iter_groups(settings: Sequence[Setting]) -> Iterator[tuple[Structure, list[Setting]]]:
+    """Settings grouped by structure, in the order each structure first appears."""
+    groups: dict[Structure, list[Setting]] = {}
+    for setting in settings:
+        groups.setdefault(setting.structure, []).append(setting)
+    yield from groups.items()
+
+
+def simulate(
+    settings: Setting | Sequence[Setting] | Study,
+    n_inits: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+) -> pd.DataFrame:
+    """Train initializations of one setting or many; a row per setting and initialization.
+
+    Example::
+
+        import study
+        runs = study.simulate(study.make_setting(data_offset=2.0), n_inits=4000)
+        runs["dead_init"].mean()   # about 1/4 for the question's network
+
+    Args:
+      settings: a Setting, a list of them, or a Study (its n_inits and seed are the defaults).
+      n_inits: initializations per setting (default: the study's, else 1000).
+      seed: study seed (default: the study's, else 0).
+      chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
+    """
+    if isinstance(settings, Study):
+        n_inits = settings.n_inits if n_inits is None else n_inits
+        seed = settings.seed if seed is None else seed
+        settings = settings.settings
+    elif isinstance(settings, Setting):
+        settings = [settings]
+    n_inits = 1000 if n_inits is None else n_inits
+    seed = 0 if seed is None else seed
+    enable_float64_if_needed(settings)
+    frames = [
+        run_group(structure, group, n_inits, seed, chunk_size)[0]
+        for structure, group in iter_groups(settings)
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def enable_float64_if_needed(settings: Sequence[Setting]) -> None:
+    """Turn on JAX's 64-bit mode when a setting asks for float64 (it is off by default)."""
+    if any(s.structure.dtype == "float64" for s in settings):
+        jax.config.update("jax_enable_x64", True)
+

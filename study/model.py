@@ -1,0 +1,220 @@
+"""The MLP: parameter initialization, forward pass and its hand-written backward pass.
+
+Written for ONE initialization and vmapped outside. Parameters are a tuple of layers
+``(weights: float[fan_out, fan_in], bias: float[fan_out])``: ``depth`` hidden layers of ``width``
+units, then one output unit (a logit for the sigmoid of binary cross-entropy, or a linear output
+for the squared error).
+
+For the tiny layers this project is about (fan-in 1 to 4, width 1 to 10), a batched matmul is slow
+on CPU; :func:`dense` then writes the product as broadcast-multiply-and-sum, which XLA fuses with
+the activation. The backward pass is written by hand in the same form so that a whole training
+step is a few fused loops over the samples; ``tests/test_model.py`` checks it against
+``jax.grad``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from study.config import Numeric, Structure
+
+# Above this many weights in a layer (fan_in * fan_out) a real matmul beats the elementwise form.
+ELEMENTWISE_MAX_WEIGHTS = 64
+
+Params = tuple[tuple[jax.Array, jax.Array], ...]
+
+
+def activation(name: str, slope: jax.Array | float):
+    """The hidden activation ``name`` as a function of the pre-activation."""
+    return {
+        "relu": jax.nn.relu,  # relu'(0) = 0: a unit at exactly 0 everywhere is dead
+        "leaky_relu": lambda z: jnp.where(z > 0, z, slope * z),
+        "elu": jax.nn.elu,
+        "gelu": jax.nn.gelu,
+        "silu": jax.nn.silu,
+        "softplus": jax.nn.softplus,
+        "tanh": jnp.tanh,
+    }[name]
+
+
+def activation_and_derivative(name: str, slope, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(act(z), act'(z))`` in one pass; the derivative is exactly the one jax.grad uses."""
+    return jax.jvp(activation(name, slope), (z,), (jnp.ones_like(z),))
+
+
+def dense(weights: jax.Array, inputs: jax.Array) -> jax.Array:
+    """``weights @ inputs`` for ``weights: [out, in]``, ``inputs: [in, n]`` -> ``[out, n]``."""
+    if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
+        return (weights[:, :, None] * inputs[None, :, :]).sum(axis=1)
+    return weights @ inputs
+
+
+def dense_transpose(weights: jax.Array, grads: jax.Array) -> jax.Array:
+    """``weights.T @ grads`` for ``weights: [out, in]``, ``grads: [out, n]`` -> ``[in, n]``."""
+    if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
+        return (weights[:, :, None] * grads[:, None, :]).sum(axis=0)
+    return weights.T @ grads
+
+
+def outer_sum(grads: jax.Array, inputs: jax.Array) -> jax.Array:
+    """``grads @ inputs.T`` for ``grads: [out, n]``, ``inputs: [in, n]`` -> ``[out, in]``."""
+    if grads.shape[0] * inputs.shape[0] <= ELEMENTWISE_MAX_WEIGHTS:
+        return (grads[:, None, :] * inputs[None, :, :]).sum(axis=-1)
+    return grads @ inputs.T
+
+
+# --------------------------------------------------------------------------------------------
+# Initialization.
+# --------------------------------------------------------------------------------------------
+
+# Lu et al. (2019), RAI: the symmetric entries of a row are N(0, (RAI_SIGMA_GAIN^2) / fan_in).
+RAI_SIGMA_GAIN = 0.6007
+
+
+def _init_weights(scheme, key, fan_in, fan_out, init_range, dtype):
+    shape = (fan_out, fan_in)
+    if scheme == "uniform":
+        return jax.random.uniform(key, shape, dtype, -1.0, 1.0) * init_range
+    if scheme == "normal":
+        return jax.random.normal(key, shape, dtype) * init_range
+    if scheme == "he_uniform":
+        limit = jnp.sqrt(6.0 / fan_in)
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
+    if scheme == "he_normal":
+        return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / fan_in)
+    if scheme == "glorot_uniform":
+        limit = jnp.sqrt(6.0 / (fan_in + fan_out))
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
+    raise ValueError(f"unknown weight init {scheme!r}")
+
+
+def _init_bias(scheme, key, fan_out, bias_scale, dtype):
+    if scheme == "zeros":
+        return jnp.zeros((fan_out,), dtype)
+    if scheme == "uniform":
+        return jax.random.uniform(key, (fan_out,), dtype, -1.0, 1.0) * bias_scale
+    if scheme == "normal":
+        return jax.random.normal(key, (fan_out,), dtype) * bias_scale
+    if scheme == "constant":
+        return jnp.full((fan_out,), bias_scale, dtype)
+    raise ValueError(f"unknown bias init {scheme!r}")
+
+
+def _init_rai(key, fan_in, fan_out, use_bias, dtype):
+    """Randomized asymmetric initialization (Lu, Shin, Su and Karniadakis 2019, arXiv 1903.06733).
+
+    Each row of the augmented matrix ``[W, b]`` is N(0, 0.6007^2 / fan_in) except one entry,
+    chosen uniformly among the row's ``fan_in + 1`` entries (``fan_in`` without a bias), which is
+    drawn from the asymmetric Beta(2, 1) distribution on (0, 1).
+    """
+    columns = fan_in + 1 if use_bias else fan_in
+    key_normal, key_pick, key_beta = jax.random.split(key, 3)
+    rows = jax.random.normal(key_normal, (fan_out, columns), dtype) * (
+        RAI_SIGMA_GAIN / jnp.sqrt(float(fan_in))
+    )
+    picked = jax.random.randint(key_pick, (fan_out,), 0, columns)
+    positive = jax.random.beta(key_beta, 2.0, 1.0, (fan_out,), dtype)
+    rows = jnp.where(jnp.arange(columns)[None, :] == picked[:, None], positive[:, None], rows)
+    bias = rows[:, fan_in] if use_bias else jnp.zeros((fan_out,), dtype)
+    return rows[:, :fan_in], bias
+
+
+def layer_sizes(structure: Structure) -> list[tuple[int, int]]:
+    """``(fan_in, fan_out)`` of every layer, the output layer last."""
+    sizes = [structure.dim] + [structure.width] * structure.depth + [1]
+    return list(zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Params:
+    """Draw one initialization: every layer's weights and biases, the output layer last."""
+    dtype = jnp.dtype(structure.dtype)
+    params = []
+    for layer_key, (fan_in, fan_out) in zip(
+        jax.random.split(key, structure.depth + 1), layer_sizes(structure), strict=True
+    ):
+        if structure.init == "rai":
+            params.append(_init_rai(layer_key, fan_in, fan_out, structure.use_bias, dtype))
+            continue
+        key_w, key_b = jax.random.split(layer_key)
+        weights = _init_weights(structure.init, key_w, fan_in, fan_out, numeric.init_range, dtype)
+        if structure.use_bias:
+            bias = _init_bias(structure.bias_init, key_b, fan_out, numeric.bias_scale, dtype)
+        else:
+            bias = jnp.zeros((fan_out,), dtype)
+        params.append((weights, bias))
+    return tuple(params)
+
+
+# --------------------------------------------------------------------------------------------
+# Forward and backward.
+# --------------------------------------------------------------------------------------------
+
+
+class Forward(NamedTuple):
+    """One forward pass over ``n`` samples.
+
+    pre_activations: per hidden layer, ``float[width, n]``.
+    derivatives: per hidden layer, the activation's derivative ``float[width, n]``.
+    activations: the input ``float[dim, n]`` then each hidden layer's output ``float[width, n]``.
+    output: ``float[n]``, the logit (bce) or the prediction (mse).
+    """
+
+    pre_activations: tuple[jax.Array, ...]
+    derivatives: tuple[jax.Array, ...]
+    activations: tuple[jax.Array, ...]
+    output: jax.Array
+
+
+def forward(structure: Structure, numeric: Numeric, params: Params, inputs: jax.Array) -> Forward:
+    """Run the MLP on ``inputs: float[dim, n]``, keeping what the backward pass and metrics use."""
+    hidden = inputs
+    pre_activations, derivatives, activations = [], [], [inputs]
+    for weights, bias in params[:-1]:
+        z = dense(weights, hidden) + bias[:, None]
+        hidden, derivative = activation_and_derivative(
+            structure.activation, numeric.leaky_slope, z
+        )
+        pre_activations.append(z)
+        derivatives.append(derivative)
+        activations.append(hidden)
+    out_weights, out_bias = params[-1]
+    output = dense(out_weights, hidden)[0] + out_bias[0]
+    return Forward(tuple(pre_activations), tuple(derivatives), tuple(activations), output)
+
+
+def loss_and_output_grad(loss: str, output: jax.Array, targets: jax.Array):
+    """Mean loss and its derivative with respect to each output, ``float[n]``."""
+    n = output.shape[-1]
+    if loss == "bce":
+        # log(1 + e^o) - y o, the binary cross-entropy of sigmoid(o), stable for any o.
+        value = jnp.mean(jax.nn.softplus(output) - targets * output)
+        return value, (jax.nn.sigmoid(output) - targets) / n
+    if loss == "mse":
+        error = output - targets
+        return jnp.mean(error**2), 2.0 * error / n
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def backward(params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool) -> Params:
+    """Gradients of the loss with respect to every parameter, given ``d loss / d output``."""
+    grads = []
+    upstream = output_grad[None, :]  # d loss / d (layer output), [fan_out, n]
+    for layer in reversed(range(len(params))):
+        weights, _ = params[layer]
+        if layer < len(params) - 1:
+            upstream = upstream * fwd.derivatives[layer]  # through the activation
+        grad_w = outer_sum(upstream, fwd.activations[layer])
+        grad_b = upstream.sum(axis=-1) if use_bias else jnp.zeros_like(params[layer][1])
+        grads.append((grad_w, grad_b))
+        if layer > 0:
+            upstream = dense_transpose(weights, upstream)
+    return tuple(reversed(grads))
+
+
+def loss_fn(structure: Structure, numeric: Numeric, params: Params, inputs, targets):
+    """The mean training loss; the reference that :func:`backward` must match under jax.grad."""
+    output = forward(structure, numeric, params, inputs).output
+    return loss_and_output_grad(structure.loss, output, targets)[0]

@@ -1,0 +1,275 @@
+"""The compiled engine: train a block of settings x initializations in one ``jax.jit``.
+
+``make_train(structure)`` returns ``train(seed, numerics, setting_ids, init_indices, csv)``:
+
+* ``numerics``: a :class:`~study.config.Numeric` of ``[n_settings]`` arrays (vmapped, traced);
+* ``setting_ids``: ``int32[n_settings]``, each setting's stable hash;
+* ``init_indices``: ``int32[n_inits]``, which initializations of each setting to train.
+
+An initialization's key is ``fold_in(fold_in(init_root(seed), setting_id), index)``, so its result
+depends only on (seed, setting, index), never on how initializations are chunked or sharded.
+One dataset per setting is drawn from the data stream of the seed and broadcast to all
+initializations (or, with ``data.resample``, one per initialization).
+
+Training is a ``lax.scan`` over logging intervals, each a ``lax.scan`` over ``log_every`` optimizer
+steps; after each interval the full training set is run forward once to record which units are
+dead. A unit is *dead* when its activation's derivative is 0 on every training input, *inactive*
+when its pre-activation is <= 0 on every input (for ReLU the two coincide); the network is dead when
+some hidden layer has all its units dead, so its output is constant on the data.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from study import model
+from study.config import Numeric, Structure
+from study.data import Data, make_data
+
+
+class Metrics(NamedTuple):
+    """What one initialization's training recorded (``L`` hidden layers).
+
+    dead_init, dead_end: bool, the network is dead at initialization / at the end.
+    death_step: int32, first logged step from which the network stays dead; -1 if alive at end.
+    revived: bool, the network was dead at some logged step and alive at a later one.
+    diverged: bool, loss or parameters became non-finite (then dead_end and revived are False).
+    initial_loss, final_loss: float, mean training loss.
+    final_accuracy: float, training accuracy at the end (NaN for a regression).
+    predicted_positive: float, share of training inputs predicted class 1 at the end (NaN for mse).
+    dead_units_init, dead_units_end: int32[L], dead units per layer.
+    inactive_units_init, inactive_units_end: int32[L], inactive units per layer.
+    dormant_units_init, dormant_units_end: int32[L], units whose dormant score is <= tau.
+    revived_units: int32[L], units dead at some logged step and alive at a later one.
+    """
+
+    dead_init: jax.Array
+    dead_end: jax.Array
+    death_step: jax.Array
+    revived: jax.Array
+    diverged: jax.Array
+    initial_loss: jax.Array
+    final_loss: jax.Array
+    final_accuracy: jax.Array
+    predicted_positive: jax.Array
+    dead_units_init: jax.Array
+    dead_units_end: jax.Array
+    inactive_units_init: jax.Array
+    inactive_units_end: jax.Array
+    dormant_units_init: jax.Array
+    dormant_units_end: jax.Array
+    revived_units: jax.Array
+
+
+class Health(NamedTuple):
+    """The state of one network on the full training set at one logged step.
+
+    dead, inactive, dormant: bool[L, width]; loss: float; finite: bool (loss and parameters).
+    """
+
+    dead: jax.Array
+    inactive: jax.Array
+    dormant: jax.Array
+    loss: jax.Array
+    finite: jax.Array
+    output: jax.Array
+
+
+class History(NamedTuple):
+    """What the logged steps so far imply (carried through the scan over intervals)."""
+
+    ever_dead: jax.Array  # bool[L, width]
+    revived_units: jax.Array  # bool[L, width]
+    network_dead: jax.Array  # bool
+    network_ever_dead: jax.Array  # bool
+    network_revived: jax.Array  # bool
+    death_step: jax.Array  # int32
+    diverged: jax.Array  # bool
+
+
+def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
+    """The optax optimizer ``name`` with traced hyperparameters from ``numeric``."""
+    lr, momentum = numeric.learning_rate, numeric.momentum
+    if name == "sgd":
+        return optax.sgd(lr)
+    if name == "momentum":
+        return optax.sgd(lr, momentum=momentum)
+    if name == "nesterov":
+        return optax.sgd(lr, momentum=momentum, nesterov=True)
+    if name == "adam":
+        return optax.adam(lr, b1=momentum)
+    if name == "adamw":
+        return optax.adamw(lr, b1=momentum, weight_decay=numeric.weight_decay)
+    if name == "rmsprop":
+        return optax.rmsprop(lr, momentum=momentum)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def dormant_units(activations: jax.Array, tau) -> jax.Array:
+    """Sokar et al. (2023) dormant neurons of one layer, ``activations: float[width, n]``.
+
+    The score of unit i is ``E|h_i| / mean_k E|h_k|`` over the inputs; the unit is dormant when
+    its score is <= tau. A layer whose units are all exactly 0 has score 0 everywhere.
+    """
+    mean_abs = jnp.abs(activations).mean(axis=-1)
+    layer_mean = mean_abs.mean()
+    score = jnp.where(layer_mean > 0, mean_abs / jnp.where(layer_mean > 0, layer_mean, 1.0), 0.0)
+    return score <= tau
+
+
+def health(structure: Structure, numeric: Numeric, params, data: Data) -> Health:
+    """Run the network on the whole training set and classify every hidden unit."""
+    fwd = model.forward(structure, numeric, params, data.inputs)
+    loss, _ = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
+    dead = jnp.stack([jnp.all(d == 0, axis=-1) for d in fwd.derivatives])
+    inactive = jnp.stack([jnp.all(z <= 0, axis=-1) for z in fwd.pre_activations])
+    dormant = jnp.stack(
+        [dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]]
+    )
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
+    )
+    return Health(dead, inactive, dormant, loss, finite, fwd.output)
+
+
+def _network_dead(dead_units: jax.Array) -> jax.Array:
+    return jnp.any(jnp.all(dead_units, axis=-1))
+
+
+def _record(history: History, now: Health, step) -> History:
+    network_dead = _network_dead(now.dead)
+    died_now = network_dead & ~history.network_dead
+    return History(
+        ever_dead=history.ever_dead | now.dead,
+        revived_units=history.revived_units | (history.ever_dead & ~now.dead),
+        network_dead=network_dead,
+        network_ever_dead=history.network_ever_dead | network_dead,
+        network_revived=history.network_revived | (history.network_ever_dead & ~network_dead),
+        death_step=jnp.where(network_dead, jnp.where(died_now, step, history.death_step), -1),
+        diverged=history.diverged | ~now.finite,
+    )
+
+
+def _batch(structure: Structure, data: Data, key: jax.Array, step) -> Data:
+    """The training batch of ``step``: the full set, or a slice of this epoch's permutation."""
+    if structure.full_batch:
+        return data
+    per_epoch = structure.n_samples // structure.batch_size
+    epoch, position = step // per_epoch, step % per_epoch
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), structure.n_samples)
+    index = lax.dynamic_slice(order, (position * structure.batch_size,), (structure.batch_size,))
+    return Data(data.inputs[:, index], data.targets[index])
+
+
+def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array) -> Metrics:
+    """Initialize and train one network; ``key`` is this initialization's own key."""
+    key_init, key_batch = jax.random.split(key)
+    params = model.init_params(structure, numeric, key_init)
+    optimizer = make_optimizer(structure.optimizer, numeric)
+
+    def optimizer_step(state, step):
+        params, opt_state = state
+        batch = _batch(structure, data, key_batch, step)
+        fwd = model.forward(structure, numeric, params, batch.inputs)
+        _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
+        grads = model.backward(params, fwd, output_grad, structure.use_bias)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    def run_steps(state, first_step, n_steps):
+        steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
+        return lax.scan(optimizer_step, state, steps)[0]
+
+    def interval(carry, index):
+        state, history = carry
+        state = run_steps(state, index * structure.log_every, structure.log_every)
+        step = (index + 1) * structure.log_every
+        return (state, _record(history, health(structure, numeric, state[0], data), step)), None
+
+    start = health(structure, numeric, params, data)
+    no_units = jnp.zeros_like(start.dead)
+    history = _record(
+        History(no_units, no_units, jnp.bool_(False), jnp.bool_(False), jnp.bool_(False),
+                jnp.int32(-1), jnp.bool_(False)),
+        start,
+        jnp.int32(0),
+    )
+    state = (params, optimizer.init(params))
+    n_intervals, remainder = divmod(structure.steps, structure.log_every)
+    (state, history), _ = lax.scan(
+        interval, (state, history), jnp.arange(n_intervals, dtype=jnp.int32)
+    )
+    end = health(structure, numeric, state[0], data)
+    if remainder:
+        state = run_steps(state, n_intervals * structure.log_every, remainder)
+        end = health(structure, numeric, state[0], data)
+        history = _record(history, end, jnp.int32(structure.steps))
+
+    diverged = history.diverged
+    if structure.loss == "bce":
+        predicted = end.output > 0
+        accuracy = jnp.mean(predicted == (data.targets > 0.5))
+        predicted_positive = jnp.mean(predicted)
+    else:
+        accuracy = predicted_positive = jnp.array(jnp.nan, data.inputs.dtype)
+    count = functools.partial(jnp.sum, axis=-1, dtype=jnp.int32)
+    return Metrics(
+        dead_init=_network_dead(start.dead),
+        dead_end=history.network_dead & ~diverged,
+        death_step=jnp.where(diverged, -1, history.death_step),
+        revived=history.network_revived & ~diverged,
+        diverged=diverged,
+        initial_loss=start.loss,
+        final_loss=end.loss,
+        final_accuracy=accuracy.astype(data.inputs.dtype),
+        predicted_positive=predicted_positive.astype(data.inputs.dtype),
+        dead_units_init=count(start.dead),
+        dead_units_end=count(end.dead),
+        inactive_units_init=count(start.inactive),
+        inactive_units_end=count(end.inactive),
+        dormant_units_init=count(start.dormant),
+        dormant_units_end=count(end.dormant),
+        revived_units=count(history.revived_units),
+    )
+
+
+def key_streams(seed) -> tuple[jax.Array, jax.Array]:
+    """``(data_root, init_root)``: the two independent key streams of a study seed."""
+    data_root, init_root = jax.random.split(jax.random.key(seed))
+    return data_root, init_root
+
+
+@functools.cache
+def make_train(structure: Structure):
+    """The compiled ``train(seed, numerics, setting_ids, init_indices, csv) -> Metrics``.
+
+    Returns Metrics whose fields have leading shape ``[n_settings, n_inits]``. One compile per
+    structure and input shape; numeric values, seeds and indices are traced.
+    """
+
+    def train(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None) -> Metrics:
+        data_root, init_root = key_streams(seed)
+
+        def per_setting(numeric: Numeric, setting_id) -> Metrics:
+            setting_key = jax.random.fold_in(init_root, setting_id)
+            shared = None if structure.resample else make_data(structure, numeric, data_root, csv)
+
+            def per_init(index) -> Metrics:
+                if structure.resample:
+                    data_key = jax.random.fold_in(jax.random.fold_in(data_root, setting_id), index)
+                    data = make_data(structure, numeric, data_key, csv)
+                else:
+                    data = shared
+                return train_one(structure, numeric, data, jax.random.fold_in(setting_key, index))
+
+            return jax.vmap(per_init)(init_indices)
+
+        return jax.vmap(per_setting)(numerics, setting_ids)
+
+    return jax.jit(train)
