@@ -39,73 +39,132 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     run = commands.add_parser(
-        "run", help="run a sweep of settings from a TOML config", formatter_class=_formatter,
+        "run",
+        help="run a sweep of settings from a TOML config",
+        formatter_class=_formatter,
         description="Train n_inits initializations of every setting of CONFIG's grid and write "
         "runs.parquet, summary.csv, manifest.json and figures into the results folder.",
     )
-    run.add_argument("config", nargs="?", default=None,
-                     help="TOML config file (default: the default study, study/configs/default.toml)")
-    run.add_argument("--out", metavar="DIR", default=None,
-                     help="results folder (default: results/<name>/)")
-    run.add_argument("--n-inits", type=int, metavar="N", default=None,
-                     help="initializations per setting (default: the config's n_inits)")
-    run.add_argument("--seed", type=int, metavar="S", default=None,
-                     help="study seed (default: the config's seed)")
-    run.add_argument("--chunk-size", type=int, metavar="K", default=None,
-                     help="(setting, initialization) pairs per compiled call (default: from the "
-                     "device's memory)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key, e.g. --set model.width=[1,4] (repeatable)")
+    run.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help="TOML config file (default: the default study, study/configs/default.toml)",
+    )
+    run.add_argument(
+        "--out", metavar="DIR", default=None, help="results folder (default: results/<name>/)"
+    )
+    run.add_argument(
+        "--n-inits",
+        type=int,
+        metavar="N",
+        default=None,
+        help="initializations per setting (default: the config's n_inits)",
+    )
+    run.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        default=None,
+        help="study seed (default: the config's seed)",
+    )
+    run.add_argument(
+        "--chunk-size",
+        type=int,
+        metavar="K",
+        default=None,
+        help="(setting, initialization) pairs per compiled call (default: from the "
+        "device's memory)",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set model.width=[1,4] (repeatable)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument("--force", action="store_true",
-                     help="recompute everything, even over another config's results")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute everything, even over another config's results",
+    )
     run.add_argument("--no-figures", action="store_true", help="skip drawing figures")
     dist = run.add_argument_group("several processes or hosts (jax.distributed)")
-    dist.add_argument("--coordinator", metavar="HOST:PORT", default=None,
-                      help="address of process 0 (default: detected from SLURM/Open MPI, if any)")
-    dist.add_argument("--num-processes", type=int, metavar="P", default=None,
-                      help="number of processes")
-    dist.add_argument("--process-id", type=int, metavar="I", default=None,
-                      help="this process's index, 0 to P-1")
+    dist.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        default=None,
+        help="address of process 0 (default: detected from SLURM/Open MPI, if any)",
+    )
+    dist.add_argument(
+        "--num-processes", type=int, metavar="P", default=None, help="number of processes"
+    )
+    dist.add_argument(
+        "--process-id", type=int, metavar="I", default=None, help="this process's index, 0 to P-1"
+    )
 
-    plot = commands.add_parser("plot", help="redraw the figures of a results folder",
-                               formatter_class=_formatter)
+    plot = commands.add_parser(
+        "plot", help="redraw the figures of a results folder", formatter_class=_formatter
+    )
     plot.add_argument("dir", metavar="DIR", help="results folder written by study run")
 
-    report = commands.add_parser("report", help="write report.md and report.html for a results "
-                                 "folder", formatter_class=_formatter)
+    report = commands.add_parser(
+        "report",
+        help="write report.md and report.html for a results folder",
+        formatter_class=_formatter,
+    )
     report.add_argument("dir", metavar="DIR", help="results folder written by study run")
 
     compare = commands.add_parser(
-        "compare", help="test differences in proportion between levels of a key",
+        "compare",
+        help="test differences in proportion between levels of a key",
         formatter_class=_formatter,
         description="For every pair of levels of KEY (within the other settings), test the "
         "difference in a proportion (Fisher's exact test for small counts, a two-proportion z "
         "test otherwise), Holm-corrected across the table.",
     )
     compare.add_argument("dirs", metavar="DIR", nargs="+", help="results folders")
-    compare.add_argument("--by", required=True, metavar="KEY", help="setting key to compare, "
-                         "e.g. data.offset")
-    compare.add_argument("--metric", default="p_dead_end",
-                         help="proportion to compare: p_dead_init, p_dead_end, p_revived, "
-                         "p_diverged")
+    compare.add_argument(
+        "--by", required=True, metavar="KEY", help="setting key to compare, e.g. data.offset"
+    )
+    compare.add_argument(
+        "--metric",
+        default="p_dead_end",
+        help="proportion to compare: p_dead_init, p_dead_end, p_revived, p_diverged",
+    )
     compare.add_argument("--alpha", type=float, default=0.05, help="family-wise error level")
 
     bench = commands.add_parser("bench", help="benchmark the engine", formatter_class=_formatter)
-    bench.add_argument("--quick", action="store_true",
-                       help="a small workload for a smoke test (seconds)")
-    bench.add_argument("--n-inits", type=int, default=None, metavar="N",
-                       help="initializations of the main workload (default 16384)")
-    bench.add_argument("--steps", type=int, default=None, metavar="T",
-                       help="steps of the main workload (default 1000)")
-    bench.add_argument("--no-alternatives", action="store_true",
-                       help="skip the two simple formulations kept for comparison")
-    bench.add_argument("--no-scaling", action="store_true",
-                       help="skip the scaling in initializations and steps")
+    bench.add_argument(
+        "--quick", action="store_true", help="a small workload for a smoke test (seconds)"
+    )
+    bench.add_argument(
+        "--n-inits",
+        type=int,
+        default=None,
+        metavar="N",
+        help="initializations of the main workload (default 16384)",
+    )
+    bench.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="T",
+        help="steps of the main workload (default 1000)",
+    )
+    bench.add_argument(
+        "--no-alternatives",
+        action="store_true",
+        help="skip the two simple formulations kept for comparison",
+    )
+    bench.add_argument(
+        "--no-scaling", action="store_true", help="skip the scaling in initializations and steps"
+    )
     bench.add_argument("--json", metavar="FILE", default=None, help="also write the JSON here")
 
-    commands.add_parser("info", help="JAX version, backend and devices",
-                        formatter_class=_formatter)
+    commands.add_parser("info", help="JAX version, backend and devices", formatter_class=_formatter)
     return parser
 
 
@@ -173,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"study {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FOLDER
     except KeyboardInterrupt:
-        print(f"study {args.command}: interrupted; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"study {args.command}: interrupted; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     except OSError as err:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""

@@ -75,54 +75,133 @@ SCHEMA: tuple[Key, ...] = (
     Key("n_inits", int, 2000, "independent initializations per setting", check=_positive),
     Key("seed", int, 0, "study seed; with the setting and index it fixes every random draw"),
     # data
-    Key("data.kind", str, "uniform", "synthetic base cloud, a CSV file, or a 1-D regression "
-        "target", choices=DATA_KINDS),
+    Key(
+        "data.kind",
+        str,
+        "uniform",
+        "synthetic base cloud, a CSV file, or a 1-D regression target",
+        choices=DATA_KINDS,
+    ),
     Key("data.dim", int, 2, "number of input features (synthetic data)", check=_positive),
     Key("data.n_samples", int, 256, "training samples (synthetic data)", check=_positive),
-    Key("data.offset", float, 2.0, "added to every feature; 0 = centered, >= 1 makes the "
-        "uniform cloud all-positive (csv default 0)", structural=False),
+    Key(
+        "data.offset",
+        float,
+        2.0,
+        "added to every feature; 0 = centered, >= 1 makes the "
+        "uniform cloud all-positive (csv default 0)",
+        structural=False,
+    ),
     Key("data.standardize", bool, False, "z-score each feature with the training statistics"),
     Key("data.resample", bool, False, "draw a fresh dataset for every initialization"),
     Key("data.path", str, "", "CSV file (data.kind = 'csv'); relative to the config file"),
     Key("data.features", list, [], "CSV feature columns; empty = every column but the target"),
     Key("data.target", str, "y", "CSV 0/1 target column"),
-    Key("data.function", str, "abs", "regression target f(x) (data.kind = 'function')",
-        choices=TARGET_FUNCTIONS),
-    Key("data.target_scale", float, 1.0, "regression targets are target_scale * f(x) + "
-        "target_shift", structural=False),
+    Key(
+        "data.function",
+        str,
+        "abs",
+        "regression target f(x) (data.kind = 'function')",
+        choices=TARGET_FUNCTIONS,
+    ),
+    Key(
+        "data.target_scale",
+        float,
+        1.0,
+        "regression targets are target_scale * f(x) + target_shift",
+        structural=False,
+    ),
     Key("data.target_shift", float, 0.0, "see data.target_scale", structural=False),
     # model
     Key("model.depth", int, 1, "hidden layers", check=_positive),
     Key("model.width", int, 1, "units per hidden layer", check=_positive),
     Key("model.activation", str, "relu", "hidden activation", choices=ACTIVATIONS),
-    Key("model.leaky_slope", float, 0.01, "negative slope of leaky_relu", structural=False,
-        check=_non_negative),
-    Key("model.init", str, "uniform", "weight init: uniform = U(-init_range, init_range), "
+    Key(
+        "model.leaky_slope",
+        float,
+        0.01,
+        "negative slope of leaky_relu",
+        structural=False,
+        check=_non_negative,
+    ),
+    Key(
+        "model.init",
+        str,
+        "uniform",
+        "weight init: uniform = U(-init_range, init_range), "
         "normal = N(0, init_range^2), he_*, glorot_uniform, rai (Lu et al. 2019)",
-        choices=WEIGHT_INITS),
-    Key("model.init_range", float, 0.05, "a of U(-a, a), or sigma of the normal init",
-        structural=False, check=_positive),
+        choices=WEIGHT_INITS,
+    ),
+    Key(
+        "model.init_range",
+        float,
+        0.05,
+        "a of U(-a, a), or sigma of the normal init",
+        structural=False,
+        check=_positive,
+    ),
     Key("model.bias", bool, True, "whether the layers have (trainable) biases"),
-    Key("model.bias_init", str, "zeros", "bias init: zeros, uniform = U(-bias_scale, "
-        "bias_scale), normal = N(0, bias_scale^2), constant = bias_scale", choices=BIAS_INITS),
-    Key("model.bias_scale", float, None, "scale of the bias init; default: model.init_range",
-        structural=False, nullable=True),
+    Key(
+        "model.bias_init",
+        str,
+        "zeros",
+        "bias init: zeros, uniform = U(-bias_scale, "
+        "bias_scale), normal = N(0, bias_scale^2), constant = bias_scale",
+        choices=BIAS_INITS,
+    ),
+    Key(
+        "model.bias_scale",
+        float,
+        None,
+        "scale of the bias init; default: model.init_range",
+        structural=False,
+        nullable=True,
+    ),
     # train
     Key("train.optimizer", str, "adam", "optax optimizer", choices=OPTIMIZERS),
-    Key("train.loss", str, None, "bce (sigmoid output) or mse (linear output); default: bce, "
-        "mse for data.kind = 'function'", choices=LOSSES, nullable=True),
-    Key("train.learning_rate", float, 0.01, "step size", structural=False,
-        check=_non_negative),
-    Key("train.momentum", float, 0.9, "first-moment coefficient: momentum/nesterov mu, adam(w) "
-        "beta1, rmsprop momentum; unused by sgd", structural=False, check=_unit_interval),
-    Key("train.weight_decay", float, 1e-4, "adamw decoupled weight decay", structural=False,
-        check=_non_negative),
+    Key(
+        "train.loss",
+        str,
+        None,
+        "bce (sigmoid output) or mse (linear output); default: bce, mse for data.kind = 'function'",
+        choices=LOSSES,
+        nullable=True,
+    ),
+    Key("train.learning_rate", float, 0.01, "step size", structural=False, check=_non_negative),
+    Key(
+        "train.momentum",
+        float,
+        0.9,
+        "first-moment coefficient: momentum/nesterov mu, adam(w) "
+        "beta1, rmsprop momentum; unused by sgd",
+        structural=False,
+        check=_unit_interval,
+    ),
+    Key(
+        "train.weight_decay",
+        float,
+        1e-4,
+        "adamw decoupled weight decay",
+        structural=False,
+        check=_non_negative,
+    ),
     Key("train.steps", int, 1000, "optimizer steps", check=_positive),
     Key("train.batch_size", int, 0, "minibatch size; 0 = full batch", check=_non_negative),
-    Key("train.log_every", int, 10, "steps between death checks on the full training set",
-        check=_positive),
-    Key("train.dormant_tau", float, 0.0, "threshold of the dormant-neuron score (Sokar et al. "
-        "2023)", structural=False, check=_non_negative),
+    Key(
+        "train.log_every",
+        int,
+        10,
+        "steps between death checks on the full training set",
+        check=_positive,
+    ),
+    Key(
+        "train.dormant_tau",
+        float,
+        0.0,
+        "threshold of the dormant-neuron score (Sokar et al. 2023)",
+        structural=False,
+        check=_non_negative,
+    ),
     Key("train.dtype", str, "float32", "floating-point precision", choices=DTYPES),
 )
 

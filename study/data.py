@@ -111,21 +111,25 @@ def load_csv(path: str, features: tuple[str, ...], target: str):
         raise ConfigError(f"data.path = {path!r}: the file has no rows")
     columns = [str(c) for c in frame.columns]
     if target not in columns:
-        raise ConfigError(f"data.target = {target!r}: no such column in {path!r}; "
-                          f"columns: {', '.join(columns)}")
+        raise ConfigError(
+            f"data.target = {target!r}: no such column in {path!r}; columns: {', '.join(columns)}"
+        )
     features = tuple(features) or tuple(c for c in columns if c != target)
     if not features:
         raise ConfigError(f"data.path = {path!r}: no feature columns besides the target")
     for name in features:
         if name not in columns:
-            raise ConfigError(f"data.features: no column {name!r} in {path!r}; "
-                              f"columns: {', '.join(columns)}")
+            raise ConfigError(
+                f"data.features: no column {name!r} in {path!r}; columns: {', '.join(columns)}"
+            )
     for name in (*features, target):
         values = pd.to_numeric(frame[name], errors="coerce")
         if values.isna().any() or not np.isfinite(values.to_numpy(dtype=float)).all():
             row = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))[0])
-            raise ConfigError(f"data.path = {path!r}: column {name!r} has a non-numeric or "
-                              f"missing value at row {row + 1} ({frame[name].iloc[row]!r})")
+            raise ConfigError(
+                f"data.path = {path!r}: column {name!r} has a non-numeric or "
+                f"missing value at row {row + 1} ({frame[name].iloc[row]!r})"
+            )
     targets = frame[target].to_numpy(dtype=float)
     if not np.isin(targets, (0.0, 1.0)).all():
         bad = targets[~np.isin(targets, (0.0, 1.0))][0]

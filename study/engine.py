@@ -99,7 +99,9 @@ def _place(array: np.ndarray, devices: Sequence[jax.Device]):
     if len(devices) == 1:
         return jax.device_put(array, devices[0])
     mesh = jax.sharding.Mesh(np.asarray(devices), ("inits",))
-    return jax.device_put(array, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("inits")))
+    return jax.device_put(
+        array, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("inits"))
+    )
 
 
 def run_group(
@@ -153,7 +155,10 @@ def run_group(
         if on_chunk is not None:
             on_chunk(chunk.n_settings * chunk.n_inits)
     run_s = time.perf_counter() - start - compile_s
-    return _to_frame(structure, settings, n_inits, results), {"compile_s": compile_s, "run_s": run_s}
+    return _to_frame(structure, settings, n_inits, results), {
+        "compile_s": compile_s,
+        "run_s": run_s,
+    }
 
 
 def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
@@ -241,4 +246,3 @@ def enable_float64_if_needed(settings: Sequence[Setting]) -> None:
     """Turn on JAX's 64-bit mode when a setting asks for float64 (it is off by default)."""
     if any(s.structure.dtype == "float64" for s in settings):
         jax.config.update("jax_enable_x64", True)
-

@@ -174,9 +174,7 @@ def forward(structure: Structure, numeric: Numeric, params: Params, inputs: jax.
     pre_activations, derivatives, activations = [], [], [inputs]
     for weights, bias in params[:-1]:
         z = dense(weights, hidden) + bias[:, None]
-        hidden, derivative = activation_and_derivative(
-            structure.activation, numeric.leaky_slope, z
-        )
+        hidden, derivative = activation_and_derivative(structure.activation, numeric.leaky_slope, z)
         pre_activations.append(z)
         derivatives.append(derivative)
         activations.append(hidden)

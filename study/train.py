@@ -129,9 +129,7 @@ def health(structure: Structure, numeric: Numeric, params, data: Data) -> Health
     loss, _ = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
     dead = jnp.stack([jnp.all(d == 0, axis=-1) for d in fwd.derivatives])
     inactive = jnp.stack([jnp.all(z <= 0, axis=-1) for z in fwd.pre_activations])
-    dormant = jnp.stack(
-        [dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]]
-    )
+    dormant = jnp.stack([dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]])
     finite = jnp.isfinite(loss) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
     )
@@ -195,8 +193,15 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
     start = health(structure, numeric, params, data)
     no_units = jnp.zeros_like(start.dead)
     history = _record(
-        History(no_units, no_units, jnp.bool_(False), jnp.bool_(False), jnp.bool_(False),
-                jnp.int32(-1), jnp.bool_(False)),
+        History(
+            no_units,
+            no_units,
+            jnp.bool_(False),
+            jnp.bool_(False),
+            jnp.bool_(False),
+            jnp.int32(-1),
+            jnp.bool_(False),
+        ),
         start,
         jnp.int32(0),
     )
