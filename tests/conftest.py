@@ -1,0 +1,24 @@
+"""Shared test setup: strict JAX, a headless matplotlib, figures closed after each test."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def standard_errors(p: float, n: int) -> float:
+    """Standard error of a proportion p estimated from n independent draws."""
+    return (p * (1 - p) / n) ** 0.5
