@@ -68,3 +68,172 @@ def p_dead_ray(width: int, depth: int) -> float:
     the network (some layer all dead) with ``1 - (1 - 2^-width)^depth`` (Lu et al. 2019).
     """
     return 1.0 - (1.0 - 2.0**-width) ** depth
+
+
+def p_dead_nonnegative_bound(n_inputs: int) -> float:
+    """Lower bound ``2^-n`` on P(a zero-bias ReLU unit fed by n non-negative inputs is dead).
+
+    Assumptions: bias 0; the n weights independent, symmetric about 0 and continuous; every
+    input vector in the closed non-negative orthant (e.g. the outputs of a ReLU layer of width n).
+
+    If every weight is <= 0, then ``w . x <= 0`` for every non-negative x: the unit is dead. That
+    event has probability 2^-n, so P(dead) >= 2^-n. The bound is exact when the closure of the
+    cone spanned by the inputs is the whole orthant (e.g. the data contain every axis direction):
+    then ``w . e_i <= 0`` for every i is also necessary. For a narrower cone P(dead) is larger.
+    """
+    return 2.0**-n_inputs
+
+
+def p_dead_layer(p_unit: float, width: int) -> float:
+    """P(all ``width`` units of one layer are dead) when each is dead independently w.p. p_unit.
+
+    Assumptions: the layer's weight rows are independent and the layer's input is fixed (the data
+    for the first layer), so the units' death events are independent.
+    """
+    return float(p_unit) ** width
+
+
+def in_cone(inputs, direction) -> bool:
+    """Whether ``direction`` is a non-negative combination of the rows of ``inputs: float[n, d]``.
+
+    Solved as the linear feasibility problem ``inputs.T @ lam = direction, lam >= 0``.
+    """
+    from scipy.optimize import linprog
+
+    x = np.asarray(inputs, dtype=float)
+    result = linprog(
+        np.zeros(x.shape[0]),
+        A_eq=x.T,
+        b_eq=np.asarray(direction, dtype=float),
+        bounds=(0, None),
+        method="highs",
+    )
+    return bool(result.status == 0)
+
+
+def on_one_ray(inputs) -> bool:
+    """Whether every row of ``inputs: float[n, d]`` is ``t u`` for one unit vector u and t > 0."""
+    x = np.asarray(inputs, dtype=float)
+    norms = np.linalg.norm(x, axis=1)
+    if np.any(norms == 0):
+        return False
+    directions = x / norms[:, None]
+    return bool(np.allclose(directions, directions[0], rtol=0, atol=1e-6))
+
+
+def cone_is_whole_space(inputs) -> bool:
+    """Whether the inputs' rows span R^d as a cone (every ``+-e_i`` a non-negative combination).
+
+    Then for every nonzero ``w`` some input has ``w . x > 0``: a zero-bias ReLU unit fed by these
+    inputs is alive unless ``w = 0``, an event of probability 0 for continuous weights.
+    """
+    x = np.asarray(inputs, dtype=float)
+    eye = np.eye(x.shape[1])
+    return all(in_cone(x, sign * e) for e in eye for sign in (1.0, -1.0))
+
+
+def cone_is_orthant(inputs) -> bool:
+    """Whether the inputs are non-negative and their cone contains every axis direction ``e_i``."""
+    x = np.asarray(inputs, dtype=float)
+    return bool(np.all(x >= 0)) and all(in_cone(x, e) for e in np.eye(x.shape[1]))
+
+
+# Weight inits whose first-layer weights are i.i.d., symmetric and continuous, and which of the
+# two planar laws (a square or a rotation-invariant Gaussian) the 2-D formula needs.
+SYMMETRIC_INITS = {
+    "uniform": "uniform",
+    "he_uniform": "uniform",
+    "glorot_uniform": "uniform",
+    "normal": "normal",
+    "he_normal": "normal",
+}
+# Activations whose derivative is never 0: no unit can be dead.
+NEVER_DEAD = ("leaky_relu",)
+
+
+def _zero_bias(values) -> bool:
+    if not values.get("model.bias", True):
+        return True
+    scheme = values.get("model.bias_init", "zeros")
+    if scheme == "zeros":
+        return True
+    scale = values.get("model.bias_scale")
+    return scale is not None and float(scale) == 0.0
+
+
+def p_dead_init_theory(values, inputs=None) -> tuple[float, str]:
+    """The closed-form P(network dead at init) for one setting, and the formula's name.
+
+    Returns ``(nan, "")`` when no formula applies. The formulas tried, in order:
+
+    * ``leaky_relu`` with slope > 0: the derivative is never 0, so P = 0 (``"never_dead"``).
+    * ReLU, zero bias, i.i.d. symmetric continuous weights (not ``rai``), and the inputs known:
+      - all inputs on one ray: :func:`p_dead_ray` (``"ray"``), any depth and width;
+      - one hidden layer, inputs whose cone is all of R^d (centered, full-dimensional cloud):
+        P = 0 (``"whole_space"``);
+      - one hidden layer, 2-D positive inputs: :func:`p_dead_relu_2d` to the power width
+        (``"relu_2d"``);
+      - one hidden layer, inputs whose cone is the non-negative orthant: ``2^-(d width)``
+        (``"orthant"``).
+
+    Args:
+      values: the setting as a mapping of config keys (``"model.activation"``, ...).
+      inputs: the training inputs as ``float[n_samples, dim]``, or None when unknown (then only
+        the data-free formula is tried).
+    """
+    activation = values.get("model.activation", "relu")
+    if activation in NEVER_DEAD and float(values.get("model.leaky_slope", 0.01)) > 0:
+        return 0.0, "never_dead"
+    if activation != "relu" or inputs is None or not _zero_bias(values):
+        return float("nan"), ""
+    planar_law = SYMMETRIC_INITS.get(values.get("model.init", "uniform"))
+    if planar_law is None:
+        return float("nan"), ""
+    x = np.asarray(inputs, dtype=float)
+    depth, width = int(values.get("model.depth", 1)), int(values.get("model.width", 1))
+    if on_one_ray(x):
+        return p_dead_ray(width, depth), "ray"
+    if depth != 1:
+        return float("nan"), ""
+    if x.shape[1] == 2 and np.all(x > 0):
+        return p_dead_layer(p_dead_relu_2d(x, planar_law), width), "relu_2d"
+    if cone_is_whole_space(x):
+        return 0.0, "whole_space"
+    if cone_is_orthant(x):
+        return p_dead_layer(p_dead_nonnegative_bound(x.shape[1]), width), "orthant"
+    return float("nan"), ""
+
+
+def setting_inputs(values, seed: int) -> np.ndarray | None:
+    """The training inputs ``float[n_samples, dim]`` the engine used for a setting and seed.
+
+    The engine draws a setting's data set from the study seed's data stream
+    (:func:`study.train.key_streams`), so it is rebuilt here exactly, without training. Returns
+    None when the data are redrawn for every initialization (``data.resample``) or the setting
+    cannot be rebuilt (e.g. a CSV file that has moved).
+    """
+    from study import config, data, train
+
+    if values.get("data.resample", False):
+        return None
+    nested: dict = {}
+    for name, value in values.items():
+        if name not in config.KEYS or name in config.TOP_LEVEL:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if name == "data.features" and isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if isinstance(value, float) and np.isnan(value) and config.KEYS[name].nullable:
+            value = None
+        section, _, key = name.partition(".")
+        nested.setdefault(section, {})[key] = value
+    try:
+        setting = config.load_study(nested).settings[0]
+    except (config.ConfigError, OSError):
+        return None
+    data_root, _ = train.key_streams(seed)
+    made = data.make_data(
+        setting.structure, setting.numeric, data_root, data.csv_data(setting.structure)
+    )
+    return np.asarray(made.inputs, dtype=float).T

@@ -1,0 +1,240 @@
+"""Statistics of a results table: Wilson intervals, per-setting summaries, and comparisons.
+
+Everything here is pandas/NumPy/SciPy on the per-initialization table ``runs.parquet`` (a row per
+setting and initialization). Nothing here trains a network; the only JAX call is rebuilding a
+setting's data set (:func:`study.theory.setting_inputs`) when a closed form depends on the data.
+
+Conventions (``shared/INTERFACE.md``): ``n_inits`` counts every initialization, diverged ones
+included; ``p_dead_*``, ``p_revived`` and the dead-unit fractions are over the initializations
+that did not diverge (``n_valid``); ``p_diverged`` is over all. A proportion whose denominator is
+0 is NaN, with its interval, and the ``note`` column says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from study import theory
+from study.config import SETTING_KEYS
+
+# Boolean metrics summarized as proportions; the denominator is "valid" (not diverged) or "all".
+PROPORTIONS = {
+    "p_dead_init": ("dead_init", "valid"),
+    "p_dead_end": ("dead_end", "valid"),
+    "p_revived": ("revived", "valid"),
+    "p_diverged": ("diverged", "all"),
+}
+_PER_LAYER = re.compile(r"^dead_units_(init|end)_l(\d+)$")
+
+
+def wilson_interval(successes, n, level: float = 0.95):
+    """Wilson score interval for a binomial proportion (Wilson 1927).
+
+    With ``p = k / n`` and ``z`` the ``(1 + level) / 2`` normal quantile::
+
+        centre = (p + z^2 / 2n) / (1 + z^2 / n)
+        half   = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2)
+
+    Unlike the Wald interval it stays inside [0, 1] and keeps its coverage near p = 0 or 1, where
+    dead-at-init probabilities often sit.
+
+    Args:
+      successes: count(s) k, array-like of ints.
+      n: number(s) of trials, same shape; where n = 0 both bounds are NaN.
+      level: confidence level in (0, 1).
+
+    Returns:
+      ``(lo, hi)`` as floats or float arrays of the broadcast shape.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    z = stats.norm.ppf(0.5 + level / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denominator = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denominator
+        half = z / denominator * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+        lo = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
+        hi = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    # Exact bounds at the edges: k = 0 gives lo = 0 and k = n gives hi = 1 (rounding aside).
+    lo = np.where(k == 0, np.where(n > 0, 0.0, np.nan), lo)
+    hi = np.where((k == n) & (n > 0), 1.0, hi)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def setting_columns(runs: pd.DataFrame) -> list[str]:
+    """The setting columns of a runs table, in schema order."""
+    return [name for name in SETTING_KEYS if name in runs.columns]
+
+
+def layer_columns(runs: pd.DataFrame, when: str) -> list[str]:
+    """``dead_units_<when>_l1 .. _lL`` present in the table, in layer order."""
+    found = [(int(m[2]), c) for c in runs.columns if (m := _PER_LAYER.match(c)) and m[1] == when]
+    return [c for _, c in sorted(found)]
+
+
+def _group_keys(runs: pd.DataFrame, by: Sequence[str] | None) -> list[str]:
+    if by is None:
+        return setting_columns(runs)
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [name for name in by if name not in runs.columns]
+    if missing:
+        from study.config import ConfigError
+
+        raise ConfigError(
+            f"--by {', '.join(missing)}: not a column of the results; "
+            f"setting columns: {', '.join(setting_columns(runs))}"
+        )
+    return by
+
+
+def theory_per_setting(runs: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
+    """The closed-form P(dead at init) of every distinct setting in ``runs``.
+
+    Returns a frame with the setting columns, ``p_dead_init_theory`` (NaN where no formula
+    applies) and ``theory`` (the formula's name, see :func:`study.theory.p_dead_init_theory`).
+    With ``seed=None`` the data set is unknown and only data-free formulas are used.
+    """
+    columns = setting_columns(runs)
+    settings = runs[columns].drop_duplicates().reset_index(drop=True)
+    values, names = [], []
+    for _, row in settings.iterrows():
+        setting = row.to_dict()
+        inputs = None
+        if seed is not None and _may_need_data(setting):
+            inputs = theory.setting_inputs(setting, seed)
+        p, name = theory.p_dead_init_theory(setting, inputs)
+        values.append(p)
+        names.append(name)
+    settings["p_dead_init_theory"] = np.asarray(values, dtype=float)
+    settings["theory"] = names
+    return settings
+
+
+def _may_need_data(setting: dict) -> bool:
+    return setting.get("model.activation", "relu") == "relu"
+
+
+def summarize(
+    runs: pd.DataFrame,
+    by: Sequence[str] | str | None = None,
+    *,
+    seed: int | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """A row per group of ``runs``: proportions with Wilson intervals, theory, unit fractions.
+
+    Columns, in order: the ``by`` columns; ``n_inits``; ``p_dead_init``, ``p_dead_end``,
+    ``p_revived``, ``p_diverged``, each followed by ``_lo`` and ``_hi`` (Wilson, ``level``);
+    ``dead_frac_init_l1..`` and ``dead_frac_end_l1..`` (mean over valid initializations of dead
+    units / width in that hidden layer; NaN for layers beyond a setting's depth);
+    ``mean_final_accuracy``; ``p_dead_init_theory``; ``theory_disagrees`` (theory outside the
+    interval of ``p_dead_init``); then ``n_valid`` (initializations that did not diverge),
+    ``n_dead_init``, ``p_revived_dead_init`` with its interval (share of the valid networks dead
+    at init that revived), ``theory`` (formula name) and ``note``.
+
+    Args:
+      runs: the per-initialization table (``runs.parquet``).
+      by: the columns to group by; None = every setting column (a row per setting).
+      seed: the study seed (``manifest.json``); needed for closed forms that depend on the data
+        set (e.g. the 2-D ReLU formula). None = only data-free formulas.
+      level: confidence level of the intervals.
+    """
+    keys = _group_keys(runs, by)
+    frame = runs.copy()
+    frame["_valid"] = ~frame["diverged"].astype(bool)
+    widths = frame["model.width"].astype(float) if "model.width" in frame else np.nan
+    fraction_columns = []
+    for when in ("init", "end"):
+        for column in layer_columns(frame, when):
+            name = column.replace("dead_units_", "dead_frac_")
+            frame[name] = frame[column].astype(float) / widths
+            frame.loc[~frame["_valid"], name] = np.nan
+            fraction_columns.append(name)
+
+    theory_table = theory_per_setting(runs, seed)
+    frame = frame.merge(theory_table, on=setting_columns(runs), how="left")
+    grouped = frame.groupby(keys, sort=True, dropna=False)
+
+    counts = pd.DataFrame({"n_inits": grouped.size(), "n_valid": grouped["_valid"].sum()})
+    summary = counts.copy()
+    for name, (metric, over) in PROPORTIONS.items():
+        hits = frame[metric].astype(bool) & (frame["_valid"] if over == "valid" else True)
+        k = hits.groupby([frame[c] for c in keys], sort=True, dropna=False).sum()
+        n = counts["n_valid"] if over == "valid" else counts["n_inits"]
+        summary[name], summary[f"{name}_lo"], summary[f"{name}_hi"] = _proportion(k, n, level)
+    for name in fraction_columns:
+        summary[name] = grouped[name].mean()
+    accuracy = frame["final_accuracy"].where(frame["_valid"])
+    summary["mean_final_accuracy"] = accuracy.groupby(
+        [frame[c] for c in keys], sort=True, dropna=False
+    ).mean()
+
+    # A group's theory is the common value of its settings; NaN if they differ or none applies.
+    summary["p_dead_init_theory"] = grouped["p_dead_init_theory"].agg(_common_value)
+    summary["theory"] = grouped["theory"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
+    summary.loc[summary["p_dead_init_theory"].isna(), "theory"] = ""
+    tolerance = 1e-12
+    summary["theory_disagrees"] = summary["p_dead_init_theory"].notna() & (
+        (summary["p_dead_init_theory"] < summary["p_dead_init_lo"] - tolerance)
+        | (summary["p_dead_init_theory"] > summary["p_dead_init_hi"] + tolerance)
+    )
+
+    dead_valid = (frame["dead_init"].astype(bool) & frame["_valid"]).groupby(
+        [frame[c] for c in keys], sort=True, dropna=False
+    )
+    n_dead = dead_valid.sum()
+    revived_dead = (
+        (frame["revived"].astype(bool) & frame["dead_init"].astype(bool) & frame["_valid"])
+        .groupby([frame[c] for c in keys], sort=True, dropna=False)
+        .sum()
+    )
+    summary["n_dead_init"] = n_dead
+    (
+        summary["p_revived_dead_init"],
+        summary["p_revived_dead_init_lo"],
+        summary["p_revived_dead_init_hi"],
+    ) = _proportion(revived_dead, n_dead, level)
+    summary["note"] = np.where(
+        summary["n_valid"] == 0, "every initialization diverged: no proportion over valid ones", ""
+    )
+
+    summary = summary.reset_index()
+    ordered = list(keys) + ["n_inits"]
+    for name in PROPORTIONS:
+        ordered += [name, f"{name}_lo", f"{name}_hi"]
+    ordered += [c for c in fraction_columns if "_init_" in c]
+    ordered += [c for c in fraction_columns if "_end_" in c]
+    ordered += ["mean_final_accuracy", "p_dead_init_theory", "theory_disagrees", "n_valid"]
+    ordered += ["n_dead_init", "p_revived_dead_init", "p_revived_dead_init_lo"]
+    ordered += ["p_revived_dead_init_hi", "theory", "note"]
+    summary = summary[ordered]
+    summary["n_inits"] = summary["n_inits"].astype(np.int64)
+    summary["n_valid"] = summary["n_valid"].astype(np.int64)
+    summary["n_dead_init"] = summary["n_dead_init"].astype(np.int64)
+    return summary
+
+
+def _proportion(k: pd.Series, n: pd.Series, level: float):
+    k = k.astype(float)
+    n = n.astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, k / n, np.nan)
+    lo, hi = wilson_interval(k.to_numpy(), n.to_numpy(), level)
+    return p, np.atleast_1d(lo), np.atleast_1d(hi)
+
+
+def _common_value(values: pd.Series) -> float:
+    values = values.to_numpy(dtype=float)
+    if len(values) == 0 or np.isnan(values).any():
+        return float("nan")
+    return float(values[0]) if np.allclose(values, values[0], rtol=0, atol=1e-12) else float("nan")
