@@ -71,11 +71,15 @@ def plan_chunks(n_settings: int, n_inits: int, chunk_size: int, n_devices: int =
     """Split ``n_settings x n_inits`` pairs into chunks of equal shape (the last ones padded).
 
     A chunk holds ``s`` settings by ``c`` initializations with ``s * c <= chunk_size`` (at least one
-    of each); ``c`` is a multiple of ``n_devices`` so a chunk shards evenly.
+    of each, and ``c`` a multiple of ``n_devices`` so a chunk shards evenly). Both are balanced:
+    2000 initializations with room for 1985 make two chunks of 1000, not 1985 plus a padded 15.
     """
-    inits_per_chunk = min(n_inits, max(1, chunk_size))
-    inits_per_chunk = math.ceil(inits_per_chunk / n_devices) * n_devices
-    settings_per_chunk = min(n_settings, max(1, chunk_size // inits_per_chunk))
+    init_room = max(1, min(n_inits, chunk_size))
+    init_blocks = math.ceil(n_inits / init_room)
+    inits_per_chunk = math.ceil(math.ceil(n_inits / init_blocks) / n_devices) * n_devices
+    setting_room = max(1, min(n_settings, chunk_size // inits_per_chunk))
+    setting_blocks = math.ceil(n_settings / setting_room)
+    settings_per_chunk = math.ceil(n_settings / setting_blocks)
     chunks = []
     for first_setting in range(0, n_settings, settings_per_chunk):
         real_settings = min(settings_per_chunk, n_settings - first_setting)
