@@ -238,3 +238,98 @@ def _common_value(values: pd.Series) -> float:
     if len(values) == 0 or np.isnan(values).any():
         return float("nan")
     return float(values[0]) if np.allclose(values, values[0], rtol=0, atol=1e-12) else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# Results folders.
+# --------------------------------------------------------------------------------------------
+
+
+def read_manifest(folder) -> dict:
+    """``DIR/manifest.json`` as a dict ({} when the folder has none)."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        return {}
+    with path.open() as f:
+        return json.load(f)
+
+
+def study_seed(folder) -> int | None:
+    """The study seed recorded in ``DIR/manifest.json`` (None when unknown)."""
+    manifest = read_manifest(folder)
+    seed = manifest.get("config", {}).get("seed", manifest.get("seed"))
+    return None if seed is None else int(seed)
+
+
+def load_runs(folder) -> pd.DataFrame:
+    """``DIR/runs.parquet``; a folder without one is a usage error (exit status 2)."""
+    from pathlib import Path
+
+    from study.config import ConfigError
+
+    path = Path(folder) / "runs.parquet"
+    if not Path(folder).is_dir():
+        raise ConfigError(f"{str(folder)!r}: no such results folder")
+    if not path.exists():
+        raise ConfigError(f"{str(folder)!r}: no runs.parquet; run `study run` first")
+    return pd.read_parquet(path)
+
+
+def load_summary(folder) -> pd.DataFrame:
+    """The folder's per-setting summary: ``summary.csv`` if the run wrote it, else computed."""
+    from pathlib import Path
+
+    path = Path(folder) / "summary.csv"
+    if path.exists():
+        summary = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        # Text columns that were empty come back as NaN; as in runs.parquet they are "".
+        for name in ("data.path", "data.features", "theory", "note"):
+            if name in summary:
+                summary[name] = summary[name].fillna("").astype(str)
+        return summary
+    return summarize(load_runs(folder), seed=study_seed(folder))
+
+
+def varying_columns(table: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
+    """Setting columns that take more than one value in ``table``, in schema order."""
+    return [
+        c for c in setting_columns(table) if c not in exclude and table[c].nunique(dropna=False) > 1
+    ]
+
+
+def survival(runs: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.DataFrame:
+    """Fraction of (non-diverged) initializations not yet dead for good at each logged step.
+
+    ``death_step`` is the first logged step from which a network stays dead (-1 if alive at the
+    end), so the curve is ``S(t) = 1 - P(0 <= death_step <= t)``, with Wilson bands. It starts at
+    ``1 - P(dead at init and never revived)`` and ends at ``1 - p_dead_end``.
+
+    Returns a long table: the ``by`` columns, ``step``, ``alive``, ``alive_lo``, ``alive_hi``,
+    ``n_valid``.
+    """
+    by = list(by)
+    rows = []
+    groups = runs.groupby(by, sort=True, dropna=False) if by else [((), runs)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        valid = group[~group["diverged"].astype(bool)]
+        steps_total = int(group["train.steps"].max())
+        log_every = int(group["train.log_every"].min())
+        steps = np.unique(np.append(np.arange(0, steps_total + 1, log_every), steps_total))
+        death = valid["death_step"].to_numpy()
+        n = len(valid)
+        dead_by = np.array([np.sum((death >= 0) & (death <= t)) for t in steps])
+        alive = n - dead_by
+        lo, hi = wilson_interval(alive, np.full_like(alive, n), level)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(n > 0, alive / max(n, 1), np.nan)
+        part = pd.DataFrame(
+            {"step": steps, "alive": share, "alive_lo": lo, "alive_hi": hi, "n_valid": n}
+        )
+        for name, value in zip(by, key, strict=True):
+            part.insert(len(part.columns) - 5, name, value)
+        rows.append(part)
+    return pd.concat(rows, ignore_index=True)

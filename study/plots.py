@@ -1,0 +1,438 @@
+"""Paper-style figures of a results folder, drawn with seaborn from its summary tables.
+
+Every figure uses one style: seaborn's ``ticks`` theme, the ``colorblind`` palette, and for each
+series a marker and a line style too, so that the figures stay readable in grayscale. Intervals are
+95% Wilson bands; closed forms are black dotted lines. The number of initializations per setting
+is in every title.
+
+Figures (issue 4): (a) P(dead) at init and at the end against the data offset, hue activation, a
+panel per depth, with theory; (b) the same against the init range; (c) survival curves against the
+training step; (d) a heatmap of P(dead at end) over offset x init range; (e) P(born dead) against
+depth, a line per width, with the one-ray closed form. Each is drawn only when the folder's grid
+varies the settings it needs; settings that vary but are not on the figure split it into files.
+
+The functions here only draw: every number comes from :mod:`study.analysis` or
+:mod:`study.theory`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from study import analysis, theory
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+THEORY_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": "x"}
+BAND_ALPHA = 0.2
+MAX_FILES_PER_FIGURE = 12
+MIN_DEPTHS = 3  # figure (e) draws a curve against depth: it needs at least this many depths
+
+LABELS = {
+    "data.offset": "data offset (added to every feature)",
+    "model.init_range": "init range a (weights ~ U(-a, a) or N(0, a²))",
+    "model.depth": "hidden layers L",
+    "model.width": "width N (units per hidden layer)",
+    "model.activation": "activation",
+    "train.optimizer": "optimizer",
+    "step": "training step",
+}
+SHORT = {
+    "data.offset": "offset",
+    "model.init_range": "init_range",
+    "model.depth": "depth",
+    "model.width": "width",
+    "model.activation": "activation",
+    "train.optimizer": "optimizer",
+}
+
+
+def label(name: str) -> str:
+    """The axis label of a setting column."""
+    return LABELS.get(name, name)
+
+
+def styles(levels: Sequence) -> dict:
+    """One (color, marker, linestyle) per level, in the colorblind palette."""
+    palette = sns.color_palette("colorblind", max(len(levels), 1))
+    return {
+        level: {
+            "color": palette[i % len(palette)],
+            "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)],
+        }
+        for i, level in enumerate(levels)
+    }
+
+
+def _apply_theme() -> None:
+    sns.set_theme(context="paper", style="ticks", palette="colorblind", font_scale=1.1)
+
+
+def _n_text(n_inits: pd.Series) -> str:
+    low, high = int(n_inits.min()), int(n_inits.max())
+    count = f"{low}" if low == high else f"{low}-{high}"
+    return f"n = {count} initializations per setting"
+
+
+def _fixed_text(fixed: dict) -> str:
+    return ", ".join(f"{SHORT.get(k, k)} = {_fmt(v)}" for k, v in fixed.items())
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{value:g}"
+    return str(value)
+
+
+def _panels(table: pd.DataFrame, col: str | None) -> list:
+    if col is None or col not in table:
+        return [None]
+    return sorted(table[col].unique())
+
+
+def _select(table: pd.DataFrame, col: str | None, level) -> pd.DataFrame:
+    return table if level is None else table[table[col] == level]
+
+
+def _title(base: str, table: pd.DataFrame, fixed: dict) -> str:
+    parts = [base, _n_text(table["n_inits"])]
+    if fixed:
+        parts.append(_fixed_text(fixed))
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures.
+# --------------------------------------------------------------------------------------------
+
+
+def plot_proportion_vs(
+    summary: pd.DataFrame,
+    x: str,
+    hue: str = "model.activation",
+    col: str | None = "model.depth",
+    fixed: dict | None = None,
+) -> plt.Figure:
+    """(a)/(b): P(network dead) at init (top row) and at the end (bottom) against ``x``.
+
+    A line per ``hue`` level with its Wilson band, a panel per ``col`` level, and the closed form
+    ``p_dead_init_theory`` (where one applies) in the top row.
+    """
+    _apply_theme()
+    panels = _panels(summary, col)
+    hue_levels = sorted(summary[hue].unique()) if hue in summary else [None]
+    look = styles(hue_levels)
+    fig, axes = plt.subplots(
+        2,
+        len(panels),
+        figsize=(3.6 * len(panels) + 1.2, 6.0),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for j, panel in enumerate(panels):
+        table = _select(summary, col, panel)
+        for i, (metric, when) in enumerate((("p_dead_init", "at init"), ("p_dead_end", "at end"))):
+            ax = axes[i, j]
+            for level in hue_levels:
+                rows = table if level is None else table[table[hue] == level]
+                rows = rows.sort_values(x)
+                if rows.empty:
+                    continue
+                ax.fill_between(
+                    rows[x],
+                    rows[f"{metric}_lo"],
+                    rows[f"{metric}_hi"],
+                    color=look[level]["color"],
+                    alpha=BAND_ALPHA,
+                    linewidth=0,
+                )
+                ax.plot(rows[x], rows[metric], label=_fmt(level), **look[level])
+                if metric == "p_dead_init" and "p_dead_init_theory" in rows:
+                    known = rows[rows["p_dead_init_theory"].notna()]
+                    if not known.empty:
+                        ax.plot(
+                            known[x],
+                            known["p_dead_init_theory"],
+                            label="closed form",
+                            **THEORY_STYLE,
+                        )
+            if x == "model.init_range":
+                ax.set_xscale("log")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel(label(x) if i == 1 else "")
+            ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
+            if panel is not None:
+                ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}" if i == 0 else "")
+    _legend(fig, axes[0, -1], hue)
+    fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
+    fig.tight_layout()
+    return fig
+
+
+def _legend(fig, ax, hue: str) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    band = plt.Rectangle((0, 0), 1, 1, color="gray", alpha=BAND_ALPHA)
+    unique["95% Wilson interval"] = band
+    ax.legend(
+        unique.values(),
+        unique.keys(),
+        title=SHORT.get(hue, hue),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        frameon=False,
+    )
+
+
+def plot_survival(
+    curves: pd.DataFrame, hue: str, col: str | None = None, fixed: dict | None = None
+) -> plt.Figure:
+    """(c): fraction of networks not yet dead for good against the training step.
+
+    ``curves`` is :func:`study.analysis.survival`'s table; a line per ``hue`` level with its
+    Wilson band, a panel per ``col`` level.
+    """
+    _apply_theme()
+    panels = _panels(curves, col)
+    hue_levels = sorted(curves[hue].unique())
+    look = styles(hue_levels)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.4), sharey=True, squeeze=False
+    )
+    for j, panel in enumerate(panels):
+        ax = axes[0, j]
+        table = _select(curves, col, panel)
+        for level in hue_levels:
+            rows = table[table[hue] == level].sort_values("step")
+            if rows.empty:
+                continue
+            ax.fill_between(
+                rows["step"],
+                rows["alive_lo"],
+                rows["alive_hi"],
+                color=look[level]["color"],
+                alpha=BAND_ALPHA,
+                linewidth=0,
+                step="post",
+            )
+            style = {**look[level], "markevery": max(len(rows) // 8, 1)}
+            ax.step(rows["step"], rows["alive"], where="post", label=_fmt(level), **style)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(label("step"))
+        ax.set_ylabel("fraction of networks alive" if j == 0 else "")
+        if panel is not None:
+            ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
+    n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
+    if curves["n_valid"].nunique() == 1:
+        n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
+    title = "Survival: networks not yet dead for good\n" + n_text
+    if fixed:
+        title += "\n" + _fixed_text(fixed)
+    _legend(fig, axes[0, -1], hue)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_heatmap(
+    summary: pd.DataFrame,
+    x: str = "data.offset",
+    y: str = "model.init_range",
+    value: str = "p_dead_end",
+    col: str | None = "model.activation",
+    fixed: dict | None = None,
+) -> plt.Figure:
+    """(d): a heatmap of ``value`` over ``x`` x ``y``, a panel per ``col`` level, values written.
+
+    The ``viridis`` map is perceptually uniform and ordered in lightness, so it reads in grayscale
+    and for colorblind readers.
+    """
+    _apply_theme()
+    panels = _panels(summary, col)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 1.0, 3.6), squeeze=False)
+    for j, panel in enumerate(panels):
+        ax = axes[0, j]
+        table = _select(summary, col, panel).pivot_table(index=y, columns=x, values=value)
+        sns.heatmap(
+            table.sort_index(ascending=False),
+            ax=ax,
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            annot=True,
+            fmt=".2f",
+            cbar=j == len(panels) - 1,
+            cbar_kws={"label": "P(network dead) at end"},
+            xticklabels=[_fmt(v) for v in table.columns],
+            yticklabels=[_fmt(v) for v in table.index[::-1]],
+        )
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(label(y) if j == 0 else "")
+        if panel is not None:
+            ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
+    fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
+    fig.tight_layout()
+    return fig
+
+
+def plot_born_dead_vs_depth(
+    summary: pd.DataFrame, fixed: dict | None = None, hue: str = "model.width"
+) -> plt.Figure:
+    """(e): P(network dead at init) against depth, a line per width, with closed forms.
+
+    Drawn beside the estimates: ``p_dead_init_theory`` where a formula applies to these data, and
+    for reference the one-ray formula ``1 - (1 - 2^-N)^L`` (Lu et al. 2019), thin and dashed.
+    """
+    _apply_theme()
+    levels = sorted(summary[hue].unique())
+    look = styles(levels)
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for level in levels:
+        rows = summary[summary[hue] == level].sort_values("model.depth")
+        ax.fill_between(
+            rows["model.depth"],
+            rows["p_dead_init_lo"],
+            rows["p_dead_init_hi"],
+            color=look[level]["color"],
+            alpha=BAND_ALPHA,
+            linewidth=0,
+        )
+        ax.plot(rows["model.depth"], rows["p_dead_init"], label=f"N = {level}", **look[level])
+        known = rows[rows["p_dead_init_theory"].notna()]
+        if not known.empty:
+            ax.plot(
+                known["model.depth"],
+                known["p_dead_init_theory"],
+                **THEORY_STYLE,
+                label="closed form for these data",
+            )
+        if hue == "model.width":
+            depths = np.arange(1, int(rows["model.depth"].max()) + 1)
+            ax.plot(
+                depths,
+                [theory.p_dead_ray(int(level), int(d)) for d in depths],
+                color=look[level]["color"],
+                linestyle="--",
+                linewidth=0.9,
+                label="1 - (1 - 2^-N)^L (one ray)",
+            )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(label("model.depth"))
+    ax.set_ylabel("P(network dead) at init")
+    _legend(fig, ax, hue)
+    fig.suptitle(_title("P(born dead) against depth", summary, fixed or {}))
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# A results folder's figures.
+# --------------------------------------------------------------------------------------------
+
+
+def _splits(table: pd.DataFrame, on_figure: Sequence[str]):
+    """``(fixed, rows)`` for each combination of the varying settings not on the figure."""
+    others = []
+    for name in analysis.varying_columns(table, exclude=on_figure):
+        # A setting fixed by the others (bias_scale defaults to init_range) splits nothing.
+        if table.groupby(list(on_figure) + others)[name].nunique().max() > 1:
+            others.append(name)
+    if not others:
+        yield {}, table
+        return
+    combos = table[others].drop_duplicates().sort_values(others)
+    for values in itertools.islice(combos.itertuples(index=False), MAX_FILES_PER_FIGURE):
+        fixed = dict(zip(others, values, strict=True))
+        mask = np.logical_and.reduce([table[k] == v for k, v in fixed.items()])
+        yield fixed, table[mask]
+
+
+def _file_stem(kind: str, fixed: dict) -> str:
+    if not fixed:
+        return kind
+    parts = [f"{SHORT.get(k, k.split('.')[-1])}-{_fmt(v)}" for k, v in fixed.items()]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", kind + "__" + "__".join(parts))
+
+
+def save(fig: plt.Figure, folder: Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` (200 dpi) and ``stem.pdf`` into ``folder``; close the figure."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix in (".png", ".pdf"):
+        path = folder / f"{stem}{suffix}"
+        fig.savefig(path, dpi=200, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _varies(table: pd.DataFrame, name: str) -> bool:
+    return name in table and table[name].nunique() > 1
+
+
+def plot_results(folder) -> list[Path]:
+    """Draw every figure that fits the folder's grid into ``DIR/figures/`` (PNG and PDF).
+
+    Reads ``summary.csv`` (or computes the summary from ``runs.parquet``) and, for survival
+    curves, ``runs.parquet``; trains nothing. Returns the paths written.
+    """
+    folder = Path(folder)
+    out = folder / "figures"
+    summary = analysis.load_summary(folder)
+    written: list[Path] = []
+    hue = "model.activation"
+    for kind, x in (
+        ("p_dead_vs_offset", "data.offset"),
+        ("p_dead_vs_init_range", "model.init_range"),
+    ):
+        if _varies(summary, x):
+            for fixed, rows in _splits(summary, [x, hue, "model.depth"]):
+                fig = plot_proportion_vs(rows, x, hue=hue, col="model.depth", fixed=fixed)
+                written += save(fig, out, _file_stem(kind, fixed))
+    if _varies(summary, "data.offset") and _varies(summary, "model.init_range"):
+        on_figure = ["data.offset", "model.init_range", hue]
+        for fixed, rows in _splits(summary, on_figure):
+            written += save(plot_heatmap(rows, fixed=fixed), out, _file_stem("heatmap", fixed))
+    if "model.depth" in summary and summary["model.depth"].nunique() >= MIN_DEPTHS:
+        for fixed, rows in _splits(summary, ["model.depth", "model.width"]):
+            fig = plot_born_dead_vs_depth(rows, fixed=fixed)
+            written += save(fig, out, _file_stem("born_dead_vs_depth", fixed))
+    written += _survival_figures(folder, out)
+    return written
+
+
+def _survival_figures(folder: Path, out: Path) -> list[Path]:
+    runs_path = folder / "runs.parquet"
+    if not runs_path.exists():
+        return []
+    runs = pd.read_parquet(runs_path)
+    if (runs["train.steps"] <= runs["train.log_every"]).all():
+        return []  # a single logged step after init: no curve to draw
+    hue = "train.optimizer" if _varies(runs, "train.optimizer") else "model.activation"
+    col = "data.offset" if _varies(runs, "data.offset") else None
+    on_figure = [hue] + ([col] if col else [])
+    written = []
+    for fixed, rows in _splits(runs, on_figure):
+        curves = analysis.survival(rows, on_figure)
+        fig = plot_survival(curves, hue=hue, col=col, fixed=fixed)
+        written += save(fig, out, _file_stem("survival", fixed))
+    return written
+
+
+def main(args) -> int:
+    """``study plot DIR``: redraw the figures from saved results."""
+    matplotlib.use("Agg")  # files only; no display needed
+    paths = plot_results(args.dir)
+    print(f"wrote {len(paths)} files to {Path(args.dir) / 'figures'}")
+    return 0
