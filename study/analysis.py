@@ -12,6 +12,7 @@ that did not diverge (``n_valid``); ``p_diverged`` is over all. A proportion who
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -333,3 +334,162 @@ def survival(runs: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.D
             part.insert(len(part.columns) - 5, name, value)
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparisons between levels of one setting.
+# --------------------------------------------------------------------------------------------
+
+# A 2x2 table whose smallest expected count is below this uses Fisher's exact test.
+MIN_EXPECTED_FOR_Z = 5.0
+
+
+def newcombe_interval(k1, n1, k2, n2, level: float = 0.95) -> tuple[float, float]:
+    """Interval for ``p2 - p1`` from the two Wilson intervals (Newcombe 1998, method 10).
+
+    ``lo = d - sqrt((p2 - l2)^2 + (u1 - p1)^2)`` and ``hi = d + sqrt((u2 - p2)^2 + (p1 - l1)^2)``
+    with ``d = p2 - p1``; good coverage even for counts near 0 or n, unlike the Wald interval.
+    """
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, level)
+    l2, u2 = wilson_interval(k2, n2, level)
+    d = p2 - p1
+    return d - np.hypot(p2 - l2, u1 - p1), d + np.hypot(u2 - p2, p1 - l1)
+
+
+def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[str, float]:
+    """``(test name, two-sided p-value)`` for H0: p1 = p2.
+
+    Fisher's exact test when any expected count of the 2x2 table is below
+    :data:`MIN_EXPECTED_FOR_Z`, else the pooled two-proportion z test.
+    """
+    total, hits = n1 + n2, k1 + k2
+    expected = np.outer([n1, n2], [hits, total - hits]) / total
+    if expected.min() < MIN_EXPECTED_FOR_Z:
+        result = stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]])
+        return "fisher", float(result.pvalue)
+    pooled = hits / total
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    z = (k2 / n2 - k1 / n1) / se
+    return "z", float(2 * stats.norm.sf(abs(z)))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979); controls the family-wise error rate."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def _determined_by(table: pd.DataFrame, by: str, name: str) -> bool:
+    """Whether ``name`` is a function of ``by`` (bias_scale follows init_range by default)."""
+    return bool(table.groupby(by, dropna=False)[name].nunique(dropna=False).max() <= 1)
+
+
+def compare(
+    runs: pd.DataFrame, by: str, metric: str = "p_dead_end", alpha: float = 0.05
+) -> pd.DataFrame:
+    """Test every pair of levels of ``by``, within each combination of the other settings.
+
+    Counts come from ``runs`` (a row per initialization). For each pair ``(a, b)`` of levels
+    with ``a < b``: the proportions, their difference ``p_b - p_a`` with a ``1 - alpha`` Newcombe
+    interval, the test (:func:`two_proportion_test`), and Holm-adjusted p-values across the whole
+    table; ``significant`` is ``p_holm < alpha``.
+
+    Args:
+      runs: per-initialization table; a ``results`` column (several folders) may be ``by``.
+      by: the column whose levels are compared.
+      metric: ``p_dead_init``, ``p_dead_end``, ``p_revived`` or ``p_diverged``.
+      alpha: family-wise error level.
+    """
+    from study.config import ConfigError
+
+    if metric not in PROPORTIONS:
+        raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(PROPORTIONS)}")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha {alpha}: must be in (0, 1)")
+    if by not in runs.columns:
+        raise ConfigError(
+            f"--by {by}: not a column of the results; setting columns: "
+            f"{', '.join(setting_columns(runs))}"
+        )
+    if runs[by].nunique(dropna=False) < 2:
+        raise ConfigError(f"--by {by}: takes a single value in these results; nothing to compare")
+    column, over = PROPORTIONS[metric]
+    others = [c for c in varying_columns(runs, exclude=[by]) if not _determined_by(runs, by, c)]
+    frame = runs.assign(
+        _hit=runs[column].astype(bool),
+        _valid=~runs["diverged"].astype(bool) if over == "valid" else True,
+    )
+    frame["_hit"] &= frame["_valid"]
+    counts = (
+        frame.groupby(others + [by], sort=True, dropna=False)
+        .agg(k=("_hit", "sum"), n=("_valid", "sum"))
+        .reset_index()
+    )
+    rows = []
+    groups = counts.groupby(others, sort=True, dropna=False) if others else [((), counts)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        levels = group.sort_values(by).to_dict("records")
+        for first, second in itertools.combinations(levels, 2):
+            k1, n1, k2, n2 = (int(first["k"]), int(first["n"]), int(second["k"]), int(second["n"]))
+            row = dict(zip(others, key, strict=True))
+            row.update({"level_a": first[by], "level_b": second[by], "n_a": n1, "k_a": k1})
+            row.update({"n_b": n2, "k_b": k2})
+            if n1 == 0 or n2 == 0:
+                row.update(p_a=np.nan, p_b=np.nan, difference=np.nan, difference_lo=np.nan)
+                row.update(difference_hi=np.nan, test="none (no valid runs)", p_value=np.nan)
+            else:
+                lo, hi = newcombe_interval(k1, n1, k2, n2, 1 - alpha)
+                test, p_value = two_proportion_test(k1, n1, k2, n2)
+                row.update(p_a=k1 / n1, p_b=k2 / n2, difference=k2 / n2 - k1 / n1)
+                row.update(difference_lo=lo, difference_hi=hi, test=test, p_value=p_value)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    tested = table["p_value"].notna()
+    table["p_holm"] = np.nan
+    table.loc[tested, "p_holm"] = holm(table.loc[tested, "p_value"])
+    table["significant"] = table["p_holm"] < alpha
+    table.insert(0, "by", by)
+    table.insert(1, "metric", metric)
+    return table
+
+
+def _comparison_path(folder, by: str, metric: str):
+    from pathlib import Path
+
+    name = by if metric == "p_dead_end" else f"{by}.{metric}"
+    return Path(folder) / "comparisons" / f"{name}.csv"
+
+
+def main(args) -> int:
+    """``study compare DIR [DIR ...] --by KEY [--metric M] [--alpha A]``."""
+    from pathlib import Path
+
+    frames = []
+    for folder in args.dirs:
+        runs = load_runs(folder)
+        if len(args.dirs) > 1:
+            runs = runs.assign(results=Path(folder).name or str(folder))
+        frames.append(runs)
+    runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    table = compare(runs, args.by, args.metric, args.alpha)
+    path = _comparison_path(args.dirs[0], args.by, args.metric)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    if table.empty:
+        print(f"no pair of {args.by} levels shares the other settings; wrote {path}")
+        return 0
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {path}")
+    return 0

@@ -343,11 +343,7 @@ def plot_born_dead_vs_depth(
 
 def _splits(table: pd.DataFrame, on_figure: Sequence[str]):
     """``(fixed, rows)`` for each combination of the varying settings not on the figure."""
-    others = []
-    for name in analysis.varying_columns(table, exclude=on_figure):
-        # A setting fixed by the others (bias_scale defaults to init_range) splits nothing.
-        if table.groupby(list(on_figure) + others)[name].nunique().max() > 1:
-            others.append(name)
+    others = analysis.free_axes(table, on_figure)
     if not others:
         yield {}, table
         return
