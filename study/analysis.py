@@ -387,9 +387,18 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-def _determined_by(table: pd.DataFrame, by: str, name: str) -> bool:
-    """Whether ``name`` is a function of ``by`` (bias_scale follows init_range by default)."""
-    return bool(table.groupby(by, dropna=False)[name].nunique(dropna=False).max() <= 1)
+def free_axes(table: pd.DataFrame, given: Sequence[str]) -> list[str]:
+    """Varying setting columns not fixed by ``given`` and the ones before them.
+
+    A column that is a function of others (``model.bias_scale`` follows ``model.init_range`` by
+    default) adds no level of its own, so it is left out.
+    """
+    free: list[str] = []
+    for name in varying_columns(table, exclude=given):
+        keys = list(given) + free
+        if not keys or table.groupby(keys, dropna=False)[name].nunique(dropna=False).max() > 1:
+            free.append(name)
+    return free
 
 
 def compare(
@@ -422,7 +431,7 @@ def compare(
     if runs[by].nunique(dropna=False) < 2:
         raise ConfigError(f"--by {by}: takes a single value in these results; nothing to compare")
     column, over = PROPORTIONS[metric]
-    others = [c for c in varying_columns(runs, exclude=[by]) if not _determined_by(runs, by, c)]
+    others = free_axes(runs, [by])
     frame = runs.assign(
         _hit=runs[column].astype(bool),
         _valid=~runs["diverged"].astype(bool) if over == "valid" else True,
