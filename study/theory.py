@@ -222,8 +222,8 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
             continue
         if isinstance(value, np.generic):
             value = value.item()
-        if name == "data.features" and isinstance(value, str):
-            value = [v for v in value.split(",") if v]
+        if name == "data.features":
+            value = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
         if isinstance(value, float) and np.isnan(value) and config.KEYS[name].nullable:
             value = None
         section, _, key = name.partition(".")

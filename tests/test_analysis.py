@@ -1,0 +1,156 @@
+"""summarize() against direct pandas computations; Wilson intervals; survival curves."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study import analysis, theory
+from study.config import KEYS, SETTING_KEYS
+from tests.conftest import standard_errors
+
+
+def synthetic_runs(p_init, p_end, n=500, p_diverged=0.0, depth=1, seed=0, **axes):
+    """A runs table: every setting key at its default, ``axes`` swept, Bernoulli metrics."""
+    rng = np.random.default_rng(seed)
+    grid = pd.MultiIndex.from_product(list(axes.values()), names=list(axes)).to_frame(index=False)
+    frames = []
+    for _, setting in grid.iterrows():
+        frame = pd.DataFrame({k: [KEYS[k].default] * n for k in SETTING_KEYS})
+        frame["model.bias_scale"] = 0.05
+        frame["train.loss"] = "bce"
+        frame["data.features"] = ""
+        for name, value in setting.items():
+            frame[name] = value
+        frame["model.depth"] = depth
+        width = int(frame["model.width"].iloc[0])
+        frame["init"] = np.arange(n)
+        frame["diverged"] = rng.random(n) < p_diverged
+        frame["dead_init"] = rng.random(n) < p_init
+        frame["dead_end"] = (frame["dead_init"] | (rng.random(n) < p_end)) & ~frame["diverged"]
+        frame["revived"] = False
+        frame["death_step"] = np.where(frame["dead_end"], rng.integers(0, 100, n), -1)
+        frame["final_accuracy"] = rng.random(n)
+        for layer in range(1, depth + 1):
+            frame[f"dead_units_init_l{layer}"] = rng.integers(0, width + 1, n)
+            frame[f"dead_units_end_l{layer}"] = rng.integers(0, width + 1, n)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_wilson_reference_values():
+    z = 1.959963984540054
+    lo, hi = analysis.wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(z**2 / (10 + z**2))
+    lo, hi = analysis.wilson_interval(5, 10)
+    assert (lo, hi) == (pytest.approx(0.236593, abs=1e-6), pytest.approx(0.763407, abs=1e-6))
+    lo, hi = analysis.wilson_interval(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(1 - z**2 / (10 + z**2))
+    lo, hi = analysis.wilson_interval(np.array([0, 3]), np.array([0, 7]))
+    assert np.isnan(lo[0]) and np.isnan(hi[0]) and 0 < lo[1] < 3 / 7 < hi[1] < 1
+
+
+def test_wilson_coverage():
+    rng = np.random.default_rng(0)
+    p, n, trials = 0.1, 60, 4000
+    k = rng.binomial(n, p, trials)
+    lo, hi = analysis.wilson_interval(k, np.full(trials, n))
+    coverage = np.mean((lo <= p) & (p <= hi))
+    assert abs(coverage - 0.95) < 4 * standard_errors(0.95, trials) + 0.01  # discreteness
+
+
+def test_summary_equals_direct_pandas():
+    runs = synthetic_runs(
+        0.3,
+        0.2,
+        n=400,
+        p_diverged=0.05,
+        depth=2,
+        **{"data.offset": [0.0, 2.0], "model.width": [1, 3]},
+    )
+    summary = analysis.summarize(runs)
+    assert len(summary) == 4
+    for _, row in summary.iterrows():
+        rows = runs[
+            (runs["data.offset"] == row["data.offset"])
+            & (runs["model.width"] == row["model.width"])
+        ]
+        valid = rows[~rows["diverged"]]
+        assert row["n_inits"] == len(rows) and row["n_valid"] == len(valid)
+        assert row["p_dead_init"] == pytest.approx(valid["dead_init"].mean())
+        assert row["p_dead_end"] == pytest.approx(valid["dead_end"].mean())
+        assert row["p_diverged"] == pytest.approx(rows["diverged"].mean())
+        lo, hi = analysis.wilson_interval(valid["dead_end"].sum(), len(valid))
+        assert (row["p_dead_end_lo"], row["p_dead_end_hi"]) == (
+            pytest.approx(lo),
+            pytest.approx(hi),
+        )
+        for layer in (1, 2):
+            expected = (valid[f"dead_units_end_l{layer}"] / valid["model.width"]).mean()
+            assert row[f"dead_frac_end_l{layer}"] == pytest.approx(expected)
+        assert row["mean_final_accuracy"] == pytest.approx(valid["final_accuracy"].mean())
+    columns = list(summary.columns)
+    start = columns.index("n_inits")
+    assert columns[start : start + 13] == [
+        "n_inits",
+        "p_dead_init",
+        "p_dead_init_lo",
+        "p_dead_init_hi",
+        "p_dead_end",
+        "p_dead_end_lo",
+        "p_dead_end_hi",
+        "p_revived",
+        "p_revived_lo",
+        "p_revived_hi",
+        "p_diverged",
+        "p_diverged_lo",
+        "p_diverged_hi",
+    ]
+    assert columns[:start] == [k for k in SETTING_KEYS if k in runs]
+
+
+def test_summary_by_subset_pools_settings():
+    runs = synthetic_runs(0.3, 0.2, n=200, **{"data.offset": [0.0, 2.0], "model.width": [1, 3]})
+    summary = analysis.summarize(runs, by=["model.width"])
+    assert list(summary["model.width"]) == [1, 3]
+    assert list(summary["n_inits"]) == [400, 400]
+    direct = runs.groupby("model.width")["dead_init"].mean()
+    np.testing.assert_allclose(summary["p_dead_init"], direct.to_numpy())
+
+
+def test_all_diverged_gives_nan_and_says_so():
+    runs = synthetic_runs(0.3, 0.2, n=50, p_diverged=1.0, **{"data.offset": [2.0]})
+    row = analysis.summarize(runs).iloc[0]
+    assert row["n_inits"] == 50 and row["n_valid"] == 0 and row["p_diverged"] == 1.0
+    assert np.isnan(row["p_dead_end"]) and np.isnan(row["p_dead_end_lo"])
+    assert "diverged" in row["note"]
+
+
+def test_theory_flag():
+    runs = synthetic_runs(0.3, 0.2, n=1000, **{"model.activation": ["leaky_relu"]})
+    row = analysis.summarize(runs).iloc[0]
+    assert row["p_dead_init_theory"] == 0.0 and row["theory"] == "never_dead"
+    assert row["theory_disagrees"]  # 30% dead against a formula of 0 must be flagged
+    runs["dead_init"] = False
+    assert not analysis.summarize(runs).iloc[0]["theory_disagrees"]
+
+
+def test_survival_curve():
+    runs = synthetic_runs(0.0, 0.0, n=4, **{"data.offset": [2.0]})
+    runs["train.steps"], runs["train.log_every"] = 30, 10
+    runs["death_step"] = [0, 20, -1, -1]
+    curve = analysis.survival(runs, ["data.offset"])
+    assert list(curve["step"]) == [0, 10, 20, 30]
+    assert list(curve["alive"]) == [0.75, 0.75, 0.5, 0.5]
+
+
+def test_summary_theory_from_the_engine_data():
+    """One small engine run: the 2-D closed form on the rebuilt data agrees with the estimate."""
+    import study
+
+    setting = study.make_setting(data_offset=2.0, train_steps=1, train_log_every=1)
+    runs = study.simulate(setting, n_inits=3000, seed=11)
+    row = analysis.summarize(runs, seed=11).iloc[0]
+    inputs = theory.setting_inputs(dict(setting.values), 11)
+    expected = theory.p_dead_relu_2d(inputs, "uniform")
+    assert row["theory"] == "relu_2d" and row["p_dead_init_theory"] == pytest.approx(expected)
+    assert abs(row["p_dead_init"] - expected) < 4 * standard_errors(expected, 3000)
