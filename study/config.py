@@ -512,7 +512,7 @@ def load_study(
     axes_values = {}
     for name in SETTING_KEYS:
         key = KEYS[name]
-        axes_values[name] = _axis_values(key, flat[name]) if name in flat else [key.default]
+        axes_values[name] = _axis_values(key, flat.get(name, key.default))
     axes = tuple(name for name, values in axes_values.items() if len(values) > 1)
     settings = []
     for combo in itertools.product(*axes_values.values()):
