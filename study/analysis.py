@@ -289,7 +289,7 @@ def load_summary(folder) -> pd.DataFrame:
         # Text columns that were empty come back as NaN; as in runs.parquet they are "".
         for name in ("data.path", "data.features", "theory", "note"):
             if name in summary:
-                summary[name] = summary[name].fillna("").astype(str)
+                summary[name] = summary[name].astype(object).fillna("").astype(str)
         return summary
     return summarize(load_runs(folder), seed=study_seed(folder))
 

@@ -1,0 +1,90 @@
+"""study compare: finds known differences, keeps the family-wise error on equal proportions."""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study import analysis
+from study.config import ConfigError
+from tests.conftest import standard_errors
+from tests.test_analysis import synthetic_runs
+
+
+def _two_levels(p_a, p_b, n, seed):
+    a = synthetic_runs(0.0, p_a, n=n, seed=seed, **{"data.offset": [0.0]})
+    b = synthetic_runs(0.0, p_b, n=n, seed=seed + 10_000, **{"data.offset": [2.0]})
+    return pd.concat([a, b], ignore_index=True)
+
+
+def test_difference_found_over_repeated_seeds():
+    found = [
+        analysis.compare(_two_levels(0.2, 0.35, 400, seed), "data.offset")["significant"].iloc[0]
+        for seed in range(40)
+    ]
+    # Power of the z test here is about 0.998: all 40 should find it.
+    assert np.mean(found) >= 0.95
+
+
+def test_equal_proportions_rejected_at_most_at_alpha():
+    repeats, alpha = 200, 0.05
+    rejected = [
+        analysis.compare(_two_levels(0.3, 0.3, 200, seed), "data.offset", alpha=alpha)[
+            "significant"
+        ].iloc[0]
+        for seed in range(repeats)
+    ]
+    assert np.mean(rejected) <= alpha + 4 * standard_errors(alpha, repeats)
+
+
+def test_fisher_for_small_counts_and_interval_contains_difference():
+    table = analysis.compare(_two_levels(0.01, 0.02, 50, 1), "data.offset")
+    assert table["test"].iloc[0] == "fisher"
+    table = analysis.compare(_two_levels(0.2, 0.4, 500, 1), "data.offset")
+    row = table.iloc[0]
+    assert row["test"] == "z"
+    assert row["difference"] == pytest.approx(row["p_b"] - row["p_a"])
+    assert row["difference_lo"] < row["difference"] < row["difference_hi"]
+    assert row["difference_lo"] > 0
+
+
+def test_holm():
+    np.testing.assert_allclose(analysis.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(analysis.holm([0.5]), [0.5])
+
+
+def test_pairs_within_other_settings_and_holm_across_table():
+    runs = synthetic_runs(
+        0.0, 0.3, n=100, **{"data.offset": [0.0, 1.0, 2.0], "model.width": [1, 2]}
+    )
+    table = analysis.compare(runs, "data.offset", metric="p_dead_end")
+    assert len(table) == 2 * 3  # 3 pairs within each width
+    assert set(table["model.width"]) == {1, 2}
+    assert (table["p_holm"] >= table["p_value"]).all()
+
+
+def test_main_writes_csv_and_rejects_bad_keys(tmp_path, capsys):
+    _two_levels(0.2, 0.4, 300, 0).to_parquet(tmp_path / "runs.parquet")
+    args = argparse.Namespace(
+        dirs=[str(tmp_path)], by="data.offset", metric="p_dead_end", alpha=0.05
+    )
+    assert analysis.main(args) == 0
+    written = pd.read_csv(tmp_path / "comparisons" / "data.offset.csv")
+    assert len(written) == 1 and "p_holm" in written
+    assert "p_holm" in capsys.readouterr().out
+    with pytest.raises(ConfigError):
+        analysis.main(argparse.Namespace(**{**vars(args), "by": "model.nope"}))
+    with pytest.raises(ConfigError):
+        analysis.main(argparse.Namespace(**{**vars(args), "metric": "p_nope"}))
+    with pytest.raises(ConfigError):
+        analysis.main(argparse.Namespace(**{**vars(args), "by": "model.width"}))
+
+
+def test_cli_exit_status(tmp_path):
+    from study.cli import main
+
+    _two_levels(0.2, 0.4, 100, 0).to_parquet(tmp_path / "runs.parquet")
+    assert main(["compare", str(tmp_path), "--by", "data.offset"]) == 0
+    assert main(["compare", str(tmp_path), "--by", "model.nope"]) == 2
+    assert main(["compare", str(tmp_path / "missing"), "--by", "data.offset"]) == 2

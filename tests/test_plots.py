@@ -1,0 +1,110 @@
+"""Figures checked by their artists: lines, bands, labels, titles; files written per grid."""
+
+import json
+
+import matplotlib.collections as mcoll
+import numpy as np
+import pandas as pd
+import pytest
+
+from study import analysis, plots
+from tests.test_analysis import synthetic_runs
+
+
+def _grid_runs(n=60):
+    runs = synthetic_runs(
+        0.3,
+        0.2,
+        n=n,
+        depth=1,
+        **{
+            "data.offset": [0.0, 2.0],
+            "model.init_range": [0.05, 0.5],
+            "model.activation": ["relu", "leaky_relu"],
+        },
+    )
+    runs["train.steps"], runs["train.log_every"] = 100, 10
+    return runs
+
+
+@pytest.fixture
+def results(tmp_path):
+    runs = _grid_runs()
+    runs.to_parquet(tmp_path / "runs.parquet")
+    analysis.summarize(runs).to_csv(tmp_path / "summary.csv", index=False)
+    (tmp_path / "manifest.json").write_text(json.dumps({"config": {"seed": 0, "name": "t"}}))
+    return tmp_path
+
+
+def test_proportion_figure_artists():
+    summary = analysis.summarize(_grid_runs())
+    summary = summary[summary["model.init_range"] == 0.05]
+    fig = plots.plot_proportion_vs(summary, "data.offset")
+    top, bottom = fig.axes[0], fig.axes[1]
+    assert top.get_ylabel() == "P(network dead) at init"
+    assert bottom.get_xlabel() == plots.label("data.offset")
+    labels = [line.get_label() for line in top.get_lines()]
+    assert "relu" in labels and "leaky_relu" in labels and "closed form" in labels
+    relu = next(line for line in top.get_lines() if line.get_label() == "relu")
+    expected = summary[summary["model.activation"] == "relu"].sort_values("data.offset")
+    np.testing.assert_allclose(relu.get_ydata(), expected["p_dead_init"])
+    assert sum(isinstance(c, mcoll.PolyCollection) for c in top.collections) == 2  # bands
+    assert "n = 60 initializations" in fig._suptitle.get_text()
+    # grayscale: every series differs in marker and line style, not only colour
+    series = [line for line in top.get_lines() if line.get_label() in ("relu", "leaky_relu")]
+    assert len({line.get_marker() for line in series}) == 2
+    assert len({str(line.get_linestyle()) for line in series}) == 2
+
+
+def test_born_dead_figure_has_theory_lines():
+    runs = pd.concat(
+        [
+            synthetic_runs(0.2, 0.2, n=50, depth=d, seed=d, **{"model.width": [2, 3]})
+            for d in (1, 2, 3)
+        ],
+        ignore_index=True,
+    )
+    summary = analysis.summarize(runs)
+    fig = plots.plot_born_dead_vs_depth(summary)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == plots.label("model.depth")
+    ray = [line for line in ax.get_lines() if "one ray" in line.get_label()]
+    assert len(ray) == 2
+    np.testing.assert_allclose(ray[0].get_ydata(), [1 - (1 - 2**-2) ** d for d in (1, 2, 3)])
+
+
+def test_heatmap_values():
+    summary = analysis.summarize(_grid_runs())
+    summary = summary[summary["model.activation"] == "relu"]
+    fig = plots.plot_heatmap(summary, col=None)
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == sorted(f"{v:.2f}" for v in summary["p_dead_end"])
+
+
+def test_survival_figure():
+    curves = analysis.survival(_grid_runs(), ["model.activation"])
+    fig = plots.plot_survival(curves, hue="model.activation")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "training step"
+    assert {line.get_label() for line in ax.get_lines()} == {"relu", "leaky_relu"}
+
+
+def test_plot_results_writes_png_and_pdf(results):
+    paths = plots.plot_results(results)
+    names = {p.name for p in paths}
+    for stem in (
+        "p_dead_vs_offset__init_range-0.05",
+        "p_dead_vs_init_range__offset-0",
+        "heatmap",
+        "survival__init_range-0.05",
+    ):
+        assert f"{stem}.png" in names and f"{stem}.pdf" in names, stem
+    assert not any(n.startswith("born_dead") for n in names)  # one depth only
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+def test_plot_main(results, capsys):
+    import argparse
+
+    assert plots.main(argparse.Namespace(dir=str(results))) == 0
+    assert "figures" in capsys.readouterr().out
