@@ -1,0 +1,349 @@
+"""The results folder of a run: atomic files, a lock against concurrent runs, the manifest.
+
+Layout of a results folder ``DIR``::
+
+    manifest.json        format_version, the resolved config, versions, devices, timings, status
+    runs.parquet         a row per setting and initialization (written last, atomically)
+    summary.csv          a row per setting (study.analysis.summarize)
+    figures/             PNG and PDF (study.plots.plot_results)
+    .partial/            finished structural groups of an unfinished run, one parquet file each
+    run.lock             exists while a run writes into DIR
+
+Every file is written to a temporary name in its own folder and renamed into place
+(``os.replace`` is atomic on POSIX), so a reader never sees half a file and a killed run never
+leaves one behind under a real name. A resumed run reads only ``.partial/group-<key>.parquet``
+files, which exist only once complete.
+
+The lock is an ``fcntl.flock`` on ``DIR/run.lock``: the kernel releases it when its process dies,
+however it dies, so a killed run never blocks the next one. The file records the holder's pid and
+host for the message a refused run prints; where the file system has no ``flock``, that pid and
+host decide: a lock whose process no longer runs on this host is stale and taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from study.cli import FolderError
+from study.config import ConfigError
+
+# Bumped whenever the meaning or layout of a results folder changes incompatibly.
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+RUNS = "runs.parquet"
+SUMMARY = "summary.csv"
+FIGURES = "figures"
+PARTIAL = ".partial"
+LOCK = "run.lock"
+# Written by later commands from these results; stale once the results are recomputed.
+DERIVED = (FIGURES, "report.md", "report.html", "comparisons")
+_TEMP_MARK = ".tmp-"
+
+
+class FormatError(ConfigError):
+    """A results folder written in a format this version cannot read."""
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic files.
+# --------------------------------------------------------------------------------------------
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Write ``path`` through ``write(temporary_path)``, then rename it into place.
+
+    The temporary file lives beside ``path`` (same file system, so the rename is atomic) and is
+    removed if ``write`` fails or the process is interrupted; an existing ``path`` is untouched
+    until the new one is complete and synced to disk.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}")
+    try:
+        write(temporary)
+        with temporary.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    text = json.dumps(value, indent=2, sort_keys=False, default=str) + "\n"
+    return atomic_write(path, lambda p: p.write_text(text))
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
+    return atomic_write(path, lambda p: frame.to_parquet(p, index=False))
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
+    return atomic_write(path, lambda p: frame.to_csv(p, index=False))
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete temporary files that a killed run left in ``folder`` and ``folder/.partial``."""
+    for where in (folder, folder / PARTIAL):
+        if where.is_dir():
+            for path in where.glob(f".*{_TEMP_MARK}*"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# The lock.
+# --------------------------------------------------------------------------------------------
+
+
+def _holder() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+
+
+def _read_holder(path: Path) -> dict:
+    try:
+        holder = json.loads(path.read_text())
+        return holder if isinstance(holder, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the process recorded in a lock file may still run (unknown hosts: yes)."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") is None:
+        return False
+    if holder["host"] != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _busy(folder: Path, holder: dict) -> FolderError:
+    who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    if isinstance(holder.get("since"), int | float):
+        who += ", since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["since"]))
+    return FolderError(
+        f"{str(folder)!r} is in use by another study run ({who}); wait for it or use another --out"
+    )
+
+
+@contextlib.contextmanager
+def locked(folder: str | Path) -> Iterator[Path]:
+    """Hold ``folder``'s run lock for the duration; raise FolderError if another run holds it."""
+    folder = Path(folder)
+    path = folder / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _busy(folder, _read_holder(path)) from None
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                os.close(fd)
+                raise
+            # No flock on this file system: the recorded pid and host decide.
+            holder = _read_holder(path)
+            if _alive(holder):
+                os.close(fd)
+                raise _busy(folder, holder) from None
+        # A finishing run unlinks the lock file while holding it; if ours is that old file,
+        # start over on the new one.
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(_holder()).encode())
+        os.fsync(fd)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# The manifest and the state of a folder.
+# --------------------------------------------------------------------------------------------
+
+
+def _format_error(folder: Path, found: Any) -> FormatError:
+    return FormatError(
+        f"{str(folder)!r} holds results in format version {found!r}; this version of study "
+        f"reads format {FORMAT_VERSION}: rerun `study run` with --force (or another --out) "
+        "to recompute them"
+    )
+
+
+def read_manifest(folder: str | Path, *, required: bool = True) -> dict:
+    """``DIR/manifest.json``, checked to be in a format this version reads.
+
+    Raises FormatError for a manifest of another ``format_version`` or one that is not valid
+    JSON, and ConfigError when it is missing and ``required`` (else returns {}).
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(
+                f"{str(folder)!r}: no {MANIFEST}; not a results folder of `study run`"
+            ) from None
+        return {}
+    except (ValueError, UnicodeDecodeError):
+        raise _format_error(folder, "unreadable") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise _format_error(folder, found)
+    return manifest
+
+
+def read_runs(folder: str | Path) -> pd.DataFrame:
+    """``DIR/runs.parquet`` of a complete run in a format this version reads."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest.get("status") != "complete" or not (folder / RUNS).exists():
+        raise ConfigError(
+            f"{str(folder)!r}: the run is not finished; run the same `study run` again to resume"
+        )
+    return pd.read_parquet(folder / RUNS)
+
+
+def _ours(name: str) -> bool:
+    return name in (LOCK, PARTIAL, MANIFEST) or _TEMP_MARK in name
+
+
+def prepare(folder: Path, identity: dict, force: bool) -> str:
+    """Check that ``folder`` may take the run identified by ``identity``; clear it if forced.
+
+    Called with the lock held. ``identity`` holds the manifest entries that must match to
+    resume (the resolved ``config`` and the ``data_files`` digests). Returns ``"resume"`` when
+    the folder holds (finished or unfinished) results of the same identity, else ``"new"``;
+    ``force`` clears earlier results first and always gives ``"new"``.
+
+    Raises FolderError for another config's results, a folder of an incompatible format, or a
+    non-empty folder that is not a results folder, unless ``force``.
+    """
+    remove_temporaries(folder)
+    if force:
+        clear(folder)
+        return "new"
+    foreign = [p.name for p in folder.iterdir() if not _ours(p.name)]
+    if not (folder / MANIFEST).exists():
+        if foreign:
+            raise FolderError(
+                f"{str(folder)!r} is not empty and has no {MANIFEST}, so it is not a results "
+                "folder of `study run`; use another --out, or --force to write into it"
+            )
+        return "new"
+    try:
+        manifest = read_manifest(folder)
+    except FormatError as err:
+        raise FolderError(str(err)) from None
+    recorded = {name: manifest.get(name) for name in identity}
+    if recorded != identity:
+        raise FolderError(
+            f"{str(folder)!r} holds results of a different config "
+            f"({_first_difference(recorded, identity)}); use another --out, or --force to "
+            "replace them"
+        )
+    return "resume"
+
+
+def _first_difference(old: dict, new: dict) -> str:
+    old_config, new_config = old.get("config") or {}, new.get("config") or {}
+    for name in dict.fromkeys([*new_config, *old_config]):
+        if old_config.get(name) != new_config.get(name):
+            return f"{name}: {old_config.get(name)!r} there, {new_config.get(name)!r} now"
+    return "its data files changed"
+
+
+def clear(folder: Path) -> None:
+    """Remove every result and derived file of earlier runs (not the lock, not other files)."""
+    for name in (RUNS, SUMMARY, MANIFEST, PARTIAL, *DERIVED):
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (records which data a run used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Finished groups of an unfinished run.
+# --------------------------------------------------------------------------------------------
+
+
+def partial_path(folder: Path, key: str) -> Path:
+    return folder / PARTIAL / f"group-{key}.parquet"
+
+
+def save_group(folder: Path, key: str, runs: pd.DataFrame, timing: dict) -> None:
+    """Record a finished group: its timing first, then its table (whose presence marks it done)."""
+    (folder / PARTIAL).mkdir(exist_ok=True)
+    path = partial_path(folder, key)
+    write_json(path.with_suffix(".json"), timing)
+    write_parquet(path, runs)
+
+
+def load_group(folder: Path, key: str, n_rows: int) -> tuple[pd.DataFrame, dict] | None:
+    """A finished group's ``(runs, timing)``, or None if it is not (validly) there."""
+    path = partial_path(folder, key)
+    if not path.exists():
+        return None
+    try:
+        runs = pd.read_parquet(path)
+    except Exception:  # noqa: BLE001 - an unreadable file is recomputed, whatever the reason
+        return None
+    if len(runs) != n_rows:
+        return None
+    try:
+        timing = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        timing = {}
+    return runs, timing
