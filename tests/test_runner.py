@@ -102,7 +102,11 @@ def test_each_structural_group_compiles_exactly_once(tmp_path, caplog):
 
 
 def test_plan_chunks_covers_every_pair_once_with_little_padding():
-    for n_settings, n_inits, size, devices in [(1, 2000, 1985, 1), (5, 7, 3, 2), (12, 100, 2000, 1)]:
+    for n_settings, n_inits, size, devices in [
+        (1, 2000, 1985, 1),
+        (5, 7, 3, 2),
+        (12, 100, 2000, 1),
+    ]:
         chunks = plan_chunks(n_settings, n_inits, size, devices)
         shapes = {(len(c.setting_slots), len(c.init_indices)) for c in chunks}
         assert len(shapes) == 1  # one shape: one compile

@@ -1,0 +1,249 @@
+"""Malformed input: one line naming key, value and what is allowed; exit 2; nothing written.
+
+One test per malformed input of the runner issue, then property-based tests that generate
+random malformed configs and CSV files.
+"""
+
+import math
+import string
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from study import cli
+
+VALID = {
+    "data": {"n_samples": 16},
+    "train": {"steps": 4, "log_every": 2},
+}
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def to_toml(config: dict) -> str:
+    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for section, table in config.items():
+        if isinstance(table, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_change(dotted: str, value) -> dict:
+    config = {s: dict(t) for s, t in VALID.items()}
+    section, _, key = dotted.partition(".")
+    if key:
+        config.setdefault(section, {})[key] = value
+    else:
+        config[section] = value
+    return config
+
+
+def run_cli(folder: Path, config: dict | None = None, text: str | None = None, extra=()):
+    """Write the config into ``folder`` and run ``study run`` on it into ``folder/out``."""
+    path = folder / "study.toml"
+    path.write_text(text if text is not None else to_toml(config))
+    return cli.main(["run", str(path), "--out", str(folder / "out"), "--quiet", *extra])
+
+
+def assert_refused(code, capsys, folder: Path, *fragments):
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("study run: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not (folder / "out").exists()
+
+
+BAD_VALUES = [
+    # (key, value, fragments the message must contain)
+    ("model.colour", 3, ("model.colour", "unknown key", "allowed:")),
+    ("model.width", "four", ("model.width", "'four'", "expected an integer")),
+    ("model.depth", 1.5, ("model.depth", "1.5", "expected an integer")),
+    ("model.activation", "sigmoidish", ("model.activation", "sigmoidish", "relu")),
+    ("train.optimizer", "adagrad2", ("train.optimizer", "adagrad2", "adam")),
+    ("model.init", "zeros", ("model.init", "'zeros'", "uniform")),
+    ("model.width", 0, ("model.width", "0", "> 0")),
+    ("model.width", -3, ("model.width", "-3", "> 0")),
+    ("model.depth", 0, ("model.depth", "0", "> 0")),
+    ("train.steps", 0, ("train.steps", "0", "> 0")),
+    ("n_inits", 0, ("n_inits", "0", "> 0")),
+    ("n_inits", -5, ("n_inits", "-5", "> 0")),
+    ("data.n_samples", 0, ("data.n_samples", "0", "> 0")),
+    ("train.learning_rate", float("nan"), ("train.learning_rate", "nan", "finite")),
+    ("train.learning_rate", float("inf"), ("train.learning_rate", "inf", "finite")),
+    ("train.learning_rate", -0.1, ("train.learning_rate", "-0.1", ">= 0")),
+    ("train.batch_size", 17, ("train.batch_size", "17", "n_samples = 16")),
+]
+
+
+@pytest.mark.parametrize("key,value,fragments", BAD_VALUES, ids=lambda v: str(v)[:20])
+def test_a_bad_value_is_refused_with_key_value_and_what_is_allowed(
+    tmp_path, capsys, key, value, fragments
+):
+    assert_refused(run_cli(tmp_path, with_change(key, value)), capsys, tmp_path, *fragments)
+
+
+def test_an_unknown_section_is_refused(tmp_path, capsys):
+    code = run_cli(tmp_path, with_change("optim", {"lr": 1}))
+    assert_refused(code, capsys, tmp_path, "[optim]", "allowed")
+
+
+def test_a_bad_override_and_a_bad_chunk_size_are_refused(tmp_path, capsys):
+    code = run_cli(tmp_path, VALID, extra=["--set", "model.width=[1,0]"])
+    assert_refused(code, capsys, tmp_path, "model.width", "> 0")
+    code = run_cli(tmp_path, VALID, extra=["--chunk-size", "0"])
+    assert_refused(code, capsys, tmp_path, "--chunk-size", "positive")
+
+
+def test_a_missing_or_invalid_config_file_is_refused(tmp_path, capsys):
+    code = cli.main(["run", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "out")])
+    assert_refused(code, capsys, tmp_path, "nope.toml", "not found")
+    assert_refused(run_cli(tmp_path, text="[model\nwidth = "), capsys, tmp_path, "not valid TOML")
+
+
+CSV_CASES = [
+    # (file text or None for a missing file, fragments)
+    (None, ("data.path", "not found")),
+    ("", ("data.path", "empty")),
+    ("x1,x2,y\n", ("data.path", "no rows")),
+    ("x1,x2,y\n1,2,0\n3,abc,1\n", ("x2", "non-numeric", "'abc'")),
+    ("x1,x3,y\n1,2,0\n3,4,1\n", ("data.features", "'x2'", "columns: x1, x3, y")),
+    ("x1,x2,label\n1,2,0\n3,4,1\n", ("data.target", "'y'", "columns")),
+    ("x1,x2,y\n1,2,0\n3,4,2\n", ("data.target", "0 or 1", "2.0")),
+]
+
+
+@pytest.mark.parametrize("text,fragments", CSV_CASES, ids=lambda v: repr(v)[:16])
+def test_a_bad_csv_is_refused(tmp_path, capsys, text, fragments):
+    if text is not None:
+        (tmp_path / "data.csv").write_text(text)
+    config = {
+        "data": {"kind": "csv", "path": "data.csv", "features": ["x1", "x2"]},
+        "train": {"steps": 4, "log_every": 2},
+    }
+    assert_refused(run_cli(tmp_path, config), capsys, tmp_path, *fragments)
+
+
+# --------------------------------------------------------------------------------------------
+# Generated malformed input.
+# --------------------------------------------------------------------------------------------
+
+POSITIVE_INTS = ["n_inits", "model.width", "model.depth", "train.steps", "data.n_samples"]
+CHOICES = ["model.activation", "train.optimizer", "model.init", "model.bias_init", "data.kind"]
+NUMBERS = ["train.learning_rate", "model.init_range", "data.offset", "train.momentum"]
+names = st.text(string.ascii_lowercase + "_", min_size=1, max_size=12)
+not_a_number = st.one_of(st.text(max_size=5), st.booleans(), st.lists(st.booleans(), max_size=2))
+
+malformed = st.one_of(
+    # an unknown key in a known section, or at the top level
+    st.tuples(st.sampled_from(["model", "data", "train"]), names)
+    .filter(lambda t: f"{t[0]}.{t[1]}" not in __import__("study.config").config.KEYS)
+    .map(lambda t: (f"{t[0]}.{t[1]}", 1)),
+    # a non-positive size, as a scalar or inside a sweep
+    st.tuples(st.sampled_from(POSITIVE_INTS), st.integers(max_value=0)),
+    st.tuples(
+        st.sampled_from(POSITIVE_INTS[1:]),
+        st.lists(st.integers(max_value=0), min_size=1, max_size=3).map(lambda v: [1, *v]),
+    ),
+    # a value that is not of the key's type
+    st.tuples(st.sampled_from(POSITIVE_INTS), not_a_number | st.floats(allow_nan=False)),
+    st.tuples(st.sampled_from(NUMBERS), not_a_number),
+    # a name outside the allowed choices
+    st.tuples(
+        st.sampled_from(CHOICES),
+        names.filter(lambda n: n not in ("relu", "elu", "adam", "sgd", "uniform", "zeros")),
+    ),
+    # a learning rate that is NaN, infinite or negative
+    st.tuples(
+        st.just("train.learning_rate"),
+        st.sampled_from([float("nan"), float("inf"), float("-inf")])
+        | st.floats(max_value=-1e-12, allow_infinity=False),
+    ),
+    # a batch larger than the data
+    st.tuples(st.just("train.batch_size"), st.integers(min_value=17, max_value=10**6)),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(change=malformed)
+def test_generated_malformed_configs_are_refused(capsys, change):
+    key, value = change
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        assert_refused(run_cli(folder, with_change(key, value)), capsys, folder, key)
+
+
+cells = st.one_of(
+    st.integers(-5, 5).map(str),
+    st.floats(-10, 10, allow_nan=False).map(repr),
+    st.text(string.ascii_letters + " -.", max_size=4),
+    st.just(""),
+)
+
+
+@st.composite
+def malformed_csv(draw):
+    """A small CSV with at least one defect: a bad cell, a missing column, or a non-0/1 target."""
+    n_rows = draw(st.integers(1, 6))
+    rows = [
+        [repr(draw(st.floats(-3, 3))), repr(draw(st.floats(-3, 3))), "0"] for _ in range(n_rows)
+    ]
+    defect = draw(st.sampled_from(["cell", "column", "target", "garbage"]))
+    header = ["x1", "x2", "y"]
+    if defect == "cell":
+        row, column = draw(st.integers(0, n_rows - 1)), draw(st.integers(0, 2))
+        value = draw(
+            cells.filter(lambda c: not _is_number(c) or column == 2 and float(c) not in (0, 1))
+        )
+        rows[row][column] = value
+    elif defect == "column":
+        header[draw(st.integers(0, 2))] = draw(names.filter(lambda n: n not in ("x1", "x2", "y")))
+    elif defect == "target":
+        rows[draw(st.integers(0, n_rows - 1))][2] = str(draw(st.integers(2, 9)))
+    else:
+        return draw(st.binary(max_size=40)).decode("latin-1").replace(",", ";")
+    return "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=malformed_csv())
+def test_generated_malformed_csv_files_are_refused(capsys, text):
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        (folder / "data.csv").write_text(text, encoding="latin-1")
+        config = {
+            "data": {"kind": "csv", "path": "data.csv", "features": ["x1", "x2"]},
+            "train": {"steps": 4, "log_every": 2},
+        }
+        assert_refused(run_cli(folder, config), capsys, folder)
