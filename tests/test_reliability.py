@@ -1,0 +1,279 @@
+"""Reliability: killed runs resume to the same files, disk errors, divergence, bit-identical
+results, concurrent runs and stale locks."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study import cli, results, runner
+from study.config import load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+# The same two groups as tests/test_runner.py, so compiled programs are shared in one session.
+TINY_TOML = """\
+name = "tiny"
+n_inits = 24
+seed = 3
+[data]
+offset = [0.0, 2.0]
+n_samples = 32
+[model]
+width = [1, 2]
+init_range = [0.05, 0.5]
+[train]
+steps = 12
+log_every = 4
+"""
+
+
+def _study_process(config: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "study", "run", str(config), "--out", str(out), "--quiet", *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of the tiny config."""
+    folder = tmp_path_factory.mktemp("reference")
+    (folder / "tiny.toml").write_text(TINY_TOML)
+    runner.run_study(load_study(folder / "tiny.toml"), folder / "out", figures=False)
+    return folder / "out"
+
+
+def _same_results(folder: Path, reference: Path) -> None:
+    for name in ("runs.parquet", "summary.csv"):
+        assert (folder / name).read_bytes() == (reference / name).read_bytes(), name
+    leftovers = [p.name for p in folder.rglob("*") if results._TEMP_MARK in p.name]
+    assert leftovers == [] and not (folder / results.PARTIAL).exists()
+
+
+def _kill_and_resume(tmp_path, reference, delays):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    out = tmp_path / "out"
+    for delay in delays:
+        process = _study_process(config, out, "--no-figures")
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # nothing under a result's name unless complete: runs.parquet only with a complete manifest
+        if (out / "runs.parquet").exists():
+            assert pd.read_parquet(out / "runs.parquet").shape[0] == 8 * 24
+    process = _study_process(config, out, "--no-figures")
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    _same_results(out, reference)
+
+
+def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference):
+    # one kill once the first group is on disk, one at a random moment
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    out = tmp_path / "out"
+    process = _study_process(config, out, "--no-figures")
+    deadline = time.monotonic() + 120
+    while not list((out / results.PARTIAL).glob("group-*.parquet")):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (out / results.LOCK).exists()  # a killed run leaves its lock file behind...
+    _kill_and_resume(tmp_path, reference, [random.Random(0).uniform(1.0, 6.0)])
+
+
+@pytest.mark.slow
+def test_killed_at_random_moments_again_and_again(tmp_path, reference):
+    rng = random.Random(1)
+    _kill_and_resume(tmp_path, reference, [rng.uniform(0.5, 12.0) for _ in range(5)])
+
+
+def test_a_stale_lock_of_a_killed_process_does_not_block(tmp_path, reference):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from study import results\n"
+            "with results.locked(sys.argv[1]):\n"
+            "    print('locked', flush=True); time.sleep(600)",
+            str(folder),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = tmp_path / "tiny.toml"
+        config.write_text(TINY_TOML)
+        argv = ["run", str(config), "--out", str(folder), "--quiet", "--no-figures"]
+        assert cli.main(argv) == 3  # concurrent run refused
+        lock = json.loads((folder / results.LOCK).read_text())
+        assert lock["pid"] == holder.pid
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (folder / results.LOCK).exists()  # stale now
+    assert cli.main(argv) == 0
+    _same_results(folder, reference)
+
+
+def test_concurrent_run_is_refused_with_a_one_line_message(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    with results.locked(tmp_path / "out" if (tmp_path / "out").mkdir() is None else None):
+        code = cli.main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1 and "in use by another study run" in err
+
+
+def test_a_disk_error_is_one_line_exit_1_and_earlier_results_survive(
+    tmp_path, reference, capsys, monkeypatch
+):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    out = tmp_path / "out"
+    argv = ["run", str(config), "--out", str(out), "--quiet", "--no-figures"]
+    real_write = results.write_parquet
+    writes = []
+
+    def disk_full_at_second_write(path, frame):
+        writes.append(Path(path).name)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, frame)
+
+    monkeypatch.setattr(results, "write_parquet", disk_full_at_second_write)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
+    assert len(list((out / results.PARTIAL).glob("group-*.parquet"))) == 1  # first group kept
+    assert not (out / "runs.parquet").exists()
+
+    # a permission error on the final rename: the temporary file is removed, the groups kept
+    real_replace = os.replace
+
+    def no_permission_for_runs(source, target):
+        if Path(target).name == "runs.parquet":
+            raise PermissionError(errno.EACCES, "Permission denied", str(target))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(results, "write_parquet", real_write)
+    monkeypatch.setattr(os, "replace", no_permission_for_runs)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err
+    assert [p.name for p in out.iterdir() if results._TEMP_MARK in p.name] == []
+    assert len(list((out / results.PARTIAL).glob("group-*.parquet"))) == 2
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert cli.main(argv) == 0
+    _same_results(out, reference)
+
+
+def test_an_unwritable_results_path_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    code = cli.main(["run", str(config), "--out", str(tmp_path / "file" / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Not a directory" in err
+
+
+def test_divergence_is_reported_apart_and_never_leaks_nan_into_proportions(tmp_path):
+    study = load_study(
+        {
+            "n_inits": 200,
+            "data": {"offset": 2.0, "n_samples": 32},
+            "model": {"width": 1},
+            "train": {
+                "optimizer": "sgd",
+                "learning_rate": [0.01, 1e30],
+                "steps": 12,
+                "log_every": 4,
+            },
+        }
+    )
+    runner.run_study(study, tmp_path / "out", figures=False)
+    runs = pd.read_parquet(tmp_path / "out" / "runs.parquet")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    huge = runs["train.learning_rate"] == 1e30
+    assert runs.loc[huge, "diverged"].any() and not runs.loc[~huge, "diverged"].any()
+    assert not runs.loc[runs["diverged"], "dead_end"].any()
+    assert not runs.loc[runs["diverged"], "revived"].any()
+    for name in ("dead_init", "dead_end", "revived", "diverged"):
+        assert runs[name].notna().all()
+    for _, row in summary.iterrows():
+        part = runs[runs["train.learning_rate"] == row["train.learning_rate"]]
+        valid = part[~part["diverged"]]
+        assert row["n_inits"] == len(part) and row["n_valid"] == len(valid)
+        assert row["p_diverged"] == pytest.approx(part["diverged"].mean(), abs=1e-12)
+        assert np.isfinite([row["p_diverged"], row["p_diverged_lo"], row["p_diverged_hi"]]).all()
+        if len(valid):  # proportions over the runs that did not diverge, all finite
+            assert row["p_dead_end"] == pytest.approx(valid["dead_end"].mean(), abs=1e-12)
+            assert row["p_dead_init"] == pytest.approx(valid["dead_init"].mean(), abs=1e-12)
+            for name in ("p_dead_init", "p_dead_end", "p_revived"):
+                values = [row[name], row[f"{name}_lo"], row[f"{name}_hi"]]
+                assert np.isfinite(values).all(), (name, values)
+
+
+def test_runs_are_bit_identical_across_runs(tmp_path, reference):
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    study = load_study(tmp_path / "tiny.toml")
+    runner.run_study(study, tmp_path / "again", figures=False)
+    _same_results(tmp_path / "again", reference)
+
+
+def test_runs_are_bit_identical_across_chunk_sizes(tmp_path, reference):
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    study = load_study(tmp_path / "tiny.toml")
+    for chunk_size in (5, 96):
+        runner.run_study(study, tmp_path / f"c{chunk_size}", chunk_size=chunk_size, figures=False)
+        _same_results(tmp_path / f"c{chunk_size}", reference)
+
+
+@pytest.mark.slow
+def test_runs_are_bit_identical_across_device_counts(tmp_path, reference):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    out = tmp_path / "two"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "study",
+            "run",
+            str(config),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-figures",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = results.read_manifest(out)
+    assert len(manifest["devices"]) == 2
+    _same_results(out, reference)
