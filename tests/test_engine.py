@@ -1,0 +1,209 @@
+"""The compiled engine against closed forms, its invariants, determinism and compile count."""
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+import pytest
+from conftest import standard_errors
+
+from study import simulate, theory
+from study.config import load_study, make_setting
+from study.data import make_data
+from study.engine import run_group
+from study.train import key_streams, make_train
+
+N_LARGE = 20_000  # initializations for the closed-form checks: 4 SE of p = 1/4 is 0.012
+AT_INIT = dict(train_steps=1, train_log_every=1)  # only the state at initialization matters
+AT_INIT_TOML = {"steps": 1, "log_every": 1}
+
+
+def engine_data(setting, seed=0):
+    """The training set the engine uses for ``setting`` under ``seed``."""
+    return make_data(setting.structure, setting.numeric, key_streams(seed)[0], None)
+
+
+def assert_within_4_se(count, n, p):
+    estimate = count / n
+    assert abs(estimate - p) <= 4 * standard_errors(p, n), (estimate, p, n)
+
+
+def test_question_network_is_born_dead_one_time_in_four(tmp_path):
+    """2-1-1 ReLU, zero bias, positive data reaching both axes: P(dead at init) = 1/4."""
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0.1, 2.0, size=(254, 2))
+    points = np.vstack([points, [[1.0, 1e-9], [1e-9, 1.0]]])  # the data's cone: whole quadrant
+    labels = (points[:, 0] > points[:, 1]).astype(int)
+    path = tmp_path / "quadrant.csv"
+    pd.DataFrame({"x1": points[:, 0], "x2": points[:, 1], "y": labels}).to_csv(path, index=False)
+    setting = make_setting(data_kind="csv", data_path=str(path), **AT_INIT)
+    assert theory.p_dead_relu_2d(points) == pytest.approx(0.25, abs=1e-8)
+    runs = simulate(setting, n_inits=N_LARGE, seed=1)
+    assert_within_4_se(runs["dead_init"].sum(), N_LARGE, 0.25)
+    # a dead network predicts one class for every input
+    assert runs.loc[runs["dead_init"], "dead_units_init_l1"].eq(1).all()
+
+
+@pytest.mark.parametrize("init", ["uniform", "normal"])
+def test_death_depends_on_the_angle_the_data_span(init):
+    """Offset 2: the cloud [1, 3]^2 spans a narrower angle, so P(dead) exceeds 1/4 (theory)."""
+    setting = make_setting(data_offset=2.0, model_init=init, **AT_INIT)
+    inputs = np.asarray(engine_data(setting).inputs)
+    expected = theory.p_dead_relu_2d(inputs, weights=init)
+    assert expected > 0.3
+    runs = simulate(setting, n_inits=N_LARGE, seed=2)
+    assert_within_4_se(runs["dead_init"].sum(), N_LARGE, expected)
+    assert runs["dead_init"].eq(runs["inactive_units_init_l1"].eq(1)).all()  # ReLU: same thing
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "softplus"])
+def test_units_that_cannot_die_never_do(activation):
+    setting = make_setting(data_offset=2.0, model_activation=activation, **AT_INIT)
+    runs = simulate(setting, n_inits=N_LARGE // 4, seed=3)
+    assert not runs["dead_init"].any()
+    assert runs["dead_units_init_l1"].eq(0).all()
+    if activation == "leaky_relu":  # inactive (z <= 0 everywhere) is not dead
+        assert runs["inactive_units_init_l1"].mean() > 0.25
+
+
+def test_one_relu_layer_on_centered_data_is_not_born_dead():
+    """Centered 2-D data surround the origin: every w has w.x > 0 somewhere, so P(dead) = 0."""
+    setting = make_setting(data_offset=0.0, model_bias=False, **AT_INIT)
+    runs = simulate(setting, n_inits=N_LARGE // 4, seed=4)
+    assert not runs["dead_init"].any()
+
+
+def test_born_dead_on_a_ray_matches_closed_form():
+    """1-D positive inputs lie on one ray: P(dead) = 1 - (1 - 2^-N)^L (Lu et al. 2019)."""
+    study = load_study(
+        {
+            "data": {"dim": 1, "offset": 2.0},
+            "model": {"width": [1, 2, 3], "depth": [1, 5], "init": "he_normal"},
+            "train": AT_INIT_TOML,
+        }
+    )
+    runs = simulate(study, n_inits=N_LARGE // 2, seed=5)
+    for (width, depth), group in runs.groupby(["model.width", "model.depth"]):
+        assert_within_4_se(group["dead_init"].sum(), len(group), theory.p_dead_ray(width, depth))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_born_dead_stays_dead(optimizer):
+    setting = make_setting(
+        data_offset=2.0,
+        train_optimizer=optimizer,
+        train_learning_rate=0.1,
+        train_steps=200,
+    )
+    runs = simulate(setting, n_inits=400, seed=6)
+    born_dead = runs[runs["dead_init"]]
+    assert len(born_dead) > 80  # about a third are born dead
+    assert born_dead["dead_end"].all()
+    assert not born_dead["revived"].any()
+    assert born_dead["death_step"].eq(0).all()
+    # the output bias still learns, so a dead network predicts one class for every input
+    assert born_dead["predicted_positive"].isin([0.0, 1.0]).all()
+
+
+def test_metrics_are_consistent():
+    study = load_study(
+        {
+            "data": {"offset": [0.0, 2.0]},
+            "model": {"depth": 2, "width": 2},
+            "train": {"steps": 60, "log_every": 6, "learning_rate": 0.5, "optimizer": "momentum"},
+        }
+    )
+    runs = simulate(study, n_inits=300, seed=7)
+    alive = ~runs["dead_end"]
+    assert runs.loc[alive, "death_step"].eq(-1).all()
+    assert runs.loc[runs["dead_end"], "death_step"].between(0, 60).all()
+    logged = (runs["death_step"] == -1) | (runs["death_step"] % 6 == 0)
+    assert logged.all()
+    for stage in ("init", "end"):
+        layers = runs[[f"dead_units_{stage}_l1", f"dead_units_{stage}_l2"]]
+        assert runs[f"dead_{stage}"].eq(layers.eq(2).any(axis=1)).all()
+        # ReLU with tau = 0: dead == inactive == dormant
+        for layer in (1, 2):
+            dead = runs[f"dead_units_{stage}_l{layer}"]
+            assert dead.eq(runs[f"inactive_units_{stage}_l{layer}"]).all()
+            assert dead.eq(runs[f"dormant_units_{stage}_l{layer}"]).all()
+    assert runs["final_accuracy"].between(0, 1).all()
+    assert not runs["diverged"].any()
+
+
+def test_same_seed_same_bits_and_chunking_does_not_matter():
+    study = load_study(
+        {
+            "data": {"offset": 1.0},
+            "model": {"init_range": [0.05, 0.5, 1.0], "depth": 2, "width": 2},
+            "train": {"steps": 20, "log_every": 5, "learning_rate": 0.3},
+        }
+    )
+    ((structure, settings),) = study.groups().items()
+    reference, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36)
+    again, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36)
+    pd.testing.assert_frame_equal(reference, again, check_exact=True)
+    for chunk_size in (1, 7):
+        chunked, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=chunk_size)
+        pd.testing.assert_frame_equal(reference, chunked, check_exact=True)
+    other_seed, _ = run_group(structure, settings, n_inits=12, seed=9, chunk_size=36)
+    assert not np.array_equal(reference["final_loss"], other_seed["final_loss"])
+
+
+def test_more_initializations_extend_rather_than_change_the_first_ones():
+    setting = make_setting(train_steps=10, train_log_every=5)
+    few = simulate(setting, n_inits=5, seed=10)
+    many = simulate(setting, n_inits=9, seed=10)
+    pd.testing.assert_frame_equal(few, many.iloc[:5], check_exact=True)
+
+
+def test_new_numeric_values_do_not_recompile(caplog):
+    """Numeric values are traced: any number of them share one compiled program."""
+    study = load_study({"model": {"init_range": [0.1, 0.2]}, "train": {"steps": 5}})
+    ((structure, settings),) = study.groups().items()
+    train = make_train(structure)
+    numerics = jax.tree.map(lambda *v: np.asarray(v, np.float32), *(s.numeric for s in settings))
+    ids = np.asarray([s.setting_id for s in settings], np.int32)
+    indices = np.arange(4, dtype=np.int32)
+    train(np.uint32(0), numerics, ids, indices, None)  # compiles (if not compiled before)
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        for scale in (3.0, 7.5, 0.001):
+            other = numerics._replace(
+                init_range=numerics.init_range * scale,
+                learning_rate=numerics.learning_rate / 2,
+                offset=numerics.offset + scale,
+            )
+            train(np.uint32(scale), other, ids + 1, indices + 3, None)
+    compiles = [r for r in caplog.records if "Compiling" in r.getMessage()]
+    assert compiles == []
+    # and the log does report a compile when a structure is new (the check can fail)
+    new = make_train(structure.__class__(**{**structure.__dict__, "steps": 6}))
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        new(np.uint32(0), numerics, ids, indices, None)
+    assert any("Compiling" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_running_power_adam_matches_optax(optimizer):
+    """Our Adam (bias corrections as running products) is optax's Adam to float rounding."""
+    from study.train import make_optimizer
+
+    numeric = make_setting().numeric._replace(learning_rate=0.05, momentum=0.8, weight_decay=0.01)
+    reference = {
+        "adam": optax.adam(0.05, b1=0.8),
+        "adamw": optax.adamw(0.05, b1=0.8, weight_decay=0.01),
+    }[optimizer]
+    ours = make_optimizer(optimizer, numeric)
+    params = {"w": jnp.array([0.3, -1.2, 2.0]), "b": jnp.array([0.1])}
+    state_ours, state_ref = ours.init(params), reference.init(params)
+    p_ours = params
+    for step in range(50):
+        grads = jax.tree.map(lambda p, s=step: jnp.sin(p * (s + 1)), p_ours)
+        update_ours, state_ours = ours.update(grads, state_ours, p_ours)
+        update_ref, state_ref = reference.update(grads, state_ref, p_ours)
+        for a, b in zip(jax.tree.leaves(update_ours), jax.tree.leaves(update_ref), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        p_ours = optax.apply_updates(p_ours, update_ours)
