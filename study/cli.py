@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--no-scaling", action="store_true", help="skip the scaling in initializations and steps"
     )
+    bench.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        metavar="C",
+        help="initializations per compiled call (default: automatic)",
+    )
     bench.add_argument("--json", metavar="FILE", default=None, help="also write the JSON here")
 
     commands.add_parser("info", help="JAX version, backend and devices", formatter_class=_formatter)

@@ -1,0 +1,399 @@
+"""``study bench``: how fast the engine trains initializations, and against what.
+
+The workload is the question's network: 2 inputs, 1 ReLU hidden unit, 1 sigmoid output, 256
+training samples, full batch, Adam with learning rate 0.01, 1,000 steps, 16,384 initializations,
+float32. The benchmark reports initialization-steps per second (initializations x steps / run
+seconds, compile excluded), compile seconds and peak resident memory, and runs the same workload
+through two simple formulations kept here for comparison:
+
+1. a Python loop over initializations, each trained by a jitted function (a few are timed and the
+   time is extrapolated to the whole workload);
+2. the plain formulation: ``jit(vmap(lax.scan))`` of a training loop that takes ``jax.grad`` of a
+   plain MLP and steps an Optax optimizer per parameter array, on a per-initialization copy of
+   the data. It starts from the same initializations on the same data as the engine, so it is
+   also the reference the engine's results are checked against: the same dead/alive decision
+   for every initialization, and the same final loss to float tolerance.
+
+Then it times the engine on 4k to 256k initializations and on several step counts, to show that
+run time is linear in both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from study import model
+from study.config import ConfigError, Setting, make_setting
+from study.data import make_data
+from study.engine import auto_chunk_size, run_group
+from study.train import key_streams
+
+FULL = dict(n_inits=16384, steps=1000, repeats=3, loop_inits=4)
+QUICK = dict(n_inits=512, steps=50, repeats=1, loop_inits=2)
+SCALING_INITS = (4096, 16384, 65536, 262144)
+SCALING_INITS_QUICK = (256, 1024)
+SCALING_STEPS = (100, 300, 1000)
+SCALING_STEPS_QUICK = (25, 50)
+SCALING_INITS_STEPS = 100  # steps of the runs that scale the initializations
+SEED = 0
+
+# "The same metrics to float tolerance": final losses of the engine and the plain formulation
+# differ by rounding only (different summation order), never by more than this.
+LOSS_TOLERANCE = 1e-4
+
+
+def workload_setting(steps: int) -> Setting:
+    """The benchmark's setting: the defaults are the question's network, data and optimizer."""
+    return make_setting(
+        data_n_samples=256,
+        model_depth=1,
+        model_width=1,
+        model_activation="relu",
+        train_optimizer="adam",
+        train_learning_rate=0.01,
+        train_batch_size=0,
+        train_steps=steps,
+        train_dtype="float32",
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# --------------------------------------------------------------------------------------------
+# The engine.
+# --------------------------------------------------------------------------------------------
+
+
+def time_engine(setting: Setting, n_inits: int, chunk_size: int | None = None):
+    """Run the engine once: ``(runs, timings)`` with init-steps/s added to the timings."""
+    runs, timings = run_group(setting.structure, [setting], n_inits, SEED, chunk_size)
+    timings = dict(timings)
+    timings["init_steps_per_s"] = n_inits * setting.structure.steps / timings["run_s"]
+    return runs, timings
+
+
+# --------------------------------------------------------------------------------------------
+# The plain formulation (alternative 2) and the Python loop (alternative 1).
+# --------------------------------------------------------------------------------------------
+
+
+class PlainResult(NamedTuple):
+    """What the plain formulation records per initialization (leading axis: initializations)."""
+
+    dead_init: jax.Array  # bool
+    dead_end: jax.Array  # bool
+    initial_loss: jax.Array  # float
+    final_loss: jax.Array  # float
+    final_accuracy: jax.Array  # float
+
+
+def make_plain_train(setting: Setting):
+    """``train(key, inputs, targets) -> PlainResult`` for ONE initialization, unoptimized.
+
+    A ReLU MLP written with matmuls, ``jax.grad`` of optax's binary cross-entropy, the
+    optimizer stepping each parameter array, the whole loop a ``lax.scan``. The initialization
+    is the engine's (``model.init_params`` with the engine's key), so results are comparable.
+    """
+    structure, numeric = setting.structure, setting.numeric
+    numeric = type(numeric)(*(jnp.asarray(v, jnp.float32) for v in numeric))
+    if structure.activation != "relu" or structure.loss != "bce" or not structure.full_batch:
+        raise ValueError("the plain formulation covers full-batch ReLU classification only")
+    optimizer = optax.adam(numeric.learning_rate, b1=numeric.momentum)
+
+    def pre_activations(params, inputs):
+        hidden, layers = inputs, []
+        for weights, bias in params[:-1]:
+            z = weights @ hidden + bias[:, None]
+            layers.append(z)
+            hidden = jax.nn.relu(z)
+        out_weights, out_bias = params[-1]
+        return layers, (out_weights @ hidden + out_bias[:, None])[0]
+
+    def loss(params, inputs, targets):
+        logits = pre_activations(params, inputs)[1]
+        return optax.sigmoid_binary_cross_entropy(logits, targets).mean()
+
+    def network_dead(params, inputs):
+        layers = pre_activations(params, inputs)[0]
+        return jnp.any(jnp.stack([jnp.all(jnp.all(z <= 0, axis=-1)) for z in layers]))
+
+    def train(key, inputs, targets) -> PlainResult:
+        key_init, _ = jax.random.split(key)
+        params = model.init_params(structure, numeric, key_init)
+
+        def step(state, _):
+            params, opt_state = state
+            grads = jax.grad(loss)(params, inputs, targets)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), None
+
+        (end, _), _ = lax.scan(step, (params, optimizer.init(params)), None, structure.steps)
+        logits = pre_activations(end, inputs)[1]
+        return PlainResult(
+            dead_init=network_dead(params, inputs),
+            dead_end=network_dead(end, inputs),
+            initial_loss=loss(params, inputs, targets),
+            final_loss=loss(end, inputs, targets),
+            final_accuracy=jnp.mean((logits > 0) == (targets > 0.5)).astype(jnp.float32),
+        )
+
+    return train
+
+
+def workload_inputs(setting: Setting, n_inits: int):
+    """The engine's keys and dataset for initializations ``0..n_inits-1`` of ``setting``."""
+    numeric = type(setting.numeric)(*(jnp.asarray(v, jnp.float32) for v in setting.numeric))
+    data_root, init_root = key_streams(np.uint32(SEED))
+    data = make_data(setting.structure, numeric, data_root, None)
+    setting_key = jax.random.fold_in(init_root, setting.setting_id)
+    keys = jax.vmap(lambda i: jax.random.fold_in(setting_key, i))(jnp.arange(n_inits))
+    return keys, data
+
+
+def time_plain(setting: Setting, n_inits: int):
+    """Alternative 2 on the whole workload: ``(results, {compile_s, run_s, init_steps_per_s})``."""
+    keys, data = workload_inputs(setting, n_inits)
+    # A per-initialization copy of the data, as a plain vmap over (key, inputs, targets) has it.
+    inputs = jnp.tile(data.inputs[None], (n_inits, 1, 1))
+    targets = jnp.tile(data.targets[None], (n_inits, 1))
+    train = jax.jit(jax.vmap(make_plain_train(setting)))
+    start = time.perf_counter()
+    compiled = train.lower(keys, inputs, targets).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    results = jax.device_get(compiled(keys, inputs, targets))
+    run_s = time.perf_counter() - start
+    rate = n_inits * setting.structure.steps / run_s
+    return results, {"compile_s": compile_s, "run_s": run_s, "init_steps_per_s": rate}
+
+
+def time_python_loop(setting: Setting, n_timed: int) -> dict[str, float]:
+    """Alternative 1: a Python loop of a jitted one-initialization train, ``n_timed`` timed."""
+    keys, data = workload_inputs(setting, n_timed + 1)
+    train = jax.jit(make_plain_train(setting))
+    start = time.perf_counter()
+    jax.block_until_ready(train(keys[n_timed], data.inputs, data.targets))  # compiles
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for index in range(n_timed):
+        jax.block_until_ready(train(keys[index], data.inputs, data.targets))
+    run_s = time.perf_counter() - start
+    rate = n_timed * setting.structure.steps / run_s
+    return {"compile_s": compile_s, "timed_inits": n_timed, "init_steps_per_s": rate}
+
+
+def compare_with_plain(runs, plain: PlainResult) -> dict[str, float]:
+    """How the engine's per-initialization results differ from the plain formulation's."""
+    loss_diff = np.abs(runs["final_loss"].to_numpy() - np.asarray(plain.final_loss, np.float64))
+    return {
+        "dead_init_mismatches": int(np.sum(runs["dead_init"].to_numpy() != plain.dead_init)),
+        "dead_end_mismatches": int(np.sum(runs["dead_end"].to_numpy() != plain.dead_end)),
+        "accuracy_mismatches": int(
+            np.sum(~np.isclose(runs["final_accuracy"].to_numpy(), plain.final_accuracy))
+        ),
+        "max_final_loss_diff": float(loss_diff.max()),
+        "max_initial_loss_diff": float(
+            np.abs(runs["initial_loss"].to_numpy() - plain.initial_loss).max()
+        ),
+        "p_dead_end": float(runs["dead_end"].mean()),
+    }
+
+
+def results_identical(comparison: dict[str, float]) -> bool:
+    """The same dead/alive decisions and accuracies, and losses equal to float tolerance."""
+    return (
+        comparison["dead_init_mismatches"] == 0
+        and comparison["dead_end_mismatches"] == 0
+        and comparison["accuracy_mismatches"] == 0
+        and comparison["max_final_loss_diff"] <= LOSS_TOLERANCE
+        and comparison["max_initial_loss_diff"] <= LOSS_TOLERANCE
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark.
+# --------------------------------------------------------------------------------------------
+
+
+def run_benchmark(
+    n_inits: int,
+    steps: int,
+    repeats: int,
+    loop_inits: int,
+    alternatives: bool = True,
+    scaling: bool = True,
+    quick: bool = False,
+    chunk_size: int | None = None,
+    progress=print,
+) -> dict:
+    """Time the engine (and optionally the alternatives and scaling); a JSON-ready dict."""
+    setting = workload_setting(steps)
+    devices = jax.local_devices()
+    result: dict = {
+        "workload": {
+            "network": "2-1-1 relu, sigmoid output",
+            "n_samples": 256,
+            "optimizer": "adam lr 0.01",
+            "n_inits": n_inits,
+            "steps": steps,
+            "dtype": "float32",
+        },
+        "machine": {
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in devices],
+            "jax": jax.__version__,
+        },
+        "chunk_size": chunk_size or auto_chunk_size(setting.structure, devices),
+    }
+
+    progress(f"engine: {n_inits} initializations x {steps} steps, {repeats} repeat(s)")
+    rates, compile_s = [], []
+    for _ in range(repeats):
+        runs, timings = time_engine(setting, n_inits, chunk_size)
+        rates.append(timings["init_steps_per_s"])
+        compile_s.append(timings["compile_s"])
+    result["engine"] = {
+        "init_steps_per_s_best": max(rates),
+        "init_steps_per_s_median": statistics.median(rates),
+        "compile_s": min(compile_s),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+    if alternatives:
+        progress("alternative 2: plain jit(vmap(scan)) with jax.grad and optax")
+        plain, plain_timings = time_plain(setting, n_inits)
+        result["plain"] = plain_timings
+        comparison = compare_with_plain(runs, plain)
+        comparison["identical"] = results_identical(comparison)
+        result["comparison"] = comparison
+        progress(f"alternative 1: a Python loop over {loop_inits} initializations")
+        result["python_loop"] = time_python_loop(setting, loop_inits)
+        result["peak_rss_mb_after_alternatives"] = peak_rss_mb()
+
+    if scaling:
+        scaling_inits = SCALING_INITS_QUICK if quick else SCALING_INITS
+        scaling_steps = SCALING_STEPS_QUICK if quick else SCALING_STEPS
+        inits_steps = min(SCALING_INITS_STEPS, steps)
+        progress(f"scaling: initializations {scaling_inits} at {inits_steps} steps")
+        by_inits = []
+        for count in scaling_inits:
+            _, timings = time_engine(workload_setting(inits_steps), count, chunk_size)
+            by_inits.append({"n_inits": count, "steps": inits_steps, **timings})
+        progress(f"scaling: steps {scaling_steps} at {n_inits} initializations")
+        by_steps = []
+        for count in scaling_steps:
+            _, timings = time_engine(workload_setting(count), n_inits, chunk_size)
+            by_steps.append({"n_inits": n_inits, "steps": count, **timings})
+        result["scaling"] = {"inits": by_inits, "steps": by_steps}
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The benchmark as a plain-text table."""
+    work, machine = result["workload"], result["machine"]
+    lines = [
+        f"workload: {work['network']}, {work['n_samples']} samples, full batch, "
+        f"{work['optimizer']}, {work['steps']} steps, {work['n_inits']} initializations, "
+        f"{work['dtype']}",
+        f"machine: {machine['cpu']} ({machine['cpu_count']} cores), JAX {machine['jax']} "
+        f"{machine['backend']}, {len(machine['devices'])} device(s), "
+        f"chunk {result['chunk_size']}",
+        "",
+        f"{'formulation':<44} {'M init-steps/s':>14} {'compile s':>10} {'vs engine':>10}",
+    ]
+    engine = result["engine"]
+    best = engine["init_steps_per_s_best"]
+
+    def row(name, rate, compile_s):
+        lines.append(f"{name:<44} {rate / 1e6:>14.3f} {compile_s:>10.2f} {rate / best:>10.3f}")
+
+    row("engine (best of repeats)", best, engine["compile_s"])
+    row("engine (median of repeats)", engine["init_steps_per_s_median"], engine["compile_s"])
+    if "plain" in result:
+        plain = result["plain"]
+        row(
+            "alt 2: plain jit(vmap(scan)), jax.grad, optax",
+            plain["init_steps_per_s"],
+            plain["compile_s"],
+        )
+        loop = result["python_loop"]
+        row(
+            f"alt 1: Python loop of jit (x{loop['timed_inits']}, extrap.)",
+            loop["init_steps_per_s"],
+            loop["compile_s"],
+        )
+    lines.append(f"peak resident memory: {result['peak_rss_mb']:.0f} MiB")
+    if "comparison" in result:
+        c = result["comparison"]
+        verdict = "identical" if c["identical"] else "DIFFERENT"
+        lines.append(
+            f"engine vs plain formulation: {verdict} (dead_init mismatches "
+            f"{c['dead_init_mismatches']}, dead_end mismatches {c['dead_end_mismatches']}, "
+            f"accuracy mismatches {c['accuracy_mismatches']}, max |final loss diff| "
+            f"{c['max_final_loss_diff']:.2e}; P(dead at end) {c['p_dead_end']:.4f})"
+        )
+    if "scaling" in result:
+        lines += ["", f"{'inits':>8} {'steps':>6} {'run s':>8} {'M init-steps/s':>15}"]
+        for entry in result["scaling"]["inits"] + result["scaling"]["steps"]:
+            lines.append(
+                f"{entry['n_inits']:>8} {entry['steps']:>6} {entry['run_s']:>8.2f} "
+                f"{entry['init_steps_per_s'] / 1e6:>15.3f}"
+            )
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """``study bench``: print the table and one JSON line; ``--json FILE`` also writes it."""
+    preset = QUICK if args.quick else FULL
+    n_inits = preset["n_inits"] if args.n_inits is None else args.n_inits
+    steps = preset["steps"] if args.steps is None else args.steps
+    if n_inits <= 0 or steps <= 0 or (args.chunk_size is not None and args.chunk_size <= 0):
+        raise ConfigError("--n-inits, --steps and --chunk-size must be positive")
+    result = run_benchmark(
+        n_inits=n_inits,
+        steps=steps,
+        repeats=preset["repeats"],
+        loop_inits=preset["loop_inits"],
+        alternatives=not args.no_alternatives,
+        scaling=not args.no_scaling,
+        quick=args.quick,
+        chunk_size=args.chunk_size,
+        progress=lambda message: print(f"[bench] {message}", flush=True),
+    )
+    print(format_table(result))
+    line = json.dumps(result)
+    print(line)
+    if args.json:
+        with open(args.json, "w") as out:
+            out.write(line + "\n")
+    return 0

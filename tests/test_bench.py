@@ -1,0 +1,61 @@
+"""``study bench``: the smoke test of the command and the script, and the check that the engine's
+results are those of the unoptimized formulation kept in the benchmark."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from study import bench
+from study.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_engine_matches_the_plain_formulation():
+    """Same dead/alive decision for every initialization, same losses to float tolerance."""
+    setting = bench.workload_setting(steps=150)
+    runs, _ = bench.time_engine(setting, n_inits=384)
+    plain, _ = bench.time_plain(setting, n_inits=384)
+    comparison = bench.compare_with_plain(runs, plain)
+    assert comparison["dead_init_mismatches"] == 0
+    assert comparison["dead_end_mismatches"] == 0
+    assert comparison["accuracy_mismatches"] == 0
+    assert comparison["max_final_loss_diff"] <= bench.LOSS_TOLERANCE
+    assert bench.results_identical(comparison)
+    # the comparison is not vacuous: both dead and living networks are in the sample
+    assert 0 < runs["dead_end"].sum() < len(runs)
+    np.testing.assert_array_equal(runs["dead_end"].to_numpy(), np.asarray(plain.dead_end))
+    # and the comparison does see a difference when there is one
+    flipped = runs.assign(dead_end=~runs["dead_end"])
+    assert not bench.results_identical(bench.compare_with_plain(flipped, plain))
+
+
+def test_bench_quick_prints_a_table_and_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--no-scaling", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "M init-steps/s" in printed and "alt 2: plain" in printed
+    result = json.loads(out.read_text())
+    assert result["engine"]["init_steps_per_s_best"] > 0
+    assert result["comparison"]["identical"]
+    assert result["peak_rss_mb"] > 0
+    assert result["python_loop"]["timed_inits"] == bench.QUICK["loop_inits"]
+
+
+def test_bench_rejects_a_bad_size():
+    assert main(["bench", "--quick", "--n-inits", "-3"]) == 2
+
+
+def test_benchmark_script_runs():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--no-alternatives"]
+        + ["--no-scaling"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["engine"]["init_steps_per_s_best"] > 0
