@@ -247,15 +247,13 @@ def _common_value(values: pd.Series) -> float:
 
 
 def read_manifest(folder) -> dict:
-    """``DIR/manifest.json`` as a dict ({} when the folder has none)."""
-    import json
-    from pathlib import Path
+    """``DIR/manifest.json`` as a dict ({} when the folder has none).
 
-    path = Path(folder) / "manifest.json"
-    if not path.exists():
-        return {}
-    with path.open() as f:
-        return json.load(f)
+    A manifest of another format version is refused with a clear message (exit status 2).
+    """
+    from study.results import read_manifest as read_checked
+
+    return read_checked(folder, required=False)
 
 
 def study_seed(folder) -> int | None:
@@ -276,6 +274,7 @@ def load_runs(folder) -> pd.DataFrame:
         raise ConfigError(f"{str(folder)!r}: no such results folder")
     if not path.exists():
         raise ConfigError(f"{str(folder)!r}: no runs.parquet; run `study run` first")
+    read_manifest(folder)  # refuses results written in another format
     return pd.read_parquet(path)
 
 

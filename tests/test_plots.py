@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from study import analysis, plots
+from study.results import FORMAT_VERSION
 from tests.test_analysis import synthetic_runs
 
 
@@ -32,7 +33,9 @@ def results(tmp_path):
     runs = _grid_runs()
     runs.to_parquet(tmp_path / "runs.parquet")
     analysis.summarize(runs).to_csv(tmp_path / "summary.csv", index=False)
-    (tmp_path / "manifest.json").write_text(json.dumps({"config": {"seed": 0, "name": "t"}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "config": {"seed": 0, "name": "t"}})
+    )
     return tmp_path
 
 

@@ -4,6 +4,7 @@ import argparse
 import json
 
 from study import analysis, report
+from study.results import FORMAT_VERSION
 from tests.test_analysis import synthetic_runs
 
 
@@ -42,7 +43,9 @@ def test_bias_claim():
 def test_report_files(tmp_path):
     runs = synthetic_runs(0.3, 0.1, n=100, **{"data.offset": [0.0, 2.0]})
     runs.to_parquet(tmp_path / "runs.parquet")
-    (tmp_path / "manifest.json").write_text(json.dumps({"config": {"seed": 0, "name": "t"}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "config": {"seed": 0, "name": "t"}})
+    )
     assert report.main(argparse.Namespace(dir=str(tmp_path))) == 0
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
