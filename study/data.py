@@ -12,6 +12,7 @@ the alternating direction (1, -1, 1, ...) is above the median projection.
 from __future__ import annotations
 
 import functools
+import os
 from typing import NamedTuple
 
 import jax
@@ -86,14 +87,23 @@ def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data 
     return Data(inputs.astype(dtype), targets.astype(dtype))
 
 
-@functools.lru_cache(maxsize=32)
 def load_csv(path: str, features: tuple[str, ...], target: str):
-    """Read a CSV of numeric features and a 0/1 target.
+    """Read a CSV of numeric features and a 0/1 target (cached while the file is unchanged).
 
     Returns ``(feature_names, inputs: float64[n_samples, dim], targets: float64[n_samples])``.
     Every problem (missing or empty file, missing column, non-numeric value, a target that is
     not 0/1) raises a one-line :class:`ConfigError`.
     """
+    try:
+        stat = os.stat(path)
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None  # _read_csv reports what is wrong
+    return _read_csv(path, tuple(features), target, version)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_csv(path: str, features: tuple[str, ...], target: str, version):
     import pandas as pd
 
     try:
