@@ -7,6 +7,7 @@ The public API::
     runs = study.simulate(setting, n_inits=4000, seed=0)   # a row per initialization
 """
 
+from study import analysis, theory
 from study.config import ConfigError, Numeric, Setting, Structure, Study, load_study, make_setting
 from study.engine import run_group, simulate
 from study.train import Metrics, make_train
@@ -19,6 +20,8 @@ __all__ = [
     "Numeric",
     "Setting",
     "Structure",
+    "analysis",
+    "theory",
     "Study",
     "load_study",
     "make_setting",
