@@ -1,0 +1,188 @@
+"""Reproduction 1: the question's 2-1-1 network (``study/configs/question.toml``).
+
+Measures, for sgd, momentum and adam at two learning rates: P(dead at init), P(dead at end), the
+share of networks dead at init that ever revive (the claim: none), the same on standardized data,
+leaky ReLU beside ReLU, a bias drawn U(-a, a) instead of 0, and the class every dead network
+predicts with its accuracy. Writes ``results/question/``: ``summary.csv`` (a row per setting),
+``revival.csv``, ``dead_networks.csv``, ``figures/*.png``; the run itself is in ``run/``.
+
+Usage: ``python scripts/reproduce_question.py [--tiny] [--out DIR] [--force]``
+"""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import reproduce_common as common
+
+TINY = [
+    "train.optimizer=adam",
+    "data.standardize=false",
+    "model.activation=relu",
+    "train.steps=20",
+    "train.log_every=10",
+]
+OPTIMIZERS = ["sgd", "momentum", "adam"]
+
+
+def categorical_points(ax, table, category, hue, y, order, *, label_format="{}", marker_fill=True):
+    """Points with Wilson bars at ``category`` positions, dodged by ``hue`` level."""
+    levels = sorted(table[hue].unique())
+    style = common.plots.styles(levels)
+    width = 0.6
+    for i, level in enumerate(levels):
+        part = table[table[hue] == level].set_index(category).reindex(order).dropna(subset=[y])
+        shift = (i - (len(levels) - 1) / 2) * width / max(len(levels), 1)
+        xs = np.array([order.index(c) for c in part.index]) + shift
+        s = style[level]
+        ax.errorbar(
+            xs,
+            part[y],
+            yerr=[part[y] - part[f"{y}_lo"], part[f"{y}_hi"] - part[y]],
+            fmt=s["marker"],
+            color=s["color"],
+            capsize=3,
+            markerfacecolor=s["color"] if marker_fill else "white",
+            label=label_format.format(level),
+        )
+    ax.set_xticks(range(len(order)), order)
+
+
+def figure_optimizers(summary: pd.DataFrame, out) -> None:
+    """P(dead at init) and at the end per optimizer and learning rate, raw and standardized."""
+    rows = summary[(summary["model.activation"] == "relu") & (summary["model.bias_scale"] == 0.0)]
+    order = [o for o in OPTIMIZERS if o in set(rows["train.optimizer"])]
+    standardize_levels = sorted(rows["data.standardize"].unique())
+    fig, axes = plt.subplots(
+        1, len(standardize_levels), figsize=(5 * len(standardize_levels), 3.8), squeeze=False
+    )
+    for ax, standardized in zip(axes[0], standardize_levels, strict=True):
+        part = rows[rows["data.standardize"] == standardized]
+        long = []
+        for when in ("init", "end"):
+            piece = part[["train.optimizer", "train.learning_rate"]].copy()
+            piece["series"] = [
+                f"{when}, lr {lr:g}" for lr in part["train.learning_rate"].to_numpy()
+            ]
+            for suffix in ("", "_lo", "_hi"):
+                piece[f"p{suffix}"] = part[f"p_dead_{when}{suffix}"].to_numpy()
+            long.append(piece)
+        categorical_points(ax, pd.concat(long), "train.optimizer", "series", "p", order)
+        theory = part["p_dead_init_theory"].dropna()
+        if len(theory):
+            ax.axhline(theory.iloc[0], color="black", linestyle=":", label="closed form, init")
+        data = "standardized (centered) data" if standardized else "raw data, features in [1, 3]"
+        ax.set_title(f"{data}\nReLU, zero bias, n = {int(part['n_inits'].min())} per setting")
+        ax.set_xlabel("optimizer")
+        ax.set_ylabel("P(network dead)")
+        ax.set_ylim(-0.02, max(0.5, float(part["p_dead_end_hi"].max()) + 0.05))
+    axes[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    common.save_figure(fig, out, "question_optimizers")
+
+
+def figure_bias_and_leaky(runs: pd.DataFrame, out) -> None:
+    """P(unit dead or inactive) at init and at the end against the bias scale, ReLU and leaky."""
+    frame = runs[
+        (runs["train.optimizer"] == runs["train.optimizer"].iloc[-1])
+        & (~runs["data.standardize"].astype(bool))
+    ].copy()
+    frame["inactive_init"] = frame["inactive_units_init_l1"] > 0
+    frame["inactive_end"] = frame["inactive_units_end_l1"] > 0
+    optimizer = frame["train.optimizer"].iloc[0]
+    scales = sorted(frame["model.bias_scale"].unique())
+    by = ["model.activation", "model.bias_scale", "train.learning_rate"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, when in zip(axes, ("init", "end"), strict=True):
+        tables = []
+        for activation, event, name in (
+            ("relu", f"dead_{when}", "ReLU dead (= inactive)"),
+            ("leaky_relu", f"inactive_{when}", "leaky inactive"),
+            ("leaky_relu", f"dead_{when}", "leaky dead"),
+        ):
+            table = common.proportion_table(
+                frame[frame["model.activation"] == activation], by, event
+            )
+            table["series"] = [f"{name}, lr {lr:g}" for lr in table["train.learning_rate"]]
+            if when == "init":  # no step taken yet: the learning rate plays no part
+                table = table[table["train.learning_rate"] == table["train.learning_rate"].min()]
+                table["series"] = name
+            tables.append(table)
+        table = pd.concat(tables)
+        table["position"] = [scales.index(v) for v in table["model.bias_scale"]]
+        common.interval_lines(ax, table, "position", "p", "series")
+        ax.set_xticks(range(len(scales)), [f"{v:g}" for v in scales])
+        ax.set_xlabel("bias scale a (bias ~ U(-a, a); 0 = zero bias)")
+        ax.set_title(f"at {'initialization' if when == 'init' else 'the end'} ({optimizer})")
+        ax.legend(fontsize=7, frameon=False)
+    axes[0].set_ylabel("P(the hidden unit is dead / inactive)")
+    fig.suptitle(
+        "dead: zero derivative on every input; inactive: pre-activation <= 0 on every input; "
+        f"raw data, n = {frame.groupby(by).size().min()} per point",
+        fontsize=9,
+    )
+    common.save_figure(fig, out, "question_bias_leaky")
+
+
+def revival_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Networks dead at init that revived, per setting and pooled over the ReLU settings."""
+    relu = summary[summary["model.activation"] == "relu"]
+    keys = ["data.standardize", "model.bias_scale", "train.optimizer", "train.learning_rate"]
+    table = relu[keys + ["n_dead_init"]].copy()
+    table["n_revived"] = np.round(relu["p_revived_dead_init"].fillna(0) * relu["n_dead_init"])
+    table["n_revived"] = table["n_revived"].astype(np.int64)
+    pooled = {k: "all" for k in keys}
+    pooled.update(n_dead_init=int(table["n_dead_init"].sum()), n_revived=table["n_revived"].sum())
+    table = pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)
+    table["p_revived"] = table["n_revived"] / table["n_dead_init"].where(table["n_dead_init"] > 0)
+    table["p_revived_lo"], table["p_revived_hi"] = common.wilson(
+        table["n_revived"], table["n_dead_init"]
+    )
+    return table
+
+
+def dead_networks_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The class predicted by networks dead at the end, and their training accuracy."""
+    dead = runs[runs["dead_end"].astype(bool) & (runs["model.activation"] == "relu")]
+    keys = ["data.standardize", "model.bias_scale", "train.optimizer", "train.learning_rate"]
+    return (
+        dead.assign(
+            all_positive=dead["predicted_positive"] == 1.0,
+            all_negative=dead["predicted_positive"] == 0.0,
+        )
+        .groupby(keys, sort=True)
+        .agg(
+            n_dead_end=("dead_end", "size"),
+            share_all_positive=("all_positive", "mean"),
+            share_all_negative=("all_negative", "mean"),
+            mean_accuracy=("final_accuracy", "mean"),
+            min_accuracy=("final_accuracy", "min"),
+            max_accuracy=("final_accuracy", "max"),
+        )
+        .reset_index()
+    )
+
+
+def main(argv=None) -> int:
+    args = common.parse_args("question", __doc__.splitlines()[0], argv)
+    common.theme()
+    runs, summary = common.run_config(
+        "question.toml",
+        args.out / "run",
+        overrides=TINY if args.tiny else (),
+        n_inits=64 if args.tiny else None,
+        force=args.force,
+        quiet=args.tiny,
+    )
+    common.write_table(summary, args.out, "summary.csv")
+    common.write_table(revival_table(summary), args.out, "revival.csv")
+    common.write_table(dead_networks_table(runs), args.out, "dead_networks.csv")
+    figure_optimizers(summary, args.out)
+    figure_bias_and_leaky(runs, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Smoke tests: every reproduction script runs end to end at its --tiny size.
+
+Each script is run in-process (``main(["--tiny", "--out", tmp])``) so that JAX starts once; the
+tiny sizes compile one structural group per config. Besides the files, each test checks a
+property of the output that a broken script or engine would violate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        yield lambda name: importlib.import_module(f"reproduce_{name}")
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def run_tiny(scripts, name: str, out: Path) -> Path:
+    assert scripts(name).main(["--tiny", "--out", str(out)]) == 0
+    assert (out / "summary.csv").exists()
+    figures = sorted((out / "figures").glob("*.png"))
+    assert figures, f"{name}: no figure written"
+    assert all(path.stat().st_size > 1000 for path in figures)
+    return out
+
+
+def test_question(scripts, tmp_path):
+    out = run_tiny(scripts, "question", tmp_path / "question")
+    revival = pd.read_csv(out / "revival.csv")
+    pooled = revival[revival["train.optimizer"] == "all"].iloc[0]
+    assert pooled["n_dead_init"] > 0
+    assert pooled["n_revived"] == 0  # a dead ReLU network gets no gradient: it cannot revive
+    dead = pd.read_csv(out / "dead_networks.csv")
+    # A dead network's output is constant: it predicts one class for every input.
+    assert np.allclose(dead["share_all_positive"] + dead["share_all_negative"], 1.0)
+
+
+def test_two_layers(scripts, tmp_path):
+    out = run_tiny(scripts, "two_layers", tmp_path / "two_layers")
+    table = pd.read_csv(out / "summary.csv")
+    assert list(table["model.width"]) == [3]
+    assert table["bound_unit_2^-n"].iloc[0] == pytest.approx(1 / 8)
+    assert (table["p_unit_l2_dead_init_lo"] <= table["p_unit_l2_dead_init"]).all()
+
+
+def test_lu2019(scripts, tmp_path):
+    out = run_tiny(scripts, "lu2019", tmp_path / "lu2019")
+    born = pd.read_csv(out / "summary.csv")
+    assert sorted(born["depth"].unique()) == [1, 2, 3, 4]
+    # Dead within the first L layers implies dead within the first L + 1.
+    for _, curve in born.groupby(["model.init", "data.offset", "model.width"]):
+        assert np.all(np.diff(curve.sort_values("depth")["k"]) >= 0)
+    collapse = pd.read_csv(out / "collapse.csv")
+    assert set(collapse["event"]) >= {"dead_init", "dead_end", "near_constant"}
+
+
+def test_arnekvist2020(scripts, tmp_path):
+    out = run_tiny(scripts, "arnekvist2020", tmp_path / "arnekvist2020")
+    table = pd.read_csv(out / "summary.csv")
+    assert len(table) == 16  # 4 momenta x 4 target scales, one shift
+    assert table["unit_dead_end"].between(0, 1).all()
+
+
+def test_sokar2023(scripts, tmp_path):
+    out = run_tiny(scripts, "sokar2023", tmp_path / "sokar2023")
+    table = pd.read_csv(out / "summary.csv")
+    assert len(table) == 3  # relu x 3 thresholds
+    # For ReLU, a unit is 0-dormant exactly when its output is 0 on every input: dead.
+    at_zero = table[table["train.dormant_tau"] == 0.0].iloc[0]
+    assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    # A dead ReLU unit outputs 0, so it is tau-dormant for every tau >= 0.
+    assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
