@@ -3,7 +3,8 @@
 This is the layer between the compiled :func:`study.train.make_train` and pandas: it stacks the
 numeric parts of a structural group, splits the (setting, initialization) pairs into fixed-size
 chunks (padded, so every chunk has the same shape and the group compiles once), places each chunk
-on the local devices (sharded along initializations), and turns the metrics into rows.
+on the devices (sharded along initializations: over every process's devices in a multi-process
+run, see :mod:`study.distributed`), and turns the metrics into rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from study import distributed
 from study.config import Setting, Structure, Study
 from study.data import csv_data
 from study.model import layer_sizes
@@ -56,11 +58,13 @@ def bytes_per_run(structure: Structure) -> int:
 
 
 def auto_chunk_size(structure: Structure, devices: Sequence[jax.Device] | None = None) -> int:
-    """(setting, initialization) pairs per chunk, from the memory of the local devices."""
-    devices = list(devices or jax.local_devices())
+    """(setting, initialization) pairs per chunk, from the memory of the devices it spreads over."""
+    devices = list(devices or jax.devices())
     budget = CPU_CHUNK_BYTES * len(devices)
     if devices[0].platform != "cpu":
-        stats = devices[0].memory_stats() or {}
+        # Only this process's devices can be asked; the others are assumed alike.
+        own = [d for d in devices if d.process_index == jax.process_index()] or jax.local_devices()
+        stats = own[0].memory_stats() or {}
         limit = stats.get("bytes_limit")
         if limit:
             budget = int(limit * ACCELERATOR_MEMORY_SHARE) * len(devices)
@@ -98,16 +102,6 @@ def _stack_numerics(settings: Sequence[Setting], dtype: str):
     return type(settings[0].numeric)(*(np.asarray(f, dtype=dtype) for f in fields))
 
 
-def _place(array: np.ndarray, devices: Sequence[jax.Device]):
-    """Put ``array`` on the devices, split along its first axis when there are several."""
-    if len(devices) == 1:
-        return jax.device_put(array, devices[0])
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("inits",))
-    return jax.device_put(
-        array, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("inits"))
-    )
-
-
 def run_group(
     structure: Structure,
     settings: Sequence[Setting],
@@ -124,15 +118,17 @@ def run_group(
       settings: the group's settings (their numeric parts are vmapped).
       n_inits: initializations per setting; seed: the study seed.
       chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
-      devices: local devices to shard over (default: all local devices).
+      devices: devices to shard the initializations over (default: all devices, those of
+        every process in a multi-process run, where every process must make the same call).
       on_chunk: called after each chunk with the number of real pairs it held (progress).
 
     Returns:
       ``(runs, timings)``: a row per setting and initialization, in setting then index order,
       and ``{"compile_s": ..., "run_s": ...}``.
     """
-    devices = list(devices or jax.local_devices())
-    chunk_size = chunk_size or auto_chunk_size(structure, devices)
+    devices = list(devices or jax.devices())
+    # Every process must run chunks of the same shape: the size that fits the smallest host.
+    chunk_size = chunk_size or distributed.smallest(auto_chunk_size(structure, devices))
     numerics = _stack_numerics(settings, structure.dtype)
     setting_ids = np.asarray([s.setting_id for s in settings], dtype=np.int32)
     csv = csv_data(structure)
@@ -146,13 +142,13 @@ def run_group(
             seed_array,
             jax.tree.map(lambda a, slots=chunk.setting_slots: a[slots], numerics),
             setting_ids[chunk.setting_slots],
-            _place(chunk.init_indices, devices),
+            distributed.shard(chunk.init_indices, devices),
             csv,
         )
         t0 = time.perf_counter()
         train = compiled(structure, args)
         compile_s += time.perf_counter() - t0
-        metrics = jax.device_get(train(*args))
+        metrics = distributed.fetch(train(*args))
         results.append((chunk, metrics))
         if on_chunk is not None:
             on_chunk(chunk.n_settings * chunk.n_inits)

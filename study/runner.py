@@ -6,15 +6,21 @@ The study's settings are grouped by structure; each group is one compiled progra
 groups it finished. When every group is done, the runner writes ``runs.parquet`` (in grid order),
 ``summary.csv`` (:func:`study.analysis.summarize`), ``manifest.json`` and the figures
 (:func:`study.plots.plot_results`). See :mod:`study.results` for the folder's layout and lock.
+
+In a multi-process run (:mod:`study.distributed`) every process computes every group, sharded
+over all global devices; process 0 alone holds the lock, decides which groups are already done,
+and writes the folder; the others write nothing to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -24,11 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from study import results
+from study import distributed, results
 from study.config import ConfigError, Setting, Structure, Study, load_study
 
 RESULTS_ROOT = Path("results")
-_DISTRIBUTED = ("coordinator", "num_processes", "process_id")
 _VERSIONED = ("study", "jax", "jaxlib", "optax", "numpy", "pandas", "pyarrow", "scipy")
 
 
@@ -268,11 +273,19 @@ def run_study(
     folder = Path(folder)
     run_identity = identity(study)
     enable_float64_if_needed(study.settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    with results.locked(folder):
-        results.prepare(folder, run_identity, force)
-        previous = results.read_manifest(folder, required=False)
-        if previous.get("status") == "complete" and (folder / results.RUNS).exists():
+    if not distributed.is_writer():
+        _follow(study, chunk_size)
+        return folder
+    with contextlib.ExitStack() as held:
+
+        def claim() -> list[int]:
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(results.locked(folder))
+            results.prepare(folder, run_identity, force)
+            return [int(_up_to_date(folder))]
+
+        (up_to_date,) = distributed.from_writer(claim, 1, "take the results folder")
+        if up_to_date:
             if not quiet:
                 print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
             figures = figures and not (folder / results.FIGURES).exists()
@@ -285,25 +298,57 @@ def run_study(
     return folder
 
 
+def _up_to_date(folder: Path) -> bool:
+    previous = results.read_manifest(folder, required=False)
+    return previous.get("status") == "complete" and (folder / results.RUNS).exists()
+
+
+def _follow(study: Study, chunk_size: int | None) -> None:
+    """A process other than 0: compute the groups process 0 has not finished; write nothing."""
+    from study.engine import iter_groups, run_group
+
+    groups = list(iter_groups(study.settings))
+    (up_to_date,) = distributed.from_writer(None, 1, "take the results folder")
+    if up_to_date:
+        return
+    done = distributed.from_writer(None, len(groups), "read the finished groups")
+    for (structure, settings), finished in zip(groups, done, strict=True):
+        if not finished:
+            run_group(structure, settings, study.n_inits, study.seed, chunk_size)
+
+
 def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: bool) -> None:
     """Run the groups not yet on disk, then write the final files (the lock is held)."""
     from study import analysis
     from study.engine import iter_groups, run_group
 
     started = _now()
-    results.write_json(
-        folder / results.MANIFEST, _manifest(study, run_identity, "running", started=started)
-    )
     groups = list(iter_groups(study.settings))
+    keys = [group_key(structure, s, study.n_inits, study.seed) for structure, s in groups]
+
+    finished: dict[str, tuple[pd.DataFrame, dict]] = {}
+
+    def finished_groups() -> list[int]:
+        results.write_json(
+            folder / results.MANIFEST, _manifest(study, run_identity, "running", started=started)
+        )
+        for (_, settings), key in zip(groups, keys, strict=True):
+            done = results.load_group(folder, key, len(settings) * study.n_inits)
+            if done is not None:
+                finished[key] = done
+        return [key in finished for key in keys]
+
+    # The other processes of a multi-process run skip the same groups as this one.
+    distributed.from_writer(finished_groups, len(groups), "read the finished groups")
     progress = make_progress(len(study.settings), study.n_inits, len(groups), quiet)
     frames, timings = [], []
     wall = time.perf_counter()
     try:
         for index, (structure, settings) in enumerate(groups):
-            key = group_key(structure, settings, study.n_inits, study.seed)
+            key = keys[index]
             n_rows = len(settings) * study.n_inits
             label = group_label(structure, study.axes)
-            done = results.load_group(folder, key, n_rows)
+            done = finished.pop(key, None)
             progress.group(index, label, len(settings), resumed=done is not None)
             if done is None:
                 runs, timing = run_group(
@@ -389,24 +434,61 @@ def default_folder(name: str) -> Path:
     return RESULTS_ROOT / name
 
 
+def fingerprint(study: Study, chunk_size: int | None) -> str:
+    """What every process of a multi-process run must agree on (paths may differ by host)."""
+    config = {k: v for k, v in resolved_config(study).items() if k != "data.path"}
+    data = sorted(
+        results.file_digest(s.structure.csv_path) for s in study.settings if s.structure.csv_path
+    )
+    return json.dumps(
+        [config, data, study.n_inits, study.seed, chunk_size], sort_keys=True, default=str
+    )
+
+
 def main(args) -> int:
     """``study run``: see ``study run --help``."""
-    if any(getattr(args, flag, None) is not None for flag in _DISTRIBUTED):
-        raise ConfigError(
-            "--coordinator/--num-processes/--process-id: several processes are not supported yet"
+    several = distributed.initialize(
+        args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
+    )
+    try:
+        return _main(args)
+    except distributed.PeerError as err:
+        if not several:
+            raise
+        # A lost peer would also fail jax.distributed's shutdown barrier at exit, which aborts
+        # the process with a C++ trace; stop here with the one-line message instead.
+        print(f"study run: error: {err}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
+
+
+def _log(text: str) -> None:
+    print(f"study run: {text}", file=sys.stderr, flush=True)
+
+
+def _main(args) -> int:
+    """Load the study (every process alike, failing together) and run it."""
+
+    def load() -> tuple[Study, Path]:
+        study = load_study(
+            args.config, overrides=args.overrides, n_inits=args.n_inits, seed=args.seed
         )
-    study = load_study(args.config, overrides=args.overrides, n_inits=args.n_inits, seed=args.seed)
-    folder = Path(args.out) if args.out else default_folder(study.name)
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise ConfigError(f"--chunk-size {args.chunk_size}: must be a positive integer")
+        folder = Path(args.out) if args.out else default_folder(study.name)
+        if args.chunk_size is not None and args.chunk_size < 1:
+            raise ConfigError(f"--chunk-size {args.chunk_size}: must be a positive integer")
+        return study, folder
+
+    study, folder = distributed.all_or_none(load, "load the config")
+    distributed.same_everywhere(fingerprint(study, args.chunk_size), "config, data or options")
+    quiet = args.quiet or not distributed.is_writer()
     run_study(
         study,
         folder,
         chunk_size=args.chunk_size,
         force=args.force,
-        quiet=args.quiet,
+        quiet=quiet,
         figures=not args.no_figures,
     )
-    if not args.quiet:
+    if not quiet:
         print(folder)
     return 0

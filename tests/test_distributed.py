@@ -1,0 +1,290 @@
+"""Several processes and several devices: the same results as one process on one device.
+
+Every process is started with a timeout and killed in a ``finally`` block, and
+``STUDY_DISTRIBUTED_TIMEOUT`` is short, so a peer that dies or never comes fails the test instead
+of hanging it.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from study import distributed, runner
+from study.cli import FolderError
+from study.config import ConfigError, load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+# One structural group of two settings; 10 initializations, so 4 devices need padding and
+# --chunk-size 8 gives two chunks.
+TINY_TOML = """\
+name = "tiny"
+n_inits = 10
+seed = 7
+[data]
+offset = [0.0, 2.0]
+n_samples = 16
+[model]
+width = 2
+init_range = 0.5
+[train]
+steps = 8
+log_every = 4
+"""
+PEER_TIMEOUT_S = 10  # joining, and silence of a peer, before a process gives up
+PROCESS_TIMEOUT_S = 120  # whole process, compile included
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(config, tmp_path_factory):
+    """One process on one device."""
+    folder = tmp_path_factory.mktemp("reference") / "out"
+    runner.run_study(load_study(config), folder, figures=False)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, env_extra=None) -> subprocess.Popen:
+    env = {**os.environ, distributed.TIMEOUT_ENV: str(PEER_TIMEOUT_S)}
+    env.pop("XLA_FLAGS", None)
+    env.update(env_extra or {})
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(processes: list[subprocess.Popen], timeout=PROCESS_TIMEOUT_S) -> list[tuple]:
+    """Each process's (exit status, stdout, stderr); every one killed if still running."""
+    deadline = time.monotonic() + timeout
+    outcomes = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            outcomes.append((process.returncode, out, err))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return outcomes
+
+
+def _run_processes(config, outs, *extra_per_process, common=()) -> list[tuple]:
+    """``study run`` as processes 0..P-1 of one run on 127.0.0.1 (P = len(outs))."""
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes = []
+    for index, out in enumerate(outs):
+        extra = extra_per_process[index] if extra_per_process else ()
+        args = ["-m", "study", "run", str(config), "--out", str(out), "--no-figures", *common]
+        args += ["--coordinator", coordinator, "--num-processes", str(len(outs))]
+        processes.append(_start([*args, "--process-id", str(index), *extra]))
+    return _finish(processes)
+
+
+def _equal_results(folder: Path, reference: Path) -> None:
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / "runs.parquet"),
+        pd.read_parquet(reference / "runs.parquet"),
+        check_exact=True,
+    )
+    assert (folder / "summary.csv").read_bytes() == (reference / "summary.csv").read_bytes()
+
+
+def test_two_processes_give_the_results_of_one(config, reference, tmp_path):
+    writer_out, other_out = tmp_path / "p0", tmp_path / "p1"
+    outcomes = _run_processes(config, [writer_out, other_out], common=["--chunk-size", "8"])
+    for status, _, err in outcomes:
+        assert status == 0, err[-3000:]
+    _equal_results(writer_out, reference)
+    manifest = json.loads((writer_out / "manifest.json").read_text())
+    assert manifest["process_count"] == 2 and len(manifest["devices"]) == 2
+    assert sorted(p.name for p in writer_out.iterdir()) == [
+        "manifest.json",
+        "runs.parquet",
+        "summary.csv",
+    ]
+    assert not other_out.exists()  # process 1 writes nothing, not even its own --out
+    assert outcomes[0][1].strip() == str(writer_out) and outcomes[1][1].strip() == ""
+
+
+def test_four_local_devices_give_the_results_of_one(config, reference, tmp_path):
+    out = tmp_path / "four"
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    args = ["-m", "study", "run", str(config), "--out", str(out), "--no-figures", "--quiet"]
+    ((status, _, err),) = _finish([_start(args, flags)])
+    assert status == 0, err[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["devices"]) == 4 and manifest["process_count"] == 1
+    _equal_results(out, reference)
+
+
+def test_processes_fail_together_with_one_line_messages(config, tmp_path):
+    # different --seed on process 1: both refuse (2); a foreign folder at process 0's --out:
+    # process 0 refuses it and process 1 stops too (3); nothing is computed or written.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    coordinator_a, coordinator_b = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    processes = []
+    for coordinator, out, extra in (
+        (coordinator_a, tmp_path / "a", ()),
+        (coordinator_a, tmp_path / "a", ("--seed", "8")),
+        (coordinator_b, foreign, ()),
+        (coordinator_b, foreign, ()),
+    ):
+        index = len(processes) % 2
+        args = ["-m", "study", "run", str(config), "--out", str(out), "--quiet", *extra]
+        args += ["--coordinator", coordinator, "--num-processes", "2", "--process-id", str(index)]
+        processes.append(_start(args))
+    outcomes = _finish(processes)
+    statuses = [status for status, _, _ in outcomes]
+    assert statuses == [2, 2, 3, 3], [err[-2000:] for _, _, err in outcomes]
+    for _, _, err in outcomes:
+        ours = [line for line in err.splitlines() if line.startswith("study run:")]
+        assert len(ours) == 1 and "Traceback" not in err, err
+    assert "process 1 was started with a different config" in outcomes[0][2]
+    assert "process 0 failed to take the results folder" in outcomes[3][2]
+    assert not (tmp_path / "a").exists()
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_a_missing_peer_stops_the_run_instead_of_hanging(config, tmp_path):
+    # process 1 of 2 never starts: process 0 gives up after the join timeout.
+    out = tmp_path / "alone"
+    args = ["-m", "study", "run", str(config), "--out", str(out), "--no-figures"]
+    args += ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
+    start = time.monotonic()
+    quick = {distributed.TIMEOUT_ENV: "2"}
+    ((status, _, err),) = _finish([_start([*args, "--process-id", "0"], quick)])
+    assert status != 0
+    assert time.monotonic() - start < 60
+    assert "process 0 of 2: joining the other processes" in err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_peer_killed_mid_run_stops_the_others(config, tmp_path):
+    out = tmp_path / "killed"
+    coordinator = f"127.0.0.1:{_free_port()}"
+    args = ["-m", "study", "run", str(config), "--out", str(out), "--no-figures"]
+    args += ["--set", "train.steps=400000", "--coordinator", coordinator, "--num-processes", "2"]
+    writer = _start([*args, "--process-id", "0"])
+    other = _start([*args, "--process-id", "1"])
+    try:
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        while not (out / "manifest.json").exists() and writer.poll() is None:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        other.kill()
+        ((status, _, err),) = _finish([writer], timeout=PEER_TIMEOUT_S + 60)
+    finally:
+        _finish([other], timeout=5)
+    assert status != 0
+    assert not (out / "runs.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ((None, 0, None), "must be a positive integer"),
+        (("127.0.0.1:1", 2, 2), "must be between 0 and --num-processes - 1"),
+        (("127.0.0.1", 2, 0), "must be HOST:PORT"),
+        (("127.0.0.1:1", None, 0), "--num-processes missing"),
+        ((None, 1, 1), "must be 0 with --num-processes 1"),
+    ],
+)
+def test_bad_flags_are_config_errors(monkeypatch, flags, message):
+    for name in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri"):
+        monkeypatch.delenv(name, raising=False)
+    flags = dict(zip(("coordinator", "num_processes", "process_id"), flags, strict=True))
+    with pytest.raises(ConfigError, match=message):
+        distributed.initialize(**flags)
+
+
+def test_one_process_needs_no_jax_distributed(monkeypatch):
+    for name in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.initialize() is False
+    assert distributed.initialize(num_processes=1, process_id=0) is False
+
+
+def test_cluster_environment_is_detected_only_for_several_tasks(monkeypatch):
+    slurm = {
+        "SLURM_JOB_ID": "17",
+        "SLURM_STEP_NODELIST": "node[01-02]",
+        "SLURM_NTASKS": "2",
+        "SLURM_PROCID": "1",
+        "SLURM_LOCALID": "0",
+    }
+    for name in (*slurm, "OMPI_MCA_orte_hnp_uri", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.cluster_environment() is None
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.cluster_environment() == "slurm"
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # one task, e.g. an interactive salloc shell
+    assert distributed.cluster_environment() is None
+    monkeypatch.setenv("OMPI_MCA_orte_hnp_uri", "1531576320.0;tcp://10.0.0.1:34911")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "4")
+    assert distributed.cluster_environment() == "ompi"
+
+
+def test_slurm_environment_starts_two_processes_without_flags(tmp_path):
+    # What srun gives each of two tasks on one node; JAX reads coordinator, count and index.
+    script = (
+        "from study import distributed; import jax, numpy as np\n"
+        "assert distributed.initialize()\n"
+        "total = distributed.smallest(10 + jax.process_index())\n"
+        "print(jax.process_index(), jax.process_count(), total)\n"
+    )
+    port = _free_port()
+    processes = []
+    for index in range(2):
+        env = {
+            "SLURM_JOB_ID": "4242",
+            "SLURM_STEP_NODELIST": "127.0.0.1",
+            "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(index),
+            "SLURM_LOCALID": str(index),
+            "JAX_COORDINATOR_PORT": str(port),
+        }
+        processes.append(_start(["-c", script], env))
+    outcomes = _finish(processes)
+    for index, (status, out, err) in enumerate(outcomes):
+        assert status == 0, err[-3000:]
+        assert out.split() == [str(index), "2", "10"]
+
+
+def test_all_or_none_and_from_writer_are_plain_calls_in_one_process():
+    assert distributed.all_or_none(lambda: 5, "count") == 5
+    assert distributed.from_writer(lambda: [1, 2], 2, "decide") == [1, 2]
+    with pytest.raises(FolderError):
+        distributed.from_writer(_raise_folder_error, 1, "decide")
+    distributed.same_everywhere("anything", "config")
+
+
+def _raise_folder_error():
+    raise FolderError("locked")
