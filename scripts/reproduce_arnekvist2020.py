@@ -46,7 +46,9 @@ def table_of(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
 def figure(table: pd.DataFrame, out) -> None:
     shifts = sorted(table["data.target_shift"].unique())
     momenta = sorted(table["train.momentum"].unique())
-    fig, axes = plt.subplots(2, 1 + len(shifts), figsize=(4.6 * (1 + len(shifts)), 7.4))
+    fig, axes = plt.subplots(
+        2, 1 + len(shifts), figsize=(4.6 * (1 + len(shifts)), 8), layout="constrained"
+    )
     for row, (column, ylabel) in enumerate(
         (("p_dead_end", "P(network dead at end)"), ("unit_dead_end", "share of units dead at end"))
     ):
