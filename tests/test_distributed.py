@@ -63,11 +63,12 @@ def _free_port() -> int:
 
 
 def _start(args, env_extra=None) -> subprocess.Popen:
+    """A Python process (``args`` after the interpreter) or, from "bash", a shell script."""
     env = {**os.environ, distributed.TIMEOUT_ENV: str(PEER_TIMEOUT_S)}
     env.pop("XLA_FLAGS", None)
     env.update(env_extra or {})
     return subprocess.Popen(
-        [sys.executable, *args],
+        args if args[0] == "bash" else [sys.executable, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -249,13 +250,28 @@ def test_cluster_environment_is_detected_only_for_several_tasks(monkeypatch):
     assert distributed.cluster_environment() == "ompi"
 
 
-def test_slurm_environment_starts_two_processes_without_flags(tmp_path):
+FAKE_SRUN = """\
+#!/usr/bin/env bash
+# srun for two tasks on this host: the environment SLURM gives each task, then wait for both.
+shift  # --kill-on-bad-exit=1
+pids=()
+for task in 0 1; do
+  SLURM_PROCID=$task SLURM_LOCALID=$task SLURM_NTASKS=2 SLURM_STEP_NODELIST=127.0.0.1 \\
+    "$@" & pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status
+"""
+
+
+def test_slurm_environment_starts_two_processes_without_flags():
     # What srun gives each of two tasks on one node; JAX reads coordinator, count and index.
     script = (
-        "from study import distributed; import jax, numpy as np\n"
+        "from study import distributed; import jax\n"
         "assert distributed.initialize()\n"
-        "total = distributed.smallest(10 + jax.process_index())\n"
-        "print(jax.process_index(), jax.process_count(), total)\n"
+        "smallest = distributed.smallest(10 + jax.process_index())\n"
+        "print(jax.process_index(), jax.process_count(), smallest)\n"
     )
     port = _free_port()
     processes = []
@@ -272,7 +288,32 @@ def test_slurm_environment_starts_two_processes_without_flags(tmp_path):
     outcomes = _finish(processes)
     for index, (status, out, err) in enumerate(outcomes):
         assert status == 0, err[-3000:]
-        assert out.split() == [str(index), "2", "10"]
+        assert out.split() == [str(index), "2", "10"]  # gloo's hello went to stderr
+
+
+@pytest.mark.slow
+def test_slurm_example_runs_two_tasks_detected_from_the_environment(config, reference, tmp_path):
+    # No --coordinator/--num-processes/--process-id: JAX reads them from SLURM's variables.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN)
+    (bin_dir / "srun").chmod(0o755)
+    out = tmp_path / "slurm"
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "VENV": sys.prefix,
+        "SLURM_JOB_ID": "4242",
+        "JAX_COORDINATOR_PORT": str(_free_port()),
+        "OUT": str(out),
+    }
+    script = ["bash", str(ROOT / "scripts" / "slurm_example.sh"), str(config), "--no-figures"]
+    process = _start(script, env)
+    ((status, _, err),) = _finish([process])
+    assert status == 0, err[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["process_count"] == 2
+    _equal_results(out, reference)
+    assert (out / "report.md").exists()
 
 
 def test_all_or_none_and_from_writer_are_plain_calls_in_one_process():
