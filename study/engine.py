@@ -171,7 +171,7 @@ def compiled(structure: Structure, args) -> Callable:
     signature = (
         structure,
         tuple(
-            (np.shape(leaf), np.result_type(leaf).name, str(getattr(leaf, "sharding", None)))
+            (np.shape(leaf), np.dtype(leaf.dtype).name, str(getattr(leaf, "sharding", None)))
             for leaf in jax.tree.leaves(args)
         ),
     )

@@ -162,7 +162,7 @@ def test_more_initializations_extend_rather_than_change_the_first_ones():
 
 def test_new_numeric_values_do_not_recompile(caplog):
     """Numeric values are traced: any number of them share one compiled program."""
-    study = load_study({"model": {"init_range": [0.1, 0.2]}, "train": {"steps": 5}})
+    study = load_study({"model": {"init_range": [0.1, 0.2]}, "train": {"steps": 5, "log_every": 5}})
     ((structure, settings),) = study.groups().items()
     train = make_train(structure)
     numerics = jax.tree.map(lambda *v: np.asarray(v, np.float32), *(s.numeric for s in settings))
