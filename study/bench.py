@@ -212,12 +212,12 @@ def time_python_loop(setting: Setting, n_timed: int) -> dict[str, float]:
 def compare_with_plain(runs, plain: PlainResult) -> dict[str, float]:
     """How the engine's per-initialization results differ from the plain formulation's."""
     loss_diff = np.abs(runs["final_loss"].to_numpy() - np.asarray(plain.final_loss, np.float64))
+    accuracy_diff = np.abs(runs["final_accuracy"].to_numpy() - plain.final_accuracy)
     return {
         "dead_init_mismatches": int(np.sum(runs["dead_init"].to_numpy() != plain.dead_init)),
         "dead_end_mismatches": int(np.sum(runs["dead_end"].to_numpy() != plain.dead_end)),
-        "accuracy_mismatches": int(
-            np.sum(~np.isclose(runs["final_accuracy"].to_numpy(), plain.final_accuracy))
-        ),
+        "accuracy_mismatches": int(np.sum(accuracy_diff > 0)),
+        "max_accuracy_diff": float(accuracy_diff.max()),
         "max_final_loss_diff": float(loss_diff.max()),
         "max_initial_loss_diff": float(
             np.abs(runs["initial_loss"].to_numpy() - plain.initial_loss).max()
@@ -226,12 +226,16 @@ def compare_with_plain(runs, plain: PlainResult) -> dict[str, float]:
     }
 
 
-def results_identical(comparison: dict[str, float]) -> bool:
-    """The same dead/alive decisions and accuracies, and losses equal to float tolerance."""
+def results_identical(comparison: dict[str, float], n_samples: int = 256) -> bool:
+    """The same dead/alive decisions, and the metrics equal to float tolerance.
+
+    For the accuracy, float tolerance means at most one training sample classified differently:
+    a logit within rounding of 0 can take either sign in two correct formulations.
+    """
     return (
         comparison["dead_init_mismatches"] == 0
         and comparison["dead_end_mismatches"] == 0
-        and comparison["accuracy_mismatches"] == 0
+        and comparison["max_accuracy_diff"] <= 1.0 / n_samples + 1e-6
         and comparison["max_final_loss_diff"] <= LOSS_TOLERANCE
         and comparison["max_initial_loss_diff"] <= LOSS_TOLERANCE
     )
@@ -284,7 +288,7 @@ def run_benchmark(
     result["engine"] = {
         "init_steps_per_s_best": max(rates),
         "init_steps_per_s_median": statistics.median(rates),
-        "compile_s": min(compile_s),
+        "compile_s": compile_s[0],  # later repeats reuse the compiled program
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -359,7 +363,8 @@ def format_table(result: dict) -> str:
         lines.append(
             f"engine vs plain formulation: {verdict} (dead_init mismatches "
             f"{c['dead_init_mismatches']}, dead_end mismatches {c['dead_end_mismatches']}, "
-            f"accuracy mismatches {c['accuracy_mismatches']}, max |final loss diff| "
+            f"accuracy mismatches {c['accuracy_mismatches']} (max {c['max_accuracy_diff']:.4f}), "
+            f"max |final loss diff| "
             f"{c['max_final_loss_diff']:.2e}; P(dead at end) {c['p_dead_end']:.4f})"
         )
     if "scaling" in result:
@@ -372,6 +377,16 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def use_cpu_devices(count: int) -> None:
+    """Make JAX show the host CPU as ``count`` devices (before JAX has started its backend)."""
+    if count <= 0:
+        raise ConfigError("--cpu-devices must be positive")
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError as err:  # the backend is already running
+        raise ConfigError(f"--cpu-devices: {err}") from None
+
+
 def main(args) -> int:
     """``study bench``: print the table and one JSON line; ``--json FILE`` also writes it."""
     preset = QUICK if args.quick else FULL
@@ -379,6 +394,8 @@ def main(args) -> int:
     steps = preset["steps"] if args.steps is None else args.steps
     if n_inits <= 0 or steps <= 0 or (args.chunk_size is not None and args.chunk_size <= 0):
         raise ConfigError("--n-inits, --steps and --chunk-size must be positive")
+    if args.cpu_devices is not None:
+        use_cpu_devices(args.cpu_devices)
     result = run_benchmark(
         n_inits=n_inits,
         steps=steps,

@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scaling", action="store_true", help="skip the scaling in initializations and steps"
     )
     bench.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        metavar="D",
+        help="split the CPU into D JAX devices and shard the initializations over them",
+    )
+    bench.add_argument(
         "--chunk-size",
         type=int,
         default=None,
