@@ -45,25 +45,72 @@ def activation_and_derivative(name: str, slope, z: jax.Array) -> tuple[jax.Array
     return jax.jvp(activation(name, slope), (z,), (jnp.ones_like(z),))
 
 
+def _sum_in_order(values: jax.Array, axis: int) -> jax.Array:
+    """Sum a short axis by adding its slices one by one (see :func:`sum_samples` for why)."""
+    slices = jnp.moveaxis(values, axis, 0)
+    total = slices[0]
+    for part in slices[1:]:
+        total = total + part
+    return total
+
+
 def dense(weights: jax.Array, inputs: jax.Array) -> jax.Array:
     """``weights @ inputs`` for ``weights: [out, in]``, ``inputs: [in, n]`` -> ``[out, n]``."""
     if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
-        return (weights[:, :, None] * inputs[None, :, :]).sum(axis=1)
+        return _sum_in_order(weights[:, :, None] * inputs[None, :, :], axis=1)
     return weights @ inputs
 
 
 def dense_transpose(weights: jax.Array, grads: jax.Array) -> jax.Array:
     """``weights.T @ grads`` for ``weights: [out, in]``, ``grads: [out, n]`` -> ``[in, n]``."""
     if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
-        return (weights[:, :, None] * grads[:, None, :]).sum(axis=0)
+        return _sum_in_order(weights[:, :, None] * grads[:, None, :], axis=0)
     return weights.T @ grads
 
 
 def outer_sum(grads: jax.Array, inputs: jax.Array) -> jax.Array:
     """``grads @ inputs.T`` for ``grads: [out, n]``, ``inputs: [in, n]`` -> ``[out, in]``."""
     if grads.shape[0] * inputs.shape[0] <= ELEMENTWISE_MAX_WEIGHTS:
-        return (grads[:, None, :] * inputs[None, :, :]).sum(axis=-1)
+        return sum_samples(grads[:, None, :] * inputs[None, :, :])
     return grads @ inputs.T
+
+
+# Lanes of the fixed-order sample sum (one AVX register of float32).
+SUM_LANES = 8
+
+
+def sum_samples(values: jax.Array) -> jax.Array:
+    """Sum over the last (sample) axis in an order that does not depend on the batch shape.
+
+    XLA lowers a reduction in ways that depend on the shapes around it, so a plain
+    ``sum(axis=-1)`` can change in the last bit with the number of initializations in a chunk.
+    Here the sum is elementwise additions only: the samples (zero-padded to ``SUM_LANES * 2^k``)
+    are folded in halves down to ``SUM_LANES`` lanes, which are then added one by one. The same
+    bits for any chunking (``tests/test_engine.py`` checks it).
+    """
+    return sum_lanes(fold_samples(values), values.shape[-1])
+
+
+def fold_samples(values: jax.Array) -> jax.Array:
+    """The first stage of :func:`sum_samples`: ``[..., n]`` folded in halves to ``SUM_LANES``."""
+    n = values.shape[-1]
+    width = SUM_LANES
+    while width < n:
+        width *= 2
+    if width > n:
+        values = jnp.pad(values, [(0, 0)] * (values.ndim - 1) + [(0, width - n)])
+    while width > SUM_LANES:
+        width //= 2
+        values = values[..., :width] + values[..., width:]
+    return values
+
+
+def sum_lanes(lanes: jax.Array, n: int) -> jax.Array:
+    """The second stage of :func:`sum_samples`: add the lanes of ``n`` samples one by one."""
+    total = lanes[..., 0]
+    for lane in range(1, min(SUM_LANES, n)):
+        total = total + lanes[..., lane]
+    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,28 +235,87 @@ def loss_and_output_grad(loss: str, output: jax.Array, targets: jax.Array):
     n = output.shape[-1]
     if loss == "bce":
         # log(1 + e^o) - y o, the binary cross-entropy of sigmoid(o), stable for any o.
-        value = jnp.mean(jax.nn.softplus(output) - targets * output)
+        value = sum_samples(jax.nn.softplus(output) - targets * output) / n
         return value, (jax.nn.sigmoid(output) - targets) / n
     if loss == "mse":
         error = output - targets
-        return jnp.mean(error**2), 2.0 * error / n
+        return sum_samples(error**2) / n, 2.0 * error / n
     raise ValueError(f"unknown loss {loss!r}")
+
+
+def flat_gradient(
+    params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool
+) -> jax.Array:
+    """Gradient of the loss with respect to every parameter, flattened: ``float[n_params]``.
+
+    The order is that of ``jax.flatten_util.ravel_pytree(params)``: layer by layer, the weights
+    (row-major) then the bias. For small layers the per-sample terms of every gradient entry,
+    ``d loss / d w_ij = sum_n upstream_in * a_jn`` and ``d loss / d b_i = sum_n upstream_in``, are
+    stacked into one ``[rows, n]`` array and summed over the samples in ONE fused reduction: a
+    single pass over the samples instead of one per parameter array, which on CPU is most of
+    the cost of a training step (``docs/performance.md``).
+    """
+    n = output_grad.shape[-1]
+    rows: list[jax.Array] = []  # per-sample terms, summed together at the end
+    parts: list[int | jax.Array] = [0] * (2 * len(params))  # row offset, or a finished gradient
+    row_count = 0
+
+    def add_rows(terms: jax.Array) -> int:
+        nonlocal row_count
+        rows.append(terms)
+        row_count += terms.shape[0]
+        return row_count - terms.shape[0]
+
+    upstream = output_grad[None, :]  # d loss / d (layer output), [fan_out, n]
+    for layer in reversed(range(len(params))):
+        weights, bias = params[layer]
+        if layer < len(params) - 1:
+            upstream = upstream * fwd.derivatives[layer]  # through the activation
+        inputs = fwd.activations[layer]
+        if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
+            parts[2 * layer] = add_rows((upstream[:, None, :] * inputs[None, :, :]).reshape(-1, n))
+        else:
+            parts[2 * layer] = (upstream @ inputs.T).reshape(-1)
+        parts[2 * layer + 1] = add_rows(upstream) if use_bias else jnp.zeros_like(bias)
+        if layer > 0:
+            upstream = dense_transpose(weights, upstream)
+    # Each block is folded on its own (so the per-sample terms need not be stacked in memory);
+    # the lanes are then added together, the same additions as sum_samples of the stack.
+    totals = sum_lanes(jnp.concatenate([fold_samples(r) for r in rows]), n) if rows else None
+    sizes = [leaf.size for layer in params for leaf in layer]
+    pieces = [
+        totals[part : part + size] if isinstance(part, int) else part
+        for part, size in zip(parts, sizes, strict=True)
+    ]
+    return jnp.concatenate(pieces)
+
+
+def unflatten(structure: Structure, flat: jax.Array) -> Params:
+    """Split a flat ``float[n_params]`` (ravel order) into the layers of ``structure``."""
+    layers, offset = [], 0
+    for fan_in, fan_out in layer_sizes(structure):
+        weights = flat[offset : offset + fan_in * fan_out].reshape(fan_out, fan_in)
+        offset += fan_in * fan_out
+        layers.append((weights, flat[offset : offset + fan_out]))
+        offset += fan_out
+    return tuple(layers)
+
+
+def flatten(params: Params) -> jax.Array:
+    """All parameters as one vector ``float[n_params]``, the inverse of :func:`unflatten`."""
+    return jnp.concatenate([leaf.reshape(-1) for layer in params for leaf in layer])
 
 
 def backward(params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool) -> Params:
     """Gradients of the loss with respect to every parameter, given ``d loss / d output``."""
-    grads = []
-    upstream = output_grad[None, :]  # d loss / d (layer output), [fan_out, n]
-    for layer in reversed(range(len(params))):
-        weights, _ = params[layer]
-        if layer < len(params) - 1:
-            upstream = upstream * fwd.derivatives[layer]  # through the activation
-        grad_w = outer_sum(upstream, fwd.activations[layer])
-        grad_b = upstream.sum(axis=-1) if use_bias else jnp.zeros_like(params[layer][1])
-        grads.append((grad_w, grad_b))
-        if layer > 0:
-            upstream = dense_transpose(weights, upstream)
-    return tuple(reversed(grads))
+    flat = flat_gradient(params, fwd, output_grad, use_bias)
+    layers, offset = [], 0
+    for weights, bias in params:
+        grad_w = flat[offset : offset + weights.size].reshape(weights.shape)
+        offset += weights.size
+        layers.append((grad_w, flat[offset : offset + bias.size]))
+        offset += bias.size
+    return tuple(layers)
 
 
 def loss_fn(structure: Structure, numeric: Numeric, params: Params, inputs, targets):

@@ -93,6 +93,42 @@ class History(NamedTuple):
     diverged: jax.Array  # bool
 
 
+class ScaleByAdamState(NamedTuple):
+    """Adam's moments, and ``b1^t``, ``b2^t`` as running products (scalars)."""
+
+    b1_power: jax.Array
+    b2_power: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
+
+
+def scale_by_adam(b1, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """``optax.scale_by_adam`` with the bias corrections' ``b^t`` kept as running products.
+
+    optax computes ``b1 ** t`` with ``pow``; on CPU, XLA's ``pow`` can round differently in the
+    vectorized body and the scalar tail of a loop, which would make an initialization's result
+    depend on its position in a chunk. Multiplying by ``b`` once per step is the same quantity
+    (to float rounding) with the same bits wherever it runs.
+    """
+
+    def init_fn(params):
+        one = jnp.ones([], jax.tree.leaves(params)[0].dtype)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return ScaleByAdamState(one, one, zeros, zeros)
+
+    def update_fn(updates, state, params=None):
+        del params
+        mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
+        nu = jax.tree.map(lambda g, v: (1 - b2) * (g * g) + b2 * v, updates, state.nu)
+        b1_power, b2_power = state.b1_power * b1, state.b2_power * b2
+        updates = jax.tree.map(
+            lambda m, v: (m / (1 - b1_power)) / (jnp.sqrt(v / (1 - b2_power)) + eps), mu, nu
+        )
+        return updates, ScaleByAdamState(b1_power, b2_power, mu, nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
 def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
     """The optax optimizer ``name`` with traced hyperparameters from ``numeric``."""
     lr, momentum = numeric.learning_rate, numeric.momentum
@@ -103,9 +139,13 @@ def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
     if name == "nesterov":
         return optax.sgd(lr, momentum=momentum, nesterov=True)
     if name == "adam":
-        return optax.adam(lr, b1=momentum)
+        return optax.chain(scale_by_adam(momentum), optax.scale_by_learning_rate(lr))
     if name == "adamw":
-        return optax.adamw(lr, b1=momentum, weight_decay=numeric.weight_decay)
+        return optax.chain(
+            scale_by_adam(momentum),
+            optax.add_decayed_weights(numeric.weight_decay),
+            optax.scale_by_learning_rate(lr),
+        )
     if name == "rmsprop":
         return optax.rmsprop(lr, momentum=momentum)
     raise ValueError(f"unknown optimizer {name!r}")
@@ -117,7 +157,7 @@ def dormant_units(activations: jax.Array, tau) -> jax.Array:
     The score of unit i is ``E|h_i| / mean_k E|h_k|`` over the inputs; the unit is dormant when
     its score is <= tau. A layer whose units are all exactly 0 has score 0 everywhere.
     """
-    mean_abs = jnp.abs(activations).mean(axis=-1)
+    mean_abs = model.sum_samples(jnp.abs(activations)) / activations.shape[-1]
     layer_mean = mean_abs.mean()
     score = jnp.where(layer_mean > 0, mean_abs / jnp.where(layer_mean > 0, layer_mean, 1.0), 0.0)
     return score <= tau
@@ -170,15 +210,20 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
     key_init, key_batch = jax.random.split(key)
     params = model.init_params(structure, numeric, key_init)
     optimizer = make_optimizer(structure.optimizer, numeric)
+    # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
+    # elementwise, so this is the same update, but one fused kernel per operation instead of one
+    # per parameter array (docs/performance.md).
+    flat_params = model.flatten(params)
 
     def optimizer_step(state, step):
-        params, opt_state = state
+        flat_params, opt_state = state
+        params = model.unflatten(structure, flat_params)
         batch = _batch(structure, data, key_batch, step)
         fwd = model.forward(structure, numeric, params, batch.inputs)
         _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
-        grads = model.backward(params, fwd, output_grad, structure.use_bias)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
+        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias)
+        updates, opt_state = optimizer.update(grads, opt_state, flat_params)
+        return (optax.apply_updates(flat_params, updates), opt_state), None
 
     def run_steps(state, first_step, n_steps):
         steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
@@ -188,7 +233,8 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
         state, history = carry
         state = run_steps(state, index * structure.log_every, structure.log_every)
         step = (index + 1) * structure.log_every
-        return (state, _record(history, health(structure, numeric, state[0], data), step)), None
+        now = health(structure, numeric, model.unflatten(structure, state[0]), data)
+        return (state, _record(history, now, step)), None
 
     start = health(structure, numeric, params, data)
     no_units = jnp.zeros_like(start.dead)
@@ -205,15 +251,15 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
         start,
         jnp.int32(0),
     )
-    state = (params, optimizer.init(params))
+    state = (flat_params, optimizer.init(flat_params))
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
     (state, history), _ = lax.scan(
         interval, (state, history), jnp.arange(n_intervals, dtype=jnp.int32)
     )
-    end = health(structure, numeric, state[0], data)
+    end = health(structure, numeric, model.unflatten(structure, state[0]), data)
     if remainder:
         state = run_steps(state, n_intervals * structure.log_every, remainder)
-        end = health(structure, numeric, state[0], data)
+        end = health(structure, numeric, model.unflatten(structure, state[0]), data)
         history = _record(history, end, jnp.int32(structure.steps))
 
     diverged = history.diverged
