@@ -213,7 +213,11 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
     # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     # elementwise, so this is the same update, but one fused kernel per operation instead of one
     # per parameter array (docs/performance.md).
-    flat_params = model.flatten(params)
+    # The barrier materializes the drawn parameters, so that the first health check is compiled
+    # like every later one (reading parameters from memory) instead of being fused with the
+    # random draws in a shape-dependent way: its bits must not depend on the chunk size.
+    flat_params = lax.optimization_barrier(model.flatten(params))
+    params = model.unflatten(structure, flat_params)
 
     def optimizer_step(state, step):
         flat_params, opt_state = state
