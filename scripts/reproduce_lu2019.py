@@ -30,8 +30,8 @@ import reproduce_common as common
 
 from study import analysis, theory
 
-TINY_BORN_DEAD = ["model.depth=4", "model.width=2", "model.init=he_normal"]
-TINY_ABS = ["model.depth=3", "model.init=he_normal", "train.steps=20", "train.log_every=10"]
+TINY_BORN_DEAD = ["model.depth=3", "model.width=2", "model.init=he_normal"]
+TINY_ABS = ["model.depth=2", "model.init=he_normal", "train.steps=20", "train.log_every=10"]
 NEAR_CONSTANT_SHARE = 0.9
 
 
@@ -68,6 +68,7 @@ def figure_born_dead(table: pd.DataFrame, out) -> None:
         squeeze=False,
         sharex=True,
         sharey=True,
+        layout="constrained",
     )
     names = {"he_normal": "He normal, zero bias", "rai": "RAI (Lu et al.)"}
     for row, init in enumerate(inits):

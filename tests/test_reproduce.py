@@ -58,7 +58,7 @@ def test_two_layers(scripts, tmp_path):
 def test_lu2019(scripts, tmp_path):
     out = run_tiny(scripts, "lu2019", tmp_path / "lu2019")
     born = pd.read_csv(out / "summary.csv")
-    assert sorted(born["depth"].unique()) == [1, 2, 3, 4]
+    assert sorted(born["depth"].unique()) == [1, 2, 3]
     # Dead within the first L layers implies dead within the first L + 1.
     for _, curve in born.groupby(["model.init", "data.offset", "model.width"]):
         assert np.all(np.diff(curve.sort_values("depth")["k"]) >= 0)
