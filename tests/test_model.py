@@ -39,10 +39,17 @@ def test_backward_matches_jax_grad(values):
     setting = make_setting(model_bias_init="uniform", **values)
     numeric, params, inputs, targets = _random_problem(setting)
     structure = setting.structure
-    fwd = model.forward(structure, numeric, params, inputs)
-    _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, targets)
-    ours = model.backward(params, fwd, output_grad, use_bias=True)
-    reference = jax.grad(lambda p: model.loss_fn(structure, numeric, p, inputs, targets))(params)
+
+    @jax.jit
+    def hand_written(params):
+        fwd = model.forward(structure, numeric, params, inputs)
+        _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, targets)
+        return model.backward(params, fwd, output_grad, use_bias=True)
+
+    ours = hand_written(params)
+    reference = jax.jit(jax.grad(lambda p: model.loss_fn(structure, numeric, p, inputs, targets)))(
+        params
+    )
     for mine, theirs in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True):
         scale = float(jnp.max(jnp.abs(theirs))) + 1e-12
         np.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6 * scale)
@@ -94,7 +101,9 @@ def test_weight_init_variances(init, fan_in, expected_var):
     """Sample variance of 50 x 3 weights over many keys matches each scheme's variance."""
     setting = make_setting(model_init=init, data_dim=fan_in, model_width=50)
     keys = jax.random.split(jax.random.key(0), 400)
-    draws = jax.vmap(lambda k: model.init_params(setting.structure, setting.numeric, k)[0][0])(keys)
+    draws = jax.jit(
+        jax.vmap(lambda k: model.init_params(setting.structure, setting.numeric, k)[0][0])
+    )(keys)
     draws = np.asarray(draws).ravel()  # 60,000 values
     # sd of a sample variance ~ var * sqrt(2 / n) for normal, smaller for uniform
     assert abs(draws.var() - expected_var) < 4 * expected_var * np.sqrt(2 / draws.size)
@@ -113,7 +122,9 @@ def test_rai_entry_distribution():
     fan_in, width = 4, 100
     setting = make_setting(model_init="rai", data_dim=fan_in, model_width=width)
     keys = jax.random.split(jax.random.key(3), 200)
-    layers = jax.vmap(lambda k: model.init_params(setting.structure, setting.numeric, k)[0])(keys)
+    layers = jax.jit(
+        jax.vmap(lambda k: model.init_params(setting.structure, setting.numeric, k)[0])
+    )(keys)
     rows = np.concatenate([np.asarray(layers[0]), np.asarray(layers[1])[..., None]], axis=-1)
     assert np.all(rows.max(axis=-1) > 0)
     # rows are independent (entries within a row are not): standard errors over rows
