@@ -25,8 +25,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it or it is a plain flag."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def _formatter(prog):
-    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=32)
+    return _HelpFormatter(prog, max_help_position=32)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute everything, even over another config's results",
     )
     run.add_argument("--no-figures", action="store_true", help="skip drawing figures")
-    dist = run.add_argument_group("several processes or hosts (jax.distributed)")
+    dist = run.add_argument_group(
+        "several processes or hosts (jax.distributed)",
+        "Every process runs the same command; process 0 writes DIR. The environment variable "
+        "STUDY_DISTRIBUTED_TIMEOUT (seconds) bounds the wait for peers to join or answer.",
+    )
     dist.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
