@@ -7,6 +7,7 @@ made by another config; 1 anything else. Errors are one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from study.config import ConfigError
@@ -264,10 +265,18 @@ def main(argv: list[str] | None = None) -> int:
             f"study {args.command}: interrupted; run the same command again to resume",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_ERROR
     except OSError as err:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         print(f"study {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except (
+        Exception
+    ) as err:  # anything else: one line, never a traceback (STUDY_TRACEBACK=1 shows it)
+        if os.environ.get("STUDY_TRACEBACK"):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"study {args.command}: error: {type(err).__name__}: {message}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -73,7 +73,13 @@ class Key:
 SCHEMA: tuple[Key, ...] = (
     Key("name", str, "default", "name of the study; results go to results/<name>/"),
     Key("n_inits", int, 2000, "independent initializations per setting", check=_positive),
-    Key("seed", int, 0, "study seed; with the setting and index it fixes every random draw"),
+    Key(
+        "seed",
+        int,
+        0,
+        "study seed; with the setting and index it fixes every random draw",
+        check=lambda v: None if 0 <= v < 2**32 else "must be in [0, 2^32)",
+    ),
     # data
     Key(
         "data.kind",
@@ -372,8 +378,12 @@ def _axis_values(key: Key, value: Any) -> list[Any]:
     return [_check_value(key, v) for v in values]
 
 
-def _resolve(values: dict[str, Any], base_dir: Path) -> Setting:
-    """Fill defaults that depend on other keys and build the Structure and Numeric parts."""
+def _resolve(values: dict[str, Any], base_dir: Path, offset_given: bool = True) -> Setting:
+    """Fill defaults that depend on other keys and build the Structure and Numeric parts.
+
+    The values of the returned setting are the resolved ones (a CSV's absolute path, its
+    sample count and dimension, the loss and bias scale that follow from other keys).
+    """
     from study import data as data_module  # the CSV reader; imported late to keep config light
 
     v = dict(values)
@@ -386,7 +396,9 @@ def _resolve(values: dict[str, Any], base_dir: Path) -> Setting:
             path = (base_dir / path).resolve()
         features, inputs, _ = data_module.load_csv(str(path), v["data.features"], v["data.target"])
         v["data.n_samples"], v["data.dim"] = inputs.shape
-        csv_path = str(path)
+        csv_path = v["data.path"] = str(path)
+        if not offset_given:
+            v["data.offset"] = 0.0  # data from a file are used as given unless told otherwise
         features = tuple(features)
     else:
         csv_path, features = "", ()
@@ -507,8 +519,6 @@ def load_study(
     base_dir = Path.cwd() if base_dir is None else Path(base_dir)
 
     top = {name: _check_value(KEYS[name], flat.get(name, KEYS[name].default)) for name in TOP_LEVEL}
-    if flat.get("data.kind") == "csv" and "data.offset" not in flat:
-        flat["data.offset"] = 0.0
     axes_values = {}
     for name in SETTING_KEYS:
         key = KEYS[name]
@@ -516,9 +526,9 @@ def load_study(
     axes = tuple(name for name, values in axes_values.items() if len(values) > 1)
     settings = []
     for combo in itertools.product(*axes_values.values()):
-        settings.append(_resolve(dict(zip(axes_values, combo, strict=True)), base_dir))
-    resolved = {**top, **{n: (list(v) if len(v) > 1 else v[0]) for n, v in axes_values.items()}}
-    resolved = {n: (list(v) if isinstance(v, tuple) else v) for n, v in resolved.items()}
+        values = dict(zip(axes_values, combo, strict=True))
+        settings.append(_resolve(values, base_dir, offset_given="data.offset" in flat))
+    resolved = {**top, **_resolved_axes(settings)}
     return Study(
         name=top["name"],
         n_inits=top["n_inits"],
@@ -527,6 +537,17 @@ def load_study(
         config=resolved,
         axes=axes,
     )
+
+
+def _resolved_axes(settings: Iterable[Setting]) -> dict[str, Any]:
+    """Every setting key with its resolved value, or the list of its values on a sweep axis."""
+    seen: dict[str, list] = {}
+    for setting in settings:
+        for name, value in setting.values:
+            value = list(value) if isinstance(value, tuple) else value
+            if value not in seen.setdefault(name, []):
+                seen[name].append(value)
+    return {name: values[0] if len(values) == 1 else values for name, values in seen.items()}
 
 
 def make_setting(**values: Any) -> Setting:
@@ -542,7 +563,7 @@ def make_setting(**values: Any) -> Setting:
         if dotted not in KEYS or dotted in TOP_LEVEL:
             raise ConfigError(f"unknown setting {name!r}; use e.g. model_width for model.width")
         flat[dotted] = value
-    study = load_study({k: v for k, v in flat.items()} and _nest(flat))
+    study = load_study(_nest(flat))
     if len(study.settings) != 1:
         raise ConfigError("make_setting takes single values; use load_study for a sweep")
     return study.settings[0]

@@ -134,11 +134,12 @@ def test_metrics_are_consistent():
     assert not runs["diverged"].any()
 
 
-def test_same_seed_same_bits_and_chunking_does_not_matter():
+@pytest.mark.parametrize("width", [2, 12])  # elementwise layers, and matmuls (144 weights)
+def test_same_seed_same_bits_and_chunking_does_not_matter(width):
     study = load_study(
         {
             "data": {"offset": 1.0},
-            "model": {"init_range": [0.05, 0.5, 1.0], "depth": 2, "width": 2},
+            "model": {"init_range": [0.05, 0.5, 1.0], "depth": 2, "width": width},
             "train": {"steps": 20, "log_every": 5, "learning_rate": 0.3},
         }
     )
@@ -207,3 +208,44 @@ def test_running_power_adam_matches_optax(optimizer):
         for a, b in zip(jax.tree.leaves(update_ours), jax.tree.leaves(update_ref), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
         p_ours = optax.apply_updates(p_ours, update_ours)
+
+
+def test_history_records_death_revival_and_the_step_of_death():
+    """The bookkeeping of logged steps on a hand-made sequence of dead/alive states."""
+    from study.train import Health, History, _record
+
+    def health(dead_units):  # 2 layers x 2 units
+        dead = jnp.array(dead_units)
+        return Health(dead, dead, dead, jnp.float32(0.5), jnp.bool_(True), jnp.zeros(3))
+
+    alive, layer_two_dead, one_unit_dead = [[0, 0], [0, 0]], [[0, 0], [1, 1]], [[1, 0], [0, 0]]
+    no = jnp.zeros((2, 2), bool)
+    history = History(
+        no,
+        no,
+        jnp.bool_(False),
+        jnp.bool_(False),
+        jnp.bool_(False),
+        jnp.int32(-1),
+        jnp.bool_(False),
+    )
+    steps = [
+        (0, one_unit_dead),
+        (10, layer_two_dead),
+        (20, layer_two_dead),
+        (30, alive),
+        (40, layer_two_dead),
+        (50, layer_two_dead),
+    ]
+    for step, state in steps:
+        history = _record(history, health(state), jnp.int32(step))
+        if step == 20:
+            assert bool(history.network_dead) and int(history.death_step) == 10
+        if step == 30:  # the network came back: alive now, revived, no step of death
+            assert not bool(history.network_dead) and bool(history.network_revived)
+            assert int(history.death_step) == -1
+    assert bool(history.network_dead) and int(history.death_step) == 40  # died again, for good
+    assert bool(history.network_revived)
+    # unit (1, 0) of layer 1 was dead at step 0 and alive at 10; layer 2's units came back at 30
+    np.testing.assert_array_equal(history.revived_units, [[True, False], [True, True]])
+    assert not bool(history.diverged)
