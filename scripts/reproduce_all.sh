@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every reproduction of docs/reproductions.md into results/<name>/.
+# Regenerate every reproduction of the README's Results section into results/<name>/.
 #
 #   bash scripts/reproduce_all.sh            # recompute everything (about 15 minutes on 2 cores)
 #   REPRODUCE_RESUME=1 bash scripts/...      # keep runs already complete on disk, redraw figures
