@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -69,21 +70,33 @@ def claim_dead_forever(summary: pd.DataFrame) -> Verdict:
 
 
 def claim_centering(summary: pd.DataFrame) -> Verdict:
-    claim = "Centering the data (offset 0) avoids dead ReLU networks."
+    claim = "Centering the data (offset 0, or standardizing it) avoids dead ReLU networks."
     rows = _only(summary, model__activation="relu", model__depth=1)
-    if "data.offset" not in rows or not ((rows["data.offset"] == 0).any()):
-        return Verdict(claim, NOT_TESTED, "The grid has no one-layer ReLU setting at offset 0.")
-    shifted = rows[rows["data.offset"] > 0]
+    if "data.offset" not in rows:
+        return Verdict(claim, NOT_TESTED, "The grid has no one-layer ReLU setting.")
+    standardized = (
+        rows["data.standardize"].astype(str) == "True"
+        if "data.standardize" in rows
+        else pd.Series(False, index=rows.index)
+    )
+    centered = rows[(rows["data.offset"] == 0) | standardized]
+    shifted = rows[(rows["data.offset"] > 0) & ~standardized]
+    if centered.empty:
+        return Verdict(
+            claim,
+            NOT_TESTED,
+            "The grid has no one-layer ReLU setting on centered (offset 0 or standardized) data.",
+        )
     if shifted.empty:
         return Verdict(claim, NOT_TESTED, "The grid has no positive offset to compare with.")
-    centered = rows[rows["data.offset"] == 0]
     far = shifted[shifted["data.offset"] == shifted["data.offset"].max()]
     offset = far["data.offset"].iloc[0]
     init_0, end_0 = _pooled(centered, "p_dead_init"), _pooled(centered, "p_dead_end")
     init_far, end_far = _pooled(far, "p_dead_init"), _pooled(far, "p_dead_end")
     evidence = (
-        f"One ReLU layer, dead at init: {_share(*init_0)} at offset 0 vs {_share(*init_far)} "
-        f"at offset {offset:g}; dead at the end: {_share(*end_0)} vs {_share(*end_far)}."
+        f"One ReLU layer, dead at init: {_share(*init_0)} on centered data vs "
+        f"{_share(*init_far)} at offset {offset:g}; dead at the end: {_share(*end_0)} vs "
+        f"{_share(*end_far)}."
     )
     if init_0[0] == 0 and end_0[0] == 0:
         verdict = "Supported"
@@ -133,25 +146,40 @@ def claim_leaky(summary: pd.DataFrame) -> Verdict:
 def claim_bias(summary: pd.DataFrame) -> Verdict:
     claim = "The bias (its presence or initialization) changes how often networks die."
     rows = _only(summary, model__activation="relu")
-    axis = next(
-        (c for c in ("model.bias_init", "model.bias") if c in rows and rows[c].nunique() > 1),
-        None,
+    if "model.bias_init" in rows:  # the bias scale matters only for a random or constant bias
+        random_bias = rows[rows["model.bias_init"] != "zeros"]
+    else:
+        random_bias = rows.iloc[0:0]
+    candidates = [(c, rows) for c in ("model.bias_init", "model.bias")]
+    candidates.append(("model.bias_scale", random_bias))
+    axis, rows = next(
+        ((c, r) for c, r in candidates if c in r and r[c].nunique() > 1), (None, rows)
     )
     if axis is None:
-        return Verdict(claim, NOT_TESTED, "The grid does not vary model.bias_init or model.bias.")
-    parts, significant = [], False
+        return Verdict(
+            claim,
+            NOT_TESTED,
+            "The grid does not vary model.bias_init, model.bias or the scale of a random bias.",
+        )
     levels = sorted(rows[axis].unique(), key=str)
+    parts, p_values = [], []
     for metric, when in (("p_dead_init", "at init"), ("p_dead_end", "at the end")):
         counts = {level: _pooled(rows[rows[axis] == level], metric) for level in levels}
-        text = ", ".join(f"{axis} = {level}: {_share(*counts[level])}" for level in levels)
-        first, last = counts[levels[0]], counts[levels[-1]]
-        if first[1] and last[1]:
-            test, p_value = analysis.two_proportion_test(*first, *last)
-            significant |= p_value < 0.05 / 2  # Bonferroni over the two metrics
-            text += f" ({test} test p = {p_value:.3g})"
-        parts.append(f"dead {when}: {text}")
+        parts.append(
+            f"dead {when}: " + ", ".join(f"{axis} = {lv}: {_share(*counts[lv])}" for lv in levels)
+        )
+        for first, second in itertools.combinations(levels, 2):
+            if counts[first][1] and counts[second][1]:
+                p_values.append(analysis.two_proportion_test(*counts[first], *counts[second])[1])
+    adjusted = analysis.holm(p_values) if p_values else np.array([1.0])
+    significant = bool((adjusted < 0.05).any())
     verdict = "Supported" if significant else "Not supported (no significant difference)"
-    return Verdict(claim, verdict, "ReLU, pooled over the other settings; " + "; ".join(parts))
+    evidence = (
+        "ReLU, pooled over the other settings; "
+        + "; ".join(parts)
+        + f"; pairs of levels tested, Holm-adjusted: smallest p = {adjusted.min():.3g}."
+    )
+    return Verdict(claim, verdict, evidence)
 
 
 CLAIMS = (claim_dead_forever, claim_centering, claim_second_layer, claim_leaky, claim_bias)

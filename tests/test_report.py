@@ -52,3 +52,19 @@ def test_report_files(tmp_path):
     assert "## Claims" in md and "Not tested by this run" in md and "figures/" in md
     assert "data:image/png;base64," in html and "<table" in html
     assert 'src="figures' not in html  # self-contained
+
+
+def test_standardized_data_count_as_centered():
+    runs = synthetic_runs(0.3, 0.1, n=200, **{"data.standardize": [False, True]})
+    runs.loc[runs["data.standardize"], ["dead_init", "dead_end"]] = False
+    verdict = report.claim_centering(analysis.summarize(runs))
+    assert verdict.verdict == "Supported" and "0/200" in verdict.evidence
+
+
+def test_bias_claim_on_the_scale_of_a_random_bias():
+    runs = synthetic_runs(
+        0.3, 0.1, n=400, **{"model.bias_init": ["uniform"], "model.bias_scale": [0.0, 0.05, 0.5]}
+    )
+    verdict = report.claim_bias(analysis.summarize(runs))
+    assert "model.bias_scale = 0.5" in verdict.evidence
+    assert verdict.verdict.startswith("Not supported")  # the same law at every level
