@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
         description="For every pair of levels of KEY (within the other settings), test the "
         "difference in a proportion (Fisher's exact test for small counts, a two-proportion z "
-        "test otherwise), Holm-corrected across the table.",
+        "test otherwise), Holm-corrected across the table. The confidence interval of each "
+        "difference (Newcombe) is per comparison, not adjusted; the p values and the "
+        "significant column are.",
     )
     compare.add_argument("dirs", metavar="DIR", nargs="+", help="results folders")
     compare.add_argument(
