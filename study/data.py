@@ -66,17 +66,18 @@ def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data 
     """
     dtype = jnp.dtype(structure.dtype)
     shape = (structure.dim, structure.n_samples)
+    # Draws are made in float32 and cast, so a float64 run sees a float32 run's data exactly.
     kind = structure.data_kind
     if kind == "csv":
         base, targets = csv.inputs.astype(dtype), csv.targets.astype(dtype)
     elif kind == "gaussian":
-        base = jax.random.normal(key, shape, dtype)
+        base = jax.random.normal(key, shape, jnp.float32).astype(dtype)
         targets = _balanced_labels(base)
     elif kind == "uniform":
-        base = jax.random.uniform(key, shape, dtype, minval=-1.0, maxval=1.0)
+        base = jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0).astype(dtype)
         targets = _balanced_labels(base)
     elif kind == "function":
-        base = jax.random.uniform(key, shape, dtype, minval=-1.0, maxval=1.0)
+        base = jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0).astype(dtype)
         f = _target_function(structure.function, base[0])
         targets = numeric.target_scale * f + numeric.target_shift
     else:

@@ -121,20 +121,25 @@ def sum_lanes(lanes: jax.Array, n: int) -> jax.Array:
 RAI_SIGMA_GAIN = 0.6007
 
 
+def _draw(sampler, key, shape, dtype, *bounds):
+    """A float32 draw cast to ``dtype``: a float64 run starts from a float32 run's numbers."""
+    return sampler(key, shape, jnp.float32, *bounds).astype(dtype)
+
+
 def _init_weights(scheme, key, fan_in, fan_out, init_range, dtype):
     shape = (fan_out, fan_in)
     if scheme == "uniform":
-        return jax.random.uniform(key, shape, dtype, -1.0, 1.0) * init_range
+        return _draw(jax.random.uniform, key, shape, dtype, -1.0, 1.0) * init_range
     if scheme == "normal":
-        return jax.random.normal(key, shape, dtype) * init_range
+        return _draw(jax.random.normal, key, shape, dtype) * init_range
     if scheme == "he_uniform":
         limit = jnp.sqrt(6.0 / fan_in)
-        return jax.random.uniform(key, shape, dtype, -limit, limit)
+        return _draw(jax.random.uniform, key, shape, dtype, -limit, limit)
     if scheme == "he_normal":
-        return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / fan_in)
+        return _draw(jax.random.normal, key, shape, dtype) * jnp.sqrt(2.0 / fan_in)
     if scheme == "glorot_uniform":
         limit = jnp.sqrt(6.0 / (fan_in + fan_out))
-        return jax.random.uniform(key, shape, dtype, -limit, limit)
+        return _draw(jax.random.uniform, key, shape, dtype, -limit, limit)
     raise ValueError(f"unknown weight init {scheme!r}")
 
 
@@ -142,9 +147,9 @@ def _init_bias(scheme, key, fan_out, bias_scale, dtype):
     if scheme == "zeros":
         return jnp.zeros((fan_out,), dtype)
     if scheme == "uniform":
-        return jax.random.uniform(key, (fan_out,), dtype, -1.0, 1.0) * bias_scale
+        return _draw(jax.random.uniform, key, (fan_out,), dtype, -1.0, 1.0) * bias_scale
     if scheme == "normal":
-        return jax.random.normal(key, (fan_out,), dtype) * bias_scale
+        return _draw(jax.random.normal, key, (fan_out,), dtype) * bias_scale
     if scheme == "constant":
         return jnp.full((fan_out,), bias_scale, dtype)
     raise ValueError(f"unknown bias init {scheme!r}")
@@ -159,11 +164,11 @@ def _init_rai(key, fan_in, fan_out, use_bias, dtype):
     """
     columns = fan_in + 1 if use_bias else fan_in
     key_normal, key_pick, key_beta = jax.random.split(key, 3)
-    rows = jax.random.normal(key_normal, (fan_out, columns), dtype) * (
+    rows = _draw(jax.random.normal, key_normal, (fan_out, columns), dtype) * (
         RAI_SIGMA_GAIN / jnp.sqrt(float(fan_in))
     )
-    picked = jax.random.randint(key_pick, (fan_out,), 0, columns)
-    positive = jax.random.beta(key_beta, 2.0, 1.0, (fan_out,), dtype)
+    picked = jax.random.randint(key_pick, (fan_out,), 0, columns, jnp.int32)
+    positive = jax.random.beta(key_beta, 2.0, 1.0, (fan_out,), jnp.float32).astype(dtype)
     rows = jnp.where(jnp.arange(columns)[None, :] == picked[:, None], positive[:, None], rows)
     bias = rows[:, fan_in] if use_bias else jnp.zeros((fan_out,), dtype)
     return rows[:, :fan_in], bias

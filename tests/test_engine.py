@@ -249,3 +249,38 @@ def test_history_records_death_revival_and_the_step_of_death():
     # unit (1, 0) of layer 1 was dead at step 0 and alive at 10; layer 2's units came back at 30
     np.testing.assert_array_equal(history.revived_units, [[True, False], [True, True]])
     assert not bool(history.diverged)
+
+
+FLOAT64_CHECK = """
+import jax, numpy as np, study
+jax.config.update("jax_enable_x64", True)
+cases = [
+    dict(data_offset=2.0),  # the question's network on the all-positive cloud
+    dict(data_offset=2.0, model_init="normal", model_bias_init="uniform"),
+    dict(data_dim=1, model_width=2, model_depth=3, model_init="he_normal"),  # one ray
+    dict(data_dim=1, model_width=2, model_depth=3, model_init="rai"),
+]
+for case in cases:
+    decisions = {}
+    for dtype in ("float32", "float64"):
+        setting = study.make_setting(train_steps=1, train_log_every=1, train_dtype=dtype, **case)
+        runs = study.simulate(setting, n_inits=3000, seed=11)
+        decisions[dtype] = runs["dead_init"].to_numpy()
+    assert decisions["float32"].dtype == bool and 0 < decisions["float32"].sum() < 3000, case
+    np.testing.assert_array_equal(decisions["float32"], decisions["float64"], err_msg=str(case))
+print("same decisions")
+"""
+
+
+def test_float64_makes_the_same_dead_alive_decisions_as_float32():
+    """Draws are float32 cast to the run's dtype, so both precisions judge the same networks.
+
+    In a subprocess: JAX's 64-bit mode is process-wide and would change the other tests."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FLOAT64_CHECK], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "same decisions" in done.stdout
