@@ -139,9 +139,10 @@ def summarize(
     ``dead_frac_init_l1..`` and ``dead_frac_end_l1..`` (mean over valid initializations of dead
     units / width in that hidden layer; NaN for layers beyond a setting's depth);
     ``mean_final_accuracy``; ``p_dead_init_theory``; ``theory_disagrees`` (theory outside the
-    Wilson interval of death at init over ALL initializations, diverged ones included); then ``n_valid`` (initializations that did not diverge),
-    ``n_dead_init``, ``p_revived_dead_init`` with its interval (share of the valid networks dead
-    at init that revived), ``theory`` (formula name) and ``note``.
+    Wilson interval of death at init over ALL initializations, diverged ones included); then
+    ``n_valid`` (initializations that did not diverge), ``n_dead_init``,
+    ``p_revived_dead_init`` with its interval (share of the valid networks dead at init that
+    revived), ``theory`` (formula name) and ``note``.
 
     Args:
       runs: the per-initialization table (``runs.parquet``).
@@ -186,8 +187,8 @@ def summarize(
     summary.loc[summary["p_dead_init_theory"].isna(), "theory"] = ""
     # Death at init is decided before any training, so the theory is compared with it over ALL
     # initializations: p_dead_init leaves out diverged runs, and those are mostly living ones.
-    dead_at_init_all = frame["dead_init"].astype(bool).groupby(
-        [frame[c] for c in keys], sort=True, dropna=False
+    dead_at_init_all = (
+        frame["dead_init"].astype(bool).groupby([frame[c] for c in keys], sort=True, dropna=False)
     )
     _, lo_all, hi_all = _proportion(dead_at_init_all.sum(), counts["n_inits"], level)
     tolerance = 1e-12

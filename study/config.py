@@ -306,10 +306,15 @@ class Study:
 
     def groups(self) -> dict[Structure, list[Setting]]:
         """Settings grouped by structure, in grid order: one compiled program per group."""
-        groups: dict[Structure, list[Setting]] = {}
-        for setting in self.settings:
-            groups.setdefault(setting.structure, []).append(setting)
-        return groups
+        return group_by_structure(self.settings)
+
+
+def group_by_structure(settings: Iterable[Setting]) -> dict[Structure, list[Setting]]:
+    """Settings grouped by structure, in the order each structure first appears."""
+    groups: dict[Structure, list[Setting]] = {}
+    for setting in settings:
+        groups.setdefault(setting.structure, []).append(setting)
+    return groups
 
 
 # --------------------------------------------------------------------------------------------

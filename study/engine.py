@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from study import distributed
-from study.config import Setting, Structure, Study
+from study.config import Setting, Structure, Study, group_by_structure
 from study.data import csv_data
 from study.model import layer_sizes
 from study.train import Metrics, make_train
@@ -217,14 +217,6 @@ def _table_value(value):
     return value
 
 
-def iter_groups(settings: Sequence[Setting]) -> Iterator[tuple[Structure, list[Setting]]]:
-    """Settings grouped by structure, in the order each structure first appears."""
-    groups: dict[Structure, list[Setting]] = {}
-    for setting in settings:
-        groups.setdefault(setting.structure, []).append(setting)
-    yield from groups.items()
-
-
 def simulate(
     settings: Setting | Sequence[Setting] | Study,
     n_inits: int | None = None,
@@ -256,7 +248,7 @@ def simulate(
     enable_float64_if_needed(settings)
     frames = [
         run_group(structure, group, n_inits, seed, chunk_size)[0]
-        for structure, group in iter_groups(settings)
+        for structure, group in group_by_structure(settings).items()
     ]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 

@@ -305,9 +305,9 @@ def _up_to_date(folder: Path) -> bool:
 
 def _follow(study: Study, chunk_size: int | None) -> None:
     """A process other than 0: compute the groups process 0 has not finished; write nothing."""
-    from study.engine import iter_groups, run_group
+    from study.engine import run_group
 
-    groups = list(iter_groups(study.settings))
+    groups = list(study.groups().items())
     (up_to_date,) = distributed.from_writer(None, 1, "take the results folder")
     if up_to_date:
         return
@@ -320,10 +320,10 @@ def _follow(study: Study, chunk_size: int | None) -> None:
 def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: bool) -> None:
     """Run the groups not yet on disk, then write the final files (the lock is held)."""
     from study import analysis
-    from study.engine import iter_groups, run_group
+    from study.engine import run_group
 
     started = _now()
-    groups = list(iter_groups(study.settings))
+    groups = list(study.groups().items())
     keys = [group_key(structure, s, study.n_inits, study.seed) for structure, s in groups]
 
     finished: dict[str, tuple[pd.DataFrame, dict]] = {}
