@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff format --check study tests scripts
 
 reproduce: $(STAMP)
 	bash scripts/reproduce_all.sh
