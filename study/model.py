@@ -68,13 +68,6 @@ def dense_transpose(weights: jax.Array, grads: jax.Array) -> jax.Array:
     return weights.T @ grads
 
 
-def outer_sum(grads: jax.Array, inputs: jax.Array) -> jax.Array:
-    """``grads @ inputs.T`` for ``grads: [out, n]``, ``inputs: [in, n]`` -> ``[out, in]``."""
-    if grads.shape[0] * inputs.shape[0] <= ELEMENTWISE_MAX_WEIGHTS:
-        return sum_samples(grads[:, None, :] * inputs[None, :, :])
-    return grads @ inputs.T
-
-
 # Lanes of the fixed-order sample sum (one AVX register of float32).
 SUM_LANES = 8
 

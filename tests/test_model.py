@@ -62,9 +62,8 @@ def test_dense_forms_agree():
     np.testing.assert_allclose(
         model.dense_transpose(weights, inputs[:3]), weights.T @ inputs[:3], rtol=1e-6
     )
-    np.testing.assert_allclose(
-        model.outer_sum(inputs[:3], inputs), inputs[:3] @ inputs.T, rtol=1e-5
-    )
+    values = jnp.arange(37.0)[None, :] * inputs[:1, :1]
+    np.testing.assert_allclose(model.sum_samples(values), values.sum(axis=-1), rtol=1e-6)
 
 
 def test_dead_unit_gets_exactly_zero_gradient():
