@@ -260,10 +260,10 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
     (state, history), _ = lax.scan(
         interval, (state, history), jnp.arange(n_intervals, dtype=jnp.int32)
     )
-    end = health(structure, numeric, model.unflatten(structure, state[0]), data)
     if remainder:
         state = run_steps(state, n_intervals * structure.log_every, remainder)
-        end = health(structure, numeric, model.unflatten(structure, state[0]), data)
+    end = health(structure, numeric, model.unflatten(structure, state[0]), data)
+    if remainder:
         history = _record(history, end, jnp.int32(structure.steps))
 
     diverged = history.diverged
