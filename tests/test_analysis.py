@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from study import analysis, theory
 from study.config import KEYS, SETTING_KEYS
@@ -55,7 +56,13 @@ def test_wilson_coverage():
     k = rng.binomial(n, p, trials)
     lo, hi = analysis.wilson_interval(k, np.full(trials, n))
     coverage = np.mean((lo <= p) & (p <= hi))
-    assert abs(coverage - 0.95) < 4 * standard_errors(0.95, trials) + 0.01  # discreteness
+    # the exact coverage at (n, p): the binomial probability of the k whose interval holds p
+    every_k = np.arange(n + 1)
+    lo_k, hi_k = analysis.wilson_interval(every_k, np.full(n + 1, n))
+    exact = stats.binom.pmf(every_k, n, p)[(lo_k <= p) & (p <= hi_k)].sum()
+    assert abs(coverage - exact) < 4 * standard_errors(exact, trials)
+    # Wilson's coverage oscillates about the nominal level (Brown, Cai and DasGupta 2001)
+    assert abs(exact - 0.95) < 0.005
 
 
 def test_summary_equals_direct_pandas():
