@@ -10,13 +10,9 @@ import argparse
 import os
 import sys
 
-from study.config import ConfigError
+from study.config import ConfigError, FolderError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FOLDER = 0, 1, 2, 3
-
-
-class FolderError(RuntimeError):
-    """The results folder is in use by another run, or holds another config's results."""
 
 
 class _Parser(argparse.ArgumentParser):

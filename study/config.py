@@ -39,6 +39,10 @@ class ConfigError(ValueError):
     """A malformed config, flag or data file; its message is one line for the user."""
 
 
+class FolderError(RuntimeError):
+    """The results folder is in use by another run, or holds another config's results."""
+
+
 # --------------------------------------------------------------------------------------------
 # The schema: every key, its type, default, allowed values, and whether it is structural.
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
-from study.config import ConfigError
+from study.config import ConfigError, FolderError
 
 TIMEOUT_ENV = "STUDY_DISTRIBUTED_TIMEOUT"
 WRITER = 0
@@ -233,8 +233,6 @@ _OK = 0
 
 
 def _status(error: BaseException) -> int:
-    from study.cli import FolderError
-
     if isinstance(error, ConfigError):
         return 2
     if isinstance(error, FolderError):
@@ -243,8 +241,6 @@ def _status(error: BaseException) -> int:
 
 
 def _peer_failed(status: int, process: int, doing: str) -> Exception:
-    from study.cli import FolderError
-
     message = f"process {process} failed to {doing}; see its message"
     if status == 2:
         return ConfigError(message)

@@ -37,8 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from study.cli import FolderError
-from study.config import ConfigError
+from study.config import ConfigError, FolderError
 
 # Bumped whenever the meaning or layout of a results folder changes incompatibly.
 FORMAT_VERSION = 1

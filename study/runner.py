@@ -262,7 +262,7 @@ def run_study(
     """Run every setting of ``study`` into ``folder`` (resuming finished groups); returns it.
 
     A folder that already holds this study's complete results is left as it is (its figures
-    drawn if missing); ``force`` recomputes. Raises study.cli.FolderError when another run holds
+    drawn if missing); ``force`` recomputes. Raises study.config.FolderError when another run holds
     the folder or it holds another config's results (unless ``force``), and ConfigError for bad
     input, before anything is written.
     """
