@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from study import analysis, plots  # noqa: E402
+from study import analysis, plots, results  # noqa: E402
 from study.cli import main as study_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def run_config(
     status = study_cli(argv)
     if status != 0:
         raise SystemExit(f"study run {config} failed with exit status {status}")
-    return analysis.load_runs(out), analysis.load_summary(out)
+    return results.read_runs(out), results.read_summary(out)
 
 
 def wilson(k, n) -> tuple[np.ndarray, np.ndarray]:

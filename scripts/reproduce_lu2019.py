@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import reproduce_common as common
 
-from study import analysis, theory
+from study import analysis, data, results, theory
 
 TINY_BORN_DEAD = ["model.depth=3", "model.width=2", "model.init=he_normal"]
 TINY_ABS = ["model.depth=2", "model.init=he_normal", "train.steps=20", "train.log_every=10"]
@@ -99,7 +99,7 @@ def figure_born_dead(table: pd.DataFrame, out) -> None:
 def target_variance(runs: pd.DataFrame, seed: int) -> float:
     """Var of the regression targets the engine trained on (population variance, 1/n)."""
     values = runs[analysis.setting_columns(runs)].iloc[0].to_dict()
-    inputs = theory.setting_inputs(values, seed)
+    inputs = data.setting_inputs(values, seed)
     base = inputs[:, 0] - float(values["data.offset"])
     targets = float(values["data.target_scale"]) * np.abs(base) + float(values["data.target_shift"])
     return float(np.var(targets))
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
         force=args.force,
         quiet=args.tiny,
     )
-    collapse = collapse_table(abs_runs, analysis.study_seed(abs_folder))
+    collapse = collapse_table(abs_runs, results.read_manifest(abs_folder).seed)
     common.write_table(collapse, args.out, "collapse.csv")
     figure_collapse(collapse, args.out)
     return 0

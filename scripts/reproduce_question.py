@@ -130,9 +130,9 @@ def revival_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Networks dead at init that revived, per setting and pooled over the ReLU settings."""
     relu = summary[summary["model.activation"] == "relu"]
     keys = ["data.standardize", "model.bias_scale", "train.optimizer", "train.learning_rate"]
-    table = relu[keys + ["n_dead_init"]].copy()
-    table["n_revived"] = np.round(relu["p_revived_dead_init"].fillna(0) * relu["n_dead_init"])
-    table["n_revived"] = table["n_revived"].astype(np.int64)
+    table = relu[keys].copy()
+    table["n_dead_init"] = relu["k_dead_init"]
+    table["n_revived"] = relu["k_revived_dead_init"]
     pooled = {k: "all" for k in keys}
     pooled.update(n_dead_init=int(table["n_dead_init"].sum()), n_revived=table["n_revived"].sum())
     table = pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)

@@ -1,8 +1,8 @@
 """Statistics of a results table: Wilson intervals, per-setting summaries, and comparisons.
 
 Everything here is pandas/NumPy/SciPy on the per-initialization table ``runs.parquet`` (a row per
-setting and initialization). Nothing here trains a network; the only JAX call is rebuilding a
-setting's data set (:func:`study.theory.setting_inputs`) when a closed form depends on the data.
+setting and initialization); nothing here imports JAX. Where a closed form depends on the data
+set, the caller passes a function that rebuilds it (:func:`study.data.setting_inputs`).
 
 Conventions (``shared/INTERFACE.md``): ``n_inits`` counts every initialization, diverged ones
 included; ``p_dead_*``, ``p_revived`` and the dead-unit fractions are over the initializations
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from scipy import stats
 
 from study import theory
 from study.config import SETTING_KEYS
+from study.errors import ConfigError
 
 # Boolean metrics summarized as proportions; the denominator is "valid" (not diverged) or "all".
 PROPORTIONS = {
@@ -30,6 +32,8 @@ PROPORTIONS = {
     "p_revived": ("revived", "valid"),
     "p_diverged": ("diverged", "all"),
 }
+# A function from a setting (a mapping of config keys) to its training inputs, or None.
+InputsOf = Callable[[Mapping[str, Any]], "np.ndarray | None"]
 _PER_LAYER = re.compile(r"^dead_units_(init|end)_l(\d+)$")
 
 
@@ -89,8 +93,6 @@ def _group_keys(runs: pd.DataFrame, by: Sequence[str] | None) -> list[str]:
     by = [by] if isinstance(by, str) else list(by)
     missing = [name for name in by if name not in runs.columns]
     if missing:
-        from study.config import ConfigError
-
         raise ConfigError(
             f"--by {', '.join(missing)}: not a column of the results; "
             f"setting columns: {', '.join(setting_columns(runs))}"
@@ -98,22 +100,25 @@ def _group_keys(runs: pd.DataFrame, by: Sequence[str] | None) -> list[str]:
     return by
 
 
-def theory_per_setting(runs: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
+def theory_per_setting(runs: pd.DataFrame, inputs: InputsOf | None = None) -> pd.DataFrame:
     """The closed-form P(dead at init) of every distinct setting in ``runs``.
 
     Returns a frame with the setting columns, ``p_dead_init_theory`` (NaN where no formula
     applies) and ``theory`` (the formula's name, see :func:`study.theory.p_dead_init_theory`).
-    With ``seed=None`` the data set is unknown and only data-free formulas are used.
+
+    Args:
+      runs: the per-initialization table.
+      inputs: ``inputs(values) -> float[n_samples, dim] | None``, the training inputs of a setting
+        given as a mapping of config keys (:func:`study.data.setting_inputs` with the study
+        seed); None = the data are unknown and only data-free formulas are used.
     """
-    columns = setting_columns(runs)
-    settings = runs[columns].drop_duplicates().reset_index(drop=True)
+    settings = runs[setting_columns(runs)].drop_duplicates().reset_index(drop=True)
     values, names = [], []
     for _, row in settings.iterrows():
         setting = row.to_dict()
-        inputs = None
-        if seed is not None and _may_need_data(setting):
-            inputs = theory.setting_inputs(setting, seed)
-        p, name = theory.p_dead_init_theory(setting, inputs)
+        relu = setting.get("model.activation", "relu") == "relu"
+        data = inputs(setting) if inputs is not None and relu else None
+        p, name = theory.p_dead_init_theory(setting, data)
         values.append(p)
         names.append(name)
     settings["p_dead_init_theory"] = np.asarray(values, dtype=float)
@@ -121,115 +126,96 @@ def theory_per_setting(runs: pd.DataFrame, seed: int | None = None) -> pd.DataFr
     return settings
 
 
-def _may_need_data(setting: dict) -> bool:
-    return setting.get("model.activation", "relu") == "relu"
-
-
 def summarize(
     runs: pd.DataFrame,
     by: Sequence[str] | str | None = None,
     *,
-    seed: int | None = None,
+    inputs: InputsOf | None = None,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """A row per group of ``runs``: proportions with Wilson intervals, theory, unit fractions.
+    """A row per group of ``runs``: counts, proportions with Wilson intervals, theory.
 
-    Columns, in order: the ``by`` columns; ``n_inits``; ``p_dead_init``, ``p_dead_end``,
-    ``p_revived``, ``p_diverged``, each followed by ``_lo`` and ``_hi`` (Wilson, ``level``);
-    ``dead_frac_init_l1..`` and ``dead_frac_end_l1..`` (mean over valid initializations of dead
-    units / width in that hidden layer; NaN for layers beyond a setting's depth);
-    ``mean_final_accuracy``; ``p_dead_init_theory``; ``theory_disagrees`` (theory outside the
-    Wilson interval of death at init over ALL initializations, diverged ones included); then
-    ``n_valid`` (initializations that did not diverge), ``n_dead_init``,
-    ``p_revived_dead_init`` with its interval (share of the valid networks dead at init that
-    revived), ``theory`` (formula name) and ``note``.
+    Columns, in order: the ``by`` columns; ``n_inits`` (every initialization) and ``n_valid``
+    (those that did not diverge); for each of ``dead_init``, ``dead_end``, ``revived`` and
+    ``diverged`` the count ``k_<metric>`` and ``p_<metric>`` with ``_lo`` and ``_hi`` (Wilson,
+    ``level``; over ``n_valid``, ``p_diverged`` over ``n_inits``); ``dead_frac_init_l1..`` and
+    ``dead_frac_end_l1..`` (mean over valid initializations of dead units / width in that hidden
+    layer; NaN for layers beyond a setting's depth); ``mean_final_accuracy``;
+    ``p_dead_init_theory`` and ``theory_disagrees`` (theory outside the Wilson interval of death
+    at init over ALL initializations, diverged ones included); ``k_revived_dead_init`` and
+    ``p_revived_dead_init`` with its interval (of the ``k_dead_init`` valid networks dead at init,
+    those that revived); ``theory`` (formula name) and ``note``.
 
     Args:
       runs: the per-initialization table (``runs.parquet``).
       by: the columns to group by; None = every setting column (a row per setting).
-      seed: the study seed (``manifest.json``); needed for closed forms that depend on the data
-        set (e.g. the 2-D ReLU formula). None = only data-free formulas.
+      inputs: the training inputs of a setting (see :func:`theory_per_setting`), for closed
+        forms that depend on the data set (e.g. the 2-D ReLU formula). None = data-free only.
       level: confidence level of the intervals.
     """
     keys = _group_keys(runs, by)
-    frame = runs.copy()
-    frame["_valid"] = ~frame["diverged"].astype(bool)
-    widths = frame["model.width"].astype(float) if "model.width" in frame else np.nan
-    fraction_columns = []
-    for when in ("init", "end"):
-        for column in layer_columns(frame, when):
-            name = column.replace("dead_units_", "dead_frac_")
-            frame[name] = frame[column].astype(float) / widths
-            frame.loc[~frame["_valid"], name] = np.nan
-            fraction_columns.append(name)
-
-    theory_table = theory_per_setting(runs, seed)
-    frame = frame.merge(theory_table, on=setting_columns(runs), how="left")
+    frame = runs.assign(
+        _valid=~runs["diverged"].astype(bool), _all=True, **_dead_fractions(runs)
+    ).merge(theory_per_setting(runs, inputs), on=setting_columns(runs), how="left")
     grouped = frame.groupby(keys, sort=True, dropna=False)
 
-    counts = pd.DataFrame({"n_inits": grouped.size(), "n_valid": grouped["_valid"].sum()})
-    summary = counts.copy()
+    def count(hits: pd.Series) -> pd.Series:
+        return (
+            hits.groupby([frame[c] for c in keys], sort=True, dropna=False).sum().astype(np.int64)
+        )
+
+    summary = pd.DataFrame({"n_inits": grouped.size(), "n_valid": count(frame["_valid"])})
     for name, (metric, over) in PROPORTIONS.items():
-        hits = frame[metric].astype(bool) & (frame["_valid"] if over == "valid" else True)
-        k = hits.groupby([frame[c] for c in keys], sort=True, dropna=False).sum()
-        n = counts["n_valid"] if over == "valid" else counts["n_inits"]
-        summary[name], summary[f"{name}_lo"], summary[f"{name}_hi"] = _proportion(k, n, level)
-    for name in fraction_columns:
+        k = count(frame[metric].astype(bool) & frame[f"_{over}"])
+        summary[f"k_{name[2:]}"] = k
+        _add_proportion(
+            summary, name, k, summary["n_valid" if over == "valid" else "n_inits"], level
+        )
+    for name in _dead_fractions(runs):
         summary[name] = grouped[name].mean()
     accuracy = frame["final_accuracy"].where(frame["_valid"])
     summary["mean_final_accuracy"] = accuracy.groupby(
         [frame[c] for c in keys], sort=True, dropna=False
     ).mean()
-
     # A group's theory is the common value of its settings; NaN if they differ or none applies.
     summary["p_dead_init_theory"] = grouped["p_dead_init_theory"].agg(_common_value)
-    summary["theory"] = grouped["theory"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
-    summary.loc[summary["p_dead_init_theory"].isna(), "theory"] = ""
     # Death at init is decided before any training, so the theory is compared with it over ALL
     # initializations: p_dead_init leaves out diverged runs, and those are mostly living ones.
-    dead_at_init_all = (
-        frame["dead_init"].astype(bool).groupby([frame[c] for c in keys], sort=True, dropna=False)
+    _, lo_all, hi_all = _proportion(
+        count(frame["dead_init"].astype(bool)), summary["n_inits"], level
     )
-    _, lo_all, hi_all = _proportion(dead_at_init_all.sum(), counts["n_inits"], level)
+    theory_value = summary["p_dead_init_theory"]
     tolerance = 1e-12
-    summary["theory_disagrees"] = summary["p_dead_init_theory"].notna() & (
-        (summary["p_dead_init_theory"] < lo_all - tolerance)
-        | (summary["p_dead_init_theory"] > hi_all + tolerance)
+    summary["theory_disagrees"] = theory_value.notna() & (
+        (theory_value < lo_all - tolerance) | (theory_value > hi_all + tolerance)
     )
-
-    dead_valid = (frame["dead_init"].astype(bool) & frame["_valid"]).groupby(
-        [frame[c] for c in keys], sort=True, dropna=False
+    revived = count(
+        frame["revived"].astype(bool) & frame["dead_init"].astype(bool) & frame["_valid"]
     )
-    n_dead = dead_valid.sum()
-    revived_dead = (
-        (frame["revived"].astype(bool) & frame["dead_init"].astype(bool) & frame["_valid"])
-        .groupby([frame[c] for c in keys], sort=True, dropna=False)
-        .sum()
-    )
-    summary["n_dead_init"] = n_dead
-    (
-        summary["p_revived_dead_init"],
-        summary["p_revived_dead_init_lo"],
-        summary["p_revived_dead_init_hi"],
-    ) = _proportion(revived_dead, n_dead, level)
+    summary["k_revived_dead_init"] = revived
+    _add_proportion(summary, "p_revived_dead_init", revived, summary["k_dead_init"], level)
+    theory_name = grouped["theory"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
+    summary["theory"] = theory_name.where(theory_value.notna(), "")
     summary["note"] = np.where(
         summary["n_valid"] == 0, "every initialization diverged: no proportion over valid ones", ""
     )
+    return summary.reset_index()
 
-    summary = summary.reset_index()
-    ordered = list(keys) + ["n_inits"]
-    for name in PROPORTIONS:
-        ordered += [name, f"{name}_lo", f"{name}_hi"]
-    ordered += [c for c in fraction_columns if "_init_" in c]
-    ordered += [c for c in fraction_columns if "_end_" in c]
-    ordered += ["mean_final_accuracy", "p_dead_init_theory", "theory_disagrees", "n_valid"]
-    ordered += ["n_dead_init", "p_revived_dead_init", "p_revived_dead_init_lo"]
-    ordered += ["p_revived_dead_init_hi", "theory", "note"]
-    summary = summary[ordered]
-    summary["n_inits"] = summary["n_inits"].astype(np.int64)
-    summary["n_valid"] = summary["n_valid"].astype(np.int64)
-    summary["n_dead_init"] = summary["n_dead_init"].astype(np.int64)
-    return summary
+
+def _dead_fractions(runs: pd.DataFrame) -> dict[str, pd.Series]:
+    """``dead_frac_<when>_lK``: dead units / width per layer, NaN for diverged initializations."""
+    valid = ~runs["diverged"].astype(bool)
+    widths = runs["model.width"].astype(float) if "model.width" in runs else np.nan
+    fractions = {}
+    for when in ("init", "end"):
+        for column in layer_columns(runs, when):
+            share = runs[column].astype(float) / widths
+            fractions[column.replace("dead_units_", "dead_frac_")] = share.where(valid)
+    return fractions
+
+
+def _add_proportion(summary: pd.DataFrame, name: str, k, n, level: float) -> None:
+    summary[name], summary[f"{name}_lo"], summary[f"{name}_hi"] = _proportion(k, n, level)
 
 
 def _proportion(k: pd.Series, n: pd.Series, level: float):
@@ -246,58 +232,6 @@ def _common_value(values: pd.Series) -> float:
     if len(values) == 0 or np.isnan(values).any():
         return float("nan")
     return float(values[0]) if np.allclose(values, values[0], rtol=0, atol=1e-12) else float("nan")
-
-
-# --------------------------------------------------------------------------------------------
-# Results folders.
-# --------------------------------------------------------------------------------------------
-
-
-def read_manifest(folder) -> dict:
-    """``DIR/manifest.json`` as a dict ({} when the folder has none).
-
-    A manifest of another format version is refused with a clear message (exit status 2).
-    """
-    from study.results import read_manifest as read_checked
-
-    return read_checked(folder, required=False)
-
-
-def study_seed(folder) -> int | None:
-    """The study seed recorded in ``DIR/manifest.json`` (None when unknown)."""
-    manifest = read_manifest(folder)
-    seed = manifest.get("config", {}).get("seed", manifest.get("seed"))
-    return None if seed is None else int(seed)
-
-
-def load_runs(folder) -> pd.DataFrame:
-    """``DIR/runs.parquet``; a folder without one is a usage error (exit status 2)."""
-    from pathlib import Path
-
-    from study.config import ConfigError
-
-    path = Path(folder) / "runs.parquet"
-    if not Path(folder).is_dir():
-        raise ConfigError(f"{str(folder)!r}: no such results folder")
-    if not path.exists():
-        raise ConfigError(f"{str(folder)!r}: no runs.parquet; run `study run` first")
-    read_manifest(folder)  # refuses results written in another format
-    return pd.read_parquet(path)
-
-
-def load_summary(folder) -> pd.DataFrame:
-    """The folder's per-setting summary: ``summary.csv`` if the run wrote it, else computed."""
-    from pathlib import Path
-
-    path = Path(folder) / "summary.csv"
-    if path.exists():
-        summary = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        # Text columns that were empty come back as NaN; as in runs.parquet they are "".
-        for name in ("data.path", "data.features", "theory", "note"):
-            if name in summary:
-                summary[name] = summary[name].astype(object).fillna("").astype(str)
-        return summary
-    return summarize(load_runs(folder), seed=study_seed(folder))
 
 
 def varying_columns(table: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
@@ -423,8 +357,6 @@ def compare(
       metric: ``p_dead_init``, ``p_dead_end``, ``p_revived`` or ``p_diverged``.
       alpha: family-wise error level.
     """
-    from study.config import ConfigError
-
     if metric not in PROPORTIONS:
         raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(PROPORTIONS)}")
     if not 0 < alpha < 1:
@@ -479,32 +411,6 @@ def compare(
     return table
 
 
-def _comparison_path(folder, by: str, metric: str):
-    from pathlib import Path
-
-    name = by if metric == "p_dead_end" else f"{by}.{metric}"
-    return Path(folder) / "comparisons" / f"{name}.csv"
-
-
-def main(args) -> int:
-    """``study compare DIR [DIR ...] --by KEY [--metric M] [--alpha A]``."""
-    from pathlib import Path
-
-    frames = []
-    for folder in args.dirs:
-        runs = load_runs(folder)
-        if len(args.dirs) > 1:
-            runs = runs.assign(results=Path(folder).name or str(folder))
-        frames.append(runs)
-    runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    table = compare(runs, args.by, args.metric, args.alpha)
-    path = _comparison_path(args.dirs[0], args.by, args.metric)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    if table.empty:
-        print(f"no pair of {args.by} levels shares the other settings; wrote {path}")
-        return 0
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {path}")
-    return 0
+def comparison_name(by: str, metric: str) -> str:
+    """The name under which ``study compare`` saves a table: ``<by>`` or ``<by>.<metric>``."""
+    return by if metric == "p_dead_end" else f"{by}.{metric}"

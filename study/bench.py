@@ -20,12 +20,12 @@ run time is linear in both.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -35,10 +35,10 @@ import optax
 from jax import lax
 
 from study import model
-from study.config import ConfigError, Setting, make_setting
-from study.data import make_data
+from study.config import Setting, make_setting
+from study.data import key_streams, make_data
 from study.engine import auto_chunk_size, run_group
-from study.train import key_streams
+from study.errors import ConfigError
 
 FULL = dict(n_inits=16384, steps=1000, repeats=3, loop_inits=4)
 QUICK = dict(n_inits=512, steps=50, repeats=1, loop_inits=2)
@@ -304,22 +304,27 @@ def run_benchmark(
         result["peak_rss_mb_after_alternatives"] = peak_rss_mb()
 
     if scaling:
-        scaling_inits = SCALING_INITS_QUICK if quick else SCALING_INITS
-        scaling_steps = SCALING_STEPS_QUICK if quick else SCALING_STEPS
-        inits_steps = min(SCALING_INITS_STEPS, steps)
-        progress(f"scaling: initializations {scaling_inits} at {inits_steps} steps")
-        by_inits = []
-        for count in scaling_inits:
-            _, timings = time_engine(workload_setting(inits_steps), count, chunk_size)
-            by_inits.append({"n_inits": count, "steps": inits_steps, **timings})
-        progress(f"scaling: steps {scaling_steps} at {n_inits} initializations")
-        by_steps = []
-        for count in scaling_steps:
-            _, timings = time_engine(workload_setting(count), n_inits, chunk_size)
-            by_steps.append({"n_inits": n_inits, "steps": count, **timings})
-        result["scaling"] = {"inits": by_inits, "steps": by_steps}
+        result["scaling"] = time_scaling(n_inits, steps, quick, chunk_size, progress)
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def time_scaling(n_inits: int, steps: int, quick: bool, chunk_size, progress) -> dict:
+    """The engine's rate on more and more initializations, then on more and more steps."""
+    scaling_inits = SCALING_INITS_QUICK if quick else SCALING_INITS
+    scaling_steps = SCALING_STEPS_QUICK if quick else SCALING_STEPS
+    inits_steps = min(SCALING_INITS_STEPS, steps)
+    progress(f"scaling: initializations {scaling_inits} at {inits_steps} steps")
+    by_inits = []
+    for count in scaling_inits:
+        _, timings = time_engine(workload_setting(inits_steps), count, chunk_size)
+        by_inits.append({"n_inits": count, "steps": inits_steps, **timings})
+    progress(f"scaling: steps {scaling_steps} at {n_inits} initializations")
+    by_steps = []
+    for count in scaling_steps:
+        _, timings = time_engine(workload_setting(count), n_inits, chunk_size)
+        by_steps.append({"n_inits": n_inits, "steps": count, **timings})
+    return {"inits": by_inits, "steps": by_steps}
 
 
 def format_table(result: dict) -> str:
@@ -387,30 +392,36 @@ def use_cpu_devices(count: int) -> None:
         raise ConfigError(f"--cpu-devices: {err}") from None
 
 
-def main(args) -> int:
-    """``study bench``: print the table and one JSON line; ``--json FILE`` also writes it."""
-    preset = QUICK if args.quick else FULL
-    n_inits = preset["n_inits"] if args.n_inits is None else args.n_inits
-    steps = preset["steps"] if args.steps is None else args.steps
-    if n_inits <= 0 or steps <= 0 or (args.chunk_size is not None and args.chunk_size <= 0):
+def benchmark(
+    *,
+    quick: bool = False,
+    n_inits: int | None = None,
+    steps: int | None = None,
+    chunk_size: int | None = None,
+    cpu_devices: int | None = None,
+    alternatives: bool = True,
+    scaling: bool = True,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """``study bench``: the full (or ``quick``) workload, with the defaults of its preset.
+
+    Returns :func:`run_benchmark`'s JSON-ready dict; :func:`format_table` prints it.
+    """
+    preset = QUICK if quick else FULL
+    n_inits = preset["n_inits"] if n_inits is None else n_inits
+    steps = preset["steps"] if steps is None else steps
+    if n_inits <= 0 or steps <= 0 or (chunk_size is not None and chunk_size <= 0):
         raise ConfigError("--n-inits, --steps and --chunk-size must be positive")
-    if args.cpu_devices is not None:
-        use_cpu_devices(args.cpu_devices)
-    result = run_benchmark(
+    if cpu_devices is not None:
+        use_cpu_devices(cpu_devices)
+    return run_benchmark(
         n_inits=n_inits,
         steps=steps,
         repeats=preset["repeats"],
         loop_inits=preset["loop_inits"],
-        alternatives=not args.no_alternatives,
-        scaling=not args.no_scaling,
-        quick=args.quick,
-        chunk_size=args.chunk_size,
-        progress=lambda message: print(f"[bench] {message}", flush=True),
+        alternatives=alternatives,
+        scaling=scaling,
+        quick=quick,
+        chunk_size=chunk_size,
+        progress=progress,
     )
-    print(format_table(result))
-    line = json.dumps(result)
-    print(line)
-    if args.json:
-        with open(args.json, "w") as out:
-            out.write(line + "\n")
-    return 0

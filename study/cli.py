@@ -1,7 +1,10 @@
 """The ``study`` command line: run, plot, report, compare, bench, info.
 
+This is the only module that knows about argparse and exit statuses: each command's handler maps
+its flags to plain arguments of a library function and prints what it returns.
+
 Exit status (``shared/INTERFACE.md``): 0 success; 2 bad input or usage; 3 results folder locked or
-made by another config; 1 anything else. Errors are one line, never a traceback.
+made by another config; 130 interrupted; 1 anything else. Errors are one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import argparse
 import os
 import sys
 
-from study.config import ConfigError, FolderError
+from study.errors import ConfigError, FolderError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FOLDER = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FOLDER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows each option's default, unless its help already says it or it is a plain flag."""
 
     def _get_help_string(self, action):
@@ -36,6 +39,11 @@ def _formatter(prog):
     return _HelpFormatter(prog, max_help_position=32)
 
 
+# --------------------------------------------------------------------------------------------
+# The parser: one function per command.
+# --------------------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="study",
@@ -44,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+    for add in (_add_run, _add_plot, _add_report, _add_compare, _add_bench):
+        add(commands)
+    commands.add_parser("info", help="JAX version, backend and devices", formatter_class=_formatter)
+    return parser
+
+
+def _add_run(commands) -> None:
+    from study.config import describe_keys
 
     run = commands.add_parser(
         "run",
@@ -51,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
         description="Train n_inits initializations of every setting of CONFIG's grid and write "
         "runs.parquet, summary.csv, manifest.json and figures into the results folder.",
+        epilog="config keys (a list value is a sweep axis; --set KEY=VALUE overrides one):\n"
+        + describe_keys(),
     )
     run.add_argument(
         "config",
@@ -58,30 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML config file (default: the default study, study/configs/default.toml)",
     )
+    run.add_argument("--out", metavar="DIR", help="results folder (default: results/<name>/)")
     run.add_argument(
-        "--out", metavar="DIR", default=None, help="results folder (default: results/<name>/)"
+        "--n-inits", type=int, metavar="N", help="initializations per setting (default: config's)"
     )
-    run.add_argument(
-        "--n-inits",
-        type=int,
-        metavar="N",
-        default=None,
-        help="initializations per setting (default: the config's n_inits)",
-    )
-    run.add_argument(
-        "--seed",
-        type=int,
-        metavar="S",
-        default=None,
-        help="study seed (default: the config's seed)",
-    )
+    run.add_argument("--seed", type=int, metavar="S", help="study seed (default: the config's)")
     run.add_argument(
         "--chunk-size",
         type=int,
         metavar="K",
-        default=None,
-        help="(setting, initialization) pairs per compiled call (default: from the "
-        "device's memory)",
+        help="(setting, initialization) pairs per compiled call (default: from the device's "
+        "memory)",
     )
     run.add_argument(
         "--set",
@@ -93,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument(
-        "--force",
-        action="store_true",
-        help="recompute everything, even over another config's results",
+        "--force", action="store_true", help="recompute everything, even over another config's"
     )
     run.add_argument("--no-figures", action="store_true", help="skip drawing figures")
     dist = run.add_argument_group(
@@ -106,21 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument(
         "--coordinator",
         metavar="HOST:PORT",
-        default=None,
         help="address of process 0 (default: detected from SLURM/Open MPI, if any)",
     )
-    dist.add_argument(
-        "--num-processes", type=int, metavar="P", default=None, help="number of processes"
-    )
-    dist.add_argument(
-        "--process-id", type=int, metavar="I", default=None, help="this process's index, 0 to P-1"
-    )
+    dist.add_argument("--num-processes", type=int, metavar="P", help="number of processes")
+    dist.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 to P-1")
 
+
+def _add_plot(commands) -> None:
     plot = commands.add_parser(
         "plot", help="redraw the figures of a results folder", formatter_class=_formatter
     )
     plot.add_argument("dir", metavar="DIR", help="results folder written by study run")
 
+
+def _add_report(commands) -> None:
     report = commands.add_parser(
         "report",
         help="write report.md and report.html for a results folder",
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("dir", metavar="DIR", help="results folder written by study run")
 
+
+def _add_compare(commands) -> None:
     compare = commands.add_parser(
         "compare",
         help="test differences in proportion between levels of a key",
@@ -149,24 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--alpha", type=float, default=0.05, help="family-wise error level")
 
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser("bench", help="benchmark the engine", formatter_class=_formatter)
     bench.add_argument(
         "--quick", action="store_true", help="a small workload for a smoke test (seconds)"
     )
     bench.add_argument(
-        "--n-inits",
-        type=int,
-        default=None,
-        metavar="N",
-        help="initializations of the main workload (default 16384)",
+        "--n-inits", type=int, metavar="N", help="initializations of the main workload (16384)"
     )
-    bench.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        metavar="T",
-        help="steps of the main workload (default 1000)",
-    )
+    bench.add_argument("--steps", type=int, metavar="T", help="steps of the main workload (1000)")
     bench.add_argument(
         "--no-alternatives",
         action="store_true",
@@ -178,21 +174,135 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--cpu-devices",
         type=int,
-        default=None,
         metavar="D",
         help="split the CPU into D JAX devices and shard the initializations over them",
     )
     bench.add_argument(
         "--chunk-size",
         type=int,
-        default=None,
         metavar="C",
         help="initializations per compiled call (default: automatic)",
     )
-    bench.add_argument("--json", metavar="FILE", default=None, help="also write the JSON here")
+    bench.add_argument("--json", metavar="FILE", help="also write the JSON here")
 
-    commands.add_parser("info", help="JAX version, backend and devices", formatter_class=_formatter)
-    return parser
+
+# --------------------------------------------------------------------------------------------
+# The commands: flags to library calls.
+# --------------------------------------------------------------------------------------------
+
+
+def _run(args) -> int:
+    from study import distributed, runner
+
+    several = distributed.initialize(
+        args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
+    )
+    try:
+        study, folder = runner.run_config(
+            args.config,
+            out=args.out,
+            overrides=args.overrides,
+            n_inits=args.n_inits,
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+            force=args.force,
+            quiet=args.quiet,
+            figures=not args.no_figures,
+        )
+    except distributed.PeerError as err:
+        if not several:
+            raise
+        # A lost peer would also fail jax.distributed's shutdown barrier at exit, which aborts
+        # the process with a C++ trace; stop here with the one-line message instead.
+        print(f"study run: error: {err}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_ERROR)
+    if not args.quiet and distributed.is_writer():
+        _print_answer(folder, study.axes)
+    return EXIT_OK
+
+
+def _print_answer(folder, axes) -> None:
+    """What the run found, in a few lines, and the commands to run next."""
+    from study import report, results
+
+    print(folder)
+    for line in report.headline(results.read_summary(folder)):
+        print(f"  {line}")
+    print(f"next: study report {folder}   (claims, tables and figures in report.html)")
+    if axes:
+        print(f"      study compare {folder} --by {axes[0]}   (tests between levels)")
+
+
+def _log(text: str) -> None:
+    print(f"study run: {text}", file=sys.stderr, flush=True)
+
+
+def _plot(args) -> int:
+    from study import plots
+
+    paths = plots.plot_results(args.dir)
+    print(f"wrote {len(paths)} files to {os.path.join(args.dir, 'figures')}")
+    return EXIT_OK
+
+
+def _report(args) -> int:
+    from study import report
+
+    md_path, html_path = report.write_report(args.dir)
+    print(f"wrote {md_path} and {html_path}")
+    return EXIT_OK
+
+
+def _compare(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from study import analysis, results
+
+    frames = []
+    for folder in args.dirs:
+        runs = results.read_runs(folder)
+        if len(args.dirs) > 1:
+            runs = runs.assign(results=Path(folder).name or str(folder))
+        frames.append(runs)
+    runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    table = analysis.compare(runs, args.by, args.metric, args.alpha)
+    path = results.write_comparison(
+        args.dirs[0], analysis.comparison_name(args.by, args.metric), table
+    )
+    if table.empty:
+        print(f"no pair of {args.by} levels shares the other settings; wrote {path}")
+        return EXIT_OK
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _bench(args) -> int:
+    import json
+
+    from study import bench
+
+    result = bench.benchmark(
+        quick=args.quick,
+        n_inits=args.n_inits,
+        steps=args.steps,
+        chunk_size=args.chunk_size,
+        cpu_devices=args.cpu_devices,
+        alternatives=not args.no_alternatives,
+        scaling=not args.no_scaling,
+        progress=lambda message: print(f"[bench] {message}", flush=True),
+    )
+    print(bench.format_table(result))
+    line = json.dumps(result)
+    print(line)
+    if args.json:
+        with open(args.json, "w") as out:
+            out.write(line + "\n")
+    return EXIT_OK
 
 
 def _info(args) -> int:
@@ -208,36 +318,6 @@ def _info(args) -> int:
     return EXIT_OK
 
 
-def _run(args) -> int:
-    from study import runner
-
-    return runner.main(args)
-
-
-def _plot(args) -> int:
-    from study import plots
-
-    return plots.main(args)
-
-
-def _report(args) -> int:
-    from study import report
-
-    return report.main(args)
-
-
-def _compare(args) -> int:
-    from study import analysis
-
-    return analysis.main(args)
-
-
-def _bench(args) -> int:
-    from study import bench
-
-    return bench.main(args)
-
-
 COMMANDS = {
     "run": _run,
     "plot": _plot,
@@ -250,32 +330,32 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "plot", "report"):
+        import matplotlib
+
+        matplotlib.use("Agg")  # figures go to files; no display needed
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:
-        print(f"study {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(args.command, f"error: {err}", EXIT_USAGE)
     except FolderError as err:
-        print(f"study {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_FOLDER
+        return _fail(args.command, f"error: {err}", EXIT_FOLDER)
     except KeyboardInterrupt:
-        print(
-            f"study {args.command}: interrupted; run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        message = "interrupted; run the same command again to resume"
+        return _fail(args.command, message, EXIT_INTERRUPTED)
     except OSError as err:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        print(f"study {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
-        return EXIT_ERROR
-    except (
-        Exception
-    ) as err:  # anything else: one line, never a traceback (STUDY_TRACEBACK=1 shows it)
+        return _fail(args.command, f"error: {err.strerror or err}{where}", EXIT_ERROR)
+    except Exception as err:  # anything else: one line, never a traceback (STUDY_TRACEBACK=1)
         if os.environ.get("STUDY_TRACEBACK"):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"study {args.command}: error: {type(err).__name__}: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(args.command, f"error: {type(err).__name__}: {message}", EXIT_ERROR)
+
+
+def _fail(command: str, message: str, status: int) -> int:
+    print(f"study {command}: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

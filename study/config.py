@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from study.csvfile import load_csv
+from study.errors import ConfigError
+
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "tanh")
 WEIGHT_INITS = ("uniform", "normal", "he_uniform", "he_normal", "glorot_uniform", "rai")
 BIAS_INITS = ("zeros", "uniform", "normal", "constant")
@@ -33,14 +36,6 @@ DATA_KINDS = ("uniform", "gaussian", "csv", "function")
 TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
-
-
-class ConfigError(ValueError):
-    """A malformed config, flag or data file; its message is one line for the user."""
-
-
-class FolderError(RuntimeError):
-    """The results folder is in use by another run, or holds another config's results."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,8 +395,6 @@ def _resolve(values: dict[str, Any], base_dir: Path, offset_given: bool = True) 
     The values of the returned setting are the resolved ones (a CSV's absolute path, its
     sample count and dimension, the loss and bias scale that follow from other keys).
     """
-    from study import data as data_module  # the CSV reader; imported late to keep config light
-
     v = dict(values)
     kind = v["data.kind"]
     if kind == "csv":
@@ -410,7 +403,7 @@ def _resolve(values: dict[str, Any], base_dir: Path, offset_given: bool = True) 
         path = Path(v["data.path"])
         if not path.is_absolute():
             path = (base_dir / path).resolve()
-        features, inputs, _ = data_module.load_csv(str(path), v["data.features"], v["data.target"])
+        features, inputs, _ = load_csv(str(path), v["data.features"], v["data.target"])
         v["data.n_samples"], v["data.dim"] = inputs.shape
         csv_path = v["data.path"] = str(path)
         if not offset_given:
@@ -591,3 +584,14 @@ def _nest(flat: Mapping[str, Any]) -> dict:
         section, _, key = name.partition(".")
         nested.setdefault(section, {})[key] = value
     return nested
+
+
+def describe_keys() -> str:
+    """Every config key with its kind, default and meaning, one per line (``study run --help``)."""
+    lines = []
+    for key in SCHEMA:
+        default = "derived" if key.default is None else json.dumps(key.default)
+        kind = "structural" if key.structural else "numeric"
+        choices = f" ({', '.join(key.choices)})" if key.choices else ""
+        lines.append(f"  {key.name} = {default}  [{kind}] {key.doc}{choices}")
+    return "\n".join(lines)

@@ -11,15 +11,14 @@ the alternating direction (1, -1, 1, ...) is above the median projection.
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from study.config import ConfigError, Numeric, Structure
+from study.config import Numeric, Structure
+from study.csvfile import load_csv
 
 
 class Data(NamedTuple):
@@ -27,6 +26,12 @@ class Data(NamedTuple):
 
     inputs: jax.Array
     targets: jax.Array
+
+
+def key_streams(seed) -> tuple[jax.Array, jax.Array]:
+    """``(data_root, init_root)``: the two independent key streams of a study seed."""
+    data_root, init_root = jax.random.split(jax.random.key(seed))
+    return data_root, init_root
 
 
 def _balanced_labels(base: jax.Array) -> jax.Array:
@@ -88,67 +93,6 @@ def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data 
     return Data(inputs.astype(dtype), targets.astype(dtype))
 
 
-def load_csv(path: str, features: tuple[str, ...], target: str):
-    """Read a CSV of numeric features and a 0/1 target (cached while the file is unchanged).
-
-    Returns ``(feature_names, inputs: float64[n_samples, dim], targets: float64[n_samples])``.
-    Every problem (missing or empty file, missing column, non-numeric value, a target that is
-    not 0/1) raises a one-line :class:`ConfigError`.
-    """
-    try:
-        stat = os.stat(path)
-        version = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        version = None  # _read_csv reports what is wrong
-    return _read_csv(path, tuple(features), target, version)
-
-
-@functools.lru_cache(maxsize=32)
-def _read_csv(path: str, features: tuple[str, ...], target: str, version):
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise ConfigError(f"data.path = {path!r}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"data.path = {path!r}: is a directory, expected a CSV file") from None
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"data.path = {path!r}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"data.path = {path!r}: not a readable CSV ({reason})") from None
-    if frame.empty:
-        raise ConfigError(f"data.path = {path!r}: the file has no rows")
-    columns = [str(c) for c in frame.columns]
-    if target not in columns:
-        raise ConfigError(
-            f"data.target = {target!r}: no such column in {path!r}; columns: {', '.join(columns)}"
-        )
-    features = tuple(features) or tuple(c for c in columns if c != target)
-    if not features:
-        raise ConfigError(f"data.path = {path!r}: no feature columns besides the target")
-    for name in features:
-        if name not in columns:
-            raise ConfigError(
-                f"data.features: no column {name!r} in {path!r}; columns: {', '.join(columns)}"
-            )
-    for name in (*features, target):
-        values = pd.to_numeric(frame[name], errors="coerce")
-        if values.isna().any() or not np.isfinite(values.to_numpy(dtype=float)).all():
-            row = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))[0])
-            raise ConfigError(
-                f"data.path = {path!r}: column {name!r} has a non-numeric or "
-                f"missing value at row {row + 1} ({frame[name].iloc[row]!r})"
-            )
-    targets = frame[target].to_numpy(dtype=float)
-    if not np.isin(targets, (0.0, 1.0)).all():
-        bad = targets[~np.isin(targets, (0.0, 1.0))][0]
-        raise ConfigError(f"data.target = {target!r}: values must be 0 or 1, found {bad!r}")
-    inputs = frame[list(features)].to_numpy(dtype=float)
-    return features, inputs, targets
-
-
 def csv_data(structure: Structure) -> Data | None:
     """The CSV file of a structure as feature-major arrays, or None for synthetic data."""
     if structure.data_kind != "csv":
@@ -156,3 +100,36 @@ def csv_data(structure: Structure) -> Data | None:
     _, inputs, targets = load_csv(structure.csv_path, structure.features, structure.target)
     dtype = np.dtype(structure.dtype)
     return Data(np.asarray(inputs.T, dtype), np.asarray(targets, dtype))
+
+
+def setting_inputs(values, seed: int) -> np.ndarray | None:
+    """The training inputs ``float[n_samples, dim]`` the engine used for a setting and seed.
+
+    The engine draws a setting's data set from the study seed's data stream
+    (:func:`key_streams`), so it is rebuilt here exactly, without training. Returns
+    None when the data are redrawn for every initialization (``data.resample``) or the setting
+    cannot be rebuilt (e.g. a CSV file that has moved).
+    """
+    from study import config
+
+    if values.get("data.resample", False):
+        return None
+    nested: dict = {}
+    for name, value in values.items():
+        if name not in config.KEYS or name in config.TOP_LEVEL:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if name == "data.features":
+            value = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
+        if isinstance(value, float) and np.isnan(value) and config.KEYS[name].nullable:
+            value = None
+        section, _, key = name.partition(".")
+        nested.setdefault(section, {})[key] = value
+    try:
+        setting = config.load_study(nested).settings[0]
+    except (config.ConfigError, OSError):
+        return None
+    data_root, _ = key_streams(seed)
+    made = make_data(setting.structure, setting.numeric, data_root, csv_data(setting.structure))
+    return np.asarray(made.inputs, dtype=float).T

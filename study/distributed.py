@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
-from study.config import ConfigError, FolderError
+from study.errors import ConfigError, FolderError
 
 TIMEOUT_ENV = "STUDY_DISTRIBUTED_TIMEOUT"
 WRITER = 0

@@ -109,7 +109,7 @@ def run_group(
     seed: int,
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
-    on_chunk: Callable[[int], None] | None = None,
+    on_chunk: Callable[[int, float], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Train ``n_inits`` initializations of each setting of one structural group.
 
@@ -120,7 +120,8 @@ def run_group(
       chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
       devices: devices to shard the initializations over (default: all devices, those of
         every process in a multi-process run, where every process must make the same call).
-      on_chunk: called after each chunk with the number of real pairs it held (progress).
+      on_chunk: called after each chunk with the number of real pairs it held and the seconds
+        spent compiling for it (progress).
 
     Returns:
       ``(runs, timings)``: a row per setting and initialization, in setting then index order,
@@ -147,11 +148,12 @@ def run_group(
         )
         t0 = time.perf_counter()
         train = compiled(structure, args)
-        compile_s += time.perf_counter() - t0
+        chunk_compile_s = time.perf_counter() - t0
+        compile_s += chunk_compile_s
         metrics = distributed.fetch(train(*args))
         results.append((chunk, metrics))
         if on_chunk is not None:
-            on_chunk(chunk.n_settings * chunk.n_inits)
+            on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
     run_s = time.perf_counter() - start - compile_s
     return _to_frame(structure, settings, n_inits, results), {
         "compile_s": compile_s,

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.figure import Figure
 
-from study import analysis, theory
+from study import analysis, results, theory
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
@@ -361,32 +361,18 @@ def _file_stem(kind: str, fixed: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", kind + "__" + "__".join(parts))
 
 
-def save(fig: plt.Figure, folder: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` (200 dpi) and ``stem.pdf`` into ``folder``; close the figure."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for suffix in (".png", ".pdf"):
-        path = folder / f"{stem}{suffix}"
-        fig.savefig(path, dpi=200, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
 def _varies(table: pd.DataFrame, name: str) -> bool:
     return name in table and table[name].nunique() > 1
 
 
-def plot_results(folder) -> list[Path]:
-    """Draw every figure that fits the folder's grid into ``DIR/figures/`` (PNG and PDF).
+def figures(
+    summary: pd.DataFrame, runs: pd.DataFrame | None = None
+) -> Iterator[tuple[str, Figure]]:
+    """Every figure that fits the grid, as ``(file stem, figure)``, drawn one at a time.
 
-    Reads ``summary.csv`` (or computes the summary from ``runs.parquet``) and, for survival
-    curves, ``runs.parquet``; trains nothing. Returns the paths written.
+    ``summary`` is :func:`study.analysis.summarize`'s table; ``runs`` (the per-initialization
+    table) is needed for the survival curves only.
     """
-    folder = Path(folder)
-    out = folder / "figures"
-    summary = analysis.load_summary(folder)
-    written: list[Path] = []
     hue = "model.activation"
     for kind, x in (
         ("p_dead_vs_offset", "data.offset"),
@@ -395,40 +381,33 @@ def plot_results(folder) -> list[Path]:
         if _varies(summary, x):
             for fixed, rows in _splits(summary, [x, hue, "model.depth"]):
                 fig = plot_proportion_vs(rows, x, hue=hue, col="model.depth", fixed=fixed)
-                written += save(fig, out, _file_stem(kind, fixed))
+                yield _file_stem(kind, fixed), fig
     if _varies(summary, "data.offset") and _varies(summary, "model.init_range"):
-        on_figure = ["data.offset", "model.init_range", hue]
-        for fixed, rows in _splits(summary, on_figure):
-            written += save(plot_heatmap(rows, fixed=fixed), out, _file_stem("heatmap", fixed))
+        for fixed, rows in _splits(summary, ["data.offset", "model.init_range", hue]):
+            yield _file_stem("heatmap", fixed), plot_heatmap(rows, fixed=fixed)
     if "model.depth" in summary and summary["model.depth"].nunique() >= MIN_DEPTHS:
         for fixed, rows in _splits(summary, ["model.depth", "model.width"]):
-            fig = plot_born_dead_vs_depth(rows, fixed=fixed)
-            written += save(fig, out, _file_stem("born_dead_vs_depth", fixed))
-    written += _survival_figures(folder, out)
-    return written
+            yield _file_stem("born_dead_vs_depth", fixed), plot_born_dead_vs_depth(rows, fixed)
+    if runs is not None:
+        yield from _survival_figures(runs)
 
 
-def _survival_figures(folder: Path, out: Path) -> list[Path]:
-    runs_path = folder / "runs.parquet"
-    if not runs_path.exists():
-        return []
-    runs = pd.read_parquet(runs_path)
+def _survival_figures(runs: pd.DataFrame) -> Iterator[tuple[str, Figure]]:
     if (runs["train.steps"] <= runs["train.log_every"]).all():
-        return []  # a single logged step after init: no curve to draw
+        return  # a single logged step after init: no curve to draw
     hue = "train.optimizer" if _varies(runs, "train.optimizer") else "model.activation"
     col = "data.offset" if _varies(runs, "data.offset") else None
     on_figure = [hue] + ([col] if col else [])
-    written = []
     for fixed, rows in _splits(runs, on_figure):
         curves = analysis.survival(rows, on_figure)
-        fig = plot_survival(curves, hue=hue, col=col, fixed=fixed)
-        written += save(fig, out, _file_stem("survival", fixed))
-    return written
+        yield _file_stem("survival", fixed), plot_survival(curves, hue=hue, col=col, fixed=fixed)
 
 
-def main(args) -> int:
-    """``study plot DIR``: redraw the figures from saved results."""
-    matplotlib.use("Agg")  # files only; no display needed
-    paths = plot_results(args.dir)
-    print(f"wrote {len(paths)} files to {Path(args.dir) / 'figures'}")
-    return 0
+def plot_results(folder, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Draw every figure that fits a results folder's grid into ``DIR/figures/``.
+
+    Reads the folder's summary and runs through :mod:`study.results`; trains nothing. Returns
+    the paths written.
+    """
+    drawn = figures(results.read_summary(folder), results.read_runs(folder))
+    return results.save_figures(folder, drawn, formats)

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from study import analysis, theory
+from study import analysis, results, theory
 
 NOT_TESTED = "Not tested by this run"
 
@@ -33,14 +33,10 @@ class Verdict(NamedTuple):
     evidence: str
 
 
-def _count(summary: pd.DataFrame, p: str, n: str) -> int:
-    """Successes behind a proportion column (p = k / n exactly, so rounding recovers k)."""
-    return int(np.nansum(np.round(summary[p].fillna(0) * summary[n])))
-
-
 def _pooled(rows: pd.DataFrame, metric: str) -> tuple[int, int]:
+    """``(k, n)`` of a proportion column pooled over ``rows``, from the summary's counts."""
     n = "n_inits" if metric == "p_diverged" else "n_valid"
-    return _count(rows, metric, n), int(rows[n].sum())
+    return int(rows[f"k_{metric.removeprefix('p_')}"].sum()), int(rows[n].sum())
 
 
 def _share(k: int, n: int) -> str:
@@ -61,10 +57,10 @@ def _only(summary: pd.DataFrame, **values) -> pd.DataFrame:
 def claim_dead_forever(summary: pd.DataFrame) -> Verdict:
     claim = "A ReLU network dead at initialization stays dead for the whole training."
     rows = _only(summary, model__activation="relu")
-    total = int(rows["n_dead_init"].sum()) if len(rows) else 0
+    total = int(rows["k_dead_init"].sum()) if len(rows) else 0
     if total == 0:
         return Verdict(claim, NOT_TESTED, "No network of this run was dead at initialization.")
-    revived = _count(rows, "p_revived_dead_init", "n_dead_init")
+    revived = int(rows["k_revived_dead_init"].sum())
     evidence = f"Networks dead at initialization that revived: {_share(revived, total)}."
     return Verdict(claim, "Supported" if revived == 0 else "Contradicted", evidence)
 
@@ -232,19 +228,15 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _facts(manifest: dict, summary: pd.DataFrame) -> list[str]:
-    config = manifest.get("config", {})
+def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
+    """The run's facts; no timings, so that a rerun writes the same report."""
     facts = [
         f"settings: {len(summary)}, initializations per setting: "
-        f"{int(summary['n_inits'].min())}-{int(summary['n_inits'].max())}"
+        f"{int(summary['n_inits'].min())}-{int(summary['n_inits'].max())}",
+        f"study: {manifest.config.get('name', '?')}, seed {manifest.seed}",
     ]
-    if config:
-        facts.append(f"study: {config.get('name', '?')}, seed {config.get('seed', '?')}")
-    if manifest.get("backend"):
-        facts.append(f"backend: {manifest['backend']}, devices: {manifest.get('devices', '?')}")
-    timings = manifest.get("timings", {})
-    if isinstance(timings, dict) and "run_s" in timings:
-        facts.append(f"run time: {float(timings['run_s']):.1f} s")
+    if manifest.backend:
+        facts.append(f"backend: {manifest.backend}, devices: {list(manifest.devices)}")
     return facts
 
 
@@ -304,23 +296,50 @@ def write_report(folder) -> tuple[Path, Path]:
     from study import plots
 
     folder = Path(folder)
-    summary = analysis.load_summary(folder)
-    manifest = analysis.read_manifest(folder)
-    figures = sorted((folder / "figures").glob("*.png"))
-    if not figures:
-        figures = sorted(p for p in plots.plot_results(folder) if p.suffix == ".png")
+    summary = results.read_summary(folder)
+    manifest = results.read_manifest(folder)
+    figures = results.figure_files(folder) or [
+        p for p in plots.plot_results(folder) if p.suffix == ".png"
+    ]
     judged = verdicts(summary)
-    md_path, html_path = folder / "report.md", folder / "report.html"
-    md_path.write_text(render_markdown(folder, summary, manifest, judged, figures))
-    html_path.write_text(render_html(folder, summary, manifest, judged, figures))
-    return md_path, html_path
+    return results.write_report(
+        folder,
+        render_markdown(folder, summary, manifest, judged, figures),
+        render_html(folder, summary, manifest, judged, figures),
+    )
 
 
-def main(args) -> int:
-    """``study report DIR``."""
-    import matplotlib
+def headline(summary: pd.DataFrame) -> list[str]:
+    """A few lines that answer the question for a run's grid, for the end of ``study run``.
 
-    matplotlib.use("Agg")
-    md_path, html_path = write_report(args.dir)
-    print(f"wrote {md_path} and {html_path}")
-    return 0
+    The settings with the highest and lowest P(dead at end) with their intervals, how many
+    networks dead at initialization or during training came back, and any setting whose
+    estimate disagrees with its closed form.
+    """
+    settings = analysis.free_axes(summary, [])
+    ranked = summary[summary["n_valid"] > 0].sort_values("p_dead_end", kind="stable")
+
+    def describe(row) -> str:
+        where = ", ".join(f"{name} = {row[name]}" for name in settings) or "the one setting"
+        k, n = int(row["k_dead_end"]), int(row["n_valid"])
+        return f"{where}: {_share(k, n)}"
+
+    lines = []
+    if len(ranked):
+        lines.append(f"highest P(dead at end): {describe(ranked.iloc[-1])}")
+        if len(ranked) > 1:
+            lines.append(f"lowest P(dead at end):  {describe(ranked.iloc[0])}")
+    dead_init, revived_init = (
+        int(summary["k_dead_init"].sum()),
+        int(summary["k_revived_dead_init"].sum()),
+    )
+    lines.append(
+        f"revived: {int(summary['k_revived'].sum())} networks came back after being dead at a "
+        f"logged step ({revived_init} of the {dead_init} dead at initialization)"
+    )
+    disagree = summary[summary["theory_disagrees"].astype(bool)]
+    if len(disagree):
+        lines.append(
+            f"theory disagrees with the estimate in {len(disagree)} setting(s): see the report"
+        )
+    return lines

@@ -1,11 +1,14 @@
-"""The results folder of a run: atomic files, a lock against concurrent runs, the manifest.
+"""The results folder of a run: the one module that reads and writes it.
 
+Every other module gets DataFrames and a :class:`Manifest` from here, never a path to open.
 Layout of a results folder ``DIR``::
 
     manifest.json        format_version, the resolved config, versions, devices, timings, status
-    runs.parquet         a row per setting and initialization (written last, atomically)
-    summary.csv          a row per setting (study.analysis.summarize)
-    figures/             PNG and PDF (study.plots.plot_results)
+    runs.parquet         a row per setting and initialization (:func:`read_runs`)
+    summary.csv          a row per setting, counts and proportions (:func:`read_summary`)
+    figures/             PNG and PDF (:func:`save_figures`)
+    report.md, .html     the report (:func:`write_report`)
+    comparisons/         ``study compare`` tables (:func:`write_comparison`)
     .partial/            finished structural groups of an unfinished run, one parquet file each
     run.lock             exists while a run writes into DIR
 
@@ -23,21 +26,23 @@ host decide: a lock whose process no longer runs on this host is stale and taken
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from study.config import ConfigError, FolderError
+from study.errors import ConfigError, FolderError, FormatError
 
 # Bumped whenever the meaning or layout of a results folder changes incompatibly.
 FORMAT_VERSION = 1
@@ -51,10 +56,6 @@ LOCK = "run.lock"
 # Written by later commands from these results; stale once the results are recomputed.
 DERIVED = (FIGURES, "report.md", "report.html", "comparisons")
 _TEMP_MARK = ".tmp-"
-
-
-class FormatError(ConfigError):
-    """A results folder written in a format this version cannot read."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,6 +203,58 @@ def locked(folder: str | Path) -> Iterator[Path]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` records about a run (``shared/INTERFACE.md``).
+
+    ``config`` is the fully resolved config (a list of values on a sweep axis); ``data_files``
+    maps each CSV file the run read to its SHA-256; ``status`` is ``"running"`` until every group
+    is written, then ``"complete"``. The fields after ``platform`` exist once the run finished.
+    """
+
+    config: dict
+    status: str = "complete"
+    name: str = ""
+    data_files: dict = dataclasses.field(default_factory=dict)
+    axes: tuple[str, ...] = ()
+    versions: dict = dataclasses.field(default_factory=dict)
+    backend: str | None = None
+    devices: tuple[dict, ...] = ()
+    process_count: int = 1
+    platform: str = ""
+    started: str | None = None
+    finished: str | None = None
+    n_settings: int | None = None
+    n_rows: int | None = None
+    timings: dict | None = None
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def seed(self) -> int | None:
+        """The study seed, which fixes the data sets that closed forms are evaluated on."""
+        seed = self.config.get("seed")
+        return None if seed is None else int(seed)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    def to_json(self) -> dict:
+        """The JSON object, ``format_version`` first; fields not yet known are left out."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        ordered = {"format_version": fields.pop("format_version"), **fields}
+        ordered["axes"], ordered["devices"] = list(self.axes), list(self.devices)
+        return {name: value for name, value in ordered.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, value: dict) -> Manifest:
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {name: v for name, v in value.items() if name in known}
+        fields["axes"] = tuple(fields.get("axes", ()))
+        fields["devices"] = tuple(fields.get("devices", ()))
+        return cls(**fields)
+
+
 def _format_error(folder: Path, found: Any) -> FormatError:
     return FormatError(
         f"{str(folder)!r} holds results in format version {found!r}; this version of study "
@@ -210,39 +263,129 @@ def _format_error(folder: Path, found: Any) -> FormatError:
     )
 
 
-def read_manifest(folder: str | Path, *, required: bool = True) -> dict:
+def read_manifest(folder: str | Path, *, required: bool = True) -> Manifest | None:
     """``DIR/manifest.json``, checked to be in a format this version reads.
 
     Raises FormatError for a manifest of another ``format_version`` or one that is not valid
-    JSON, and ConfigError when it is missing and ``required`` (else returns {}).
+    JSON, and ConfigError when it is missing and ``required`` (else returns None).
     """
     folder = Path(folder)
-    path = folder / MANIFEST
+    if required and not folder.is_dir():
+        raise ConfigError(f"{str(folder)!r}: no such results folder")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads((folder / MANIFEST).read_text())
     except FileNotFoundError:
         if required:
             raise ConfigError(
                 f"{str(folder)!r}: no {MANIFEST}; not a results folder of `study run`"
             ) from None
-        return {}
+        return None
     except (ValueError, UnicodeDecodeError):
         raise _format_error(folder, "unreadable") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise _format_error(folder, found)
-    return manifest
+    if not isinstance(manifest.get("config"), dict):
+        raise _format_error(folder, "unreadable")
+    return Manifest.from_json(manifest)
 
 
-def read_runs(folder: str | Path) -> pd.DataFrame:
-    """``DIR/runs.parquet`` of a complete run in a format this version reads."""
+def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+    return write_json(Path(folder) / MANIFEST, manifest.to_json())
+
+
+def _finished(folder: str | Path) -> Path:
+    """``folder`` as a Path, once checked to hold a complete run in a format we read."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    if manifest.get("status") != "complete" or not (folder / RUNS).exists():
+    if not read_manifest(folder).complete or not (folder / RUNS).exists():
         raise ConfigError(
             f"{str(folder)!r}: the run is not finished; run the same `study run` again to resume"
         )
-    return pd.read_parquet(folder / RUNS)
+    return folder
+
+
+def read_runs(folder: str | Path) -> pd.DataFrame:
+    """``DIR/runs.parquet`` of a complete run: a row per setting and initialization."""
+    return pd.read_parquet(_finished(folder) / RUNS)
+
+
+# Text columns of summary.csv; an empty one is "" (as in runs.parquet), not NaN.
+_TEXT_COLUMNS = ("data.path", "data.features", "theory", "note")
+
+
+def read_summary(folder: str | Path) -> pd.DataFrame:
+    """``DIR/summary.csv`` of a complete run: a row per setting (``analysis.summarize``)."""
+    path = _finished(folder) / SUMMARY
+    if not path.exists():
+        raise ConfigError(
+            f"{str(folder)!r}: no {SUMMARY}; run the same `study run` again to write it"
+        )
+    summary = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for name in _TEXT_COLUMNS:
+        if name in summary:
+            summary[name] = summary[name].astype(object).fillna("").astype(str)
+    return summary
+
+
+def write_results(
+    folder: str | Path, runs: pd.DataFrame, summary: pd.DataFrame, manifest: Manifest
+) -> None:
+    """Write a finished run: the tables first, the manifest that marks them complete last."""
+    folder = Path(folder)
+    write_parquet(folder / RUNS, runs)
+    write_csv(folder / SUMMARY, summary)
+    write_manifest(folder, manifest)
+
+
+# --------------------------------------------------------------------------------------------
+# What later commands derive from the results: figures, reports, comparisons.
+# --------------------------------------------------------------------------------------------
+
+
+def figure_files(folder: str | Path, suffix: str = ".png") -> list[Path]:
+    """The figures drawn so far, sorted by name."""
+    return sorted((Path(folder) / FIGURES).glob(f"*{suffix}"))
+
+
+def save_figures(
+    folder: str | Path, figures: Iterable[tuple[str, Any]], formats: Sequence[str] = ("png", "pdf")
+) -> list[Path]:
+    """Save each ``(stem, matplotlib figure)`` as ``DIR/figures/<stem>.<format>``; close it.
+
+    A figure is written under a temporary name and renamed, so a file under its real name is
+    always whole.
+    """
+    import matplotlib.pyplot as plt
+
+    out = Path(folder) / FIGURES
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, figure in figures:
+        for suffix in formats:
+            path = out / f"{stem}.{suffix}"
+            atomic_write(path, functools.partial(_save_figure, figure, suffix))
+            paths.append(path)
+        plt.close(figure)
+    return paths
+
+
+def _save_figure(figure, suffix: str, path: Path) -> None:
+    figure.savefig(path, format=suffix, dpi=200, bbox_inches="tight")
+
+
+def write_report(folder: str | Path, markdown: str, page: str) -> tuple[Path, Path]:
+    """Write ``DIR/report.md`` and ``DIR/report.html``."""
+    folder = Path(folder)
+    md_path = atomic_write(folder / "report.md", lambda p: p.write_text(markdown))
+    html_path = atomic_write(folder / "report.html", lambda p: p.write_text(page))
+    return md_path, html_path
+
+
+def write_comparison(folder: str | Path, name: str, table: pd.DataFrame) -> Path:
+    """Write ``DIR/comparisons/<name>.csv``."""
+    out = Path(folder) / "comparisons"
+    out.mkdir(exist_ok=True)
+    return write_csv(out / f"{name}.csv", table)
 
 
 def _ours(name: str) -> bool:
@@ -276,7 +419,7 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
         manifest = read_manifest(folder)
     except FormatError as err:
         raise FolderError(str(err)) from None
-    recorded = {name: manifest.get(name) for name in identity}
+    recorded = {name: getattr(manifest, name) for name in identity}
     if recorded != identity:
         raise FolderError(
             f"{str(folder)!r} holds results of a different config "

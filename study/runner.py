@@ -17,10 +17,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
-import math
-import os
 import platform
 import sys
 import time
@@ -31,122 +30,12 @@ from pathlib import Path
 import pandas as pd
 
 from study import distributed, results
-from study.config import ConfigError, Setting, Structure, Study, load_study
+from study.config import Setting, Structure, Study, load_study
+from study.errors import ConfigError
+from study.progress import make_progress
 
 RESULTS_ROOT = Path("results")
 _VERSIONED = ("study", "jax", "jaxlib", "optax", "numpy", "pandas", "pyarrow", "scipy")
-
-
-# --------------------------------------------------------------------------------------------
-# Progress: a bar on a terminal, log lines otherwise, nothing with --quiet.
-# --------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """Counts (setting, initialization) pairs and initialization-steps; silent by itself."""
-
-    def __init__(self, n_settings: int, n_inits: int, n_groups: int):
-        self.n_settings, self.n_inits, self.n_groups = n_settings, n_inits, n_groups
-        self.pairs = 0
-        self.init_steps = 0
-        self.start = time.perf_counter()
-
-    def group(self, index: int, label: str, n_settings: int, resumed: bool) -> None:
-        """A group starts (or, ``resumed``, was found finished on disk)."""
-
-    def advance(self, pairs: int, steps: int) -> None:
-        self.pairs += pairs
-        self.init_steps += pairs * steps
-
-    def close(self) -> None:
-        """Called once, at the end or on an error."""
-
-    @property
-    def settings_done(self) -> int:
-        return self.pairs // self.n_inits
-
-    def rate(self) -> float:
-        elapsed = time.perf_counter() - self.start
-        return self.init_steps / elapsed if elapsed > 0 else 0.0
-
-
-class _Bar(Progress):
-    """A tqdm bar over initializations, with settings done and initialization-steps per second."""
-
-    def __init__(self, n_settings, n_inits, n_groups):
-        super().__init__(n_settings, n_inits, n_groups)
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(
-            total=n_settings * n_inits, unit="init", unit_scale=True, dynamic_ncols=True
-        )
-
-    def group(self, index, label, n_settings, resumed):
-        self.bar.set_description(f"group {index + 1}/{self.n_groups} {label}")
-
-    def advance(self, pairs, steps):
-        super().advance(pairs, steps)
-        self.bar.update(pairs)
-        self.bar.set_postfix_str(
-            f"settings {self.settings_done}/{self.n_settings}, {_si(self.rate())} init-steps/s"
-        )
-
-    def close(self):
-        self.bar.close()
-
-
-class _Lines(Progress):
-    """Plain log lines on stderr (not a terminal): one per group, and one per ``every`` s."""
-
-    def __init__(self, n_settings, n_inits, n_groups, every: float = 10.0):
-        super().__init__(n_settings, n_inits, n_groups)
-        self.every = every
-        self.last = time.perf_counter()
-
-    def group(self, index, label, n_settings, resumed):
-        state = "already done, skipped" if resumed else "running"
-        self._print(f"group {index + 1}/{self.n_groups} ({label}, {n_settings} settings) {state}")
-
-    def advance(self, pairs, steps):
-        super().advance(pairs, steps)
-        now = time.perf_counter()
-        if now - self.last >= self.every or self.pairs == self.n_settings * self.n_inits:
-            self.last = now
-            total = self.n_settings * self.n_inits
-            rate = self.pairs / (now - self.start) if now > self.start else 0.0
-            eta = (total - self.pairs) / rate if rate > 0 else math.inf
-            self._print(
-                f"{self.pairs}/{total} inits ({100 * self.pairs / total:.0f}%), settings "
-                f"{self.settings_done}/{self.n_settings}, {_si(self.rate())} init-steps/s, "
-                f"ETA {_duration(eta)}"
-            )
-
-    @staticmethod
-    def _print(text):
-        print(f"study run: {text}", file=sys.stderr, flush=True)
-
-
-def make_progress(n_settings: int, n_inits: int, n_groups: int, quiet: bool) -> Progress:
-    """The progress display for this output: a bar on a terminal, log lines otherwise."""
-    if quiet:
-        return Progress(n_settings, n_inits, n_groups)
-    if sys.stderr.isatty():
-        return _Bar(n_settings, n_inits, n_groups)
-    return _Lines(n_settings, n_inits, n_groups)
-
-
-def _si(value: float) -> str:
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.2f}{suffix}"
-    return f"{value:.0f}"
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +107,7 @@ def group_label(structure: Structure, axes: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _environment() -> dict:
+def _manifest(study: Study, run_identity: dict, status: str, **extra) -> results.Manifest:
     import jax
 
     versions = {"python": platform.python_version()}
@@ -227,27 +116,20 @@ def _environment() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {
-        "versions": versions,
-        "backend": jax.default_backend(),
-        "devices": [
-            {"id": d.id, "platform": d.platform, "kind": d.device_kind} for d in jax.devices()
-        ],
-        "process_count": jax.process_count(),
-        "platform": platform.platform(),
-    }
-
-
-def _manifest(study: Study, run_identity: dict, status: str, **extra) -> dict:
-    return {
-        "format_version": results.FORMAT_VERSION,
-        "status": status,
-        "name": study.name,
+    return results.Manifest(
+        status=status,
+        name=study.name,
         **run_identity,
-        "axes": list(study.axes),
-        **_environment(),
+        axes=tuple(study.axes),
+        versions=versions,
+        backend=jax.default_backend(),
+        devices=tuple(
+            {"id": d.id, "platform": d.platform, "kind": d.device_kind} for d in jax.devices()
+        ),
+        process_count=jax.process_count(),
+        platform=platform.platform(),
         **extra,
-    }
+    )
 
 
 def run_study(
@@ -300,7 +182,7 @@ def run_study(
 
 def _up_to_date(folder: Path) -> bool:
     previous = results.read_manifest(folder, required=False)
-    return previous.get("status") == "complete" and (folder / results.RUNS).exists()
+    return previous is not None and previous.complete and (folder / results.RUNS).exists()
 
 
 def _follow(study: Study, chunk_size: int | None) -> None:
@@ -320,18 +202,15 @@ def _follow(study: Study, chunk_size: int | None) -> None:
 def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: bool) -> None:
     """Run the groups not yet on disk, then write the final files (the lock is held)."""
     from study import analysis
-    from study.engine import run_group
+    from study.data import setting_inputs
 
     started = _now()
     groups = list(study.groups().items())
     keys = [group_key(structure, s, study.n_inits, study.seed) for structure, s in groups]
-
     finished: dict[str, tuple[pd.DataFrame, dict]] = {}
 
     def finished_groups() -> list[int]:
-        results.write_json(
-            folder / results.MANIFEST, _manifest(study, run_identity, "running", started=started)
-        )
+        results.write_manifest(folder, _manifest(study, run_identity, "running", started=started))
         for (_, settings), key in zip(groups, keys, strict=True):
             done = results.load_group(folder, key, len(settings) * study.n_inits)
             if done is not None:
@@ -340,24 +219,44 @@ def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: 
 
     # The other processes of a multi-process run skip the same groups as this one.
     distributed.from_writer(finished_groups, len(groups), "read the finished groups")
+    wall = time.perf_counter()
+    frames, timings = _run_groups(study, folder, groups, keys, finished, chunk_size, quiet)
+    table = _in_grid_order(study, frames)
+    inputs = functools.partial(setting_inputs, seed=study.seed)
+    summary = analysis.summarize(table, inputs=inputs)
+    manifest = _manifest(
+        study,
+        run_identity,
+        "complete",
+        started=started,
+        finished=_now(),
+        n_settings=len(study.settings),
+        n_rows=len(table),
+        timings=_timing_record(timings, time.perf_counter() - wall),
+    )
+    results.write_results(folder, table, summary, manifest)
+    _remove_partial(folder)
+
+
+def _run_groups(study: Study, folder: Path, groups, keys, finished, chunk_size, quiet: bool):
+    """Train every group not in ``finished`` (saving each at once); ``(frames, timings)``."""
+    from study.engine import run_group
+
     progress = make_progress(len(study.settings), study.n_inits, len(groups), quiet)
     frames, timings = [], []
-    wall = time.perf_counter()
     try:
-        for index, (structure, settings) in enumerate(groups):
-            key = keys[index]
+        for index, ((structure, settings), key) in enumerate(zip(groups, keys, strict=True)):
             n_rows = len(settings) * study.n_inits
             label = group_label(structure, study.axes)
             done = finished.pop(key, None)
             progress.group(index, label, len(settings), resumed=done is not None)
             if done is None:
+
+                def advance(pairs, compile_s, steps=structure.steps):
+                    progress.advance(pairs, steps, compile_s)
+
                 runs, timing = run_group(
-                    structure,
-                    settings,
-                    study.n_inits,
-                    study.seed,
-                    chunk_size,
-                    on_chunk=lambda pairs, steps=structure.steps: progress.advance(pairs, steps),
+                    structure, settings, study.n_inits, study.seed, chunk_size, on_chunk=advance
                 )
                 timing = {
                     "group": key,
@@ -371,36 +270,24 @@ def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: 
             else:
                 runs, timing = done
                 timing = {**timing, "resumed": True}
-                progress.advance(n_rows, structure.steps)
+                progress.skip(n_rows, structure.steps)
             frames.append((settings, runs))
             timings.append(timing)
     finally:
         progress.close()
+    return frames, timings
 
-    table = _in_grid_order(study, frames)
-    results.write_parquet(folder / results.RUNS, table)
-    results.write_csv(folder / results.SUMMARY, analysis.summarize(table, seed=study.seed))
+
+def _timing_record(timings: list[dict], wall_s: float) -> dict:
     run_s = sum(t.get("run_s", 0.0) for t in timings)
     init_steps = sum(t.get("init_steps_per_s", 0.0) * t.get("run_s", 0.0) for t in timings)
-    timing_record = {
+    return {
         "groups": timings,
         "compile_s": sum(t.get("compile_s", 0.0) for t in timings),
         "run_s": run_s,
         "init_steps_per_s": init_steps / run_s if run_s > 0 else None,
-        "wall_s": time.perf_counter() - wall,
+        "wall_s": wall_s,
     }
-    manifest = _manifest(
-        study,
-        run_identity,
-        "complete",
-        started=started,
-        finished=_now(),
-        n_settings=len(study.settings),
-        n_rows=len(table),
-        timings=timing_record,
-    )
-    results.write_json(folder / results.MANIFEST, manifest)
-    _remove_partial(folder)
 
 
 def _now() -> str:
@@ -445,50 +332,33 @@ def fingerprint(study: Study, chunk_size: int | None) -> str:
     )
 
 
-def main(args) -> int:
-    """``study run``: see ``study run --help``."""
-    several = distributed.initialize(
-        args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
-    )
-    try:
-        return _main(args)
-    except distributed.PeerError as err:
-        if not several:
-            raise
-        # A lost peer would also fail jax.distributed's shutdown barrier at exit, which aborts
-        # the process with a C++ trace; stop here with the one-line message instead.
-        print(f"study run: error: {err}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(1)
+def run_config(
+    config: str | Path | None = None,
+    *,
+    out: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    n_inits: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    force: bool = False,
+    quiet: bool = False,
+    figures: bool = True,
+) -> tuple[Study, Path]:
+    """Load a config (as ``study run`` does) and run it; ``(study, results folder)``.
 
-
-def _log(text: str) -> None:
-    print(f"study run: {text}", file=sys.stderr, flush=True)
-
-
-def _main(args) -> int:
-    """Load the study (every process alike, failing together) and run it."""
+    In a multi-process run (:func:`study.distributed.initialize` called first) every process
+    loads the config, all fail together on bad input, and they check that they agree on it.
+    """
 
     def load() -> tuple[Study, Path]:
-        study = load_study(
-            args.config, overrides=args.overrides, n_inits=args.n_inits, seed=args.seed
-        )
-        folder = Path(args.out) if args.out else default_folder(study.name)
-        if args.chunk_size is not None and args.chunk_size < 1:
-            raise ConfigError(f"--chunk-size {args.chunk_size}: must be a positive integer")
+        study = load_study(config, overrides=overrides, n_inits=n_inits, seed=seed)
+        folder = Path(out) if out else default_folder(study.name)
+        if chunk_size is not None and chunk_size < 1:
+            raise ConfigError(f"--chunk-size {chunk_size}: must be a positive integer")
         return study, folder
 
     study, folder = distributed.all_or_none(load, "load the config")
-    distributed.same_everywhere(fingerprint(study, args.chunk_size), "config, data or options")
-    quiet = args.quiet or not distributed.is_writer()
-    run_study(
-        study,
-        folder,
-        chunk_size=args.chunk_size,
-        force=args.force,
-        quiet=quiet,
-        figures=not args.no_figures,
-    )
-    if not quiet:
-        print(folder)
-    return 0
+    distributed.same_everywhere(fingerprint(study, chunk_size), "config, data or options")
+    quiet = quiet or not distributed.is_writer()
+    run_study(study, folder, chunk_size=chunk_size, force=force, quiet=quiet, figures=figures)
+    return study, folder

@@ -202,38 +202,3 @@ def p_dead_init_theory(values, inputs=None) -> tuple[float, str]:
     if cone_is_orthant(x):
         return p_dead_layer(p_dead_nonnegative_bound(x.shape[1]), width), "orthant"
     return float("nan"), ""
-
-
-def setting_inputs(values, seed: int) -> np.ndarray | None:
-    """The training inputs ``float[n_samples, dim]`` the engine used for a setting and seed.
-
-    The engine draws a setting's data set from the study seed's data stream
-    (:func:`study.train.key_streams`), so it is rebuilt here exactly, without training. Returns
-    None when the data are redrawn for every initialization (``data.resample``) or the setting
-    cannot be rebuilt (e.g. a CSV file that has moved).
-    """
-    from study import config, data, train
-
-    if values.get("data.resample", False):
-        return None
-    nested: dict = {}
-    for name, value in values.items():
-        if name not in config.KEYS or name in config.TOP_LEVEL:
-            continue
-        if isinstance(value, np.generic):
-            value = value.item()
-        if name == "data.features":
-            value = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
-        if isinstance(value, float) and np.isnan(value) and config.KEYS[name].nullable:
-            value = None
-        section, _, key = name.partition(".")
-        nested.setdefault(section, {})[key] = value
-    try:
-        setting = config.load_study(nested).settings[0]
-    except (config.ConfigError, OSError):
-        return None
-    data_root, _ = train.key_streams(seed)
-    made = data.make_data(
-        setting.structure, setting.numeric, data_root, data.csv_data(setting.structure)
-    )
-    return np.asarray(made.inputs, dtype=float).T

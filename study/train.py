@@ -30,7 +30,7 @@ from jax import lax
 
 from study import model
 from study.config import Numeric, Structure
-from study.data import Data, make_data
+from study.data import Data, key_streams, make_data
 
 
 class Metrics(NamedTuple):
@@ -292,12 +292,6 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
         dormant_units_end=count(end.dormant),
         revived_units=count(history.revived_units),
     )
-
-
-def key_streams(seed) -> tuple[jax.Array, jax.Array]:
-    """``(data_root, init_root)``: the two independent key streams of a study seed."""
-    data_root, init_root = jax.random.split(jax.random.key(seed))
-    return data_root, init_root
 
 
 @functools.cache

@@ -17,8 +17,3 @@ def _close_figures():
 
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
-
-
-def standard_errors(p: float, n: int) -> float:
-    """Standard error of a proportion p estimated from n independent draws."""
-    return (p * (1 - p) / n) ** 0.5

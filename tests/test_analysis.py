@@ -1,13 +1,15 @@
 """summarize() against direct pandas computations; Wilson intervals; survival curves."""
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from study import analysis, theory
+from study import analysis, data, theory
 from study.config import KEYS, SETTING_KEYS
-from tests.conftest import standard_errors
+from tests.helpers import standard_errors
 
 
 def synthetic_runs(p_init, p_end, n=500, p_diverged=0.0, depth=1, seed=0, **axes):
@@ -95,23 +97,21 @@ def test_summary_equals_direct_pandas():
             expected = (valid[f"dead_units_end_l{layer}"] / valid["model.width"]).mean()
             assert row[f"dead_frac_end_l{layer}"] == pytest.approx(expected)
         assert row["mean_final_accuracy"] == pytest.approx(valid["final_accuracy"].mean())
+        # counts beside the proportions, and each proportion is its count over its denominator
+        assert row["k_dead_init"] == valid["dead_init"].sum()
+        assert row["k_dead_end"] == valid["dead_end"].sum()
+        assert row["k_revived"] == valid["revived"].sum()
+        assert row["k_diverged"] == rows["diverged"].sum()
+        assert row["k_revived_dead_init"] == (valid["dead_init"] & valid["revived"]).sum()
+        for metric in ("dead_init", "dead_end", "revived"):
+            assert row[f"p_{metric}"] == row[f"k_{metric}"] / row["n_valid"]
     columns = list(summary.columns)
     start = columns.index("n_inits")
-    assert columns[start : start + 13] == [
-        "n_inits",
-        "p_dead_init",
-        "p_dead_init_lo",
-        "p_dead_init_hi",
-        "p_dead_end",
-        "p_dead_end_lo",
-        "p_dead_end_hi",
-        "p_revived",
-        "p_revived_lo",
-        "p_revived_hi",
-        "p_diverged",
-        "p_diverged_lo",
-        "p_diverged_hi",
+    proportions = [
+        [f"k_{m}", f"p_{m}", f"p_{m}_lo", f"p_{m}_hi"]
+        for m in ("dead_init", "dead_end", "revived", "diverged")
     ]
+    assert columns[start : start + 18] == ["n_inits", "n_valid", *sum(proportions, [])]
     assert columns[:start] == [k for k in SETTING_KEYS if k in runs]
 
 
@@ -156,8 +156,9 @@ def test_summary_theory_from_the_engine_data():
 
     setting = study.make_setting(data_offset=2.0, train_steps=1, train_log_every=1)
     runs = study.simulate(setting, n_inits=3000, seed=11)
-    row = analysis.summarize(runs, seed=11).iloc[0]
-    inputs = theory.setting_inputs(dict(setting.values), 11)
+    inputs_of = functools.partial(data.setting_inputs, seed=11)
+    row = analysis.summarize(runs, inputs=inputs_of).iloc[0]
+    inputs = inputs_of(dict(setting.values))
     expected = theory.p_dead_relu_2d(inputs, "uniform")
     assert row["theory"] == "relu_2d" and row["p_dead_init_theory"] == pytest.approx(expected)
     assert abs(row["p_dead_init"] - expected) < 4 * standard_errors(expected, 3000)

@@ -21,7 +21,11 @@ def test_run_without_config_writes_results_default(tmp_path, monkeypatch, capsys
         argv += ["--set", override]
     assert cli.main(argv) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == "results/default"
+    lines = out.splitlines()
+    assert lines[0] == "results/default"  # then what the run found, and what to run next
+    assert lines[1].startswith("  highest P(dead at end): data.offset = ") and "95% CI" in lines[1]
+    assert lines[2].startswith("  lowest P(dead at end):  ")
+    assert "study report results/default" in out and "study compare results/default" in out
     assert "study run: group 1/1" in err  # log lines, not a bar: stderr is not a terminal
     folder = tmp_path / "results" / "default"
     runs = pd.read_parquet(folder / "runs.parquet")

@@ -1,14 +1,12 @@
 """study compare: finds known differences, keeps the family-wise error on equal proportions."""
 
-import argparse
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from study import analysis
-from study.config import ConfigError
-from tests.conftest import standard_errors
+from study.errors import ConfigError
+from tests.helpers import standard_errors, write_results_folder
 from tests.test_analysis import synthetic_runs
 
 
@@ -64,27 +62,23 @@ def test_pairs_within_other_settings_and_holm_across_table():
     assert (table["p_holm"] >= table["p_value"]).all()
 
 
-def test_main_writes_csv_and_rejects_bad_keys(tmp_path, capsys):
-    _two_levels(0.2, 0.4, 300, 0).to_parquet(tmp_path / "runs.parquet")
-    args = argparse.Namespace(
-        dirs=[str(tmp_path)], by="data.offset", metric="p_dead_end", alpha=0.05
-    )
-    assert analysis.main(args) == 0
+def test_compare_rejects_bad_keys():
+    runs = _two_levels(0.2, 0.4, 300, 0)
+    with pytest.raises(ConfigError):
+        analysis.compare(runs, "model.nope")
+    with pytest.raises(ConfigError):
+        analysis.compare(runs, "data.offset", metric="p_nope")
+    with pytest.raises(ConfigError):
+        analysis.compare(runs, "model.width")
+
+
+def test_cli_writes_csv_prints_the_table_and_exits_2_on_bad_input(tmp_path, capsys):
+    from study.cli import main
+
+    write_results_folder(tmp_path, _two_levels(0.2, 0.4, 300, 0))
+    assert main(["compare", str(tmp_path), "--by", "data.offset"]) == 0
     written = pd.read_csv(tmp_path / "comparisons" / "data.offset.csv")
     assert len(written) == 1 and "p_holm" in written
     assert "p_holm" in capsys.readouterr().out
-    with pytest.raises(ConfigError):
-        analysis.main(argparse.Namespace(**{**vars(args), "by": "model.nope"}))
-    with pytest.raises(ConfigError):
-        analysis.main(argparse.Namespace(**{**vars(args), "metric": "p_nope"}))
-    with pytest.raises(ConfigError):
-        analysis.main(argparse.Namespace(**{**vars(args), "by": "model.width"}))
-
-
-def test_cli_exit_status(tmp_path):
-    from study.cli import main
-
-    _two_levels(0.2, 0.4, 100, 0).to_parquet(tmp_path / "runs.parquet")
-    assert main(["compare", str(tmp_path), "--by", "data.offset"]) == 0
     assert main(["compare", str(tmp_path), "--by", "model.nope"]) == 2
     assert main(["compare", str(tmp_path / "missing"), "--by", "data.offset"]) == 2

@@ -8,13 +8,13 @@ import numpy as np
 import optax
 import pandas as pd
 import pytest
-from conftest import standard_errors
 
 from study import simulate, theory
 from study.config import load_study, make_setting
 from study.data import make_data
 from study.engine import run_group
 from study.train import key_streams, make_train
+from tests.helpers import standard_errors
 
 N_LARGE = 20_000  # initializations for the closed-form checks: 4 SE of p = 1/4 is 0.012
 AT_INIT = dict(train_steps=1, train_log_every=1)  # only the state at initialization matters

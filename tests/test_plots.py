@@ -1,14 +1,12 @@
 """Figures checked by their artists: lines, bands, labels, titles; files written per grid."""
 
-import json
-
 import matplotlib.collections as mcoll
 import numpy as np
 import pandas as pd
 import pytest
 
-from study import analysis, plots
-from study.results import FORMAT_VERSION
+from study import analysis, cli, plots
+from tests.helpers import write_results_folder
 from tests.test_analysis import synthetic_runs
 
 
@@ -30,13 +28,7 @@ def _grid_runs(n=60):
 
 @pytest.fixture
 def results(tmp_path):
-    runs = _grid_runs()
-    runs.to_parquet(tmp_path / "runs.parquet")
-    analysis.summarize(runs).to_csv(tmp_path / "summary.csv", index=False)
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"format_version": FORMAT_VERSION, "config": {"seed": 0, "name": "t"}})
-    )
-    return tmp_path
+    return write_results_folder(tmp_path, _grid_runs())
 
 
 def test_proportion_figure_artists():
@@ -107,7 +99,5 @@ def test_plot_results_writes_png_and_pdf(results):
 
 
 def test_plot_main(results, capsys):
-    import argparse
-
-    assert plots.main(argparse.Namespace(dir=str(results))) == 0
+    assert cli.main(["plot", str(results)]) == 0
     assert "figures" in capsys.readouterr().out

@@ -1,10 +1,7 @@
 """study report: verdicts from the numbers, "not tested" when the grid lacks the settings."""
 
-import argparse
-import json
-
-from study import analysis, report
-from study.results import FORMAT_VERSION
+from study import analysis, cli, report
+from tests.helpers import write_results_folder
 from tests.test_analysis import synthetic_runs
 
 
@@ -42,11 +39,8 @@ def test_bias_claim():
 
 def test_report_files(tmp_path):
     runs = synthetic_runs(0.3, 0.1, n=100, **{"data.offset": [0.0, 2.0]})
-    runs.to_parquet(tmp_path / "runs.parquet")
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"format_version": FORMAT_VERSION, "config": {"seed": 0, "name": "t"}})
-    )
-    assert report.main(argparse.Namespace(dir=str(tmp_path))) == 0
+    write_results_folder(tmp_path, runs)
+    assert cli.main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert "## Claims" in md and "Not tested by this run" in md and "figures/" in md

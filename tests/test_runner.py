@@ -2,18 +2,20 @@
 
 import errno
 import fcntl
+import functools
 import json
 import logging
+import math
 
 import jax
 import numpy as np
 import pandas as pd
 import pytest
 
-from study import analysis, engine, results, runner
-from study.cli import FolderError
+from study import analysis, data, engine, progress, results, runner
 from study.config import SETTING_KEYS, load_study
 from study.engine import plan_chunks
+from study.errors import FolderError
 
 # Two structural groups (width 1 and 2) of four numeric settings each; tiny, so fast.
 TINY = {
@@ -72,7 +74,7 @@ def test_results_folder_holds_tidy_tables_and_a_manifest(finished):
     )
 
     summary = pd.read_csv(finished / "summary.csv")
-    direct = analysis.summarize(runs, seed=3)
+    direct = analysis.summarize(runs, inputs=functools.partial(data.setting_inputs, seed=3))
     assert len(summary) == 8
     np.testing.assert_allclose(summary["p_dead_init"], direct["p_dead_init"], rtol=0, atol=1e-15)
 
@@ -153,7 +155,7 @@ def test_an_interrupted_run_resumes_from_its_finished_groups(tmp_path, finished,
         assert (folder / name).read_bytes() == (finished / name).read_bytes()
     assert not (folder / results.PARTIAL).exists()
     manifest = results.read_manifest(folder)
-    assert [g.get("resumed", False) for g in manifest["timings"]["groups"]] == [True, False]
+    assert [g.get("resumed", False) for g in manifest.timings["groups"]] == [True, False]
 
     # a finished folder is up to date: nothing recomputed
     calls.clear()
@@ -242,21 +244,35 @@ def _dead_pid() -> int:
 
 
 def test_progress_prints_log_lines_when_not_a_terminal_and_nothing_when_quiet(capsys):
-    lines = runner.make_progress(n_settings=4, n_inits=10, n_groups=2, quiet=False)
-    assert isinstance(lines, runner._Lines)  # pytest's stderr is not a terminal
+    lines = progress.make_progress(n_settings=4, n_inits=10, n_groups=2, quiet=False)
+    assert isinstance(lines, progress._Lines)  # pytest's stderr is not a terminal
     lines.group(0, "width=1", 2, resumed=False)
-    lines.advance(20, steps=100)
+    lines.advance(20, steps=100, compile_s=0.0)
     lines.group(1, "width=2", 2, resumed=True)
-    lines.advance(20, steps=100)
+    lines.skip(20, steps=100)
     lines.close()
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "study run: group 1/2 (width=1, 2 settings) running"
+    assert err[0] == "study run: group 1/2 (width=1, 2 settings) compiling and running"
     assert "group 2/2 (width=2, 2 settings) already done, skipped" in err[-2]
     assert err[-1].startswith("study run: 40/40 inits (100%), settings 4/4, ")
     assert "init-steps/s, ETA 0s" in err[-1]
 
-    quiet = runner.make_progress(4, 10, 2, quiet=True)
+    quiet = progress.make_progress(4, 10, 2, quiet=True)
     quiet.group(0, "x", 2, resumed=False)
     quiet.advance(40, steps=100)
     assert capsys.readouterr().err == ""
     assert quiet.settings_done == 4 and quiet.init_steps == 4000
+
+
+def test_progress_eta_leaves_compile_time_out(monkeypatch):
+    clock = iter([0.0, 10.0, 14.0])  # start; first chunk done (8 s of it compiling); second
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    shown = progress.Progress(n_settings=2, n_inits=10, n_groups=2)
+    shown.group(0, "a", 1, resumed=False)
+    assert shown.eta() == math.inf and "compiling" in shown.status()
+    shown.advance(5, steps=100, compile_s=8.0)  # 2 s of training for 5 pairs
+    # 15 pairs left at 0.4 s each, and one more group to compile (8 s, as the first)
+    assert shown.eta() == pytest.approx(15 * 0.4 + 8.0)
+    assert shown.rate() == pytest.approx(5 * 100 / 2.0)
+    shown.advance(5, steps=100)  # 4 s for 5 more pairs, no compiling: 0.6 s a pair on average
+    assert shown.eta() == pytest.approx(10 * 0.6 + 8.0)

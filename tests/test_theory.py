@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from study import theory
-from tests.conftest import standard_errors
+from tests.helpers import standard_errors
 
 N_DRAWS = 200_000
 
@@ -142,12 +142,12 @@ def test_formula_selection():
 
 
 def test_setting_inputs_rebuilds_the_engine_data():
-    from study import config, data, train
+    from study import config, data
 
     setting = config.make_setting(data_offset=2.0, data_n_samples=64)
     values = dict(setting.values)
-    rebuilt = theory.setting_inputs(values, seed=5)
-    expected = data.make_data(setting.structure, setting.numeric, train.key_streams(5)[0], None)
+    rebuilt = data.setting_inputs(values, seed=5)
+    expected = data.make_data(setting.structure, setting.numeric, data.key_streams(5)[0], None)
     np.testing.assert_array_equal(rebuilt, np.asarray(expected.inputs).T)
-    other = theory.setting_inputs(values, seed=6)
+    other = data.setting_inputs(values, seed=6)
     assert not np.array_equal(rebuilt, other)
