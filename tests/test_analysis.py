@@ -3,41 +3,12 @@
 import functools
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
 from study import analysis, data, theory
-from study.config import KEYS, SETTING_KEYS
-from tests.helpers import standard_errors
-
-
-def synthetic_runs(p_init, p_end, n=500, p_diverged=0.0, depth=1, seed=0, **axes):
-    """A runs table: every setting key at its default, ``axes`` swept, Bernoulli metrics."""
-    rng = np.random.default_rng(seed)
-    grid = pd.MultiIndex.from_product(list(axes.values()), names=list(axes)).to_frame(index=False)
-    frames = []
-    for _, setting in grid.iterrows():
-        frame = pd.DataFrame({k: [KEYS[k].default] * n for k in SETTING_KEYS})
-        frame["model.bias_scale"] = 0.05
-        frame["train.loss"] = "bce"
-        frame["data.features"] = ""
-        for name, value in setting.items():
-            frame[name] = value
-        frame["model.depth"] = depth
-        width = int(frame["model.width"].iloc[0])
-        frame["init"] = np.arange(n)
-        frame["diverged"] = rng.random(n) < p_diverged
-        frame["dead_init"] = rng.random(n) < p_init
-        frame["dead_end"] = (frame["dead_init"] | (rng.random(n) < p_end)) & ~frame["diverged"]
-        frame["revived"] = False
-        frame["death_step"] = np.where(frame["dead_end"], rng.integers(0, 100, n), -1)
-        frame["final_accuracy"] = rng.random(n)
-        for layer in range(1, depth + 1):
-            frame[f"dead_units_init_l{layer}"] = rng.integers(0, width + 1, n)
-            frame[f"dead_units_end_l{layer}"] = rng.integers(0, width + 1, n)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+from study.config import SETTING_KEYS
+from tests.helpers import standard_errors, synthetic_runs  # test_report.py imports it from here
 
 
 def test_wilson_reference_values():

@@ -6,8 +6,7 @@ import pytest
 
 from study import analysis
 from study.errors import ConfigError
-from tests.helpers import standard_errors, write_results_folder
-from tests.test_analysis import synthetic_runs
+from tests.helpers import standard_errors, synthetic_runs, write_results_folder
 
 
 def _two_levels(p_a, p_b, n, seed):

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from study import analysis, cli, plots
-from tests.helpers import write_results_folder
-from tests.test_analysis import synthetic_runs
+from tests.helpers import synthetic_runs, write_results_folder
 
 
 def _grid_runs(n=60):
