@@ -205,6 +205,17 @@ def _batch(structure: Structure, data: Data, key: jax.Array, step) -> Data:
     return Data(data.inputs[:, index], data.targets[index])
 
 
+class TrainState(NamedTuple):
+    """What the optimizer carries from step to step.
+
+    params: float[n_params], every parameter in one flat vector (:func:`study.model.flatten`).
+    opt_state: the optimizer's state for that vector.
+    """
+
+    params: jax.Array
+    opt_state: optax.OptState
+
+
 def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array) -> Metrics:
     """Initialize and train one network; ``key`` is this initialization's own key."""
     key_init, key_batch = jax.random.split(key)
@@ -218,54 +229,60 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array
     # random draws in a shape-dependent way: its bits must not depend on the chunk size.
     flat_params = lax.optimization_barrier(model.flatten(params))
     params = model.unflatten(structure, flat_params)
+    run_steps = _make_run_steps(structure, numeric, data, key_batch, optimizer)
 
-    def optimizer_step(state, step):
-        flat_params, opt_state = state
-        params = model.unflatten(structure, flat_params)
-        batch = _batch(structure, data, key_batch, step)
-        fwd = model.forward(structure, numeric, params, batch.inputs)
-        _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
-        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias)
-        updates, opt_state = optimizer.update(grads, opt_state, flat_params)
-        return (optax.apply_updates(flat_params, updates), opt_state), None
-
-    def run_steps(state, first_step, n_steps):
-        steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
-        return lax.scan(optimizer_step, state, steps)[0]
-
-    def interval(carry, index):
+    def interval(
+        carry: tuple[TrainState, History], index
+    ) -> tuple[tuple[TrainState, History], None]:
         state, history = carry
         state = run_steps(state, index * structure.log_every, structure.log_every)
         step = (index + 1) * structure.log_every
-        now = health(structure, numeric, model.unflatten(structure, state[0]), data)
+        now = health(structure, numeric, model.unflatten(structure, state.params), data)
         return (state, _record(history, now, step)), None
 
     start = health(structure, numeric, params, data)
-    no_units = jnp.zeros_like(start.dead)
-    history = _record(
-        History(
-            no_units,
-            no_units,
-            jnp.bool_(False),
-            jnp.bool_(False),
-            jnp.bool_(False),
-            jnp.int32(-1),
-            jnp.bool_(False),
-        ),
-        start,
-        jnp.int32(0),
-    )
-    state = (flat_params, optimizer.init(flat_params))
+    history = _record(_empty_history(start.dead), start, jnp.int32(0))
+    state = TrainState(flat_params, optimizer.init(flat_params))
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
     (state, history), _ = lax.scan(
         interval, (state, history), jnp.arange(n_intervals, dtype=jnp.int32)
     )
     if remainder:
         state = run_steps(state, n_intervals * structure.log_every, remainder)
-    end = health(structure, numeric, model.unflatten(structure, state[0]), data)
+    end = health(structure, numeric, model.unflatten(structure, state.params), data)
     if remainder:
         history = _record(history, end, jnp.int32(structure.steps))
+    return _metrics(structure, data, start, end, history)
 
+
+def _make_run_steps(structure, numeric, data, key_batch, optimizer):
+    """``run_steps(state, first_step, n_steps) -> state``: ``n_steps`` optimizer steps."""
+
+    def optimizer_step(state: TrainState, step) -> tuple[TrainState, None]:
+        params = model.unflatten(structure, state.params)
+        batch = _batch(structure, data, key_batch, step)
+        fwd = model.forward(structure, numeric, params, batch.inputs)
+        _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
+        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), None
+
+    def run_steps(state: TrainState, first_step, n_steps) -> TrainState:
+        steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
+        return lax.scan(optimizer_step, state, steps)[0]
+
+    return run_steps
+
+
+def _empty_history(dead: jax.Array) -> History:
+    """The history before the first logged step: nothing dead, revived or diverged yet."""
+    no_units = jnp.zeros_like(dead)
+    false = jnp.bool_(False)
+    return History(no_units, no_units, false, false, false, jnp.int32(-1), false)
+
+
+def _metrics(structure: Structure, data: Data, start: Health, end: Health, history) -> Metrics:
+    """What one training recorded, from its health at init and at the end and its history."""
     diverged = history.diverged
     if structure.loss == "bce":
         predicted = end.output > 0
