@@ -154,52 +154,77 @@ def summarize(
       level: confidence level of the intervals.
     """
     keys = _group_keys(runs, by)
+    valid = ~runs["diverged"].astype(bool)
+    dead_init = runs["dead_init"].astype(bool)
+    counts = {
+        _count_name(name): runs[metric].astype(bool) & (valid if over == "valid" else True)
+        for name, (metric, over) in PROPORTIONS.items()
+    }
+    counts["k_revived_dead_init"] = counts["k_revived"] & dead_init
+    fractions = _dead_fractions(runs)
     frame = runs.assign(
-        _valid=~runs["diverged"].astype(bool), _all=True, **_dead_fractions(runs)
+        n_valid=valid,
+        **counts,
+        _dead_init_all=dead_init,
+        **fractions,
+        mean_final_accuracy=runs["final_accuracy"].where(valid),
     ).merge(theory_per_setting(runs, inputs), on=setting_columns(runs), how="left")
     grouped = frame.groupby(keys, sort=True, dropna=False)
 
-    def count(hits: pd.Series) -> pd.Series:
-        return (
-            hits.groupby([frame[c] for c in keys], sort=True, dropna=False).sum().astype(np.int64)
-        )
-
-    summary = pd.DataFrame({"n_inits": grouped.size(), "n_valid": count(frame["_valid"])})
-    for name, (metric, over) in PROPORTIONS.items():
-        k = count(frame[metric].astype(bool) & frame[f"_{over}"])
-        summary[f"k_{name[2:]}"] = k
-        _add_proportion(
-            summary, name, k, summary["n_valid" if over == "valid" else "n_inits"], level
-        )
-    for name in _dead_fractions(runs):
-        summary[name] = grouped[name].mean()
-    accuracy = frame["final_accuracy"].where(frame["_valid"])
-    summary["mean_final_accuracy"] = accuracy.groupby(
-        [frame[c] for c in keys], sort=True, dropna=False
-    ).mean()
-    # A group's theory is the common value of its settings; NaN if they differ or none applies.
-    summary["p_dead_init_theory"] = grouped["p_dead_init_theory"].agg(_common_value)
-    # Death at init is decided before any training, so the theory is compared with it over ALL
-    # initializations: p_dead_init leaves out diverged runs, and those are mostly living ones.
-    _, lo_all, hi_all = _proportion(
-        count(frame["dead_init"].astype(bool)), summary["n_inits"], level
+    summary = grouped[["n_valid", *counts]].sum().astype(np.int64)
+    summary.insert(0, "n_inits", grouped.size())
+    denominators = {"valid": summary["n_valid"], "all": summary["n_inits"]}
+    for name, (_, over) in PROPORTIONS.items():
+        _add_proportion(summary, name, summary[_count_name(name)], denominators[over], level)
+    _add_proportion(
+        summary,
+        "p_revived_dead_init",
+        summary["k_revived_dead_init"],
+        summary["k_dead_init"],
+        level,
     )
-    theory_value = summary["p_dead_init_theory"]
-    tolerance = 1e-12
-    summary["theory_disagrees"] = theory_value.notna() & (
-        (theory_value < lo_all - tolerance) | (theory_value > hi_all + tolerance)
-    )
-    revived = count(
-        frame["revived"].astype(bool) & frame["dead_init"].astype(bool) & frame["_valid"]
-    )
-    summary["k_revived_dead_init"] = revived
-    _add_proportion(summary, "p_revived_dead_init", revived, summary["k_dead_init"], level)
-    theory_name = grouped["theory"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
-    summary["theory"] = theory_name.where(theory_value.notna(), "")
+    summary = summary.join(grouped[[*fractions, "mean_final_accuracy"]].mean())
+    summary = summary.join(_theory_columns(grouped, summary["n_inits"], level))
     summary["note"] = np.where(
         summary["n_valid"] == 0, "every initialization diverged: no proportion over valid ones", ""
     )
-    return summary.reset_index()
+    return summary[_summary_order(fractions)].reset_index()
+
+
+def _count_name(proportion: str) -> str:
+    """``k_dead_init`` for ``p_dead_init``: the count beside a proportion."""
+    return "k_" + proportion.removeprefix("p_")
+
+
+def _summary_order(fractions) -> list[str]:
+    """The summary's columns after the group keys, as :func:`summarize` documents them."""
+    order = ["n_inits", "n_valid"]
+    for name in PROPORTIONS:
+        order += [_count_name(name), name, f"{name}_lo", f"{name}_hi"]
+    order += [*fractions, "mean_final_accuracy", "p_dead_init_theory", "theory_disagrees"]
+    order += ["k_revived_dead_init", "p_revived_dead_init", "p_revived_dead_init_lo"]
+    return order + ["p_revived_dead_init_hi", "theory", "note"]
+
+
+def _theory_columns(grouped, n_inits: pd.Series, level: float) -> pd.DataFrame:
+    """``p_dead_init_theory``, ``theory_disagrees`` and ``theory`` of each group.
+
+    A group's theory is the common value of its settings; NaN if they differ or none applies.
+    Death at init is decided before any training, so the theory is compared with it over ALL
+    initializations: ``p_dead_init`` leaves out diverged runs, and those are mostly living ones.
+    """
+    value = grouped["p_dead_init_theory"].agg(_common_value)
+    _, lo, hi = _proportion(grouped["_dead_init_all"].sum(), n_inits, level)
+    tolerance = 1e-12
+    name = grouped["theory"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
+    disagrees = value.notna() & ((value < lo - tolerance) | (value > hi + tolerance))
+    return pd.DataFrame(
+        {
+            "p_dead_init_theory": value,
+            "theory_disagrees": disagrees,
+            "theory": name.where(value.notna(), ""),
+        }
+    )
 
 
 def _dead_fractions(runs: pd.DataFrame) -> dict[str, pd.Series]:
