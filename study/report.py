@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import html
 import itertools
+import re
+import struct
 from pathlib import Path
 from typing import NamedTuple
 
@@ -191,6 +193,83 @@ def verdicts(summary: pd.DataFrame) -> list[Verdict]:
 # --------------------------------------------------------------------------------------------
 
 
+class FigureFile(NamedTuple):
+    """One PNG of ``DIR/figures/``: its file name (``<stem>.png``) and its bytes."""
+
+    name: str
+    png: bytes
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit(".", 1)[0]
+
+    @property
+    def kind(self) -> str:
+        """What the figure shows: its stem before the first ``__`` (``survival``, ``heatmap``)."""
+        return self.stem.split("__", 1)[0]
+
+    @property
+    def caption(self) -> str:
+        """``survival__depth-1__width-4`` reads ``survival: depth = 1, width = 4``."""
+        kind, *fixed = self.stem.split("__")
+        return kind + (": " + ", ".join(p.replace("-", " = ", 1) for p in fixed) if fixed else "")
+
+    @property
+    def wide(self) -> bool:
+        """Wider than twice its height (PNG header), so shown under its claim, not beside it."""
+        if self.png[:8] != b"\x89PNG\r\n\x1a\n":
+            return False
+        width, height = struct.unpack(">II", self.png[16:24])
+        return width > 2 * height
+
+    @property
+    def anchor(self) -> str:
+        return _anchor("figure", self.stem)
+
+
+def _anchor(prefix: str, name: str) -> str:
+    """An HTML id: ``prefix-name`` with anything but letters, digits, ``_.-`` made ``-``."""
+    return f"{prefix}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+# The figures that show each claim's evidence, best first, as parts of a file stem
+# (study.plots names a figure <kind>__<its fixed settings>).
+CLAIM_FIGURES = {
+    claim_dead_forever: ("survival",),
+    claim_centering: ("p_dead_vs_offset", "heatmap"),
+    claim_second_layer: ("born_dead_vs_depth", "p_dead_vs_offset"),
+    claim_leaky: ("heatmap", "leaky", "p_dead_vs_offset"),
+    claim_bias: ("bias",),
+}
+
+
+def place_figures(
+    judged: list[Verdict], figures: list[FigureFile]
+) -> tuple[list[FigureFile | None], list[FigureFile]]:
+    """The figure shown with each claim (or None), and the figures left for the Figures section.
+
+    A claim gets the first figure of its kinds in :data:`CLAIM_FIGURES`, in their order, that no
+    earlier claim shows; a claim this run did not test gets none.
+    """
+    shown: set[str] = set()
+    beside = []
+    for verdict, judge in zip(judged, CLAIMS, strict=True):
+        kinds = () if verdict.verdict == NOT_TESTED else CLAIM_FIGURES[judge]
+        candidates = (f for kind in kinds for f in figures if kind in f.stem)
+        choice = next((f for f in candidates if f.name not in shown), None)
+        if choice is not None:
+            shown.add(choice.name)
+        beside.append(choice)
+    return beside, [f for f in figures if f.name not in shown]
+
+
+def _by_kind(figures: list[FigureFile]) -> dict[str, list[FigureFile]]:
+    groups: dict[str, list[FigureFile]] = {}
+    for figure in figures:
+        groups.setdefault(figure.kind, []).append(figure)
+    return groups
+
+
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary's varying settings and main estimates, formatted for reading."""
     settings = analysis.free_axes(summary, [])
@@ -248,46 +327,230 @@ THEORY_NOTE = (
 
 
 def render_markdown(folder: Path, summary, manifest, judged, figures) -> str:
+    """``report.md``: the run, the claims each with its figure, the summary table, the rest.
+
+    ``figures`` are :class:`FigureFile` s; the page links them from ``figures/``.
+    """
+    beside, rest = place_figures(judged, figures)
     lines = [f"# Dying-ReLU study report: {folder.name}", ""]
-    lines += [f"- {fact}" for fact in _facts(manifest, summary)]
+    contents = ["[Run](#run)", "[Claims](#claims)", "[Summary](#summary)"]
+    lines += ["Contents: " + ", ".join(contents + ["[Figures](#figures)"] * bool(rest)), ""]
+    lines += ["## Run", ""] + [f"- {fact}" for fact in _facts(manifest, summary)]
     lines += ["", "## Claims", ""]
-    for i, v in enumerate(judged, 1):
+    for i, (v, figure) in enumerate(zip(judged, beside, strict=True), 1):
         lines += [f"{i}. **{v.claim}** {v.verdict}. {v.evidence}", ""]
+        if figure is not None:
+            lines += [f"   ![{figure.caption}](figures/{figure.name})", ""]
     lines += ["## Summary", "", THEORY_NOTE, "", _markdown_table(summary_table(summary)), ""]
-    if figures:
+    if rest:
         lines += ["## Figures", ""]
-        for path in figures:
-            lines += [f"![{path.stem}](figures/{path.name})", ""]
+        for kind, group in _by_kind(rest).items():
+            lines += [f"### {kind}", ""]
+            lines += [line for f in group for line in (f"![{f.caption}](figures/{f.name})", "")]
     return "\n".join(lines)
 
 
-def render_html(folder: Path, summary, manifest, judged, figures) -> str:
-    esc = html.escape
-    body = [f"<h1>Dying-ReLU study report: {esc(folder.name)}</h1>", "<ul>"]
-    body += [f"<li>{esc(fact)}</li>" for fact in _facts(manifest, summary)]
-    body += ["</ul>", "<h2>Claims</h2>", "<ol>"]
-    for v in judged:
-        body.append(f"<li><b>{esc(v.claim)}</b> <i>{esc(v.verdict)}.</i> {esc(v.evidence)}</li>")
-    body += ["</ol>", "<h2>Summary</h2>", f"<p>{esc(THEORY_NOTE)}</p>"]
-    body.append(summary_table(summary).to_html(index=False, border=0, escape=True))
-    if figures:
-        body.append("<h2>Figures</h2>")
-        for path in figures:
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            body.append(
-                f'<figure><img alt="{esc(path.stem)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{esc(path.stem)}</figcaption></figure>"
-            )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-        "table{border-collapse:collapse;font-size:0.85em}td,th{padding:2px 8px;"
-        "border-bottom:1px solid #ccc;text-align:right}img{max-width:100%}"
-    )
+# --------------------------------------------------------------------------------------------
+# The page: one file, images inlined, a few lines of script for the table, no network.
+# --------------------------------------------------------------------------------------------
+
+STYLE = """
+body{font:16px/1.5 system-ui,sans-serif;color:#222;max-width:78rem;margin:0 auto;
+ padding:0 1.5rem 3rem;overflow-wrap:break-word}
+h1{font-size:1.7rem;margin:1.2rem 0 .5rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd}
+h3{font-size:1.05rem;margin:0 0 .4rem}
+nav ol ol,nav ul{margin:.2rem 0}nav li{margin:.1rem 0}
+.verdict{padding:0 .4em;border-radius:4px;font-weight:600}
+.supported{background:#d9f2de}.partly{background:#fdefc3}.against{background:#fbdad5}
+.untested{background:#eceff1}
+.claim{border:1px solid #ddd;border-radius:6px;padding:.8rem 1rem;margin:1rem 0}
+.claim.with-figure{display:grid;grid-template-columns:minmax(16rem,2fr) 3fr;gap:1.5rem;
+ align-items:start}
+@media (max-width:62rem){.claim.with-figure{display:block}}
+figure{margin:.5rem 0 1.5rem}
+figure img{display:block;max-width:100%;max-height:36rem;height:auto;width:auto}
+figcaption{font-size:.85rem;color:#555;overflow-wrap:anywhere}
+.controls{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:.5rem 0}
+#summary-filter{font:inherit;padding:.2rem .5rem;width:min(28rem,100%)}
+.table-box{overflow:auto;max-height:75vh;border:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85rem;white-space:nowrap}
+th,td{padding:.15rem .6rem;border-bottom:1px solid #eee;text-align:right}
+thead th{position:sticky;top:0;background:#f3f4f6;cursor:pointer;user-select:none}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+tbody tr:hover{background:#f5f9ff}
+"""
+
+# Sorts the summary table by a clicked header (numbers by value, blanks and text after them)
+# and filters its rows: every word must occur in the row; "name=value" must equal the cell
+# of a column whose header is, or else contains, name. Marks <body data-ready="1"> once it ran.
+SCRIPT = """
+(() => {
+  const table = document.getElementById("summary-table");
+  const filter = document.getElementById("summary-filter");
+  const count = document.getElementById("summary-count");
+  const headers = Array.from(table.tHead.rows[0].cells);
+  const names = headers.map((th) => th.textContent.trim().toLowerCase());
+  const body = table.tBodies[0];
+  let rows = Array.from(body.rows);
+  const texts = new Map(rows.map((row) => [row, Array.from(row.cells, (c) =>
+    c.textContent.trim().toLowerCase())]));
+  const key = (row, i) => {
+    const text = texts.get(row)[i];
+    const value = parseFloat(text);
+    return Number.isNaN(value) ? text : value;
+  };
+  const compare = (a, b, dir) => {
+    if (typeof a !== typeof b) return typeof a === "number" ? -1 : 1;
+    return dir * (typeof a === "number" ? a - b : a.localeCompare(b));
+  };
+  const sortBy = (i) => {
+    const dir = headers[i].getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    headers.forEach((th) => th.removeAttribute("aria-sort"));
+    headers[i].setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
+    const keyed = rows.map((row, n) => [key(row, i), n, row]);
+    keyed.sort((p, q) => compare(p[0], q[0], dir) || p[1] - q[1]);
+    rows = keyed.map((p) => p[2]);
+    body.append(...rows);
+  };
+  headers.forEach((th, i) => {
+    th.tabIndex = 0;
+    th.title = "Sort by " + th.textContent.trim();
+    th.addEventListener("click", () => sortBy(i));
+    th.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(i); }
+    });
+  });
+  const columns = (name) => {
+    const exact = names.flatMap((h, i) => (h === name ? [i] : []));
+    return exact.length ? exact : names.flatMap((h, i) => (h.includes(name) ? [i] : []));
+  };
+  const equal = (cell, value) =>
+    cell === value || (value !== "" && parseFloat(cell) === Number(value));
+  const matches = (row, term) => {
+    const cells = texts.get(row);
+    const at = term.indexOf("=");
+    if (at < 1) return cells.some((cell) => cell.includes(term));
+    const value = term.slice(at + 1);
+    return columns(term.slice(0, at)).some((i) => equal(cells[i], value));
+  };
+  const apply = () => {
+    const terms = filter.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
+    let shown = 0;
+    for (const row of rows) {
+      row.hidden = !terms.every((term) => matches(row, term));
+      shown += row.hidden ? 0 : 1;
+    }
+    count.textContent = shown + " of " + rows.length + " settings shown";
+  };
+  filter.addEventListener("input", apply);
+  apply();
+  document.body.dataset.ready = "1";
+})();
+"""
+
+
+def _verdict_class(verdict: str) -> str:
+    if verdict == NOT_TESTED:
+        return "untested"
+    if verdict.startswith("Supported"):
+        return "supported"
+    return "partly" if verdict.startswith("Partly") else "against"
+
+
+def _html_verdict(verdict: str) -> str:
+    return f'<span class="verdict {_verdict_class(verdict)}">{html.escape(verdict)}</span>'
+
+
+def _html_figure(figure: FigureFile) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    caption = html.escape(figure.caption)
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>Report {esc(folder.name)}</title><style>{style}</style></head><body>\n"
+        f'<figure id="{figure.anchor}"><img alt="{caption}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _html_contents(judged: list[Verdict], rest: list[FigureFile]) -> list[str]:
+    items = ['<li><a href="#run">Run</a></li>', '<li><a href="#claims">Claims</a><ol>']
+    for i, v in enumerate(judged, 1):
+        items.append(
+            f'<li><a href="#claim-{i}">{html.escape(v.claim)}</a> {_html_verdict(v.verdict)}</li>'
+        )
+    items += ["</ol></li>", '<li><a href="#summary">Summary table</a></li>']
+    if rest:
+        items.append('<li><a href="#figures">Figures</a><ul>')
+        for kind, group in _by_kind(rest).items():
+            link = f'<a href="#{_anchor("figures", kind)}">{html.escape(kind)}</a>'
+            items.append(f"<li>{link} ({len(group)})</li>")
+        items.append("</ul></li>")
+    return ['<nav id="contents"><h2>Contents</h2><ol>', *items, "</ol></nav>"]
+
+
+def _html_claims(judged: list[Verdict], beside: list[FigureFile | None]) -> list[str]:
+    body = ['<section id="claims"><h2>Claims</h2>']
+    for i, (v, figure) in enumerate(zip(judged, beside, strict=True), 1):
+        side_by_side = figure is not None and not figure.wide
+        kind = "claim with-figure" if side_by_side else "claim"
+        body.append(
+            f'<article class="{kind}" id="claim-{i}"><div><h3>{i}. {html.escape(v.claim)}</h3>'
+            f"<p>{_html_verdict(v.verdict)} {html.escape(v.evidence)}</p></div>"
+        )
+        if figure is not None:
+            body.append(_html_figure(figure))
+        body.append("</article>")
+    return body + ["</section>"]
+
+
+def _html_table(table: pd.DataFrame) -> list[str]:
+    esc = html.escape
+    head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in table.columns)
+    rows = [
+        "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
+        for row in table.itertuples(index=False)
+    ]
+    return [
+        '<section id="summary"><h2>Summary table</h2>',
+        f"<p>{esc(THEORY_NOTE)} Click a header to sort; type words (or name=value) to filter.</p>",
+        '<div class="controls"><input id="summary-filter" type="search" '
+        'placeholder="filter, e.g. relu offset=2 width=4" aria-label="Filter the settings">'
+        '<span id="summary-count"></span></div>',
+        f'<div class="table-box"><table id="summary-table"><thead><tr>{head}</tr></thead><tbody>',
+        *rows,
+        "</tbody></table></div></section>",
+    ]
+
+
+def _html_figures(rest: list[FigureFile]) -> list[str]:
+    if not rest:
+        return []
+    body = ['<section id="figures"><h2>Figures</h2>']
+    for kind, group in _by_kind(rest).items():
+        body.append(f'<section id="{_anchor("figures", kind)}"><h3>{html.escape(kind)}</h3>')
+        body += [_html_figure(f) for f in group] + ["</section>"]
+    return body + ["</section>"]
+
+
+def render_html(folder: Path, summary, manifest, judged, figures) -> str:
+    """``report.html``: :func:`render_markdown`'s contents as one self-contained page.
+
+    A contents list, each claim with its figure, the summary table sortable and filterable by
+    an inline script (no network, no library), the other figures; images inlined as base64.
+    """
+    esc = html.escape
+    beside, rest = place_figures(judged, figures)
+    body = [f"<h1>Dying-ReLU study report: {esc(folder.name)}</h1>"]
+    body += _html_contents(judged, rest)
+    body += ['<section id="run"><h2>Run</h2><ul>']
+    body += [f"<li>{esc(fact)}</li>" for fact in _facts(manifest, summary)] + ["</ul></section>"]
+    body += _html_claims(judged, beside)
+    body += _html_table(summary_table(summary))
+    body += _html_figures(rest)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Report {esc(folder.name)}</title><style>{STYLE}</style></head><body>\n"
         + "\n".join(body)
-        + "\n</body></html>\n"
+        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
 
@@ -298,9 +561,10 @@ def write_report(folder) -> tuple[Path, Path]:
     folder = Path(folder)
     summary = results.read_summary(folder)
     manifest = results.read_manifest(folder)
-    figures = results.figure_files(folder) or [
+    paths = results.figure_files(folder) or [
         p for p in plots.plot_results(folder) if p.suffix == ".png"
     ]
+    figures = [FigureFile(p.name, p.read_bytes()) for p in paths]
     judged = verdicts(summary)
     return results.write_report(
         folder,
