@@ -1,6 +1,13 @@
 """study report: verdicts from the numbers, "not tested" when the grid lacks the settings."""
 
-from study import analysis, cli, report
+import struct
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+
+from study import analysis, cli, report, results
 from tests.helpers import write_results_folder
 from tests.test_analysis import synthetic_runs
 
@@ -62,3 +69,138 @@ def test_bias_claim_on_the_scale_of_a_random_bias():
     verdict = report.claim_bias(analysis.summarize(runs))
     assert "model.bias_scale = 0.5" in verdict.evidence
     assert verdict.verdict.startswith("Not supported")  # the same law at every level
+
+
+# --------------------------------------------------------------------------------------------
+# The page: contents, figures placed with their claims, the table's script.
+# --------------------------------------------------------------------------------------------
+
+
+def png(width: int, height: int) -> bytes:
+    """A white RGB PNG of the given size (stdlib only), for a figure's bytes."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        body = tag + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    pixels = b"".join(b"\x00" + b"\xff" * 3 * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
+
+
+def summary_of_every_claim() -> pd.DataFrame:
+    """relu and leaky_relu, offsets 0 and 2, depths 1 and 2: every claim but the bias tested."""
+    axes = {"model.activation": ["relu", "leaky_relu"], "data.offset": [0.0, 2.0]}
+    runs = [synthetic_runs(0.3, 0.1, n=100, depth=d, seed=d, **axes) for d in (1, 2)]
+    return analysis.summarize(pd.concat(runs, ignore_index=True))
+
+
+FIGURES = [  # sorted by name, as results.figure_files gives them
+    report.FigureFile("heatmap__depth-1.png", png(300, 100)),
+    report.FigureFile("p_dead_vs_init_range__offset-0.png", png(100, 100)),
+    report.FigureFile("p_dead_vs_offset__init_range-0.05.png", png(100, 100)),
+    report.FigureFile("p_dead_vs_offset__init_range-2.png", png(100, 100)),
+    report.FigureFile("survival__depth-1__offset--1.png", png(300, 100)),
+]
+
+
+class Page(HTMLParser):
+    """The ids of a page in document order, its in-page links, and its scripts."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.ids, self.links, self.scripts, self._in_script = [], [], [], False
+        self.classes: dict[str, str] = {}
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+            self.classes[attrs["id"]] = attrs.get("class", "")
+        if tag == "a" and attrs.get("href", "").startswith("#"):
+            self.links.append(attrs["href"][1:])
+        self._in_script = tag == "script"
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts.append(data)
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+
+def render(summary: pd.DataFrame, figures=FIGURES) -> tuple[str, str]:
+    manifest = results.Manifest(config={"name": "test", "seed": 0})
+    judged = report.verdicts(summary)
+    folder = Path("run")
+    return (
+        report.render_markdown(folder, summary, manifest, judged, figures),
+        report.render_html(folder, summary, manifest, judged, figures),
+    )
+
+
+def test_contents_links_resolve_to_ids():
+    _, page = render(summary_of_every_claim())
+    parsed = Page(page)
+    assert len(parsed.ids) == len(set(parsed.ids))  # ids are unique
+    assert parsed.links and set(parsed.links) <= set(parsed.ids)
+    sections = ["run", "claims", "summary", "figures"] + [f"claim-{i}" for i in range(1, 6)]
+    assert set(sections) <= set(parsed.links)
+    assert "figures-p_dead_vs_init_range" in parsed.links
+
+
+def test_claim_figures_follow_their_claims():
+    beside, rest = report.place_figures(report.verdicts(summary_of_every_claim()), FIGURES)
+    names = [None if f is None else f.name for f in beside]
+    assert names == [
+        "survival__depth-1__offset--1.png",  # dead forever: survival
+        "p_dead_vs_offset__init_range-0.05.png",  # centering
+        "p_dead_vs_offset__init_range-2.png",  # second layer: the next offset figure
+        "heatmap__depth-1.png",  # leaky
+        None,  # bias: not tested
+    ]
+    assert [f.name for f in rest] == ["p_dead_vs_init_range__offset-0.png"]
+
+    markdown, page = render(summary_of_every_claim())
+    ids = Page(page).ids
+    for i, figure in enumerate(beside[:4], 1):
+        after = ids.index(f"claim-{i + 1}")
+        assert ids.index(f"claim-{i}") < ids.index(figure.anchor) < after
+        assert page.count(f'id="{figure.anchor}"') == 1  # not repeated under Figures
+        claim = markdown.index(f"\n{i}. **")
+        assert claim < markdown.index(f"](figures/{figure.name})") < markdown.index(f"\n{i + 1}. ")
+    assert ids.index("figures") < ids.index(report.FigureFile(rest[0].name, b"").anchor)
+    classes = Page(page).classes
+    assert classes["claim-2"] == "claim with-figure"  # square figure: beside the text
+    assert classes["claim-1"] == "claim"  # wide figure: under the text
+    assert "survival: depth = 1, offset = -1" in page  # captions read the settings
+
+
+def test_sections_in_the_same_order_in_both_files():
+    markdown, page = render(summary_of_every_claim())
+    headings = [line[3:] for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings == ["Run", "Claims", "Summary", "Figures"]
+    ids = Page(page).ids
+    assert [ids.index(s) for s in ("run", "claims", "summary", "figures")] == sorted(
+        ids.index(s) for s in ("run", "claims", "summary", "figures")
+    )
+    no_figures = render(summary_of_every_claim(), figures=[])
+    assert "## Figures" not in no_figures[0] and 'id="figures"' not in no_figures[1]
+
+
+def test_summary_table_is_sortable_and_filterable_without_network():
+    summary = summary_of_every_claim()
+    _, page = render(summary)
+    parsed = Page(page)
+    assert {"summary-table", "summary-filter", "summary-count"} <= set(parsed.ids)
+    assert page.count("<tr>") == len(summary) + 1  # a header row and a row per setting
+    (script,) = parsed.scripts
+    for piece in ("summary-table", "summary-filter", '"click"', '"input"', "dataset.ready"):
+        assert piece in script
+    assert "http" not in page and "<script src" not in page and "<link" not in page
