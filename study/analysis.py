@@ -154,21 +154,7 @@ def summarize(
       level: confidence level of the intervals.
     """
     keys = _group_keys(runs, by)
-    valid = ~runs["diverged"].astype(bool)
-    dead_init = runs["dead_init"].astype(bool)
-    counts = {
-        _count_name(name): runs[metric].astype(bool) & (valid if over == "valid" else True)
-        for name, (metric, over) in PROPORTIONS.items()
-    }
-    counts["k_revived_dead_init"] = counts["k_revived"] & dead_init
-    fractions = _dead_fractions(runs)
-    frame = runs.assign(
-        n_valid=valid,
-        **counts,
-        _dead_init_all=dead_init,
-        **fractions,
-        mean_final_accuracy=runs["final_accuracy"].where(valid),
-    ).merge(theory_per_setting(runs, inputs), on=setting_columns(runs), how="left")
+    frame, counts, fractions = _per_run_columns(runs, inputs)
     grouped = frame.groupby(keys, sort=True, dropna=False)
 
     summary = grouped[["n_valid", *counts]].sum().astype(np.int64)
@@ -189,6 +175,31 @@ def summarize(
         summary["n_valid"] == 0, "every initialization diverged: no proportion over valid ones", ""
     )
     return summary[_summary_order(fractions)].reset_index()
+
+
+def _per_run_columns(runs: pd.DataFrame, inputs: InputsOf | None):
+    """``runs`` with what :func:`summarize` adds up per group: ``(frame, counts, fractions)``.
+
+    ``counts`` and ``fractions`` are the added columns' names: each count column is 1 where an
+    initialization counts towards it, each fraction column a share of dead units (NaN where the
+    initialization diverged). The theory of each row's setting is merged in.
+    """
+    valid = ~runs["diverged"].astype(bool)
+    dead_init = runs["dead_init"].astype(bool)
+    counts = {
+        _count_name(name): runs[metric].astype(bool) & (valid if over == "valid" else True)
+        for name, (metric, over) in PROPORTIONS.items()
+    }
+    counts["k_revived_dead_init"] = counts["k_revived"] & dead_init
+    fractions = _dead_fractions(runs)
+    frame = runs.assign(
+        n_valid=valid,
+        **counts,
+        _dead_init_all=dead_init,
+        **fractions,
+        mean_final_accuracy=runs["final_accuracy"].where(valid),
+    ).merge(theory_per_setting(runs, inputs), on=setting_columns(runs), how="left")
+    return frame, list(counts), list(fractions)
 
 
 def _count_name(proportion: str) -> str:
@@ -366,6 +377,48 @@ def free_axes(table: pd.DataFrame, given: Sequence[str]) -> list[str]:
     return free
 
 
+def _check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float) -> None:
+    if metric not in PROPORTIONS:
+        raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(PROPORTIONS)}")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha {alpha}: must be in (0, 1)")
+    if by not in runs.columns:
+        raise ConfigError(
+            f"--by {by}: not a column of the results; setting columns: "
+            f"{', '.join(setting_columns(runs))}"
+        )
+    if runs[by].nunique(dropna=False) < 2:
+        raise ConfigError(f"--by {by}: takes a single value in these results; nothing to compare")
+
+
+def _compare_pair(first: dict, second: dict, alpha: float) -> dict:
+    """Counts, proportions, difference with its interval, and test of two levels' ``k`` of ``n``."""
+    k1, n1, k2, n2 = (int(first["k"]), int(first["n"]), int(second["k"]), int(second["n"]))
+    row = {"n_a": n1, "k_a": k1, "n_b": n2, "k_b": k2}
+    if n1 == 0 or n2 == 0:
+        nan = float("nan")
+        return row | dict(
+            p_a=nan,
+            p_b=nan,
+            difference=nan,
+            difference_lo=nan,
+            difference_hi=nan,
+            test="none (no valid runs)",
+            p_value=nan,
+        )
+    lo, hi = newcombe_interval(k1, n1, k2, n2, 1 - alpha)
+    test, p_value = two_proportion_test(k1, n1, k2, n2)
+    return row | dict(
+        p_a=k1 / n1,
+        p_b=k2 / n2,
+        difference=k2 / n2 - k1 / n1,
+        difference_lo=lo,
+        difference_hi=hi,
+        test=test,
+        p_value=p_value,
+    )
+
+
 def compare(
     runs: pd.DataFrame, by: str, metric: str = "p_dead_end", alpha: float = 0.05
 ) -> pd.DataFrame:
@@ -382,17 +435,7 @@ def compare(
       metric: ``p_dead_init``, ``p_dead_end``, ``p_revived`` or ``p_diverged``.
       alpha: family-wise error level.
     """
-    if metric not in PROPORTIONS:
-        raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(PROPORTIONS)}")
-    if not 0 < alpha < 1:
-        raise ConfigError(f"--alpha {alpha}: must be in (0, 1)")
-    if by not in runs.columns:
-        raise ConfigError(
-            f"--by {by}: not a column of the results; setting columns: "
-            f"{', '.join(setting_columns(runs))}"
-        )
-    if runs[by].nunique(dropna=False) < 2:
-        raise ConfigError(f"--by {by}: takes a single value in these results; nothing to compare")
+    _check_comparison(runs, by, metric, alpha)
     column, over = PROPORTIONS[metric]
     others = free_axes(runs, [by])
     frame = runs.assign(
@@ -411,19 +454,9 @@ def compare(
         key = key if isinstance(key, tuple) else (key,)
         levels = group.sort_values(by).to_dict("records")
         for first, second in itertools.combinations(levels, 2):
-            k1, n1, k2, n2 = (int(first["k"]), int(first["n"]), int(second["k"]), int(second["n"]))
             row = dict(zip(others, key, strict=True))
-            row.update({"level_a": first[by], "level_b": second[by], "n_a": n1, "k_a": k1})
-            row.update({"n_b": n2, "k_b": k2})
-            if n1 == 0 or n2 == 0:
-                row.update(p_a=np.nan, p_b=np.nan, difference=np.nan, difference_lo=np.nan)
-                row.update(difference_hi=np.nan, test="none (no valid runs)", p_value=np.nan)
-            else:
-                lo, hi = newcombe_interval(k1, n1, k2, n2, 1 - alpha)
-                test, p_value = two_proportion_test(k1, n1, k2, n2)
-                row.update(p_a=k1 / n1, p_b=k2 / n2, difference=k2 / n2 - k1 / n1)
-                row.update(difference_lo=lo, difference_hi=hi, test=test, p_value=p_value)
-            rows.append(row)
+            row.update(level_a=first[by], level_b=second[by])
+            rows.append(row | _compare_pair(first, second, alpha))
     table = pd.DataFrame(rows)
     if table.empty:
         return table

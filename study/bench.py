@@ -293,20 +293,27 @@ def run_benchmark(
     }
 
     if alternatives:
-        progress("alternative 2: plain jit(vmap(scan)) with jax.grad and optax")
-        plain, plain_timings = time_plain(setting, n_inits)
-        result["plain"] = plain_timings
-        comparison = compare_with_plain(runs, plain)
-        comparison["identical"] = results_identical(comparison)
-        result["comparison"] = comparison
-        progress(f"alternative 1: a Python loop over {loop_inits} initializations")
-        result["python_loop"] = time_python_loop(setting, loop_inits)
-        result["peak_rss_mb_after_alternatives"] = peak_rss_mb()
+        result |= time_alternatives(setting, runs, loop_inits, progress)
 
     if scaling:
         result["scaling"] = time_scaling(n_inits, steps, quick, chunk_size, progress)
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def time_alternatives(setting: Setting, runs, loop_inits: int, progress) -> dict:
+    """The two simple formulations on the same workload, and the engine checked against one."""
+    progress("alternative 2: plain jit(vmap(scan)) with jax.grad and optax")
+    plain, plain_timings = time_plain(setting, len(runs))
+    comparison = compare_with_plain(runs, plain)
+    comparison["identical"] = results_identical(comparison)
+    progress(f"alternative 1: a Python loop over {loop_inits} initializations")
+    return {
+        "plain": plain_timings,
+        "comparison": comparison,
+        "python_loop": time_python_loop(setting, loop_inits),
+        "peak_rss_mb_after_alternatives": peak_rss_mb(),
+    }
 
 
 def time_scaling(n_inits: int, steps: int, quick: bool, chunk_size, progress) -> dict:

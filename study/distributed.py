@@ -81,6 +81,32 @@ def _timeouts() -> dict[str, int]:
     return {"initialization_timeout": seconds, "heartbeat_timeout_seconds": seconds}
 
 
+def _several_processes(coordinator, num_processes, process_id, environment) -> bool:
+    """Check the flags; whether they (or the cluster environment) name several processes."""
+    given = (coordinator, num_processes, process_id)
+    if num_processes is not None and num_processes < 1:
+        raise ConfigError(f"--num-processes {num_processes}: must be a positive integer")
+    if num_processes == 1 and environment is None:
+        if process_id not in (None, 0):
+            raise ConfigError(f"--process-id {process_id}: must be 0 with --num-processes 1")
+        return False
+    if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
+        raise ConfigError(
+            f"--process-id {process_id}: must be between 0 and --num-processes - 1 "
+            f"({(num_processes or 1) - 1})"
+        )
+    if coordinator is not None and not re.fullmatch(r"\[?[^\s\[\]]+\]?:\d{1,5}", coordinator):
+        raise ConfigError(f"--coordinator {coordinator!r}: must be HOST:PORT, e.g. node01:1234")
+    if environment is None and None in given:
+        flags = ("--coordinator", "--num-processes", "--process-id")
+        missing = [flag for flag, value in zip(flags, given, strict=True) if value is None]
+        raise ConfigError(
+            f"{', '.join(missing)} missing: a run on several processes needs all three flags "
+            "(or a SLURM / Open MPI launch that provides them)"
+        )
+    return True
+
+
 def initialize(
     coordinator: str | None = None,
     num_processes: int | None = None,
@@ -106,26 +132,8 @@ def initialize(
     environment = cluster_environment()
     if all(value is None for value in given) and environment is None:
         return False
-    if num_processes is not None and num_processes < 1:
-        raise ConfigError(f"--num-processes {num_processes}: must be a positive integer")
-    if num_processes == 1 and environment is None:
-        if process_id not in (None, 0):
-            raise ConfigError(f"--process-id {process_id}: must be 0 with --num-processes 1")
+    if not _several_processes(coordinator, num_processes, process_id, environment):
         return False
-    if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
-        raise ConfigError(
-            f"--process-id {process_id}: must be between 0 and --num-processes - 1 "
-            f"({(num_processes or 1) - 1})"
-        )
-    if coordinator is not None and not re.fullmatch(r"\[?[^\s\[\]]+\]?:\d{1,5}", coordinator):
-        raise ConfigError(f"--coordinator {coordinator!r}: must be HOST:PORT, e.g. node01:1234")
-    if environment is None and None in given:
-        flags = ("--coordinator", "--num-processes", "--process-id")
-        missing = [flag for flag, value in zip(flags, given, strict=True) if value is None]
-        raise ConfigError(
-            f"{', '.join(missing)} missing: a run on several processes needs all three flags "
-            "(or a SLURM / Open MPI launch that provides them)"
-        )
     if jax.config.jax_cpu_collectives_implementation is None:
         # CPU devices of different processes talk through gloo (TCP); GPUs use NCCL anyway.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")

@@ -146,27 +146,7 @@ def plot_proportion_vs(
             ax = axes[i, j]
             for level in hue_levels:
                 rows = table if level is None else table[table[hue] == level]
-                rows = rows.sort_values(x)
-                if rows.empty:
-                    continue
-                ax.fill_between(
-                    rows[x],
-                    rows[f"{metric}_lo"],
-                    rows[f"{metric}_hi"],
-                    color=look[level]["color"],
-                    alpha=BAND_ALPHA,
-                    linewidth=0,
-                )
-                ax.plot(rows[x], rows[metric], label=_fmt(level), **look[level])
-                if metric == "p_dead_init" and "p_dead_init_theory" in rows:
-                    known = rows[rows["p_dead_init_theory"].notna()]
-                    if not known.empty:
-                        ax.plot(
-                            known[x],
-                            known["p_dead_init_theory"],
-                            label="closed form",
-                            **THEORY_STYLE,
-                        )
+                _draw_proportion(ax, rows.sort_values(x), x, metric, _fmt(level), look[level])
             if x == "model.init_range":
                 ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
@@ -178,6 +158,19 @@ def plot_proportion_vs(
     fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
     fig.tight_layout()
     return fig
+
+
+def _draw_proportion(ax, rows: pd.DataFrame, x: str, metric: str, name: str, look: dict) -> None:
+    """One series of a proportion against ``x``: its Wilson band, its line, and its theory."""
+    if rows.empty:
+        return
+    band = {"color": look["color"], "alpha": BAND_ALPHA, "linewidth": 0}
+    ax.fill_between(rows[x], rows[f"{metric}_lo"], rows[f"{metric}_hi"], **band)
+    ax.plot(rows[x], rows[metric], label=name, **look)
+    if metric == "p_dead_init" and "p_dead_init_theory" in rows:
+        known = rows[rows["p_dead_init_theory"].notna()]
+        if not known.empty:
+            ax.plot(known[x], known["p_dead_init_theory"], label="closed form", **THEORY_STYLE)
 
 
 def _legend(fig, ax, hue: str) -> None:
