@@ -1,4 +1,5 @@
-"""Shared test setup: strict JAX, a headless matplotlib, figures closed after each test."""
+"""Shared test setup: strict JAX, a headless matplotlib, figures closed after each test, and
+empty compile caches for the tests that count compiles."""
 
 import os
 
@@ -17,3 +18,16 @@ def _close_figures():
 
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture
+def fresh_compile_caches():
+    """Empty every cache of compiled programs, so a test that counts compiles sees only its own.
+
+    Without it such a test passes or fails by what earlier tests happened to compile.
+    """
+    from study import engine, train
+
+    engine._EXECUTABLES.clear()
+    train.make_train.cache_clear()
+    jax.clear_caches()

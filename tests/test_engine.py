@@ -161,7 +161,7 @@ def test_more_initializations_extend_rather_than_change_the_first_ones():
     pd.testing.assert_frame_equal(few, many.iloc[:5], check_exact=True)
 
 
-def test_new_numeric_values_do_not_recompile(caplog):
+def test_new_numeric_values_do_not_recompile(caplog, fresh_compile_caches):
     """Numeric values are traced: any number of them share one compiled program."""
     study = load_study({"model": {"init_range": [0.1, 0.2]}, "train": {"steps": 5, "log_every": 5}})
     ((structure, settings),) = study.groups().items()
@@ -169,7 +169,7 @@ def test_new_numeric_values_do_not_recompile(caplog):
     numerics = jax.tree.map(lambda *v: np.asarray(v, np.float32), *(s.numeric for s in settings))
     ids = np.asarray([s.setting_id for s in settings], np.int32)
     indices = np.arange(4, dtype=np.int32)
-    train(np.uint32(0), numerics, ids, indices, None)  # compiles (if not compiled before)
+    train(np.uint32(0), numerics, ids, indices, None)  # compiles
     with caplog.at_level(logging.WARNING), jax.log_compiles():
         for scale in (3.0, 7.5, 0.001):
             other = numerics._replace(

@@ -92,9 +92,8 @@ def test_results_folder_holds_tidy_tables_and_a_manifest(finished):
         assert group["compile_s"] >= 0 and group["run_s"] > 0 and group["init_steps_per_s"] > 0
 
 
-def test_each_structural_group_compiles_exactly_once(tmp_path, caplog):
-    # A step count no other test uses, so neither group is in the executable cache.
-    study = tiny_study(train__steps=13, data__offset=[0.0, 0.5, 1.0, 2.0])
+def test_each_structural_group_compiles_exactly_once(tmp_path, caplog, fresh_compile_caches):
+    study = tiny_study(data__offset=[0.0, 0.5, 1.0, 2.0])
     with caplog.at_level(logging.WARNING), jax.log_compiles():
         runner.run_study(study, tmp_path / "out", chunk_size=10, figures=False)
     compiles = [r for r in caplog.records if r.getMessage().startswith("Compiling jit(train)")]
