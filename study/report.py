@@ -183,6 +183,16 @@ def claim_bias(summary: pd.DataFrame) -> Verdict:
 CLAIMS = (claim_dead_forever, claim_centering, claim_second_layer, claim_leaky, claim_bias)
 
 
+# How the end of `study run` names each claim.
+CLAIM_NAMES = {
+    claim_dead_forever: "dead forever",
+    claim_centering: "centering",
+    claim_second_layer: "second layer",
+    claim_leaky: "leaky ReLU",
+    claim_bias: "bias",
+}
+
+
 def verdicts(summary: pd.DataFrame) -> list[Verdict]:
     """The five claims judged on one run's summary table."""
     return [judge(summary) for judge in CLAIMS]
@@ -372,7 +382,7 @@ figure img{display:block;max-width:100%;max-height:36rem;height:auto;width:auto}
 figcaption{font-size:.85rem;color:#555;overflow-wrap:anywhere}
 .controls{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:.5rem 0}
 #summary-filter{font:inherit;padding:.2rem .5rem;width:min(28rem,100%)}
-.table-box{overflow:auto;max-height:75vh;border:1px solid #ddd}
+.table-box{overflow:auto;max-height:75vh;width:fit-content;max-width:100%;border:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85rem;white-space:nowrap}
 th,td{padding:.15rem .6rem;border-bottom:1px solid #eee;text-align:right}
 thead th{position:sticky;top:0;background:#f3f4f6;cursor:pointer;user-select:none}
@@ -577,8 +587,8 @@ def headline(summary: pd.DataFrame) -> list[str]:
     """A few lines that answer the question for a run's grid, for the end of ``study run``.
 
     The settings with the highest and lowest P(dead at end) with their intervals, how many
-    networks dead at initialization or during training came back, and any setting whose
-    estimate disagrees with its closed form.
+    networks dead at initialization or during training came back, any setting whose estimate
+    disagrees with its closed form, and the verdict on each claim (the report has the evidence).
     """
     settings = analysis.free_axes(summary, [])
     ranked = summary[summary["n_valid"] > 0].sort_values("p_dead_end", kind="stable")
@@ -606,4 +616,7 @@ def headline(summary: pd.DataFrame) -> list[str]:
         lines.append(
             f"theory disagrees with the estimate in {len(disagree)} setting(s): see the report"
         )
+    judged = zip(CLAIMS, verdicts(summary), strict=True)
+    short = (f"{CLAIM_NAMES[judge]}: {v.verdict.split(' (')[0].lower()}" for judge, v in judged)
+    lines.append("claims: " + "; ".join(short))
     return lines

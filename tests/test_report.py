@@ -44,6 +44,13 @@ def test_bias_claim():
     assert verdict.verdict == "Supported" and "p =" in verdict.evidence
 
 
+def test_headline_ends_with_the_verdicts():
+    lines = report.headline(summary_of_every_claim())
+    assert lines[0].startswith("highest P(dead at end): ") and "95% CI" in lines[0]
+    assert lines[-1].startswith("claims: dead forever: supported; centering: ")
+    assert lines[-1].endswith("; bias: not tested by this run")
+
+
 def test_report_files(tmp_path):
     runs = synthetic_runs(0.3, 0.1, n=100, **{"data.offset": [0.0, 2.0]})
     write_results_folder(tmp_path, runs)
