@@ -11,10 +11,16 @@ A *setting* is one point of a study's grid. It has two parts, kept apart on purp
 A config is a TOML file (or a dict) with top-level ``name``, ``n_inits`` and ``seed`` and the
 sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a sweep axis; the grid
 is the product of all axes.
+
+:data:`SCHEMA` is the single source of truth: each key is declared there once, and
+:class:`Structure`, :class:`Numeric`, the validation, ``study/configs/example.toml``
+(:func:`render_example`) and the ``study run --help`` text (:func:`describe_keys`) follow from it.
+Adding a key is one entry in :data:`SCHEMA`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import json
@@ -23,7 +29,7 @@ import tomllib
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from study.csvfile import load_csv
 from study.errors import ConfigError
@@ -57,7 +63,19 @@ def _unit_interval(v):
 
 @dataclasses.dataclass(frozen=True)
 class Key:
-    """One config key: ``kind`` is its Python type, ``structural`` whether it is static."""
+    """One config key, declared once.
+
+    Attributes:
+      name: ``section.key``, or a bare name for a top-level key (which is in no setting).
+      kind: its Python type (``list`` for a list of column names).
+      default: its value when the config leaves it out; None when it is derived (see ``derive``).
+      doc: one line of meaning, for ``--help`` and ``example.toml``.
+      structural: True for a :class:`Structure` field (static), False for a :class:`Numeric` one.
+      choices: the allowed values, if only some are.
+      check: returns why a value is refused, or None.
+      derive: for a key without a default, its value from the setting's other values.
+      field_name: its attribute in Structure or Numeric when that is not the name after the dot.
+    """
 
     name: str
     kind: type
@@ -66,7 +84,18 @@ class Key:
     structural: bool = True
     choices: tuple[str, ...] | None = None
     check: Callable[[Any], str | None] | None = None
-    nullable: bool = False
+    derive: Callable[[Mapping[str, Any]], Any] | None = None
+    field_name: str = ""
+
+    @property
+    def field(self) -> str:
+        """Its attribute in Structure or Numeric ("" for a top-level key)."""
+        return self.field_name or self.name.partition(".")[2]
+
+    @property
+    def nullable(self) -> bool:
+        """Whether the key may be left unset (None) to take a value derived from other keys."""
+        return self.derive is not None
 
 
 SCHEMA: tuple[Key, ...] = (
@@ -86,6 +115,7 @@ SCHEMA: tuple[Key, ...] = (
         "uniform",
         "synthetic base cloud, a CSV file, or a 1-D regression target",
         choices=DATA_KINDS,
+        field_name="data_kind",
     ),
     Key("data.dim", int, 2, "number of input features (synthetic data)", check=_positive),
     Key("data.n_samples", int, 256, "training samples (synthetic data)", check=_positive),
@@ -99,7 +129,13 @@ SCHEMA: tuple[Key, ...] = (
     ),
     Key("data.standardize", bool, False, "z-score each feature with the training statistics"),
     Key("data.resample", bool, False, "draw a fresh dataset for every initialization"),
-    Key("data.path", str, "", "CSV file (data.kind = 'csv'); relative to the config file"),
+    Key(
+        "data.path",
+        str,
+        "",
+        "CSV file (data.kind = 'csv'); relative to the config file",
+        field_name="csv_path",
+    ),
     Key("data.features", list, [], "CSV feature columns; empty = every column but the target"),
     Key("data.target", str, "y", "CSV 0/1 target column"),
     Key(
@@ -145,7 +181,13 @@ SCHEMA: tuple[Key, ...] = (
         structural=False,
         check=_positive,
     ),
-    Key("model.bias", bool, True, "whether the layers have (trainable) biases"),
+    Key(
+        "model.bias",
+        bool,
+        True,
+        "whether the layers have (trainable) biases",
+        field_name="use_bias",
+    ),
     Key(
         "model.bias_init",
         str,
@@ -160,7 +202,7 @@ SCHEMA: tuple[Key, ...] = (
         None,
         "scale of the bias init; default: model.init_range",
         structural=False,
-        nullable=True,
+        derive=lambda values: values["model.init_range"],
     ),
     # train
     Key("train.optimizer", str, "adam", "optax optimizer", choices=OPTIMIZERS),
@@ -170,7 +212,7 @@ SCHEMA: tuple[Key, ...] = (
         None,
         "bce (sigmoid output) or mse (linear output); default: bce, mse for data.kind = 'function'",
         choices=LOSSES,
-        nullable=True,
+        derive=lambda values: "mse" if values["data.kind"] == "function" else "bce",
     ),
     Key("train.learning_rate", float, 0.01, "step size", structural=False, check=_non_negative),
     Key(
@@ -211,59 +253,56 @@ SCHEMA: tuple[Key, ...] = (
 )
 
 KEYS: dict[str, Key] = {key.name: key for key in SCHEMA}
-TOP_LEVEL = ("name", "n_inits", "seed")
-SETTING_KEYS = tuple(k.name for k in SCHEMA if k.name not in TOP_LEVEL)
+TOP_LEVEL = tuple(key.name for key in SCHEMA if not key.field)
+SETTING_KEYS = tuple(key.name for key in SCHEMA if key.field)
+SECTIONS = tuple(dict.fromkeys(name.partition(".")[0] for name in SETTING_KEYS))
+_STRUCTURAL = tuple(key for key in SCHEMA if key.field and key.structural)
+_NUMERIC = tuple(key for key in SCHEMA if key.field and not key.structural)
 
 
 # --------------------------------------------------------------------------------------------
-# Structure (static) and Numeric (traced).
+# Structure (static) and Numeric (traced), their fields the setting keys' in schema order.
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Structure:
-    """The static part of a setting: all that changes shapes or the compiled program."""
-
-    data_kind: str = "uniform"
-    dim: int = 2
-    n_samples: int = 256
-    standardize: bool = False
-    resample: bool = False
-    csv_path: str = ""
-    features: tuple[str, ...] = ()
-    target: str = "y"
-    function: str = "abs"
-    depth: int = 1
-    width: int = 1
-    activation: str = "relu"
-    init: str = "uniform"
-    use_bias: bool = True
-    bias_init: str = "zeros"
-    optimizer: str = "adam"
-    loss: str = "bce"
-    steps: int = 1000
-    batch_size: int = 0
-    log_every: int = 10
-    dtype: str = "float32"
-
-    @property
-    def full_batch(self) -> bool:
-        return self.batch_size in (0, self.n_samples)
+def _field_default(key: Key) -> Any:
+    """A field's default: the key's, or the one derived from the other keys' defaults."""
+    if key.derive is not None:
+        return key.derive({other.name: other.default for other in SCHEMA})
+    return tuple(key.default) if key.kind is list else key.default
 
 
-class Numeric(NamedTuple):
-    """The traced part of a setting; each field a scalar, or ``[n_settings]`` when batched."""
+def _full_batch(structure: Any) -> bool:
+    return structure.batch_size in (0, structure.n_samples)
 
-    offset: Any = 2.0
-    target_scale: Any = 1.0
-    target_shift: Any = 0.0
-    leaky_slope: Any = 0.01
-    init_range: Any = 0.05
-    bias_scale: Any = 0.05
-    learning_rate: Any = 0.01
-    momentum: Any = 0.9
-    weight_decay: Any = 1e-4
-    dormant_tau: Any = 0.0
+
+Structure = dataclasses.make_dataclass(
+    "Structure",
+    [
+        (
+            key.field,
+            tuple[str, ...] if key.kind is list else key.kind,
+            dataclasses.field(default=_field_default(key)),
+        )
+        for key in _STRUCTURAL
+    ],
+    namespace={
+        "__module__": __name__,
+        "__doc__": "The static part of a setting: all that changes shapes or the compiled program.",
+        "full_batch": property(_full_batch, doc="Whether every step sees the whole training set."),
+    },
+    frozen=True,
+)
+
+Numeric = collections.namedtuple(
+    "Numeric",
+    [key.field for key in _NUMERIC],
+    defaults=[_field_default(key) for key in _NUMERIC],
+    module=__name__,
+)
+Numeric.__doc__ = (
+    "The traced part of a setting; each field a scalar, or ``[n_settings]`` when batched."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,8 +364,9 @@ def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
     flat = {}
     for name, value in config.items():
         if isinstance(value, Mapping):
-            if name not in ("data", "model", "train"):
-                raise ConfigError(f"unknown section [{name}]; allowed: [data], [model], [train]")
+            if name not in SECTIONS:
+                allowed = ", ".join(f"[{section}]" for section in SECTIONS)
+                raise ConfigError(f"unknown section [{name}]; allowed: {allowed}")
             for sub, sub_value in value.items():
                 if isinstance(sub_value, Mapping):
                     raise ConfigError(f"unknown section [{name}.{sub}]")
@@ -389,82 +429,81 @@ def _axis_values(key: Key, value: Any) -> list[Any]:
     return [_check_value(key, v) for v in values]
 
 
-def _resolve(values: dict[str, Any], base_dir: Path, offset_given: bool = True) -> Setting:
-    """Fill defaults that depend on other keys and build the Structure and Numeric parts.
+def _resolve(values: Mapping[str, Any], base_dir: Path, given: frozenset[str]) -> Setting:
+    """Fill the defaults that depend on other keys and build the Structure and Numeric parts.
 
     The values of the returned setting are the resolved ones (a CSV's absolute path, its
     sample count and dimension, the loss and bias scale that follow from other keys).
+
+    Args:
+      values: one value per setting key, in schema order.
+      base_dir: the folder a relative ``data.path`` is relative to.
+      given: the keys the user gave; the others may take defaults that depend on the data.
     """
-    v = dict(values)
-    kind = v["data.kind"]
-    if kind == "csv":
-        if not v["data.path"]:
-            raise ConfigError("data.path is required when data.kind = 'csv'")
-        path = Path(v["data.path"])
-        if not path.is_absolute():
-            path = (base_dir / path).resolve()
-        features, inputs, _ = load_csv(str(path), v["data.features"], v["data.target"])
-        v["data.n_samples"], v["data.dim"] = inputs.shape
-        csv_path = v["data.path"] = str(path)
-        if not offset_given:
-            v["data.offset"] = 0.0  # data from a file are used as given unless told otherwise
-        features = tuple(features)
-    else:
-        csv_path, features = "", ()
-    if kind == "function" and v["data.dim"] != 1:
-        raise ConfigError(f"data.dim = {v['data.dim']}: data.kind = 'function' needs dim 1")
-    if v["train.loss"] is None:
-        v["train.loss"] = "mse" if kind == "function" else "bce"
-    if v["train.loss"] == "bce" and kind == "function":
+    values, features = _read_data_file(values, base_dir, given)
+    values = _derived_values(values)
+    _check_consistent(values)
+    structure = Structure(**_structure_fields(values, features))
+    numeric = Numeric(**{key.field: values[key.name] for key in _NUMERIC})
+    return Setting(tuple(values.items()), structure, numeric)
+
+
+def _read_data_file(
+    values: Mapping[str, Any], base_dir: Path, given: frozenset[str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """For CSV data: the values with the file's absolute path, sample count and dimension, and
+    the feature columns the file resolves to; other data are returned as they are, with ()."""
+    values = dict(values)
+    if values["data.kind"] != "csv":
+        return values, ()
+    if not values["data.path"]:
+        raise ConfigError("data.path is required when data.kind = 'csv'")
+    path = Path(values["data.path"])
+    if not path.is_absolute():
+        path = (base_dir / path).resolve()
+    features, inputs, _ = load_csv(str(path), values["data.features"], values["data.target"])
+    values["data.n_samples"], values["data.dim"] = inputs.shape
+    values["data.path"] = str(path)
+    if "data.offset" not in given:
+        values["data.offset"] = 0.0  # data from a file are used as given unless told otherwise
+    return values, tuple(features)
+
+
+def _derived_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values with every unset (None) key derived from the others."""
+    values = dict(values)
+    for key in SCHEMA:
+        if key.derive is not None and values[key.name] is None:
+            values[key.name] = key.derive(values)
+    return values
+
+
+def _check_consistent(values: Mapping[str, Any]) -> None:
+    """Raise a one-line ConfigError for values that are valid alone but not together."""
+    kind, n_samples = values["data.kind"], values["data.n_samples"]
+    if kind == "function" and values["data.dim"] != 1:
+        raise ConfigError(f"data.dim = {values['data.dim']}: data.kind = 'function' needs dim 1")
+    if values["train.loss"] == "bce" and kind == "function":
         raise ConfigError("train.loss = 'bce': data.kind = 'function' is a regression; use mse")
-    if v["model.bias_scale"] is None:
-        v["model.bias_scale"] = v["model.init_range"]
-    if v["train.batch_size"] > v["data.n_samples"]:
+    if values["train.batch_size"] > n_samples:
         raise ConfigError(
-            f"train.batch_size = {v['train.batch_size']}: larger than data.n_samples = "
-            f"{v['data.n_samples']}; allowed: 0 (full batch) to {v['data.n_samples']}"
+            f"train.batch_size = {values['train.batch_size']}: larger than data.n_samples = "
+            f"{n_samples}; allowed: 0 (full batch) to {n_samples}"
         )
-    if v["train.log_every"] > v["train.steps"]:
+    if values["train.log_every"] > values["train.steps"]:
         raise ConfigError(
-            f"train.log_every = {v['train.log_every']}: larger than train.steps = "
-            f"{v['train.steps']}"
+            f"train.log_every = {values['train.log_every']}: larger than train.steps = "
+            f"{values['train.steps']}"
         )
-    structure = Structure(
-        data_kind=kind,
-        dim=v["data.dim"],
-        n_samples=v["data.n_samples"],
-        standardize=v["data.standardize"],
-        resample=v["data.resample"],
-        csv_path=csv_path,
-        features=features,
-        target=v["data.target"],
-        function=v["data.function"],
-        depth=v["model.depth"],
-        width=v["model.width"],
-        activation=v["model.activation"],
-        init=v["model.init"],
-        use_bias=v["model.bias"],
-        bias_init=v["model.bias_init"],
-        optimizer=v["train.optimizer"],
-        loss=v["train.loss"],
-        steps=v["train.steps"],
-        batch_size=v["train.batch_size"],
-        log_every=v["train.log_every"],
-        dtype=v["train.dtype"],
-    )
-    numeric = Numeric(
-        offset=v["data.offset"],
-        target_scale=v["data.target_scale"],
-        target_shift=v["data.target_shift"],
-        leaky_slope=v["model.leaky_slope"],
-        init_range=v["model.init_range"],
-        bias_scale=v["model.bias_scale"],
-        learning_rate=v["train.learning_rate"],
-        momentum=v["train.momentum"],
-        weight_decay=v["train.weight_decay"],
-        dormant_tau=v["train.dormant_tau"],
-    )
-    return Setting(tuple(v.items()), structure, numeric)
+
+
+def _structure_fields(values: Mapping[str, Any], features: tuple[str, ...]) -> dict[str, Any]:
+    """The Structure fields of resolved values: only CSV data name a file and its columns
+    (the columns resolved from the file, so that all-but-the-target is spelt out)."""
+    fields = {key.field: values[key.name] for key in _STRUCTURAL}
+    fields["csv_path"] = values["data.path"] if values["data.kind"] == "csv" else ""
+    fields["features"] = features
+    return fields
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -515,37 +554,39 @@ def load_study(
         config = Path(__file__).parent / "configs" / "default.toml"
     if isinstance(config, str | Path):
         base_dir = Path(config).parent if base_dir is None else base_dir
-        raw = read_toml(config)
-    else:
-        raw = dict(config)
-    flat = _flatten(raw)
-    for text in overrides:
-        name, value = parse_override(text)
-        flat[name] = value
-    for name, value in top_level.items():
-        if value is not None:
-            flat[name] = value
+        config = read_toml(config)
+    flat = _given_values(config, overrides, top_level)
     base_dir = Path.cwd() if base_dir is None else Path(base_dir)
 
     top = {name: _check_value(KEYS[name], flat.get(name, KEYS[name].default)) for name in TOP_LEVEL}
-    axes_values = {}
-    for name in SETTING_KEYS:
-        key = KEYS[name]
-        axes_values[name] = _axis_values(key, flat.get(name, key.default))
+    axes_values = {
+        name: _axis_values(KEYS[name], flat.get(name, KEYS[name].default)) for name in SETTING_KEYS
+    }
     axes = tuple(name for name, values in axes_values.items() if len(values) > 1)
-    settings = []
-    for combo in itertools.product(*axes_values.values()):
-        values = dict(zip(axes_values, combo, strict=True))
-        settings.append(_resolve(values, base_dir, offset_given="data.offset" in flat))
-    resolved = {**top, **_resolved_axes(settings)}
+    settings = tuple(
+        _resolve(dict(zip(axes_values, combo, strict=True)), base_dir, frozenset(flat))
+        for combo in itertools.product(*axes_values.values())
+    )
     return Study(
         name=top["name"],
         n_inits=top["n_inits"],
         seed=top["seed"],
-        settings=tuple(settings),
-        config=resolved,
+        settings=settings,
+        config={**top, **_resolved_axes(settings)},
         axes=axes,
     )
+
+
+def _given_values(
+    config: Mapping[str, Any], overrides: Iterable[str], top_level: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The keys the user gave, flat: the config's, then ``--set`` overrides, then keywords."""
+    flat = _flatten(config)
+    for text in overrides:
+        name, value = parse_override(text)
+        flat[name] = value
+    flat.update((name, value) for name, value in top_level.items() if value is not None)
+    return flat
 
 
 def _resolved_axes(settings: Iterable[Setting]) -> dict[str, Any]:
@@ -568,7 +609,7 @@ def make_setting(**values: Any) -> Setting:
     flat = {}
     for name, value in values.items():
         section, _, rest = name.partition("_")
-        dotted = f"{section}.{rest}" if section in ("data", "model", "train") else name
+        dotted = f"{section}.{rest}" if section in SECTIONS else name
         if dotted not in KEYS or dotted in TOP_LEVEL:
             raise ConfigError(f"unknown setting {name!r}; use e.g. model_width for model.width")
         flat[dotted] = value
@@ -590,8 +631,38 @@ def describe_keys() -> str:
     """Every config key with its kind, default and meaning, one per line (``study run --help``)."""
     lines = []
     for key in SCHEMA:
-        default = "derived" if key.default is None else json.dumps(key.default)
+        default = "derived" if key.nullable else json.dumps(key.default)
         kind = "structural" if key.structural else "numeric"
         choices = f" ({', '.join(key.choices)})" if key.choices else ""
         lines.append(f"  {key.name} = {default}  [{kind}] {key.doc}{choices}")
     return "\n".join(lines)
+
+
+EXAMPLE_PATH = Path(__file__).parent / "configs" / "example.toml"
+_EXAMPLE_HEADER = """\
+# A complete example config: every key, with its default value and meaning.
+# Any key may be omitted (it takes the default shown). A value given as a list is a sweep
+# axis; the grid is the product of all axes, e.g. init_range = [0.05, 0.5].
+# Keys marked (nullable) default to a value derived from other keys; write them to override.
+"""
+
+
+def render_example() -> str:
+    """The text of ``study/configs/example.toml``: every key with its default, meaning and kind.
+
+    Regenerate the file with ``EXAMPLE_PATH.write_text(render_example())`` after a schema edit.
+    """
+    lines, section = _EXAMPLE_HEADER.splitlines() + [""], ""
+    for key in SCHEMA:
+        key_section, _, short = key.name.rpartition(".")
+        if key_section != section:
+            lines += ["", f"[{key_section}]"]
+            section = key_section
+        # JSON spells these strings, numbers, booleans and lists as TOML does.
+        assignment = f"# {short} = ..." if key.nullable else f"{short} = {json.dumps(key.default)}"
+        meaning = ("(nullable) " if key.nullable else "") + key.doc
+        if key.choices:
+            meaning += f"; one of: {', '.join(key.choices)}"
+        kind = "structural" if key.structural else "numeric (traced, sweeps share one compile)"
+        lines.append(f"{assignment}   # {meaning} [{kind}]")
+    return "\n".join(lines) + "\n"

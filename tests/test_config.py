@@ -1,0 +1,191 @@
+"""The config schema is the single source of truth: Structure, Numeric, example.toml and the
+``--help`` text follow from it, and resolving a config gives the same settings as ever."""
+
+import dataclasses
+import pickle
+import re
+import tomllib
+
+import pandas as pd
+import pytest
+
+from study import config
+from study.config import (
+    EXAMPLE_PATH,
+    KEYS,
+    SCHEMA,
+    Numeric,
+    Structure,
+    load_study,
+    make_setting,
+)
+
+CONFIGS = EXAMPLE_PATH.parent
+
+# Field names that the engine, model, data and train modules use; they must not change.
+STRUCTURE_FIELDS = (
+    "data_kind",
+    "dim",
+    "n_samples",
+    "standardize",
+    "resample",
+    "csv_path",
+    "features",
+    "target",
+    "function",
+    "depth",
+    "width",
+    "activation",
+    "init",
+    "use_bias",
+    "bias_init",
+    "optimizer",
+    "loss",
+    "steps",
+    "batch_size",
+    "log_every",
+    "dtype",
+)
+NUMERIC_FIELDS = (
+    "offset",
+    "target_scale",
+    "target_shift",
+    "leaky_slope",
+    "init_range",
+    "bias_scale",
+    "learning_rate",
+    "momentum",
+    "weight_decay",
+    "dormant_tau",
+)
+
+
+def _example_keys() -> dict:
+    """example.toml parsed, its commented-out nullable keys (``# key = ...``) read as set."""
+    text = re.sub(r"^# (\w+) = \.\.\.", r'\1 = "derived"', EXAMPLE_PATH.read_text(), flags=re.M)
+    flat = {}
+    for name, value in tomllib.loads(text).items():
+        if isinstance(value, dict):
+            flat.update((f"{name}.{sub}", sub_value) for sub, sub_value in value.items())
+        else:
+            flat[name] = value
+    return flat
+
+
+def test_example_lists_every_key_with_its_default():
+    example = _example_keys()
+    assert list(example) == list(KEYS)
+    for key in SCHEMA:
+        assert example[key.name] == ("derived" if key.nullable else key.default), key.name
+
+
+def test_example_is_the_rendering_of_the_schema():
+    assert EXAMPLE_PATH.read_text() == config.render_example(), (
+        "example.toml is out of date: config.EXAMPLE_PATH.write_text(config.render_example())"
+    )
+
+
+def test_example_is_the_default_setting():
+    (setting,) = load_study(EXAMPLE_PATH).settings
+    assert setting == make_setting()
+
+
+def test_help_describes_every_key():
+    lines = config.describe_keys().splitlines()
+    assert [line.split()[0] for line in lines] == list(KEYS)
+
+
+def test_structure_and_numeric_fields_are_the_schemas():
+    structure_fields = tuple(field.name for field in dataclasses.fields(Structure))
+    assert structure_fields == STRUCTURE_FIELDS
+    assert structure_fields == tuple(k.field for k in SCHEMA if k.field and k.structural)
+    assert Numeric._fields == NUMERIC_FIELDS
+    assert Numeric._fields == tuple(k.field for k in SCHEMA if k.field and not k.structural)
+
+
+def test_structure_and_numeric_defaults_are_the_default_settings():
+    setting = make_setting()
+    assert Structure() == setting.structure
+    assert Numeric() == setting.numeric
+    assert Numeric().bias_scale == 0.05  # derived from model.init_range
+    assert Structure().loss == "bce" and Structure().full_batch
+
+
+def test_structure_is_frozen_hashable_and_picklable():
+    structure, numeric = Structure(width=4), Numeric(offset=0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        structure.width = 2
+    assert {structure: 1}[Structure(width=4)] == 1
+    assert pickle.loads(pickle.dumps(structure)) == structure
+    assert pickle.loads(pickle.dumps(numeric)) == numeric
+
+
+def test_csv_fields(tmp_path):
+    frame = pd.DataFrame({"x1": [0.0, 1.0, 2.0], "x2": [1.0, 0.0, 3.0], "y": [0, 1, 1]})
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    raw = {"data": {"kind": "csv", "path": "data.csv"}}
+    setting = load_study(raw, base_dir=tmp_path).settings[0]
+    path = str((tmp_path / "data.csv").resolve())
+    assert setting.structure.csv_path == path == setting.as_dict["data.path"]
+    assert setting.structure.features == ("x1", "x2")
+    assert setting.as_dict["data.features"] == ()  # as given: every column but the target
+    assert (setting.structure.n_samples, setting.structure.dim) == (3, 2)
+    assert setting.numeric.offset == 0.0  # data from a file are used as given
+    raw["data"].update(features=["x2"], offset=1.0)
+    setting = load_study(raw, base_dir=tmp_path).settings[0]
+    assert (setting.structure.features, setting.structure.dim) == (("x2",), 1)
+    assert setting.numeric.offset == 1.0
+    uniform = make_setting(data_path="data.csv", data_features=["x1"])
+    assert (uniform.structure.csv_path, uniform.structure.features) == ("", ())
+
+
+SWEEP = {
+    "model": {"bias_scale": [0.1, None]},
+    "train": {"loss": [None, "mse"], "dtype": ["float32", "float64"]},
+}
+FUNCTION = {
+    "data": {"kind": "function", "dim": 1, "function": "sin", "target_scale": [1, 2.5]},
+    "train": {"steps": 50, "log_every": 5},
+}
+
+
+@pytest.mark.parametrize(
+    "source, ids",
+    [
+        ("example.toml", [1731988536]),
+        ("lu2019_abs.toml", [96878372, 1359041188]),
+        (
+            "two_layers.toml",
+            [1080663611, 1638318388, 2128868401, 574127914, 481432864, 621085462]
+            + [1748728460, 1240737155, 1454444678, 174758813, 887157143, 223864737],
+        ),
+        (
+            SWEEP,
+            [371731778, 371731778, 593535709, 593535709]
+            + [1731988536, 1731988536, 1383367591, 1383367591],
+        ),
+        (FUNCTION, [812113347, 1064084646]),
+    ],
+)
+def test_setting_ids_are_those_of_committed_results(source, ids):
+    """Reproducibility regression: the setting ids (hashes of the resolved values, folded into
+    every random key) are the ones recorded before the schema drove Structure and Numeric, so
+    committed results regenerate byte for byte."""
+    raw = CONFIGS / source if isinstance(source, str) else source
+    assert [s.setting_id for s in load_study(raw).settings] == ids
+
+
+@pytest.mark.parametrize(
+    "values, setting_id",
+    [
+        ({}, 1731988536),
+        ({"model_width": 4, "data_offset": 0.0}, 1181639491),
+        ({"model_activation": "leaky_relu", "model_leaky_slope": 0.2}, 99619099),
+        ({"train_optimizer": "sgd", "train_batch_size": 16, "train_steps": 30}, 905714543),
+        ({"train_dtype": "float64"}, 1731988536),  # a float64 setting draws as its float32 twin
+        ({"model_bias_init": "uniform", "model_bias_scale": 0.3, "model_bias": False}, 526165795),
+    ],
+)
+def test_make_setting_ids_are_those_of_committed_results(values, setting_id):
+    """Reproducibility regression, as above, for single settings made from keywords."""
+    assert make_setting(**values).setting_id == setting_id
