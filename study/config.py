@@ -238,7 +238,7 @@ SCHEMA: tuple[Key, ...] = (
         "train.log_every",
         int,
         10,
-        "steps between death checks on the full training set",
+        "steps between death checks on the full training set; left out: min(10, train.steps)",
         check=_positive,
     ),
     Key(
@@ -433,7 +433,8 @@ def _resolve(values: Mapping[str, Any], base_dir: Path, given: frozenset[str]) -
     """Fill the defaults that depend on other keys and build the Structure and Numeric parts.
 
     The values of the returned setting are the resolved ones (a CSV's absolute path, its
-    sample count and dimension, the loss and bias scale that follow from other keys).
+    sample count and dimension, the loss, bias scale and log interval that follow from other
+    keys).
 
     Args:
       values: one value per setting key, in schema order.
@@ -441,7 +442,7 @@ def _resolve(values: Mapping[str, Any], base_dir: Path, given: frozenset[str]) -
       given: the keys the user gave; the others may take defaults that depend on the data.
     """
     values, features = _read_data_file(values, base_dir, given)
-    values = _derived_values(values)
+    values = _derived_values(values, given)
     _check_consistent(values)
     structure = Structure(**_structure_fields(values, features))
     numeric = Numeric(**{key.field: values[key.name] for key in _NUMERIC})
@@ -469,12 +470,15 @@ def _read_data_file(
     return values, tuple(features)
 
 
-def _derived_values(values: Mapping[str, Any]) -> dict[str, Any]:
+def _derived_values(values: Mapping[str, Any], given: frozenset[str]) -> dict[str, Any]:
     """The values with every unset (None) key derived from the others."""
     values = dict(values)
     for key in SCHEMA:
         if key.derive is not None and values[key.name] is None:
             values[key.name] = key.derive(values)
+    if "train.log_every" not in given:
+        # The default interval adapts to a short run; an explicit one longer than it is refused.
+        values["train.log_every"] = min(values["train.log_every"], values["train.steps"])
     return values
 
 

@@ -14,6 +14,7 @@ from study.config import (
     EXAMPLE_PATH,
     KEYS,
     SCHEMA,
+    ConfigError,
     Numeric,
     Structure,
     load_study,
@@ -118,6 +119,19 @@ def test_structure_is_frozen_hashable_and_picklable():
     assert {structure: 1}[Structure(width=4)] == 1
     assert pickle.loads(pickle.dumps(structure)) == structure
     assert pickle.loads(pickle.dumps(numeric)) == numeric
+
+
+def test_log_every_left_out_adapts_to_a_short_run():
+    assert make_setting(train_steps=5).structure.log_every == 5
+    assert make_setting(train_steps=5).as_dict["train.log_every"] == 5
+    assert make_setting(train_steps=10).structure.log_every == 10
+    assert make_setting(train_steps=1000).structure.log_every == 10
+    assert make_setting(train_steps=5, train_log_every=5).structure.log_every == 5
+
+
+def test_explicit_log_every_longer_than_the_run_is_refused():
+    with pytest.raises(ConfigError, match=r"^train.log_every = 10: larger than train.steps = 5$"):
+        make_setting(train_steps=5, train_log_every=10)
 
 
 def test_csv_fields(tmp_path):
