@@ -70,7 +70,7 @@ def _kill_and_resume(tmp_path, reference, delays):
         process = _study_process(config, out, "--no-figures")
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.communicate()  # waits, and closes the pipes
         # nothing under a result's name unless complete: runs.parquet only with a complete manifest
         if (out / "runs.parquet").exists():
             assert pd.read_parquet(out / "runs.parquet").shape[0] == 8 * 24
@@ -91,7 +91,7 @@ def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate()  # waits, and closes the pipes
     assert (out / results.LOCK).exists()  # a killed run leaves its lock file behind...
     _kill_and_resume(tmp_path, reference, [random.Random(0).uniform(1.0, 6.0)])
 
@@ -128,7 +128,7 @@ def test_a_stale_lock_of_a_killed_process_does_not_block(tmp_path, reference):
         assert lock["pid"] == holder.pid
     finally:
         holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        holder.communicate()  # waits, and closes the pipe
     assert (folder / results.LOCK).exists()  # stale now
     assert cli.main(argv) == 0
     _same_results(folder, reference)
