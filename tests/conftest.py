@@ -1,5 +1,5 @@
-"""Shared test setup: strict JAX, a headless matplotlib, figures closed after each test, and
-empty compile caches for the tests that count compiles."""
+"""Shared test setup: strict JAX (rank and dtype promotion), a headless matplotlib, figures
+closed after each test, and empty compile caches for the tests that count compiles."""
 
 import os
 
@@ -9,6 +9,9 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# No implicit promotion across dtype kinds (bool with int, int with float): the code says what
+# it casts. Subprocesses the tests start run with JAX's standard promotion.
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +34,14 @@ def fresh_compile_caches():
     engine._EXECUTABLES.clear()
     train.make_train.cache_clear()
     jax.clear_caches()
+
+
+@pytest.fixture
+def standard_dtype_promotion():
+    """JAX's standard dtype promotion for one test, for code that calls optax's Adam.
+
+    optax raises a float decay rate to an int32 step count (``1 - decay**count`` in
+    ``optax.tree.bias_correction``), which strict promotion refuses; we cannot change optax.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        yield

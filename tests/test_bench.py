@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from study import bench
 from study.cli import main
@@ -14,6 +15,7 @@ from study.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.usefixtures("standard_dtype_promotion")  # the plain formulation uses optax's Adam
 def test_engine_matches_the_plain_formulation():
     """Same dead/alive decision for every initialization, same losses to float tolerance."""
     setting = bench.workload_setting(steps=150)
@@ -33,6 +35,7 @@ def test_engine_matches_the_plain_formulation():
     assert not bench.results_identical(bench.compare_with_plain(flipped, plain))
 
 
+@pytest.mark.usefixtures("standard_dtype_promotion")  # the plain formulation uses optax's Adam
 def test_bench_quick_prints_a_table_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--no-scaling", "--json", str(out)]) == 0

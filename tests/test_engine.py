@@ -188,6 +188,7 @@ def test_new_numeric_values_do_not_recompile(caplog, fresh_compile_caches):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+@pytest.mark.usefixtures("standard_dtype_promotion")  # for optax's Adam, the reference
 def test_running_power_adam_matches_optax(optimizer):
     """Our Adam (bias corrections as running products) is optax's Adam to float rounding."""
     from study.train import make_optimizer
@@ -215,7 +216,7 @@ def test_history_records_death_revival_and_the_step_of_death():
     from study.train import Health, History, _record
 
     def health(dead_units):  # 2 layers x 2 units
-        dead = jnp.array(dead_units)
+        dead = jnp.array(dead_units, bool)
         return Health(dead, dead, dead, jnp.float32(0.5), jnp.bool_(True), jnp.zeros(3))
 
     alive, layer_two_dead, one_unit_dead = [[0, 0], [0, 0]], [[0, 0], [1, 1]], [[1, 0], [0, 0]]
