@@ -261,6 +261,14 @@ def _compare(args) -> int:
 
     from study import analysis, results
 
+    seen = {}
+    for folder in args.dirs:
+        if Path(folder).resolve() in seen:
+            raise ConfigError(
+                f"{folder!r}: the same results folder as {seen[Path(folder).resolve()]!r}, given "
+                "twice; each folder may be compared once"
+            )
+        seen[Path(folder).resolve()] = folder
     frames = []
     for folder in args.dirs:
         runs = results.read_runs(folder)

@@ -399,8 +399,11 @@ def _survival_figures(runs: pd.DataFrame) -> Iterator[tuple[str, Figure]]:
 def plot_results(folder, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
     """Draw every figure that fits a results folder's grid into ``DIR/figures/``.
 
-    Reads the folder's summary and runs through :mod:`study.results`; trains nothing. Returns
-    the paths written.
+    Reads the folder's summary and runs through :mod:`study.results`; trains nothing. Once all
+    are written, the manifest lists them, so that a run killed while drawing is completed by its
+    rerun. Returns the paths written.
     """
     drawn = figures(results.read_summary(folder), results.read_runs(folder))
-    return results.save_figures(folder, drawn, formats)
+    paths = results.save_figures(folder, drawn, formats)
+    results.record_figures(folder, paths)
+    return paths

@@ -571,10 +571,9 @@ def write_report(folder) -> tuple[Path, Path]:
     folder = Path(folder)
     summary = results.read_summary(folder)
     manifest = results.read_manifest(folder)
-    paths = results.figure_files(folder) or [
-        p for p in plots.plot_results(folder) if p.suffix == ".png"
-    ]
-    figures = [FigureFile(p.name, p.read_bytes()) for p in paths]
+    if not results.figure_files(folder):
+        plots.plot_results(folder)
+    figures = [FigureFile(name, data) for name, data in results.read_figures(folder)]
     judged = verdicts(summary)
     return results.write_report(
         folder,

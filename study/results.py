@@ -162,6 +162,11 @@ def locked(folder: str | Path) -> Iterator[Path]:
     """Hold ``folder``'s run lock for the duration; raise FolderError if another run holds it."""
     folder = Path(folder)
     path = folder / LOCK
+    if not _is_ours(path):
+        raise FolderError(
+            f"{str(path)!r} exists and is not a lock of `study run`; it is left as it is: "
+            "use another --out"
+        )
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -227,6 +232,7 @@ class Manifest:
     n_settings: int | None = None
     n_rows: int | None = None
     timings: dict | None = None
+    figures: tuple[str, ...] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -244,6 +250,8 @@ class Manifest:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         ordered = {"format_version": fields.pop("format_version"), **fields}
         ordered["axes"], ordered["devices"] = list(self.axes), list(self.devices)
+        if self.figures is not None:
+            ordered["figures"] = list(self.figures)
         return {name: value for name, value in ordered.items() if value is not None}
 
     @classmethod
@@ -252,6 +260,8 @@ class Manifest:
         fields = {name: v for name, v in value.items() if name in known}
         fields["axes"] = tuple(fields.get("axes", ()))
         fields["devices"] = tuple(fields.get("devices", ()))
+        if fields.get("figures") is not None:
+            fields["figures"] = tuple(fields["figures"])
         return cls(**fields)
 
 
@@ -347,6 +357,27 @@ def figure_files(folder: str | Path, suffix: str = ".png") -> list[Path]:
     return sorted((Path(folder) / FIGURES).glob(f"*{suffix}"))
 
 
+def read_figures(folder: str | Path, suffix: str = ".png") -> list[tuple[str, bytes]]:
+    """The figures drawn so far as ``(file name, contents)``, sorted by name."""
+    return [(path.name, path.read_bytes()) for path in figure_files(folder, suffix)]
+
+
+def figures_complete(folder: str | Path) -> bool:
+    """Whether every figure the folder's manifest lists as drawn is there (none listed: no)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder, required=False)
+    if manifest is None or manifest.figures is None:
+        return False
+    return all((folder / FIGURES / name).exists() for name in manifest.figures)
+
+
+def record_figures(folder: str | Path, paths: Sequence[Path]) -> None:
+    """List the figures just drawn in the manifest: a rerun then knows they are all there."""
+    manifest = read_manifest(folder)
+    names = tuple(sorted(Path(p).name for p in paths))
+    write_manifest(folder, dataclasses.replace(manifest, figures=names))
+
+
 def save_figures(
     folder: str | Path, figures: Iterable[tuple[str, Any]], formats: Sequence[str] = ("png", "pdf")
 ) -> list[Path]:
@@ -388,8 +419,44 @@ def write_comparison(folder: str | Path, name: str, table: pd.DataFrame) -> Path
     return write_csv(out / f"{name}.csv", table)
 
 
-def _ours(name: str) -> bool:
-    return name in (LOCK, PARTIAL, MANIFEST) or _TEMP_MARK in name
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` (in a results folder) is a file that a run of ours made or may replace."""
+    name = path.name
+    if name == LOCK:  # ours when absent, empty (a run killed while taking it) or a holder record
+        return not path.exists() or path.stat().st_size == 0 or bool(_read_holder(path))
+    return name in (PARTIAL, MANIFEST) or _TEMP_MARK in name
+
+
+def open_folder(folder: str | Path, force: bool = False) -> Path:
+    """Check that ``folder`` may hold a run's results, then create it; nothing is made before.
+
+    Raises ConfigError (naming ``--out``) for the filesystem root, a folder of the study package
+    itself, or an existing file; FolderError for an existing folder that is neither empty nor a
+    results folder of ours (it holds no ``manifest.json``), unless ``force``. Files that are not
+    ours are never removed, even with ``force``.
+    """
+    folder = Path(folder)
+    where = folder.resolve()
+    package = Path(__file__).resolve().parent
+    if where == Path(where.anchor):
+        raise ConfigError(f"--out {str(folder)!r}: the filesystem root cannot be a results folder")
+    if where == package or package in where.parents:
+        raise ConfigError(f"--out {str(folder)!r}: a folder of the study package itself")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {str(folder)!r}: an existing file, not a folder")
+    if folder.is_dir() and not force and not (folder / MANIFEST).exists():
+        foreign = sorted(p.name for p in folder.iterdir() if not _is_ours(p))
+        if foreign:
+            raise FolderError(
+                f"{str(folder)!r} is not empty ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}) and has no {MANIFEST}, so it is not a "
+                "results folder of `study run`; use another --out, or --force to write into it"
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {str(folder)!r}: cannot create it ({err.strerror})") from None
+    return folder
 
 
 def prepare(folder: Path, identity: dict, force: bool) -> str:
@@ -405,9 +472,10 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     """
     remove_temporaries(folder)
     if force:
-        clear(folder)
+        if (folder / MANIFEST).exists():  # a folder of ours: earlier results go
+            clear(folder)
         return "new"
-    foreign = [p.name for p in folder.iterdir() if not _ours(p.name)]
+    foreign = [p.name for p in folder.iterdir() if not _is_ours(p)]
     if not (folder / MANIFEST).exists():
         if foreign:
             raise FolderError(

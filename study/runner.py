@@ -35,6 +35,7 @@ from study.errors import ConfigError
 from study.progress import make_progress
 
 RESULTS_ROOT = Path("results")
+NAME_MAX = 255  # bytes in one folder name, on every common file system
 _VERSIONED = ("study", "jax", "jaxlib", "optax", "numpy", "pandas", "pyarrow", "scipy")
 
 
@@ -144,9 +145,9 @@ def run_study(
     """Run every setting of ``study`` into ``folder`` (resuming finished groups); returns it.
 
     A folder that already holds this study's complete results is left as it is (its figures
-    drawn if missing); ``force`` recomputes. Raises study.config.FolderError when another run holds
-    the folder or it holds another config's results (unless ``force``), and ConfigError for bad
-    input, before anything is written.
+    drawn if any is missing); ``force`` recomputes. Raises FolderError when another run holds the
+    folder or it holds something else than this config's results (unless ``force``), and
+    ConfigError for bad input or an unusable folder, before anything is written.
     """
     from study.engine import enable_float64_if_needed
 
@@ -161,22 +162,20 @@ def run_study(
     with contextlib.ExitStack() as held:
 
         def claim() -> list[int]:
-            folder.mkdir(parents=True, exist_ok=True)
+            results.open_folder(folder, force)
             held.enter_context(results.locked(folder))
             results.prepare(folder, run_identity, force)
             return [int(_up_to_date(folder))]
 
         (up_to_date,) = distributed.from_writer(claim, 1, "take the results folder")
-        if up_to_date:
-            if not quiet:
-                print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
-            figures = figures and not (folder / results.FIGURES).exists()
-        else:
+        if up_to_date and not quiet:
+            print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
+        if not up_to_date:
             _compute(study, folder, run_identity, chunk_size, quiet)
-    if figures:
-        from study import plots
+        if figures and not results.figures_complete(folder):
+            from study import plots
 
-        plots.plot_results(folder)
+            plots.plot_results(folder)
     return folder
 
 
@@ -317,6 +316,11 @@ def default_folder(name: str) -> Path:
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ConfigError(
             f"name = {name!r}: must be a plain folder name (no '/', not '.' or '..'), or give --out"
+        )
+    if len(name.encode()) > NAME_MAX:
+        raise ConfigError(
+            f"name = {name[:24]!r}...: {len(name.encode())} bytes, longer than the {NAME_MAX} a "
+            "folder name may have; shorten it or give --out"
         )
     return RESULTS_ROOT / name
 

@@ -188,13 +188,13 @@ def test_a_disk_error_is_one_line_exit_1_and_earlier_results_survive(
     _same_results(out, reference)
 
 
-def test_an_unwritable_results_path_is_a_one_line_error(tmp_path, capsys):
+def test_an_unusable_results_path_is_a_one_line_error_naming_out(tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_TOML)
     code = cli.main(["run", str(config), "--out", str(tmp_path / "file" / "out"), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "Not a directory" in err
+    assert code == 2 and err.count("\n") == 1 and "--out" in err and "Not a directory" in err
 
 
 def test_divergence_is_reported_apart_and_never_leaks_nan_into_proportions(tmp_path):

@@ -1,0 +1,132 @@
+"""What a run may touch: only a folder that is empty or ours; never a file it did not make.
+
+And a run interrupted at any point, even while drawing its figures, is completed by its rerun.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+import study
+from study import cli, plots, results, runner
+from study.config import load_study
+from study.errors import ConfigError, FolderError
+
+TINY = {
+    "name": "tiny",
+    "n_inits": 17,
+    "seed": 1,
+    "data": {"offset": [0.0, 2.0], "n_samples": 16},
+    "train": {"steps": 4, "log_every": 2},
+}
+
+
+def tiny():
+    return load_study(TINY)
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "out, fragment",
+    [
+        ("/", "filesystem root"),
+        (str(Path(study.__file__).parent), "study package"),
+        (str(Path(study.__file__).parent / "configs" / "new"), "study package"),
+    ],
+)
+def test_unusable_out_folders_are_refused_before_anything_is_made(out, fragment):
+    before = sorted(os.listdir(out)) if os.path.isdir(out) else None
+    with pytest.raises(ConfigError, match=f"--out .*{fragment}"):
+        runner.run_study(tiny(), out, figures=False)
+    after = sorted(os.listdir(out)) if os.path.isdir(out) else None
+    assert before == after
+
+
+def test_an_existing_file_as_out_exits_2_naming_out(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("mine")
+    assert cli.main(["run", "--out", str(target), "--quiet", "--n-inits", "17"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "existing file" in err
+    assert target.read_text() == "mine"
+
+
+def test_a_foreign_run_lock_is_neither_used_nor_removed(tmp_path):
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    (folder / "run.lock").write_text("the user's own notes")
+    for force in (False, True):
+        with pytest.raises(FolderError):
+            runner.run_study(tiny(), folder, force=force, figures=False)
+        assert listing(folder) == {"run.lock": b"the user's own notes"}
+
+
+def test_force_into_a_foreign_folder_removes_nothing_of_its_own(tmp_path):
+    folder = tmp_path / "theirs"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "mine.png").write_bytes(b"not ours")
+    (folder / "summary.csv").write_text("not ours either")
+    with pytest.raises(FolderError, match="not a results folder"):
+        runner.run_study(tiny(), folder, figures=False)
+    assert (folder / "summary.csv").read_text() == "not ours either"
+    runner.run_study(tiny(), folder, force=True, figures=False)  # asked for: written into it
+    assert (folder / "figures" / "mine.png").read_bytes() == b"not ours"
+    assert not (folder / "run.lock").exists()
+
+
+def test_an_overlong_name_names_the_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--quiet", "--n-inits", "17", "--set", f"name={'x' * 300}"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "name = " in err and "255" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_compare_refuses_the_same_folder_twice(tmp_path, capsys):
+    folder = tmp_path / "one"
+    runner.run_study(tiny(), folder, figures=False)
+    assert (
+        cli.main(["compare", str(folder), str(tmp_path / "." / "one"), "--by", "data.offset"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "twice" in err
+
+
+def test_a_run_killed_while_drawing_figures_is_completed_by_its_rerun(tmp_path, monkeypatch):
+    folder = tmp_path / "figures_cut"
+    real_save = results.save_figures
+
+    def killed_after_two(folder, figures, formats=("png", "pdf")):
+        drawn = iter(figures)
+        real_save(folder, [next(drawn), next(drawn)], formats)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "save_figures", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_study(tiny(), folder)
+    monkeypatch.setattr(results, "save_figures", real_save)
+    assert len(results.figure_files(folder)) == 2 and not results.figures_complete(folder)
+    runner.run_study(tiny(), folder)  # the results are up to date; the figures are not
+    assert results.figures_complete(folder)
+    expected = {p.name for p in plots.plot_results(folder)}
+    assert {p.name for p in (folder / "figures").iterdir()} == expected
+
+
+def test_plot_report_and_compare_refuse_the_same_folders_alike(tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    messages = []
+    for argv in (
+        ["plot", str(broken)],
+        ["report", str(broken)],
+        ["compare", str(broken), "--by", "x"],
+    ):
+        assert cli.main(argv) == 2
+        messages.append(capsys.readouterr().err.split(": error: ", 1)[1])
+    assert len(set(messages)) == 1 and "format version" in messages[0]
