@@ -162,7 +162,9 @@ def _init_rai(key, fan_in, fan_out, use_bias, dtype):
     )
     picked = jax.random.randint(key_pick, (fan_out,), 0, columns, jnp.int32)
     positive = jax.random.beta(key_beta, 2.0, 1.0, (fan_out,), jnp.float32).astype(dtype)
-    rows = jnp.where(jnp.arange(columns)[None, :] == picked[:, None], positive[:, None], rows)
+    rows = jnp.where(
+        jnp.arange(columns, dtype=picked.dtype)[None, :] == picked[:, None], positive[:, None], rows
+    )
     bias = rows[:, fan_in] if use_bias else jnp.zeros((fan_out,), dtype)
     return rows[:, :fan_in], bias
 

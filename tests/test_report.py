@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from study import analysis, cli, report, results
-from tests.helpers import write_results_folder
-from tests.test_analysis import synthetic_runs
+from tests.helpers import synthetic_runs, write_results_folder
 
 
 def test_verdicts_follow_the_numbers():

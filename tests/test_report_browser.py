@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from study import report
-from tests.helpers import write_results_folder
-from tests.test_analysis import synthetic_runs
+from tests.helpers import synthetic_runs, write_results_folder
 
 pytestmark = pytest.mark.slow
 
