@@ -461,8 +461,13 @@ def _read_data_file(
         raise ConfigError("data.path is required when data.kind = 'csv'")
     path = Path(values["data.path"])
     if not path.is_absolute():
-        path = (base_dir / path).resolve()
-    features, inputs, _ = load_csv(str(path), values["data.features"], values["data.target"])
+        try:
+            path = (base_dir / path).resolve()
+        except (OSError, RuntimeError) as err:  # a symbolic link loop, on Python 3.11
+            raise ConfigError(f"data.path = {str(path)!r}: cannot resolve it ({err})") from None
+    features, inputs, _ = load_csv(
+        str(path), values["data.features"], values["data.target"], values["train.dtype"]
+    )
     values["data.n_samples"], values["data.dim"] = inputs.shape
     values["data.path"] = str(path)
     if "data.offset" not in given:

@@ -6,6 +6,8 @@ sample-major here; :func:`study.data.csv_data` turns them into the engine's feat
 
 from __future__ import annotations
 
+import collections
+import csv
 import functools
 import os
 
@@ -14,23 +16,42 @@ import numpy as np
 from study.errors import ConfigError
 
 
-def load_csv(path: str, features: tuple[str, ...], target: str):
+def load_csv(path: str, features: tuple[str, ...], target: str, dtype: str = "float32"):
     """Read a CSV of numeric features and a 0/1 target (cached while the file is unchanged).
 
     Returns ``(feature_names, inputs: float64[n_samples, dim], targets: float64[n_samples])``.
-    Every problem (missing or empty file, missing column, non-numeric value, a target that is
-    not 0/1) raises a one-line :class:`ConfigError`.
+    Every problem (a file that is missing, empty or unreadable, a header that names a column
+    twice, a missing column, ``data.features`` naming the target or a column twice, a value that
+    is not a number or not finite in ``dtype``, a target that is not 0/1) raises a one-line
+    :class:`ConfigError` naming the key and, for a value, its column and row. The checks take
+    time linear in the file's size.
     """
     try:
         stat = os.stat(path)
         version = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         version = None  # _read_csv reports what is wrong
-    return _read_csv(path, tuple(features), target, version)
+    return _read_csv(path, tuple(features), target, dtype, version)
 
 
 @functools.lru_cache(maxsize=32)
-def _read_csv(path: str, features: tuple[str, ...], target: str, version):
+def _read_csv(path: str, features: tuple[str, ...], target: str, dtype: str, version):
+    frame = _read_frame(path)
+    columns = _header(path, frame)
+    if target not in columns:
+        raise ConfigError(
+            f"data.target = {target!r}: no such column in {path!r}; columns: {_some(columns)}"
+        )
+    features = _check_features(path, features, target, columns)
+    inputs = _numeric(frame, features, path, dtype)
+    targets = _numeric(frame, (target,), path, dtype)[:, 0]
+    if not np.isin(targets, (0.0, 1.0)).all():
+        bad = targets[~np.isin(targets, (0.0, 1.0))][0]
+        raise ConfigError(f"data.target = {target!r}: values must be 0 or 1, found {bad!r}")
+    return features, inputs, targets
+
+
+def _read_frame(path: str):
     import pandas as pd
 
     try:
@@ -39,6 +60,8 @@ def _read_csv(path: str, features: tuple[str, ...], target: str, version):
         raise ConfigError(f"data.path = {path!r}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"data.path = {path!r}: is a directory, expected a CSV file") from None
+    except OSError as err:  # unreadable, a symbolic link loop, ...
+        raise ConfigError(f"data.path = {path!r}: cannot read it ({err.strerror or err})") from None
     except pd.errors.EmptyDataError:
         raise ConfigError(f"data.path = {path!r}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -46,30 +69,69 @@ def _read_csv(path: str, features: tuple[str, ...], target: str, version):
         raise ConfigError(f"data.path = {path!r}: not a readable CSV ({reason})") from None
     if frame.empty:
         raise ConfigError(f"data.path = {path!r}: the file has no rows")
-    columns = [str(c) for c in frame.columns]
-    if target not in columns:
-        raise ConfigError(
-            f"data.target = {target!r}: no such column in {path!r}; columns: {', '.join(columns)}"
-        )
+    return frame
+
+
+def _header(path: str, frame) -> list[str]:
+    """The column names as the file writes them (pandas renames a repeated name to ``a.1``)."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        names = next(csv.reader(file), [])
+    repeated = [name for name, count in collections.Counter(names).items() if count > 1]
+    if repeated:
+        raise ConfigError(f"data.path = {path!r}: the header names {_some(repeated)} twice")
+    return [str(c) for c in frame.columns]
+
+
+def _check_features(path: str, features, target: str, columns: list[str]) -> tuple[str, ...]:
+    known = set(columns)
     features = tuple(features) or tuple(c for c in columns if c != target)
     if not features:
         raise ConfigError(f"data.path = {path!r}: no feature columns besides the target")
-    for name in features:
-        if name not in columns:
-            raise ConfigError(
-                f"data.features: no column {name!r} in {path!r}; columns: {', '.join(columns)}"
-            )
-    for name in (*features, target):
-        values = pd.to_numeric(frame[name], errors="coerce")
-        if values.isna().any() or not np.isfinite(values.to_numpy(dtype=float)).all():
-            row = int(np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))[0])
-            raise ConfigError(
-                f"data.path = {path!r}: column {name!r} has a non-numeric or "
-                f"missing value at row {row + 1} ({frame[name].iloc[row]!r})"
-            )
-    targets = frame[target].to_numpy(dtype=float)
-    if not np.isin(targets, (0.0, 1.0)).all():
-        bad = targets[~np.isin(targets, (0.0, 1.0))][0]
-        raise ConfigError(f"data.target = {target!r}: values must be 0 or 1, found {bad!r}")
-    inputs = frame[list(features)].to_numpy(dtype=float)
-    return features, inputs, targets
+    missing = [name for name in features if name not in known]
+    if missing:
+        raise ConfigError(
+            f"data.features: no column {missing[0]!r} in {path!r}; columns: {_some(columns)}"
+        )
+    if target in features:
+        raise ConfigError(
+            f"data.features names the target {target!r}: the label would be an input; "
+            "list feature columns only"
+        )
+    repeated = [name for name, count in collections.Counter(features).items() if count > 1]
+    if repeated:
+        raise ConfigError(f"data.features names {_some(repeated)} twice; name each column once")
+    return features
+
+
+def _numeric(frame, names: tuple[str, ...], path: str, dtype: str) -> np.ndarray:
+    """``float64[n, len(names)]``, every value a number that is finite in ``dtype``."""
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
+    position = {name: i for i, name in enumerate(map(str, frame.columns))}
+    block = frame.iloc[:, [position[name] for name in names]]
+    text = [n for n, kind in zip(names, block.dtypes, strict=True) if not is_numeric_dtype(kind)]
+    raw = block
+    if text:
+        block = block.assign(**{n: pd.to_numeric(block[n], errors="coerce") for n in text})
+    values = block.to_numpy(dtype=float)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(values.astype(dtype))
+    if not finite.all():
+        column = int(np.flatnonzero(~finite.all(axis=0))[0])
+        row = int(np.flatnonzero(~finite[:, column])[0])
+        value = raw.iloc[row, column]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ConfigError(
+            f"data.path = {path!r}: column {names[column]!r} has a non-numeric, missing or "
+            f"out-of-range value at row {row + 1} ({value!r}); values must be finite {dtype} "
+            "numbers"
+        )
+    return values
+
+
+def _some(names, shown: int = 10) -> str:
+    """The first names of a list, comma-separated, with a count of the rest."""
+    names = list(names)
+    rest = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(map(str, names[:shown])) + rest

@@ -97,7 +97,9 @@ def csv_data(structure: Structure) -> Data | None:
     """The CSV file of a structure as feature-major arrays, or None for synthetic data."""
     if structure.data_kind != "csv":
         return None
-    _, inputs, targets = load_csv(structure.csv_path, structure.features, structure.target)
+    _, inputs, targets = load_csv(
+        structure.csv_path, structure.features, structure.target, structure.dtype
+    )
     dtype = np.dtype(structure.dtype)
     return Data(np.asarray(inputs.T, dtype), np.asarray(targets, dtype))
 

@@ -9,12 +9,15 @@ import string
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from study import cli
+from study.errors import ConfigError
 
+TRAIN = {"train": {"steps": 4, "log_every": 2}}
 VALID = {
     "data": {"n_samples": 16},
     "train": {"steps": 4, "log_every": 2},
@@ -130,7 +133,76 @@ CSV_CASES = [
     ("x1,x3,y\n1,2,0\n3,4,1\n", ("data.features", "'x2'", "columns: x1, x3, y")),
     ("x1,x2,label\n1,2,0\n3,4,1\n", ("data.target", "'y'", "columns")),
     ("x1,x2,y\n1,2,0\n3,4,2\n", ("data.target", "0 or 1", "2.0")),
+    ("x1,x2,x1,y\n1,2,3,0\n3,4,5,1\n", ("data.path", "header names x1 twice")),
+    ("x1,x2,y\n1,2,0\n3,1e308,1\n", ("column 'x2'", "row 2", "1e+308", "float32")),
+    ("x1,x2,y\n1,2,0\n-1e39,4,1\n", ("column 'x1'", "row 2", "out-of-range")),
 ]
+
+
+@pytest.mark.parametrize(
+    "features, fragments",
+    [(["x1", "y"], ("data.features", "target 'y'")), (["x1", "x1"], ("data.features", "x1 twice"))],
+)
+def test_features_that_leak_the_label_or_repeat_a_column_are_refused(
+    tmp_path, capsys, features, fragments
+):
+    (tmp_path / "data.csv").write_text("x1,x2,y\n1,2,0\n3,4,1\n")
+    config = {"data": {"kind": "csv", "path": "data.csv", "features": features}, **TRAIN}
+    assert_refused(run_cli(tmp_path, config), capsys, tmp_path, *fragments)
+
+
+def test_a_symbolic_link_loop_as_data_path_names_the_key(tmp_path, capsys):
+    (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
+    config = {"data": {"kind": "csv", "path": "loop.csv"}, **TRAIN}
+    assert_refused(run_cli(tmp_path, config), capsys, tmp_path, "data.path", "loop.csv")
+
+
+def test_csv_values_are_checked_in_the_run_dtype(tmp_path):
+    """1e39 is finite in float64 but not in float32: refused for one, accepted for the other."""
+    (tmp_path / "data.csv").write_text("x1,x2,y\n1,2,0\n3,1e39,1\n")
+    config = {"data": {"kind": "csv", "path": "data.csv"}, "train": {"steps": 4, "log_every": 2}}
+    assert run_cli(tmp_path, config) == 2
+    config["train"]["dtype"] = "float64"
+    assert run_cli(tmp_path, config) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False).filter(
+        lambda v: abs(v) > float(np.finfo(np.float32).max)
+    ),
+    row=st.integers(0, 3),
+)
+def test_any_value_beyond_float32_is_refused_naming_column_and_row(value, row):
+    from study.csvfile import load_csv
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.csv"
+        values = [["1", "2", "0"], ["3", "4", "1"], ["5", "6", "0"], ["7", "8", "1"]]
+        values[row][1] = repr(value)
+        path.write_text("a,b,y\n" + "\n".join(",".join(r) for r in values) + "\n")
+        with pytest.raises(ConfigError, match=f"column 'b' .* row {row + 1} "):
+            load_csv(str(path), (), "y", "float32")
+        assert load_csv(str(path), (), "y", "float64")[1][row, 1] == value
+
+
+@settings(max_examples=40, deadline=None)
+@given(names=st.lists(st.sampled_from(["a", "b", "c", "y"]), min_size=2, max_size=6))
+def test_any_header_that_repeats_a_name_is_refused(names):
+    from study.csvfile import load_csv
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.csv"
+        path.write_text(",".join(names) + "\n" + ",".join("0" for _ in names) + "\n")
+        repeated = len(set(names)) < len(names)
+        if repeated:
+            with pytest.raises(ConfigError, match="twice"):
+                load_csv(str(path), (), names[0], "float32")
+        else:
+            try:
+                load_csv(str(path), (), names[0], "float32")
+            except ConfigError as err:
+                assert "twice" not in str(err)
 
 
 @pytest.mark.parametrize("text,fragments", CSV_CASES, ids=lambda v: repr(v)[:16])
