@@ -426,7 +426,14 @@ def _axis_values(key: Key, value: Any) -> list[Any]:
         values = value
     else:
         values = [value]
-    return [_check_value(key, v) for v in values]
+    checked = [_check_value(key, v) for v in values]
+    for i, v in enumerate(checked):
+        if v in checked[:i]:
+            raise ConfigError(
+                f"{key.name} = {value!r}: {v!r} is listed twice; a sweep lists each value once, "
+                "so that every setting runs n_inits initializations"
+            )
+    return checked
 
 
 def _resolve(values: Mapping[str, Any], base_dir: Path, given: frozenset[str]) -> Setting:
@@ -576,6 +583,11 @@ def load_study(
         _resolve(dict(zip(axes_values, combo, strict=True)), base_dir, frozenset(flat))
         for combo in itertools.product(*axes_values.values())
     )
+    if len({setting.values for setting in settings}) < len(settings):
+        raise ConfigError(
+            f"the sweep over {', '.join(axes)} names one setting twice once derived values are "
+            "filled in (e.g. model.bias_scale left out is model.init_range); list each setting once"
+        )
     return Study(
         name=top["name"],
         n_inits=top["n_inits"],

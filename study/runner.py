@@ -20,6 +20,7 @@ import datetime
 import functools
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
@@ -154,6 +155,7 @@ def run_study(
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size {chunk_size}: must be a positive integer")
     folder = Path(folder)
+    check_size(study)
     run_identity = identity(study)
     enable_float64_if_needed(study.settings)
     if not distributed.is_writer():
@@ -177,6 +179,44 @@ def run_study(
 
             plots.plot_results(folder)
     return folder
+
+
+# A run is refused when even at these rates (initialization-steps per second and device, far
+# above what this project measured: 2.2 M on a CPU core pair for the smallest network) it would
+# take longer than MAX_DAYS, or when its table would not fit in the machine's memory.
+OPTIMISTIC_RATE = {"cpu": 1e7, "accelerator": 1e9}
+MAX_DAYS = 7
+BYTES_PER_CELL = 16  # a table cell in memory, with pandas' and pyarrow's copies
+
+
+def check_size(study: Study) -> None:
+    """Refuse up front a study whose time or memory is beyond reason, with the estimate."""
+    import jax
+
+    rows = len(study.settings) * study.n_inits
+    init_steps = sum(s.structure.steps for s in study.settings) * study.n_inits
+    devices = jax.devices()
+    kind = "cpu" if devices[0].platform == "cpu" else "accelerator"
+    days = init_steps / (OPTIMISTIC_RATE[kind] * len(devices)) / 86400
+    columns = (
+        len(study.settings[0].values) + 16 + 7 * max(s.structure.depth for s in study.settings)
+    )
+    table_gb = rows * columns * BYTES_PER_CELL / 1e9
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    size = (
+        f"{len(study.settings)} settings x n_inits = {study.n_inits}: {init_steps:.3g} init-steps"
+    )
+    if days > MAX_DAYS:
+        raise ConfigError(
+            f"{size} would take at least {days:.3g} days even at {OPTIMISTIC_RATE[kind]:.0e} "
+            f"init-steps/s on each of {len(devices)} device(s); lower n_inits or train.steps, or "
+            "split the grid into several configs"
+        )
+    if table_gb > memory_gb:
+        raise ConfigError(
+            f"{size} need a table of about {table_gb:.3g} GB, more than this machine's "
+            f"{memory_gb:.3g} GB of memory; lower n_inits or split the grid into several configs"
+        )
 
 
 def _up_to_date(folder: Path) -> bool:

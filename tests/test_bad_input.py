@@ -321,3 +321,46 @@ def test_generated_malformed_csv_files_are_refused(capsys, text):
             "train": {"steps": 4, "log_every": 2},
         }
         assert_refused(run_cli(folder, config), capsys, folder)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    key=st.sampled_from(["model.width", "model.init_range", "data.offset", "train.optimizer"]),
+    data=st.data(),
+)
+def test_any_sweep_that_lists_a_value_twice_is_refused(key, data):
+    from study.config import load_study
+
+    pool = {
+        "model.width": st.integers(1, 4),
+        "model.init_range": st.sampled_from([0.05, 0.5, 2.0]),
+        "data.offset": st.sampled_from([0.0, 0.5, 2.0]),
+        "train.optimizer": st.sampled_from(["sgd", "adam", "momentum"]),
+    }[key]
+    values = data.draw(st.lists(pool, min_size=2, max_size=5))
+    section, _, name = key.partition(".")
+    config = {section: {name: values}}
+    if len(set(values)) < len(values):
+        with pytest.raises(ConfigError, match=f"{key} = .* listed twice"):
+            load_study(config)
+    else:
+        assert len(load_study(config).settings) == len(values)
+
+
+def test_settings_that_coincide_once_derived_values_are_filled_are_refused():
+    from study.config import load_study
+
+    with pytest.raises(ConfigError, match="names one setting twice"):
+        load_study({"model": {"init_range": 0.05, "bias_scale": [None, 0.05]}})
+
+
+@pytest.mark.parametrize(
+    "n_inits, fragments",
+    [(10**12, ("init-steps", "days", "lower n_inits")), (10**9, ("GB", "memory", "lower n_inits"))],
+)
+def test_a_run_beyond_reason_is_refused_up_front_with_its_estimate(
+    tmp_path, capsys, n_inits, fragments
+):
+    extra = ("--n-inits", str(n_inits), "--set", "train.steps=1000")
+    code = run_cli(tmp_path, VALID, extra=extra)
+    assert_refused(code, capsys, tmp_path, "n_inits", *fragments)
