@@ -34,6 +34,14 @@ PROPORTIONS = {
 }
 # A function from a setting (a mapping of config keys) to its training inputs, or None.
 InputsOf = Callable[[Mapping[str, Any]], "np.ndarray | None"]
+# The theory columns of a summary, one per field of study.theory.Theory.
+THEORY_COLUMNS = (
+    "p_dead_init_theory",
+    "p_dead_init_lower",
+    "p_dead_init_upper",
+    "theory",
+    "theory_note",
+)
 _PER_LAYER = re.compile(r"^dead_units_(init|end)_l(\d+)$")
 
 
@@ -103,27 +111,35 @@ def _group_keys(runs: pd.DataFrame, by: Sequence[str] | None) -> list[str]:
 def theory_per_setting(runs: pd.DataFrame, inputs: InputsOf | None = None) -> pd.DataFrame:
     """The closed-form P(dead at init) of every distinct setting in ``runs``.
 
-    Returns a frame with the setting columns, ``p_dead_init_theory`` (NaN where no formula
-    applies) and ``theory`` (the formula's name, see :func:`study.theory.p_dead_init_theory`).
+    Returns a frame with the setting columns and :data:`THEORY_COLUMNS`: ``p_dead_init_theory``
+    (the exact value, NaN where none is proved), ``p_dead_init_lower`` and ``p_dead_init_upper``
+    (proved bounds where only bounds exist, else NaN), ``theory`` (the result's tag) and
+    ``theory_note`` (which result applies, or why none does); see
+    :func:`study.theory.p_dead_init_theory`.
 
     Args:
       runs: the per-initialization table.
       inputs: ``inputs(values) -> float[n_samples, dim] | None``, the training inputs of a setting
         given as a mapping of config keys (:func:`study.data.setting_inputs` with the study
-        seed); None = the data are unknown and only data-free formulas are used.
+        seed); None = the data are unknown and only data-free results are used.
     """
     settings = runs[setting_columns(runs)].drop_duplicates().reset_index(drop=True)
-    values, names = [], []
+    rows = []
     for _, row in settings.iterrows():
         setting = row.to_dict()
-        relu = setting.get("model.activation", "relu") == "relu"
-        data = inputs(setting) if inputs is not None and relu else None
-        p, name = theory.p_dead_init_theory(setting, data)
-        values.append(p)
-        names.append(name)
-    settings["p_dead_init_theory"] = np.asarray(values, dtype=float)
-    settings["theory"] = names
+        data = inputs(setting) if inputs is not None and _needs_data(setting) else None
+        rows.append(theory.p_dead_init_theory(setting, data))
+    found = pd.DataFrame(rows, columns=list(theory.Theory._fields))
+    for column, field in zip(THEORY_COLUMNS, theory.Theory._fields, strict=True):
+        settings[column] = found[field].to_numpy(dtype=float if column.startswith("p_") else object)
     return settings
+
+
+def _needs_data(setting: Mapping[str, Any]) -> bool:
+    """Whether a setting's theory depends on its data set (ReLU, or leaky ReLU of slope 0)."""
+    activation = setting.get("model.activation", "relu")
+    slope = setting.get("model.leaky_slope", 0.01)
+    return activation == "relu" or (activation == "leaky_relu" and float(slope) == 0.0)
 
 
 def summarize(
@@ -141,10 +157,13 @@ def summarize(
     ``level``; over ``n_valid``, ``p_diverged`` over ``n_inits``); ``dead_frac_init_l1..`` and
     ``dead_frac_end_l1..`` (mean over valid initializations of dead units / width in that hidden
     layer; NaN for layers beyond a setting's depth); ``mean_final_accuracy``;
-    ``p_dead_init_theory`` and ``theory_disagrees`` (theory outside the Wilson interval of death
-    at init over ALL initializations, diverged ones included); ``k_revived_dead_init`` and
-    ``p_revived_dead_init`` with its interval (of the ``k_dead_init`` valid networks dead at init,
-    those that revived); ``theory`` (formula name) and ``note``.
+    ``p_dead_init_theory`` (the exact P(dead at init), NaN where none is proved),
+    ``p_dead_init_lower`` and ``p_dead_init_upper`` (proved bounds, where only bounds exist) and
+    ``theory_disagrees`` (the Wilson interval of death at init over ALL initializations, diverged
+    ones included, excludes the exact value or misses the bounds' interval);
+    ``k_revived_dead_init`` and ``p_revived_dead_init`` with its interval (of the ``k_dead_init``
+    valid networks dead at init, those that revived); ``theory`` (the result's tag),
+    ``theory_note`` (which result applies, or why none does) and ``note``.
 
     Args:
       runs: the per-initialization table (``runs.parquet``).
@@ -212,28 +231,39 @@ def _summary_order(fractions) -> list[str]:
     order = ["n_inits", "n_valid"]
     for name in PROPORTIONS:
         order += [_count_name(name), name, f"{name}_lo", f"{name}_hi"]
-    order += [*fractions, "mean_final_accuracy", "p_dead_init_theory", "theory_disagrees"]
+    order += [*fractions, "mean_final_accuracy", *THEORY_COLUMNS[:3], "theory_disagrees"]
     order += ["k_revived_dead_init", "p_revived_dead_init", "p_revived_dead_init_lo"]
-    return order + ["p_revived_dead_init_hi", "theory", "note"]
+    return order + ["p_revived_dead_init_hi", *THEORY_COLUMNS[3:], "note"]
 
 
 def _theory_columns(grouped, n_inits: pd.Series, level: float) -> pd.DataFrame:
-    """``p_dead_init_theory``, ``theory_disagrees`` and ``theory`` of each group.
+    """The theory of each group: :data:`THEORY_COLUMNS` and ``theory_disagrees``.
 
-    A group's theory is the common value of its settings; NaN if they differ or none applies.
-    Death at init is decided before any training, so the theory is compared with it over ALL
-    initializations: ``p_dead_init`` leaves out diverged runs, and those are mostly living ones.
+    A group's theory is the common value of its settings; NaN (and a note saying so) if they
+    differ. Death at init is decided before any training, so the theory is compared with it over
+    ALL initializations: ``p_dead_init`` leaves out diverged runs, and those are mostly living
+    ones. A group disagrees when its Wilson interval excludes the exact value, or lies wholly
+    below the lower bound or above the upper bound.
     """
     value = grouped["p_dead_init_theory"].agg(_common_value)
+    lower = grouped["p_dead_init_lower"].agg(_common_value)
+    upper = grouped["p_dead_init_upper"].agg(_common_value)
     _, lo, hi = _proportion(grouped["_dead_init_all"].sum(), n_inits, level)
     tolerance = 1e-12
+    outside_exact = value.notna() & ((value < lo - tolerance) | (value > hi + tolerance))
+    outside_bounds = lower.notna() & ((hi < lower - tolerance) | (lo > upper + tolerance))
     name = grouped["theory"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
-    disagrees = value.notna() & ((value < lo - tolerance) | (value > hi + tolerance))
+    note = grouped["theory_note"].agg(
+        lambda s: s.iloc[0] if s.nunique() == 1 else "the group's settings have different theory"
+    )
     return pd.DataFrame(
         {
             "p_dead_init_theory": value,
-            "theory_disagrees": disagrees,
-            "theory": name.where(value.notna(), ""),
+            "p_dead_init_lower": lower,
+            "p_dead_init_upper": upper,
+            "theory_disagrees": outside_exact | outside_bounds,
+            "theory": name,
+            "theory_note": note,
         }
     )
 

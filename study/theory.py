@@ -1,12 +1,45 @@
 """Closed-form probabilities of death at initialization (derivations in ``docs/theory.md``).
 
+A hidden ReLU unit is dead on a data set when its pre-activation is <= 0 on every input; a network
+is dead when some hidden layer has all its units dead (:mod:`study.train`). The functions here
+give P(network dead at init) for one setting: an exact value where one is proved, else a proved
+lower and upper bound, else a note saying why there is none (:func:`p_dead_init_theory`).
+
 Every function states its assumptions; ``tests/test_theory.py`` checks each against an independent
-NumPy simulation, and the engine's Monte Carlo estimates are checked against them.
+NumPy simulation at 4 standard errors, and the engine's Monte Carlo estimates are checked against
+them. Nothing here imports JAX.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
+from scipy import integrate, stats
+
+NAN = float("nan")
+
+
+class Theory(NamedTuple):
+    """P(network dead at init) of one setting, as far as it is known.
+
+    exact: the closed form; NaN where only bounds or nothing is known.
+    lower, upper: proved bounds, given only where there is no exact value (else NaN).
+    name: a short tag of the result (``"ray"``, ``"relu_2d"``, ``"bounds"``, ...); "" if none.
+    note: one sentence: which result applies, or why none does.
+    """
+
+    exact: float
+    lower: float
+    upper: float
+    name: str
+    note: str
+
+
+# --------------------------------------------------------------------------------------------
+# One zero-bias unit on a fixed data set.
+# --------------------------------------------------------------------------------------------
 
 
 def _angle_cdf(theta, weights: str):
@@ -27,34 +60,56 @@ def _angle_cdf(theta, weights: str):
     return quadrant / 4 + inside
 
 
+def _angle_mass(start: float, stop: float, weights: str) -> float:
+    """P(angle of w in [start, stop]) for ``start <= stop <= start + 2 pi``, any real start."""
+    turns, start = divmod(start, 2 * np.pi)
+    stop = stop - 2 * np.pi * turns
+    if stop <= 2 * np.pi:
+        return float(_angle_cdf(stop, weights) - _angle_cdf(start, weights))
+    wrapped = _angle_cdf(stop - 2 * np.pi, weights)
+    return float(1 - _angle_cdf(start, weights) + wrapped)
+
+
+def _nonzero_rows(inputs) -> np.ndarray:
+    x = np.asarray(inputs, dtype=float)
+    return x[np.any(x != 0, axis=1)]
+
+
 def p_dead_relu_2d(inputs, weights: str = "uniform") -> float:
-    """P(a zero-bias ReLU unit is dead on a 2-D data set of positive features).
+    """P(a zero-bias ReLU unit is dead on a 2-D data set).
 
     Assumptions: bias 0; weights i.i.d. U(-a, a) ('uniform', any a) or N(0, s^2) ('normal',
-    any s); every input in the open positive quadrant.
+    any s). Inputs anywhere in the plane.
 
     The unit is dead iff ``w . x <= 0`` for every input, iff ``w`` lies in the polar cone of the
-    data's cone. If the inputs' angles span [alpha, beta], that is the wedge of angles
-    [beta + pi/2, alpha + 3 pi/2]. For Gaussian weights its probability is
-    ``(pi - (beta - alpha)) / (2 pi)``; for uniform weights it is the share of the square in the
-    wedge. Both equal 1/4 when the data reach both axes (alpha = 0, beta = pi/2) and grow as the
-    data's angle narrows: the sign pattern of the weights alone does not decide death.
+    data's cone. If the largest angular gap between the inputs' directions is ``G > pi``, the data
+    cone is a wedge of opening ``2 pi - G`` and its polar cone the wedge of opening ``G - pi``
+    facing the gap; otherwise the data cone is a half-plane or the plane and P(dead) = 0. For
+    positive data with angles in [alpha, beta], the polar wedge is [beta + pi/2, alpha + 3 pi/2]:
+    Gaussian weights give ``(pi - (beta - alpha)) / (2 pi)``, uniform weights the share of the
+    square in the wedge. Both equal 1/4 when the data reach both axes and grow as the data's angle
+    narrows: the sign pattern of the weights alone does not decide death.
 
     Args:
       inputs: ``float[n, 2]`` (or ``[2, n]`` when the first axis has length 2 and the second
-        does not), all features > 0.
+        does not).
     """
     x = np.asarray(inputs, dtype=float)
     if x.ndim != 2 or 2 not in x.shape:
         raise ValueError(f"inputs must be [n, 2], got shape {x.shape}")
     if x.shape[1] != 2:
         x = x.T
-    if not np.all(x > 0):
-        raise ValueError("p_dead_relu_2d needs every feature > 0")
-    angles = np.arctan2(x[:, 1], x[:, 0])
-    alpha, beta = angles.min(), angles.max()
-    cdf = _angle_cdf(alpha + 1.5 * np.pi, weights) - _angle_cdf(beta + 0.5 * np.pi, weights)
-    return float(cdf)
+    x = _nonzero_rows(x)
+    if len(x) == 0:
+        return 1.0  # every pre-activation is 0: dead
+    angles = np.sort(np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi))
+    gaps = np.diff(np.append(angles, angles[0] + 2 * np.pi))
+    widest = int(np.argmax(gaps))
+    gap = gaps[widest]
+    if gap <= np.pi:
+        return 0.0
+    start = angles[widest] + np.pi / 2
+    return _angle_mass(start, start + gap - np.pi, weights)
 
 
 def p_dead_ray(width: int, depth: int) -> float:
@@ -91,6 +146,24 @@ def p_dead_layer(p_unit: float, width: int) -> float:
     for the first layer), so the units' death events are independent.
     """
     return float(p_unit) ** width
+
+
+def p_dead_two_sided_layer2(width: int) -> float:
+    """P(the second layer of a zero-bias ReLU net is all dead) on 1-D data on both sides of 0.
+
+    Assumptions: 1-D inputs, some > 0 and some < 0; biases 0; weights independent, symmetric
+    about 0 and continuous; first and second layers of ``width`` units.
+
+    The first layer never dies; its outputs are ``x v+`` for x > 0 and ``|x| v-`` for x < 0, where
+    ``v+`` (``v-``) is supported on the units with positive (negative) weight: disjoint supports.
+    A second-layer unit is dead iff ``w . v+ <= 0`` and ``w . v- <= 0``, independent events of
+    probability 1/2 each when the support is not empty. Both supports are non-empty unless all
+    first-layer weights share a sign (probability ``2^(1-N)``), so with N = width::
+
+        P = 2^(1-N) 2^-N + (1 - 2^(1-N)) 4^-N
+    """
+    one_sided = 2.0 ** (1 - width)
+    return one_sided * 2.0**-width + (1 - one_sided) * 4.0**-width
 
 
 def in_cone(inputs, direction) -> bool:
@@ -138,8 +211,241 @@ def cone_is_orthant(inputs) -> bool:
     return bool(np.all(x >= 0)) and all(in_cone(x, e) for e in np.eye(x.shape[1]))
 
 
-# Weight inits whose first-layer weights are i.i.d., symmetric and continuous, and which of the
-# two planar laws (a square or a rotation-invariant Gaussian) the 2-D formula needs.
+# --------------------------------------------------------------------------------------------
+# One unit with a random bias on 1-D or 2-D data.
+# --------------------------------------------------------------------------------------------
+
+
+class BiasedLaw(NamedTuple):
+    """The laws of one unit's weights and bias.
+
+    weights: ``"uniform"`` (i.i.d. U(-a, a)) or ``"normal"`` (i.i.d. N(0, s^2));
+    weight_scale: a or s; bias: ``"uniform"`` (U(-beta, beta)) or ``"normal"`` (N(0, beta^2));
+    bias_scale: beta > 0.
+    """
+
+    weights: str
+    weight_scale: float
+    bias: str
+    bias_scale: float
+
+
+_PHI0 = 1 / math.sqrt(2 * math.pi)  # the standard normal density at 0
+_SMALL = 1e-3  # below this argument the normal-bias means use their Taylor series (cancellation)
+
+
+def _mean_cdf_uniform_bias(c, radius, bias_scale, dim, weights, weight_scale):
+    """E_r[F(-c r)] for c > 0, F the CDF of U(-beta, beta), r = |w| along one direction.
+
+    ``r`` has density ``dim r^(dim-1) / R^dim`` on [0, R] (uniform weights: the square or the
+    interval) or is half-normal (dim 1) / Rayleigh (dim 2) with scale s (normal weights).
+    ``F(-c r) = (beta - c r) / (2 beta)`` below ``T = beta / c`` and 0 above.
+    """
+    beta = bias_scale
+    cut = beta / c
+    if weights == "uniform":
+        t = np.minimum(radius, cut)
+        return (beta * t**dim - c * dim * t ** (dim + 1) / (dim + 1)) / (2 * beta * radius**dim)
+    s = weight_scale
+    tail = np.exp(-(cut**2) / (2 * s**2))
+    if dim == 1:
+        mass = 2 * stats.norm.cdf(cut / s) - 1
+        first = 2 * s * (_PHI0 - stats.norm.pdf(cut / s))
+    else:
+        mass = 1 - tail
+        first = s * math.sqrt(math.pi / 2) * (2 * stats.norm.cdf(cut / s) - 1) - cut * tail
+    return (beta * mass - c * first) / (2 * beta)
+
+
+def _mean_cdf_normal_bias(c, radius, bias_scale, dim, weights, weight_scale):
+    """E_r[Phi(-c r / sigma)] for c > 0, the bias N(0, sigma^2), r as above.
+
+    Normal weights: ``1/2 - arctan(k)/pi`` (dim 1) and ``1/2 - k / (2 sqrt(1 + k^2))`` (dim 2),
+    ``k = c s / sigma``. Uniform weights, ``u = c R / sigma``: ``(u Phi(-u) + phi(0) - phi(u)) / u``
+    (dim 1) and ``Phi(-u) + (Phi(u) - 1/2 - u phi(u)) / u^2`` (dim 2).
+    """
+    if weights == "normal":
+        k = c * weight_scale / bias_scale
+        return 0.5 - np.arctan(k) / np.pi if dim == 1 else 0.5 - k / (2 * np.sqrt(1 + k**2))
+    u = np.maximum(c * radius / bias_scale, _SMALL)
+    if dim == 1:
+        closed = (u * stats.norm.cdf(-u) + _PHI0 - stats.norm.pdf(u)) / u
+        series_u = c * radius / bias_scale
+        series = 0.5 - _PHI0 * (series_u / 2 - series_u**3 / 24)
+    else:
+        closed = stats.norm.cdf(-u) + (stats.norm.cdf(u) - 0.5 - u * stats.norm.pdf(u)) / u**2
+        series_u = c * radius / bias_scale
+        series = 0.5 - _PHI0 * (2 * series_u / 3 - series_u**3 / 15)
+    return np.where(c * radius / bias_scale < _SMALL, series, closed)
+
+
+def _mean_dead(c, radius, law: BiasedLaw, dim: int):
+    """P(``r c + b <= 0``) along one direction with support value ``c`` (any sign).
+
+    Both bias laws are symmetric, so the value at ``-c`` is one minus the value at ``c``.
+    """
+    c = np.asarray(c, dtype=float)
+    mean = _mean_cdf_uniform_bias if law.bias == "uniform" else _mean_cdf_normal_bias
+    size = np.maximum(np.abs(c), 1e-300)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        value = mean(size, radius, law.bias_scale, dim, law.weights, law.weight_scale)
+    return np.where(c > 0, value, np.where(c < 0, 1 - value, 0.5))
+
+
+def p_dead_biased_unit(inputs, law: BiasedLaw) -> float:
+    """P(a ReLU unit with a random bias is dead) on a 1-D or 2-D data set.
+
+    The unit is dead iff ``b <= -h(w)``, ``h(w) = max_x w . x`` (the support function of the
+    data). Writing ``w = r u`` with u a direction, ``h(w) = r h(u)``, so
+    ``P = E_u[ E_r[F(-r h(u))] ]`` with F the bias CDF; the inner mean is a closed form
+    (:func:`_mean_cdf_uniform_bias`, :func:`_mean_cdf_normal_bias`). In 1-D, u is +1 or -1 with
+    probability 1/2; in 2-D, the angle of u is uniform (normal weights) or has density
+    ``R(theta)^2 / (8 a^2)`` with ``R(theta) = a / max(|cos|, |sin|)`` the square's radius
+    (uniform weights), and the outer mean is a 1-D integral computed by adaptive quadrature
+    (error below 1e-9), split where the maximizing input changes and at the square's corners.
+
+    Args:
+      inputs: ``float[n, dim]``, dim 1 or 2.
+      law: the weights' and the bias's laws, both symmetric about 0.
+    """
+    x = np.asarray(inputs, dtype=float)
+    if x.shape[1] == 1:
+        support = np.array([x.max(), -x.min()])
+        return float(np.mean(_mean_dead(support, law.weight_scale, law, 1)))
+    if x.shape[1] != 2:
+        raise ValueError(f"p_dead_biased_unit needs 1-D or 2-D inputs, got {x.shape[1]}-D")
+    vertices = _hull_vertices(x)
+
+    def density(theta):
+        u = np.array([np.cos(theta), np.sin(theta)])
+        c = float(np.max(vertices @ u))
+        if law.weights == "normal":
+            return float(_mean_dead(c, NAN, law, 2)) / (2 * np.pi)
+        radius = law.weight_scale / max(abs(u[0]), abs(u[1]))
+        weight = radius**2 / (8 * law.weight_scale**2)
+        return float(_mean_dead(c, radius, law, 2)) * weight
+
+    corners = np.pi / 4 + np.pi / 2 * np.arange(4)
+    points = np.unique(np.concatenate([corners, _switch_angles(vertices)]))
+    points = points[(points > 0) & (points < 2 * np.pi)]
+    value, _ = integrate.quad(density, 0, 2 * np.pi, points=points, limit=500, epsabs=1e-11)
+    return float(value)
+
+
+def _hull_vertices(x: np.ndarray) -> np.ndarray:
+    """The vertices of the inputs' convex hull in counter-clockwise order (2-D)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return x[ConvexHull(x).vertices]
+    except QhullError:  # collinear or too few points: the extreme points of the segment
+        direction = x[np.argmax(np.linalg.norm(x - x[0], axis=1))] - x[0]
+        along = x @ direction
+        return x[[np.argmin(along), np.argmax(along)]]
+
+
+def _switch_angles(vertices: np.ndarray) -> np.ndarray:
+    """The directions at which the maximizing hull vertex changes: the edges' outer normals."""
+    edges = np.roll(vertices, -1, axis=0) - vertices
+    return np.mod(np.arctan2(-edges[:, 0], edges[:, 1]), 2 * np.pi)
+
+
+# --------------------------------------------------------------------------------------------
+# A whole network: the first layer's value composed with the deeper layers'.
+# --------------------------------------------------------------------------------------------
+
+
+class LayerDeath(NamedTuple):
+    """P(a layer is all dead), exact (lower == upper) or bounded, with a tag and a sentence.
+
+    For the first layer it is unconditional; for a deeper layer it is conditional on the layer
+    below being alive (not all dead), and holds for every value of the weights below.
+    """
+
+    lower: float
+    upper: float
+    name: str
+    note: str
+
+
+def p_dead_network(first: LayerDeath, deeper: list[LayerDeath]) -> tuple[float, float]:
+    """``(lower, upper)`` of P(some hidden layer all dead) from the layers' probabilities.
+
+    The network lives iff every layer lives: ``P(alive) = (1 - p_1) prod_k (1 - p_k | alive
+    below)``, increasing in none of the ``p``: so the bounds of each give the bounds of P(dead).
+    """
+    lower = 1 - (1 - first.lower) * math.prod(1 - layer.lower for layer in deeper)
+    upper = 1 - (1 - first.upper) * math.prod(1 - layer.upper for layer in deeper)
+    return lower, upper
+
+
+def _exact(p: float, name: str, note: str) -> LayerDeath:
+    return LayerDeath(p, p, name, note)
+
+
+def first_unit_zero_bias(x: np.ndarray, weights: str) -> LayerDeath:
+    """P(one zero-bias first-layer unit is dead) on the inputs ``x: float[n, d]``."""
+    d = x.shape[1]
+    if on_one_ray(x):
+        return _exact(0.5, "ray", "inputs on one ray: a first-layer unit is dead w.p. 1/2")
+    if cone_is_whole_space(x):
+        return _exact(0.0, "whole_space", "the inputs' cone is R^d: the first layer never dies")
+    if d == 2:
+        p = p_dead_relu_2d(x, weights)
+        return _exact(p, "relu_2d", f"2-D inputs: a first-layer unit is dead w.p. {p:.4g}")
+    if cone_is_orthant(x):
+        p = p_dead_nonnegative_bound(d)
+        return _exact(p, "orthant", f"the inputs' cone is the orthant: a unit is dead w.p. 2^-{d}")
+    lower = p_dead_nonnegative_bound(d) if np.all(x >= 0) else 0.0
+    return LayerDeath(
+        lower, 0.5, "bounds", f"{d}-D inputs: a first-layer unit is dead w.p. in [{lower:.3g}, 1/2]"
+    )
+
+
+def first_unit_biased(x: np.ndarray, law: BiasedLaw) -> LayerDeath:
+    """P(one first-layer unit with a random symmetric bias is dead) on ``x: float[n, d]``."""
+    d = x.shape[1]
+    if d <= 2:
+        p = p_dead_biased_unit(x, law)
+        return _exact(
+            p, f"biased_{d}d", f"random {law.bias} bias: a first-layer unit is dead w.p. {p:.4g}"
+        )
+    lower = 2.0 ** -(d + 1) if np.all(x >= 0) else 0.0
+    return LayerDeath(
+        lower,
+        0.5,
+        "bias_bounds",
+        f"random bias, {d}-D inputs: a first-layer unit is dead w.p. in [{lower:.3g}, 1/2]",
+    )
+
+
+def deeper_layers(x: np.ndarray, depth: int, width: int, zero_bias: bool) -> list[LayerDeath]:
+    """P(layer k all dead | layer k-1 alive) for k = 2..depth (docs/theory.md, section 6)."""
+    n = width
+    half = 2.0**-n
+    if not zero_bias:
+        note = f"random bias: a deeper layer dies w.p. in [2^-{n * (n + 1)}, 2^-{n}]"
+        return [LayerDeath(2.0 ** -(n * (n + 1)), half, "bias_bounds", note)] * (depth - 1)
+    if on_one_ray(x):
+        note = f"each deeper layer sees one ray and dies w.p. 2^-{n} (Lu et al. 2019)"
+        return [_exact(half, "ray", note)] * (depth - 1)
+    if n == 1:
+        return [_exact(0.5, "chain", "width 1: a deeper unit dies w.p. 1/2")] * (depth - 1)
+    if x.shape[1] == 1 and x.min() < 0 < x.max():
+        second = _exact(
+            p_dead_two_sided_layer2(n), "two_sided", "1-D inputs on both sides of 0: layer 2 exact"
+        )
+        later = LayerDeath(4.0**-n, half, "two_sided", f"layers 3+ die w.p. in [4^-{n}, 2^-{n}]")
+        return [second] + [later] * (depth - 2)
+    note = f"a deeper layer dies w.p. in [2^-{n * n}, 2^-{n}]"
+    return [LayerDeath(2.0 ** -(n * n), half, "nonneg_bounds", note)] * (depth - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# The theory of one setting, as the summary shows it.
+# --------------------------------------------------------------------------------------------
+
+# Weight inits whose weights are i.i.d., symmetric and continuous, and their law's family.
 SYMMETRIC_INITS = {
     "uniform": "uniform",
     "he_uniform": "uniform",
@@ -147,58 +453,111 @@ SYMMETRIC_INITS = {
     "normal": "normal",
     "he_normal": "normal",
 }
-# Activations whose derivative is never 0: no unit can be dead.
+# Activations whose derivative is never 0 when their parameter is not 0: no unit can be dead.
 NEVER_DEAD = ("leaky_relu",)
+# Why the other activations have no closed form. A unit is dead when the derivative the engine
+# computes is 0 on every input; these thresholds are float32's, measured on the engine's own
+# derivative (study.model.activation_and_derivative).
+NO_THEORY = {
+    "elu": "elu'(z) = e^z > 0, but it rounds to 0 in float32 for z < -17.3, where the engine "
+    "counts the unit dead: no closed form",
+    "gelu": "gelu'(z) is 0 only at one point (z ~ -0.75) in exact arithmetic, and rounds to 0 in "
+    "float32 for z < -4.9: no closed form",
+    "silu": "silu'(z) is 0 only at one point (z ~ -1.28) in exact arithmetic, and rounds to 0 in "
+    "float32 for z < -87.3: no closed form",
+    "softplus": "softplus'(z) = sigmoid(z) > 0, but it rounds to 0 in float32 for z < -87.3: "
+    "no closed form",
+    "tanh": "tanh'(z) = 1 - tanh(z)^2 > 0, but it rounds to 0 in float32 for |z| > 8 "
+    "(saturation), where the engine counts the unit dead: no closed form",
+}
 
 
-def _zero_bias(values) -> bool:
+def weight_law(values, fan_in: int, fan_out: int) -> tuple[str, float] | None:
+    """``(family, scale)`` of a layer's weights (as in study.model), None if not i.i.d. symmetric.
+
+    ``family`` is ``"uniform"`` (U(-a, a), scale a) or ``"normal"`` (N(0, s^2), scale s).
+    """
+    init = values.get("model.init", "uniform")
+    scale = {
+        "uniform": values.get("model.init_range", 0.05),
+        "normal": values.get("model.init_range", 0.05),
+        "he_uniform": math.sqrt(6.0 / fan_in),
+        "he_normal": math.sqrt(2.0 / fan_in),
+        "glorot_uniform": math.sqrt(6.0 / (fan_in + fan_out)),
+    }.get(init)
+    if scale is None:
+        return None
+    return SYMMETRIC_INITS[init], float(scale)
+
+
+def bias_law(values) -> tuple[str, float]:
+    """``(kind, scale)`` of the hidden biases: ``"zeros"``, ``"uniform"``, ``"normal"``, or
+    ``"constant"``; a scale of 0 (or no bias at all) is ``("zeros", 0.0)``."""
     if not values.get("model.bias", True):
-        return True
-    scheme = values.get("model.bias_init", "zeros")
-    if scheme == "zeros":
-        return True
+        return "zeros", 0.0
+    kind = values.get("model.bias_init", "zeros")
     scale = values.get("model.bias_scale")
-    return scale is not None and float(scale) == 0.0
+    if scale is None or (isinstance(scale, float) and math.isnan(scale)):
+        scale = values.get("model.init_range", 0.05)
+    scale = float(scale)
+    if kind == "zeros" or scale == 0.0:
+        return "zeros", 0.0
+    return kind, abs(scale) if kind != "constant" else scale
 
 
-def p_dead_init_theory(values, inputs=None) -> tuple[float, str]:
-    """The closed-form P(network dead at init) for one setting, and the formula's name.
+def _none(note: str) -> Theory:
+    return Theory(NAN, NAN, NAN, "", note)
 
-    Returns ``(nan, "")`` when no formula applies. The formulas tried, in order:
 
-    * ``leaky_relu`` with slope > 0: the derivative is never 0, so P = 0 (``"never_dead"``).
-    * ReLU, zero bias, i.i.d. symmetric continuous weights (not ``rai``), and the inputs known:
-      - all inputs on one ray: :func:`p_dead_ray` (``"ray"``), any depth and width;
-      - one hidden layer, inputs whose cone is all of R^d (centered, full-dimensional cloud):
-        P = 0 (``"whole_space"``);
-      - one hidden layer, 2-D positive inputs: :func:`p_dead_relu_2d` to the power width
-        (``"relu_2d"``);
-      - one hidden layer, inputs whose cone is the non-negative orthant: ``2^-(d width)``
-        (``"orthant"``).
+def _why_not(values, inputs) -> Theory | None:
+    """The Theory of a setting that needs no data set (leaky ReLU), or the reason for none."""
+    activation = values.get("model.activation", "relu")
+    slope = float(values.get("model.leaky_slope", 0.01))
+    if activation in NEVER_DEAD and slope != 0:
+        note = f"leaky ReLU: the derivative is 1 or {slope:g}, never 0, so no unit is ever dead"
+        return Theory(0.0, NAN, NAN, "never_dead", note)
+    if activation not in ("relu", "leaky_relu"):
+        return _none(NO_THEORY.get(activation, f"{activation}: no closed form"))
+    if values.get("model.init", "uniform") not in SYMMETRIC_INITS:
+        return _none("RAI: weights are not i.i.d. symmetric (one Beta(2, 1) entry per row)")
+    kind, scale = bias_law(values)
+    if kind == "constant":
+        return _none(f"constant bias {scale:g} != 0: no closed form")
+    if inputs is None:
+        return _none("training inputs unknown (redrawn per initialization, or not rebuilt)")
+    return None
+
+
+def p_dead_init_theory(values, inputs=None) -> Theory:
+    """P(network dead at init) for one setting: exact, bounds, or why none (a :class:`Theory`).
+
+    Tried in order: leaky ReLU with slope != 0 (exactly 0); other non-ReLU activations, RAI, a
+    constant bias and unknown inputs (a note, no value); then, for ReLU (or leaky ReLU with
+    slope 0) with i.i.d. symmetric weights, the first layer's exact value or bounds
+    (:func:`first_unit_zero_bias`, :func:`first_unit_biased`) to the power of the width, composed
+    with every deeper layer's (:func:`deeper_layers`, :func:`p_dead_network`). The result is
+    exact when every layer's is.
 
     Args:
       values: the setting as a mapping of config keys (``"model.activation"``, ...).
-      inputs: the training inputs as ``float[n_samples, dim]``, or None when unknown (then only
-        the data-free formula is tried).
+      inputs: the training inputs as ``float[n_samples, dim]``, or None when unknown.
     """
-    activation = values.get("model.activation", "relu")
-    if activation in NEVER_DEAD and float(values.get("model.leaky_slope", 0.01)) > 0:
-        return 0.0, "never_dead"
-    if activation != "relu" or inputs is None or not _zero_bias(values):
-        return float("nan"), ""
-    planar_law = SYMMETRIC_INITS.get(values.get("model.init", "uniform"))
-    if planar_law is None:
-        return float("nan"), ""
+    reason = _why_not(values, inputs)
+    if reason is not None:
+        return reason
     x = np.asarray(inputs, dtype=float)
     depth, width = int(values.get("model.depth", 1)), int(values.get("model.width", 1))
-    if on_one_ray(x):
-        return p_dead_ray(width, depth), "ray"
-    if depth != 1:
-        return float("nan"), ""
-    if x.shape[1] == 2 and np.all(x > 0):
-        return p_dead_layer(p_dead_relu_2d(x, planar_law), width), "relu_2d"
-    if cone_is_whole_space(x):
-        return 0.0, "whole_space"
-    if cone_is_orthant(x):
-        return p_dead_layer(p_dead_nonnegative_bound(x.shape[1]), width), "orthant"
-    return float("nan"), ""
+    family, scale = weight_law(values, x.shape[1], width)
+    kind, bias_scale = bias_law(values)
+    if kind == "zeros":
+        unit = first_unit_zero_bias(x, family)
+    else:
+        unit = first_unit_biased(x, BiasedLaw(family, scale, kind, bias_scale))
+    first = LayerDeath(unit.lower**width, unit.upper**width, unit.name, unit.note)
+    deeper = deeper_layers(x, depth, width, kind == "zeros")
+    lower, upper = p_dead_network(first, deeper)
+    names = [first.name] + sorted({layer.name for layer in deeper} - {first.name})
+    note = "; ".join([first.note] + list(dict.fromkeys(layer.note for layer in deeper)))
+    if upper - lower <= 1e-12:
+        return Theory(0.5 * (lower + upper), NAN, NAN, "+".join(names), note)
+    return Theory(NAN, lower, upper, "+".join(names), note)

@@ -133,3 +133,25 @@ def test_summary_theory_from_the_engine_data():
     expected = theory.p_dead_relu_2d(inputs, "uniform")
     assert row["theory"] == "relu_2d" and row["p_dead_init_theory"] == pytest.approx(expected)
     assert abs(row["p_dead_init"] - expected) < 4 * standard_errors(expected, 3000)
+
+
+def test_theory_bounds_and_their_flag():
+    """Bounds fill lower/upper (not the exact column); an interval missing them is flagged."""
+    centered = np.random.default_rng(3).uniform(-1, 1, (64, 2))
+    runs = synthetic_runs(0.3, 0.2, n=1000, depth=2, **{"model.width": [4]})
+    row = analysis.summarize(runs, inputs=lambda values: centered).iloc[0]
+    assert np.isnan(row["p_dead_init_theory"])
+    assert (row["p_dead_init_lower"], row["p_dead_init_upper"]) == (2.0**-16, 1 - (1 - 2.0**-4))
+    assert row["theory"] == "whole_space+nonneg_bounds" and "2^-16" in row["theory_note"]
+    assert row["theory_disagrees"]  # 30% dead against at most 1/16
+    runs["dead_init"] = np.arange(len(runs)) % 50 == 0  # 2%: inside the bounds
+    assert not analysis.summarize(runs, inputs=lambda values: centered).iloc[0]["theory_disagrees"]
+    columns = list(analysis.summarize(runs).columns)
+    at = columns.index("p_dead_init_theory")
+    assert columns[at : at + 4] == [
+        "p_dead_init_theory",
+        "p_dead_init_lower",
+        "p_dead_init_upper",
+        "theory_disagrees",
+    ]
+    assert columns[-3:] == ["theory", "theory_note", "note"]

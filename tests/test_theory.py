@@ -15,8 +15,11 @@ def _mc_dead(inputs, weights, rng, n=N_DRAWS):
 
 
 @pytest.mark.parametrize("law", ["uniform", "normal"])
-@pytest.mark.parametrize("angles", [(0.3, 0.9), (0.05, 1.5), (0.7, 0.75)])
+@pytest.mark.parametrize(
+    "angles", [(0.3, 0.9), (0.05, 1.5), (0.7, 0.75), (2.0, 4.5), (-0.6, 1.9), (3.0, 3.0 + 3.1)]
+)
 def test_relu_2d_matches_simulation(law, angles):
+    """Positive data, and wedges anywhere in the plane (across an axis, wrapping past 0)."""
     rng = np.random.default_rng(1)
     theta = rng.uniform(*angles, size=50)
     theta[:2] = angles
@@ -107,6 +110,7 @@ def _values(**kw):
         "model.depth": 1,
         "model.width": 1,
         "model.init": "uniform",
+        "model.init_range": 0.5,
         "model.bias": True,
         "model.bias_init": "zeros",
         "model.bias_scale": 0.05,
@@ -116,28 +120,147 @@ def _values(**kw):
     return base
 
 
+def _draw(law, scale, rng, shape):
+    if law == "uniform":
+        return rng.uniform(-scale, scale, shape)
+    return rng.normal(0.0, scale, shape)
+
+
+def _mc_network_dead(inputs, values, rng, n):
+    """Share of n simulated networks (the setting ``values``) with some hidden layer all dead.
+
+    Independent of study.theory: plain NumPy draws of every layer's weights and biases, the
+    forward pass on every input, and the engine's definition of a dead layer.
+    """
+    depth, width = values["model.depth"], values["model.width"]
+    weights, scale = values["model.init"], values["model.init_range"]
+    bias = values["model.bias_init"] if values["model.bias"] else "zeros"
+    hidden = np.broadcast_to(inputs.T, (n, *inputs.T.shape))  # [n, fan_in, samples]
+    dead = np.zeros(n, bool)
+    for _ in range(depth):
+        w = _draw(weights, scale, rng, (n, width, hidden.shape[1]))
+        b = np.zeros((n, width)) if bias == "zeros" else _draw(bias, 0.05, rng, (n, width))
+        z = np.einsum("nij,njs->nis", w, hidden) + b[:, :, None]
+        dead |= np.all(z <= 0, axis=(1, 2))
+        hidden = np.maximum(z, 0)
+    return float(dead.mean())
+
+
+def _assert_theory_holds(estimate, result, n):
+    """The estimate within 4 standard errors of the exact value, or of the bounds' interval."""
+    if not np.isnan(result.exact):
+        assert abs(estimate - result.exact) < 4 * standard_errors(result.exact, n), result
+        return
+    assert result.lower - 4 * standard_errors(result.lower, n) < estimate, result
+    assert estimate < result.upper + 4 * standard_errors(result.upper, n), result
+
+
+def _cloud(kind, rng):
+    if kind == "positive_2d":
+        return rng.uniform(1, 3, (24, 2))
+    if kind == "centered_2d":
+        return rng.uniform(-1, 1, (24, 2))
+    if kind == "two_sided_1d":
+        return rng.uniform(-1, 1, (24, 1))
+    return rng.uniform(-1, 1, (24, 3)) + np.array([2.0, 0.0, 0.0])  # 3-D, a narrow cone
+
+
+NETWORKS = [
+    # (data, depth, width, weights, bias, expected tag)
+    ("positive_2d", 3, 1, "uniform", "zeros", "relu_2d+chain"),
+    ("centered_2d", 4, 1, "normal", "zeros", "whole_space+chain"),
+    ("two_sided_1d", 2, 2, "normal", "zeros", "whole_space+two_sided"),
+    ("two_sided_1d", 2, 3, "uniform", "zeros", "whole_space+two_sided"),
+    ("two_sided_1d", 5, 2, "normal", "zeros", "whole_space+two_sided"),
+    ("centered_2d", 2, 2, "uniform", "zeros", "whole_space+nonneg_bounds"),
+    ("positive_2d", 3, 2, "normal", "zeros", "relu_2d+nonneg_bounds"),
+    ("positive_2d", 2, 2, "uniform", "normal", "biased_2d+bias_bounds"),
+    ("two_sided_1d", 1, 3, "normal", "uniform", "biased_1d"),
+    ("narrow_3d", 2, 2, "normal", "zeros", "bounds+nonneg_bounds"),
+]
+
+
+@pytest.mark.parametrize(("cloud", "depth", "width", "weights", "bias", "tag"), NETWORKS)
+def test_network_theory_matches_simulation(cloud, depth, width, weights, bias, tag):
+    """Exact values at 4 standard errors; bounds contain the estimate up to 4 standard errors."""
+    rng = np.random.default_rng(8)
+    inputs = _cloud(cloud, rng)
+    values = _values(
+        model__depth=depth, model__width=width, model__init=weights, model__bias_init=bias
+    )
+    result = theory.p_dead_init_theory(values, inputs)
+    assert result.name == tag and result.note
+    n = 40_000
+    _assert_theory_holds(_mc_network_dead(inputs, values, rng, n), result, n)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("weights", ["uniform", "normal"])
+@pytest.mark.parametrize("bias", ["uniform", "normal"])
+@pytest.mark.parametrize(("offset", "bias_scale"), [(0.0, 0.05), (2.0, 0.5), (0.5, 2.0)])
+def test_biased_unit_matches_simulation(dim, weights, bias, offset, bias_scale):
+    rng = np.random.default_rng(9)
+    inputs = rng.uniform(-1, 1, (30, dim)) + offset
+    law = theory.BiasedLaw(weights, 0.5, bias, bias_scale)
+    p = theory.p_dead_biased_unit(inputs, law)
+    w = _draw(weights, 0.5, rng, (N_DRAWS, dim))
+    b = _draw(bias, bias_scale, rng, N_DRAWS)
+    estimate = float(np.mean(np.all(w @ inputs.T + b[:, None] <= 0, axis=1)))
+    assert abs(estimate - p) < 4 * standard_errors(p, N_DRAWS)
+
+
+def test_two_sided_layer2_matches_simulation():
+    rng = np.random.default_rng(10)
+    inputs = np.array([[-1.0], [-0.3], [0.2], [1.5]])
+    for width in (1, 2, 4):
+        values = _values(model__depth=2, model__width=width, model__init="normal")
+        estimate = _mc_network_dead(inputs, values, rng, N_DRAWS // 4)
+        p = theory.p_dead_two_sided_layer2(width)
+        assert abs(estimate - p) < 4 * standard_errors(p, N_DRAWS // 4)
+
+
 def test_formula_selection():
     rng = np.random.default_rng(7)
     positive = rng.uniform(1, 3, (100, 2))
     centered = rng.uniform(-1, 1, (100, 2))
     ray = rng.uniform(1, 2, (50, 1))
     p2d = theory.p_dead_relu_2d(positive, "uniform")
-    assert theory.p_dead_init_theory(_values(), positive) == (pytest.approx(p2d), "relu_2d")
-    assert theory.p_dead_init_theory(_values(model__width=3), positive)[0] == pytest.approx(p2d**3)
-    assert theory.p_dead_init_theory(_values(), centered) == (0.0, "whole_space")
-    assert theory.p_dead_init_theory(_values(model__depth=4, model__width=2), ray) == (
-        pytest.approx(theory.p_dead_ray(2, 4)),
-        "ray",
+    found = theory.p_dead_init_theory(_values(), positive)
+    assert (found.exact, found.name) == (pytest.approx(p2d), "relu_2d")
+    assert np.isnan(found.lower) and np.isnan(found.upper)
+    assert theory.p_dead_init_theory(_values(model__width=3), positive).exact == pytest.approx(
+        p2d**3
     )
-    assert theory.p_dead_init_theory(_values(model__activation="leaky_relu"), None)[0] == 0.0
-    # No formula: biased units, deep nets off a ray, rai, unknown data.
-    assert np.isnan(theory.p_dead_init_theory(_values(model__bias_init="uniform"), positive)[0])
-    assert np.isnan(theory.p_dead_init_theory(_values(model__depth=2), positive)[0])
-    assert np.isnan(theory.p_dead_init_theory(_values(model__init="rai"), positive)[0])
-    assert np.isnan(theory.p_dead_init_theory(_values(), None)[0])
-    assert (
-        theory.p_dead_init_theory(_values(model__bias=False, model__bias_init="uniform"), ray)[1]
-        == "ray"
+    assert theory.p_dead_init_theory(_values(), centered)[:1] == (0.0,)
+    assert theory.p_dead_init_theory(_values(), centered).name == "whole_space"
+    deep = theory.p_dead_init_theory(_values(model__depth=4, model__width=2), ray)
+    assert (deep.exact, deep.name) == (pytest.approx(theory.p_dead_ray(2, 4)), "ray")
+    leaky = theory.p_dead_init_theory(_values(model__activation="leaky_relu"), None)
+    assert (leaky.exact, leaky.name) == (0.0, "never_dead")
+    ray_no_bias = _values(model__bias=False, model__bias_init="uniform", model__depth=3)
+    assert theory.p_dead_init_theory(ray_no_bias, ray).name == "ray"
+
+
+@pytest.mark.parametrize(
+    ("values", "inputs", "says"),
+    [
+        (_values(model__init="rai"), np.ones((3, 2)), "RAI"),
+        (_values(), None, "unknown"),
+        (_values(model__bias_init="constant"), np.ones((3, 2)), "constant bias"),
+        *[(_values(model__activation=a), None, f"{a}'(z)") for a in theory.NO_THEORY],
+    ],
+)
+def test_no_theory_says_why(values, inputs, says):
+    found = theory.p_dead_init_theory(values, inputs)
+    assert np.isnan([found.exact, found.lower, found.upper]).all() and found.name == ""
+    assert says in found.note
+
+
+def test_leaky_relu_of_slope_zero_is_relu():
+    positive = np.random.default_rng(11).uniform(1, 3, (20, 2))
+    values = _values(model__activation="leaky_relu", model__leaky_slope=0.0)
+    assert theory.p_dead_init_theory(values, positive) == theory.p_dead_init_theory(
+        _values(), positive
     )
 
 
