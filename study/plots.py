@@ -2,7 +2,8 @@
 
 Every figure uses one style: seaborn's ``ticks`` theme, the ``colorblind`` palette, and for each
 series a marker and a line style too, so that the figures stay readable in grayscale. Intervals are
-95% Wilson bands; closed forms are black dotted lines. The number of initializations per setting
+95% Wilson bands; closed forms are black dotted lines, and proved bounds (where no exact value is
+known) black hatched bands. The number of initializations per setting
 is in every title.
 
 Figures (issue 4): (a) P(dead) at init and at the end against the data offset, hue activation, a
@@ -33,6 +34,9 @@ from study import analysis, results, theory
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 THEORY_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": "x"}
+# Proved bounds where no exact value is known: a hatched band between them, no fill.
+BOUNDS_STYLE = {"facecolor": "none", "edgecolor": "black", "hatch": "///", "linewidth": 0.6}
+BOUNDS_LABEL = "proved bounds"
 BAND_ALPHA = 0.2
 MAX_FILES_PER_FIGURE = 12
 MIN_DEPTHS = 3  # figure (e) draws a curve against depth: it needs at least this many depths
@@ -171,6 +175,23 @@ def _draw_proportion(ax, rows: pd.DataFrame, x: str, metric: str, name: str, loo
         known = rows[rows["p_dead_init_theory"].notna()]
         if not known.empty:
             ax.plot(known[x], known["p_dead_init_theory"], label="closed form", **THEORY_STYLE)
+        _draw_bounds(ax, rows, x)
+
+
+def _draw_bounds(ax, rows: pd.DataFrame, x: str) -> None:
+    """The hatched band between ``p_dead_init_lower`` and ``_upper`` where only bounds exist."""
+    if "p_dead_init_lower" not in rows:
+        return
+    bounded = rows[rows["p_dead_init_lower"].notna() & rows["p_dead_init_upper"].notna()]
+    if bounded.empty:
+        return
+    ax.fill_between(
+        bounded[x],
+        bounded["p_dead_init_lower"],
+        bounded["p_dead_init_upper"],
+        label=BOUNDS_LABEL,
+        **BOUNDS_STYLE,
+    )
 
 
 def _legend(fig, ax, hue: str) -> None:
@@ -178,6 +199,8 @@ def _legend(fig, ax, hue: str) -> None:
     unique = dict(zip(labels, handles, strict=True))
     band = plt.Rectangle((0, 0), 1, 1, color="gray", alpha=BAND_ALPHA)
     unique["95% Wilson interval"] = band
+    if BOUNDS_LABEL in unique:  # keep the bounds' entry last, after the Wilson band
+        unique[BOUNDS_LABEL] = unique.pop(BOUNDS_LABEL)
     ax.legend(
         unique.values(),
         unique.keys(),
@@ -310,6 +333,7 @@ def plot_born_dead_vs_depth(
                 **THEORY_STYLE,
                 label="closed form for these data",
             )
+        _draw_bounds(ax, rows, "model.depth")
         if hue == "model.width":
             depths = np.arange(1, int(rows["model.depth"].max()) + 1)
             ax.plot(

@@ -120,11 +120,25 @@ def claim_second_layer(summary: pd.DataFrame) -> Verdict:
         fraction = float(np.average(group["dead_frac_init_l2"], weights=group["n_valid"]))
         bound = theory.p_dead_nonnegative_bound(int(width))
         parts.append(
-            f"width {width}: network dead at init {_share(k, n)}; dead second-layer units "
-            f"{fraction:.3f} (lower bound 2^-{width} = {bound:.3f})"
+            f"width {width}: network dead at init {_share(k, n)}{_theory_of(group)}; dead "
+            f"second-layer units {fraction:.3f} (lower bound 2^-{width} = {bound:.3f})"
         )
     verdict = "Supported" if any_dead else "Not supported"
     return Verdict(claim, verdict, "At offset 0, " + "; ".join(parts) + ".")
+
+
+def _theory_of(rows: pd.DataFrame) -> str:
+    """``" (theory: exact 0.500)"`` or ``" (theory: between 0.000 and 0.062)"`` when the rows
+    share one; "" when they have none or differ."""
+    for columns, text in (
+        (["p_dead_init_theory"], "exact {:.3f}"),
+        (["p_dead_init_lower", "p_dead_init_upper"], "between {:.3g} and {:.3g}"),
+    ):
+        if all(c in rows for c in columns):
+            values = rows[columns].drop_duplicates()
+            if len(values) == 1 and values.notna().all(axis=None):
+                return " (theory: " + text.format(*values.iloc[0]) + ")"
+    return ""
 
 
 def claim_leaky(summary: pd.DataFrame) -> Verdict:
@@ -295,15 +309,23 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
         ]
 
     table["dead at init"] = with_ci("p_dead_init")
-    table["theory"] = [
-        "" if np.isnan(v) else f"{v:.3f}" + (" (!)" if flag else "")
-        for v, flag in zip(summary["p_dead_init_theory"], summary["theory_disagrees"], strict=True)
-    ]
+    table["theory"] = [_theory_cell(row) for _, row in summary.iterrows()]
     table["dead at end"] = with_ci("p_dead_end")
     table["revived"] = [f"{v:.3f}" for v in summary["p_revived"]]
     table["diverged"] = [f"{v:.3f}" for v in summary["p_diverged"]]
     table["accuracy"] = [f"{v:.3f}" for v in summary["mean_final_accuracy"]]
     return table
+
+
+def _theory_cell(row: pd.Series) -> str:
+    """A summary row's theory: the exact value, or ``[lower, upper]``; ``(!)`` if it disagrees."""
+    flag = " (!)" if row["theory_disagrees"] else ""
+    if not np.isnan(row["p_dead_init_theory"]):
+        return f"{row['p_dead_init_theory']:.3f}{flag}"
+    lower, upper = row.get("p_dead_init_lower", np.nan), row.get("p_dead_init_upper", np.nan)
+    if np.isnan(lower) or np.isnan(upper):
+        return ""
+    return f"[{lower:.3f}, {upper:.3f}]{flag}"
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
@@ -331,8 +353,9 @@ def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
 
 THEORY_NOTE = (
     "Intervals are 95% Wilson intervals over the initializations that did not diverge. "
-    "'theory' is the closed-form P(dead at init) where one applies to this setting and data "
-    "(docs/theory.md); (!) marks a setting whose estimate disagrees with it beyond the interval."
+    "'theory' is the closed-form P(dead at init) where one applies to this setting and data, or "
+    "[lower, upper] where only bounds are proved (docs/theory.md; summary.csv's theory_note says "
+    "which result applies or why none does); (!) marks a setting whose interval excludes it."
 )
 
 

@@ -67,6 +67,20 @@ def test_born_dead_figure_has_theory_lines():
     np.testing.assert_allclose(ray[0].get_ydata(), [1 - (1 - 2**-2) ** d for d in (1, 2, 3)])
 
 
+def test_bounds_drawn_as_a_hatched_band():
+    """Where only bounds exist, the top row has a hatched band exactly between them."""
+    centered = np.random.default_rng(3).uniform(-1, 1, (64, 2))
+    runs = synthetic_runs(0.02, 0.2, n=60, depth=2, **{"data.offset": [0.0, 0.5]})
+    runs["model.width"] = 4
+    summary = analysis.summarize(runs, inputs=lambda values: centered)
+    fig = plots.plot_proportion_vs(summary, "data.offset")
+    bands = [c for c in fig.axes[0].collections if c.get_label() == plots.BOUNDS_LABEL]
+    assert len(bands) == 1 and bands[0].get_hatch() == "///"
+    ys = bands[0].get_paths()[0].vertices[:, 1]
+    np.testing.assert_allclose([ys.min(), ys.max()], [2.0**-16, 2.0**-4])
+    assert not [c for c in fig.axes[1].collections if c.get_label() == plots.BOUNDS_LABEL]
+
+
 def test_heatmap_values():
     summary = analysis.summarize(_grid_runs())
     summary = summary[summary["model.activation"] == "relu"]

@@ -210,3 +210,16 @@ def test_summary_table_is_sortable_and_filterable_without_network():
     for piece in ("summary-table", "summary-filter", '"click"', '"input"', "dataset.ready"):
         assert piece in script
     assert "http" not in page and "<script src" not in page and "<link" not in page
+
+
+def test_second_layer_claim_and_table_state_the_theory():
+    """The claim puts the exact value or the bounds beside each estimate; so does the table."""
+    import numpy as np
+
+    centered = np.random.default_rng(3).uniform(-1, 1, (64, 2))
+    runs = synthetic_runs(0.3, 0.2, n=200, depth=2, **{"model.width": [1, 4], "data.offset": [0.0]})
+    summary = analysis.summarize(runs, inputs=lambda values: centered)
+    evidence = report.claim_second_layer(summary).evidence
+    assert "(theory: exact 0.500)" in evidence  # width 1: a chain on centered data
+    assert f"(theory: between {2.0**-16:.3g} and 0.0625)" in evidence
+    assert list(report.summary_table(summary)["theory"]) == ["0.500 (!)", "[0.000, 0.062] (!)"]
