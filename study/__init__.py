@@ -7,49 +7,45 @@ The public API::
     runs = study.simulate(setting, n_inits=4000, seed=0)   # a row per initialization
     summary = study.analysis.summarize(runs)                # a row per setting
 
-The engine (``simulate``, ``run_group``, ``make_train``, ``Metrics``) is imported on first use,
-so that reading and plotting saved results (``study.results``, ``study.analysis``,
+Every name is imported on first use: ``import study`` (and so the ``study`` command) starts in
+milliseconds, and reading and plotting saved results (``study.results``, ``study.analysis``,
 ``study.plots``) never starts JAX.
 """
 
 import importlib
 
-from study import analysis, results, theory
-from study.config import Numeric, Setting, Structure, Study, load_study, make_setting
-from study.errors import ConfigError, FolderError, FormatError
-
 __version__ = "0.1.0"
 
-# name -> module of the objects that need JAX, imported when first asked for.
+# name -> the module that defines it; a module maps to itself.
 _LAZY = {
+    "ConfigError": "study.errors",
+    "FolderError": "study.errors",
+    "FormatError": "study.errors",
+    "Numeric": "study.config",
+    "Setting": "study.config",
+    "Structure": "study.config",
+    "Study": "study.config",
+    "load_study": "study.config",
+    "make_setting": "study.config",
     "simulate": "study.engine",
     "run_group": "study.engine",
     "make_train": "study.train",
     "Metrics": "study.train",
+    "analysis": "study.analysis",
+    "results": "study.results",
+    "theory": "study.theory",
 }
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'study' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'study' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    return module if module.__name__ == f"study.{name}" else getattr(module, name)
 
 
-__all__ = [
-    "ConfigError",
-    "FolderError",
-    "FormatError",
-    "Metrics",
-    "Numeric",
-    "Setting",
-    "Structure",
-    "Study",
-    "analysis",
-    "load_study",
-    "make_setting",
-    "make_train",
-    "results",
-    "run_group",
-    "simulate",
-    "theory",
-]
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)

@@ -1,7 +1,5 @@
 """``python -m study ...`` is the same as the ``study`` command."""
 
-import sys
+from study.cli import console
 
-from study.cli import main
-
-sys.exit(main())
+console()
