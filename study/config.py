@@ -546,6 +546,8 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"config file {str(path)!r} not found") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {str(path)!r} is a directory") from None
+    except OSError as err:  # unreadable, a symbolic link loop, ...
+        raise ConfigError(f"config file {str(path)!r}: cannot read it ({err.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {first_line}") from None

@@ -151,6 +151,12 @@ def test_features_that_leak_the_label_or_repeat_a_column_are_refused(
     assert_refused(run_cli(tmp_path, config), capsys, tmp_path, *fragments)
 
 
+def test_a_symbolic_link_loop_as_config_file_names_it(tmp_path, capsys):
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    code = cli.main(["run", str(tmp_path / "loop.toml"), "--out", str(tmp_path / "out")])
+    assert_refused(code, capsys, tmp_path, "config file", "loop.toml", "cannot read")
+
+
 def test_a_symbolic_link_loop_as_data_path_names_the_key(tmp_path, capsys):
     (tmp_path / "loop.csv").symlink_to(tmp_path / "loop.csv")
     config = {"data": {"kind": "csv", "path": "loop.csv"}, **TRAIN}
