@@ -320,7 +320,7 @@ def read_runs(folder: str | Path) -> pd.DataFrame:
 
 
 # Text columns of summary.csv; an empty one is "" (as in runs.parquet), not NaN.
-_TEXT_COLUMNS = ("data.path", "data.features", "theory", "note")
+_TEXT_COLUMNS = ("data.path", "data.features", "theory", "theory_note", "note")
 
 
 def read_summary(folder: str | Path) -> pd.DataFrame:
