@@ -429,12 +429,13 @@ def _death_signal_setter() -> Callable[[], None] | None:
 
 @contextlib.contextmanager
 def _signals_passed_on(child: subprocess.Popen) -> Iterator[None]:
-    """Ctrl-C reaches the child from the terminal (its process group); pass on what is sent here."""
-    passed = {
-        sig: lambda number, _: child.send_signal(number) for sig in (signal.SIGTERM, signal.SIGHUP)
-    }
-    saved = {sig: signal.signal(sig, handler) for sig, handler in passed.items()}
-    saved[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Signals sent to this process go to the child (which ignores a second Ctrl-C)."""
+
+    def pass_on(number, _frame):
+        child.send_signal(number)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {sig: signal.signal(sig, pass_on) for sig in signals}
     try:
         yield
     finally:
