@@ -7,6 +7,7 @@ of hanging it.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study import distributed, runner
+from study import distributed, results, runner
 from study.config import ConfigError, load_study
 from study.errors import FolderError
 
@@ -183,25 +184,68 @@ def test_processes_fail_together_and_a_missing_peer_stops_the_run(config, tmp_pa
     assert not alone.exists()
 
 
+# Two structural groups, long enough that a process can be killed between them.
+TWO_GROUPS_TOML = TINY_TOML.replace("width = 2", "width = [2, 3]").replace(
+    "steps = 8", "steps = 30000"
+)
+EXIT_BOUND_S = 30  # a survivor must be gone this long after its peer died
+JAX_LOG = re.compile(r"^[IWEF]\d{4} |Check failure|^\s+@ +0x|Traceback", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def two_groups(tmp_path_factory):
+    """The two-group config and its results by one process, uninterrupted."""
+    folder = tmp_path_factory.mktemp("two_groups")
+    path = folder / "two.toml"
+    path.write_text(TWO_GROUPS_TOML)
+    runner.run_study(load_study(path), folder / "reference", figures=False)
+    return path, folder / "reference"
+
+
+def _wait_for(condition, processes, what: str) -> None:
+    deadline = time.monotonic() + PROCESS_TIMEOUT_S
+    while not condition():
+        assert all(p.poll() is None for p in processes), f"a process ended before {what}"
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
-def test_a_peer_killed_mid_run_stops_the_others(config, tmp_path):
-    out = tmp_path / "killed"
-    coordinator = f"127.0.0.1:{_free_port()}"
+@pytest.mark.parametrize(("lost", "resume_processes"), [(0, 2), (1, 1)])
+def test_a_lost_process_stops_the_others_and_a_rerun_gives_the_same_bits(
+    two_groups, tmp_path, lost, resume_processes
+):
+    config, reference = two_groups
+    out = tmp_path / "out"
     args = ["-m", "study", "run", str(config), "--out", str(out), "--no-figures"]
-    args += ["--set", "train.steps=400000", "--coordinator", coordinator, "--num-processes", "2"]
-    writer = _start([*args, "--process-id", "0"])
-    other = _start([*args, "--process-id", "1"])
+    flags = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
+    processes = [_start([*args, *flags, "--process-id", str(i)]) for i in range(2)]
     try:
-        deadline = time.monotonic() + PROCESS_TIMEOUT_S
-        while not (out / "manifest.json").exists() and writer.poll() is None:
-            assert time.monotonic() < deadline, "the run never started"
-            time.sleep(0.2)
-        other.kill()
-        ((status, _, err),) = _finish([writer], timeout=PEER_TIMEOUT_S + 60)
+        first_group = lambda: any((out / results.PARTIAL).glob("group-*.parquet"))  # noqa: E731
+        _wait_for(first_group, processes, "finished a group")
+        processes[lost].kill()
+        killed = time.monotonic()
+        ((status, _, err),) = _finish([processes[1 - lost]], timeout=EXIT_BOUND_S + 30)
+        exit_s = time.monotonic() - killed
     finally:
-        _finish([other], timeout=5)
-    assert status != 0
-    assert not (out / "runs.parquet").exists()
+        _finish(processes, timeout=5)
+    assert status == 1 and exit_s < EXIT_BOUND_S, (status, exit_s, err[-3000:])
+    message = err.splitlines()[-2:]
+    assert message[0].startswith(f"study run: error: lost process {lost}"), err[-3000:]
+    assert f"study run {config} --out {out} --no-figures" in message[1]
+    assert not JAX_LOG.search(err), err[-3000:]
+    assert not (out / results.RUNS).exists()  # only finished groups are left
+    assert len(list((out / results.PARTIAL).glob("group-*.parquet"))) in (1, 2)
+
+    outs = [out] + [tmp_path / f"other{i}" for i in range(1, resume_processes)]
+    if resume_processes == 1:
+        outcomes = [_finish([_start(args)])[0]]
+    else:
+        outcomes = _run_processes(config, outs)
+    assert [status for status, _, _ in outcomes] == [0] * resume_processes, outcomes
+    for name in (results.RUNS, results.SUMMARY):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not any(other.exists() for other in outs[1:])
 
 
 @pytest.mark.parametrize(
