@@ -517,7 +517,7 @@ def _what_happened(status: int, text: str) -> str:
 
 def _lost_process(text: str) -> int | None:
     """The process JAX's fatal log line says was lost: a silent task, or the coordinator."""
-    silent = re.search(r"unhealthy[^:]*:\s*(?:/job:\S*?/task:)?(\d+)", text)
+    silent = re.search(r"stopped sending heartbeats\):\s*(?:/job:\S*?/task:)?(\d+)", text)
     if silent:
         return int(silent.group(1))
     if "Failed to send RPC to coordination service" in text or "leader task" in text:

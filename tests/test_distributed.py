@@ -370,3 +370,50 @@ def test_all_or_none_and_from_writer_are_plain_calls_in_one_process():
 
 def _raise_folder_error():
     raise FolderError("locked")
+
+
+# What JAX's client logs before it aborts a process (jaxlib 0.10), abridged.
+COORDINATOR_GONE = (
+    "E1129 23:31:48.926193   29859 coordination_service_agent.cc:289] Polled an error ...\n"
+    "F1129 23:31:48.926223   29859 client.h:80] Terminating process because the JAX distributed "
+    "service detected fatal errors. absl::Status: UNAVAILABLE: Failed to send RPC to "
+    "coordination service. Either the leader task was preempted/died/restarted unexpectedly\n"
+    "W1129 23:31:48.926 29859 preemption_sync_manager.cc:147] ... one of the tasks is unhealthy."
+)
+WORKER_SILENT = (
+    "F1129 23:22:42.754212   23907 client.h:80] Terminating process because ... absl::Status: "
+    "UNAVAILABLE: The following tasks are unhealthy (stopped sending heartbeats):\n1\n"
+)
+NEVER_JOINED = (
+    "F1129 client.h:80] ... DEADLINE_EXCEEDED: Deadline Exceeded\n\nRPC: .../RegisterTask"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "log", "says"),
+    [
+        (-6, COORDINATOR_GONE, "lost process 0 (the coordinator)"),
+        (-6, WORKER_SILENT, "lost process 1:"),
+        (-6, WORKER_SILENT.replace("\n1\n", "\n/job:jax_worker/replica:0/task:3\n"), "process 3:"),
+        (-6, NEVER_JOINED, "did not all join in time"),
+        (-9, "", "killed by SIGKILL (out of memory?)"),
+    ],
+)
+def test_the_supervisor_names_what_ended_the_process(status, log, says):
+    assert says in distributed._what_happened(status, log)
+
+
+def test_the_resume_command_drops_the_flags_of_several_processes():
+    argv = ["run", "c.toml", "--coordinator", "h:1", "--num-processes=2", "--process-id", "1"]
+    assert distributed._alone([*argv, "--out", "d"]) == ["run", "c.toml", "--out", "d"]
+
+
+def test_one_process_needs_no_supervisor(monkeypatch):
+    for name in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", distributed.SUPERVISED_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert not distributed.needs_supervisor()
+    assert not distributed.needs_supervisor(None, 1, 0)
+    assert not distributed.needs_supervisor("h", 2, 0)  # malformed: reported by the run itself
+    assert distributed.needs_supervisor("h:1", 2, 0)
+    monkeypatch.setenv(distributed.SUPERVISED_ENV, "1")
+    assert not distributed.needs_supervisor("h:1", 2, 0)
