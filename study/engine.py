@@ -10,6 +10,7 @@ run, see :mod:`study.distributed`), and turns the metrics into rows.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -28,6 +29,10 @@ from study.train import Metrics, make_train
 # the budget is a share of the device's memory.
 CPU_CHUNK_BYTES = 64 * 2**20
 ACCELERATOR_MEMORY_SHARE = 0.25
+
+# Compiles shorter than this are not worth a file in the persistent cache (the engine's programs
+# take seconds; this keeps JAX's small helper programs out of it).
+CACHE_MIN_COMPILE_S = 0.2
 
 PER_LAYER = (
     "dead_units_init",
@@ -180,6 +185,33 @@ def compiled(structure: Structure, args) -> Callable:
     if signature not in _EXECUTABLES:
         _EXECUTABLES[signature] = make_train(structure).lower(*args).compile()
     return _EXECUTABLES[signature]
+
+
+def compile_cache_dir() -> str:
+    """Where compiled programs are kept: ``JAX_COMPILATION_CACHE_DIR`` when set, else
+    ``${XDG_CACHE_HOME:-~/.cache}/study/jax``."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache_home, "study", "jax")
+
+
+def use_compile_cache(enabled: bool = True) -> str | None:
+    """Keep compiled programs on disk, so that a later process loads them instead of compiling.
+
+    JAX's persistent compilation cache, in :func:`compile_cache_dir`; it stores the executable
+    XLA built, so a program loaded from it computes the same bits. Takes effect only before the
+    process's first compile. Returns the folder, or None when ``enabled`` is False (then the
+    cache is off, even where JAX's own configuration turned it on).
+    """
+    if not enabled:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    path = compile_cache_dir()
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
+    return path
 
 
 def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:

@@ -1,9 +1,17 @@
 """Shared test setup: strict JAX (rank and dtype promotion), a headless matplotlib, figures
-closed after each test, and empty compile caches for the tests that count compiles."""
+closed after each test, empty compile caches for the tests that count compiles, and a
+temporary persistent compilation cache."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# study run keeps compiled programs in the user's cache by default; the tests (and the processes
+# they start) use a temporary one instead, removed at the end.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
+atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -1,6 +1,9 @@
 """The compiled engine against closed forms, its invariants, determinism and compile count."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +15,7 @@ import pytest
 from study import simulate, theory
 from study.config import load_study, make_setting
 from study.data import make_data
-from study.engine import run_group
+from study.engine import compile_cache_dir, run_group
 from study.train import key_streams, make_train
 from tests.helpers import standard_errors
 
@@ -285,3 +288,39 @@ def test_float64_makes_the_same_dead_alive_decisions_as_float32():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "same decisions" in done.stdout
+
+
+def test_compile_cache_folder_follows_jax_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache_dir() == str(tmp_path / "jax")
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    assert compile_cache_dir() == str(tmp_path / "xdg" / "study" / "jax")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compile_cache_dir() == str(tmp_path / "home" / ".cache" / "study" / "jax")
+
+
+def test_compile_cache_gives_the_same_bits(tmp_path):
+    """study run without the cache, filling it, and loading from it: the same runs, bit for bit."""
+    config = tmp_path / "tiny.toml"
+    config.write_text("n_inits = 24\n[model]\ninit_range = [0.05, 1.0]\n[train]\nsteps = 23\n")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env |= {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "JAX_LOG_COMPILES": "1"}
+    cache = tmp_path / "xdg" / "study" / "jax"
+
+    def study_run(out, *flags):
+        command = [sys.executable, "-m", "study", "run", str(config), "--out", str(tmp_path / out)]
+        done = subprocess.run(
+            [*command, "--quiet", *flags], env=env, check=True, capture_output=True, text=True
+        )
+        return pd.read_parquet(tmp_path / out / "runs.parquet"), done.stderr
+
+    uncached, _ = study_run("uncached", "--no-compile-cache", "--no-figures")
+    assert not (tmp_path / "xdg").exists()  # switched off: nothing written
+    cold, log = study_run("cold", "--figures", "none")
+    assert "cache hit for 'jit_train'" not in log and any(cache.iterdir())
+    warm, log = study_run("warm", "--figures", "none")
+    assert "cache hit for 'jit_train'" in log  # loaded, not compiled
+    pd.testing.assert_frame_equal(uncached, cold, check_exact=True)
+    pd.testing.assert_frame_equal(uncached, warm, check_exact=True)
