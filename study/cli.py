@@ -101,7 +101,11 @@ def _add_run(commands) -> None:
     run.add_argument(
         "--force", action="store_true", help="recompute everything, even over another config's"
     )
-    run.add_argument("--no-figures", action="store_true", help="skip drawing figures")
+    _add_figures(run)
+    run.add_argument(
+        "--no-figures", dest="figures", action="store_const", const="none", help="--figures none"
+    )
+    _add_no_compile_cache(run)
     dist = run.add_argument_group(
         "several processes or hosts (jax.distributed)",
         "Every process runs the same command; process 0 writes DIR. The environment variable "
@@ -116,11 +120,34 @@ def _add_run(commands) -> None:
     dist.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 to P-1")
 
 
+def _add_figures(parser) -> None:
+    parser.add_argument(
+        "--figures",
+        choices=("png", "pdf", "none"),
+        default="png",
+        help="format of the figures, or none to draw none",
+    )
+
+
+def _add_no_compile_cache(parser) -> None:
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="compile every program anew instead of loading it from the cache of compiled "
+        "programs (${XDG_CACHE_HOME:-~/.cache}/study/jax, or JAX_COMPILATION_CACHE_DIR)",
+    )
+
+
+def _figure_formats(figures: str) -> tuple[str, ...]:
+    return () if figures == "none" else (figures,)
+
+
 def _add_plot(commands) -> None:
     plot = commands.add_parser(
         "plot", help="redraw the figures of a results folder", formatter_class=_formatter
     )
     plot.add_argument("dir", metavar="DIR", help="results folder written by study run")
+    _add_figures(plot)
 
 
 def _add_report(commands) -> None:
@@ -185,6 +212,7 @@ def _add_bench(commands) -> None:
         help="initializations per compiled call (default: automatic)",
     )
     bench.add_argument("--json", metavar="FILE", help="also write the JSON here")
+    _add_no_compile_cache(bench)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +238,8 @@ def _run(args) -> int:
             chunk_size=args.chunk_size,
             force=args.force,
             quiet=args.quiet,
-            figures=not args.no_figures,
+            figures=_figure_formats(args.figures),
+            compile_cache=not args.no_compile_cache,
         )
     except distributed.PeerError as err:
         if not several:
@@ -244,7 +273,7 @@ def _log(text: str) -> None:
 def _plot(args) -> int:
     from study import plots
 
-    paths = plots.plot_results(args.dir)
+    paths = plots.plot_results(args.dir, formats=_figure_formats(args.figures))
     print(f"wrote {len(paths)} files to {os.path.join(args.dir, 'figures')}")
     return EXIT_OK
 
@@ -305,6 +334,7 @@ def _bench(args) -> int:
         cpu_devices=args.cpu_devices,
         alternatives=not args.no_alternatives,
         scaling=not args.no_scaling,
+        compile_cache=not args.no_compile_cache,
         progress=lambda message: print(f"[bench] {message}", flush=True),
     )
     print(bench.format_table(result))

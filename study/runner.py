@@ -141,14 +141,15 @@ def run_study(
     chunk_size: int | None = None,
     force: bool = False,
     quiet: bool = True,
-    figures: bool = True,
+    figures: Sequence[str] | bool = ("png",),
 ) -> Path:
     """Run every setting of ``study`` into ``folder`` (resuming finished groups); returns it.
 
     A folder that already holds this study's complete results is left as it is (its figures
     drawn if any is missing); ``force`` recomputes. Raises FolderError when another run holds the
     folder or it holds something else than this config's results (unless ``force``), and
-    ConfigError for bad input or an unusable folder, before anything is written.
+    ConfigError for bad input or an unusable folder, before anything is written. ``figures``:
+    the formats to draw (``("png",)``, ``("pdf",)``, ``()`` for none; True/False as png/none).
     """
     from study.engine import enable_float64_if_needed
 
@@ -174,10 +175,11 @@ def run_study(
             print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
         if not up_to_date:
             _compute(study, folder, run_identity, chunk_size, quiet)
-        if figures and not results.figures_complete(folder):
+        formats = ("png",) if figures is True else tuple(figures or ())
+        if formats and not _figures_drawn(folder, formats):
             from study import plots
 
-            plots.plot_results(folder)
+            plots.plot_results(folder, formats=formats)
     return folder
 
 
@@ -222,6 +224,14 @@ def check_size(study: Study) -> None:
 def _up_to_date(folder: Path) -> bool:
     previous = results.read_manifest(folder, required=False)
     return previous is not None and previous.complete and (folder / results.RUNS).exists()
+
+
+def _figures_drawn(folder: Path, formats: Sequence[str]) -> bool:
+    """Whether every figure is there, in every format asked for."""
+    if not results.figures_complete(folder):
+        return False
+    drawn = {Path(name).suffix for name in results.read_manifest(folder).figures}
+    return all(f".{suffix}" in drawn for suffix in formats)
 
 
 def _follow(study: Study, chunk_size: int | None) -> None:
@@ -386,9 +396,13 @@ def run_config(
     chunk_size: int | None = None,
     force: bool = False,
     quiet: bool = False,
-    figures: bool = True,
+    figures: Sequence[str] | bool = ("png",),
+    compile_cache: bool = True,
 ) -> tuple[Study, Path]:
     """Load a config (as ``study run`` does) and run it; ``(study, results folder)``.
+
+    ``compile_cache``: keep compiled programs on disk for later runs
+    (:func:`study.engine.use_compile_cache`); ``figures``: as for :func:`run_study`.
 
     In a multi-process run (:func:`study.distributed.initialize` called first) every process
     loads the config, all fail together on bad input, and they check that they agree on it.
@@ -401,6 +415,9 @@ def run_config(
             raise ConfigError(f"--chunk-size {chunk_size}: must be a positive integer")
         return study, folder
 
+    from study.engine import use_compile_cache
+
+    use_compile_cache(compile_cache)
     study, folder = distributed.all_or_none(load, "load the config")
     distributed.same_everywhere(fingerprint(study, chunk_size), "config, data or options")
     quiet = quiet or not distributed.is_writer()
