@@ -224,7 +224,7 @@ def _run(args) -> int:
     from study import distributed, runner
 
     if distributed.needs_supervisor(args.coordinator, args.num_processes, args.process_id):
-        return distributed.supervise(sys.argv[1:])  # one line, not JAX's abort, if a peer dies
+        return distributed.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
     several = distributed.initialize(
         args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
     )
@@ -271,10 +271,10 @@ def _log(text: str) -> None:
 
 
 def _plot(args) -> int:
-    from study import plots
+    from study import plots, results
 
     paths = plots.plot_results(args.dir, formats=_figure_formats(args.figures))
-    print(f"wrote {len(paths)} files to {os.path.join(args.dir, 'figures')}")
+    print(f"wrote {len(paths)} files to {os.path.join(args.dir, results.FIGURES)}")
     return EXIT_OK
 
 
@@ -287,27 +287,11 @@ def _report(args) -> int:
 
 
 def _compare(args) -> int:
-    from pathlib import Path
-
     import pandas as pd
 
     from study import analysis, results
 
-    seen = {}
-    for folder in args.dirs:
-        if Path(folder).resolve() in seen:
-            raise ConfigError(
-                f"{folder!r}: the same results folder as {seen[Path(folder).resolve()]!r}, given "
-                "twice; each folder may be compared once"
-            )
-        seen[Path(folder).resolve()] = folder
-    frames = []
-    for folder in args.dirs:
-        runs = results.read_runs(folder)
-        if len(args.dirs) > 1:
-            runs = runs.assign(results=Path(folder).name or str(folder))
-        frames.append(runs)
-    runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    runs = results.read_runs_of(args.dirs)
     table = analysis.compare(runs, args.by, args.metric, args.alpha)
     path = results.write_comparison(
         args.dirs[0], analysis.comparison_name(args.by, args.metric), table
@@ -370,7 +354,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a multi-process run reruns the same command under a supervisor
     if args.command in ("run", "plot", "report"):
         import matplotlib
 

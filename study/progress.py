@@ -17,11 +17,12 @@ import time
 class Progress:
     """Counts (setting, initialization) pairs and initialization-steps; silent by itself."""
 
-    def __init__(self, n_settings: int, n_inits: int, n_groups: int):
+    def __init__(self, n_settings: int, n_inits: int, n_groups: int, total_init_steps=None):
         self.n_settings, self.n_inits, self.n_groups = n_settings, n_inits, n_groups
+        self.total_init_steps = total_init_steps or n_settings * n_inits
         self.pairs = 0  # done, resumed ones included
-        self.trained_pairs = 0  # trained by this process, in ``train_s`` seconds
-        self.init_steps = 0
+        self.init_steps_done = 0  # resumed ones included
+        self.init_steps = 0  # trained by this process, in ``train_s`` seconds
         self.train_s = 0.0
         self.compile_s: list[float] = []  # per group compiled so far
         self.groups_left = n_groups
@@ -51,12 +52,13 @@ class Progress:
         self.train_s += max(now - self.last - compile_s, 0.0)
         self.last = now
         self.pairs += pairs
-        self.trained_pairs += pairs
         self.init_steps += pairs * steps
+        self.init_steps_done += pairs * steps
 
     def skip(self, pairs: int, steps: int) -> None:
         """A group's ``pairs`` were found finished on disk: counted, but not in the rate."""
         self.pairs += pairs
+        self.init_steps_done += pairs * steps
         self.last = time.perf_counter()
 
     def rate(self) -> float:
@@ -65,10 +67,10 @@ class Progress:
 
     def eta(self) -> float:
         """Seconds left: training at the measured rate, plus compiling the groups still to come."""
-        if self.trained_pairs == 0 or self.train_s <= 0:
+        if self.init_steps == 0 or self.train_s <= 0:
             return math.inf
         compile_each = sum(self.compile_s) / len(self.compile_s) if self.compile_s else 0.0
-        training = (self.total - self.pairs) * self.train_s / self.trained_pairs
+        training = max(self.total_init_steps - self.init_steps_done, 0) / self.rate()
         return training + compile_each * self.groups_left
 
     def status(self) -> str:
@@ -85,8 +87,8 @@ class Progress:
 class _Bar(Progress):
     """A tqdm bar over initializations; its own ETA is replaced by the compile-aware one."""
 
-    def __init__(self, n_settings, n_inits, n_groups):
-        super().__init__(n_settings, n_inits, n_groups)
+    def __init__(self, n_settings, n_inits, n_groups, total_init_steps=None):
+        super().__init__(n_settings, n_inits, n_groups, total_init_steps)
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
@@ -118,8 +120,8 @@ class _Bar(Progress):
 class _Lines(Progress):
     """Plain log lines on stderr (not a terminal): one per group, and one per ``every`` s."""
 
-    def __init__(self, n_settings, n_inits, n_groups, every: float = 10.0):
-        super().__init__(n_settings, n_inits, n_groups)
+    def __init__(self, n_settings, n_inits, n_groups, total_init_steps=None, every=10.0):
+        super().__init__(n_settings, n_inits, n_groups, total_init_steps)
         self.every = every
         self.printed = self.start
 
@@ -148,13 +150,16 @@ class _Lines(Progress):
         print(f"study run: {text}", file=sys.stderr, flush=True)
 
 
-def make_progress(n_settings: int, n_inits: int, n_groups: int, quiet: bool) -> Progress:
-    """The progress display for this output: a bar on a terminal, log lines otherwise."""
-    if quiet:
-        return Progress(n_settings, n_inits, n_groups)
-    if sys.stderr.isatty():
-        return _Bar(n_settings, n_inits, n_groups)
-    return _Lines(n_settings, n_inits, n_groups)
+def make_progress(
+    n_settings: int, n_inits: int, n_groups: int, quiet: bool, total_init_steps=None
+) -> Progress:
+    """The progress display for this output: a bar on a terminal, log lines otherwise.
+
+    ``total_init_steps`` (initializations x steps over the whole run) makes the estimate of the
+    time left right when groups train for different numbers of steps.
+    """
+    kind = Progress if quiet else _Bar if sys.stderr.isatty() else _Lines
+    return kind(n_settings, n_inits, n_groups, total_init_steps)
 
 
 def si(value: float) -> str:

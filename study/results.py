@@ -42,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 
+from study.config import SCHEMA, SETTING_KEYS, TOP_LEVEL
 from study.errors import ConfigError, FolderError, FormatError
 
 # Bumped whenever the meaning or layout of a results folder changes incompatibly.
@@ -51,10 +52,9 @@ MANIFEST = "manifest.json"
 RUNS = "runs.parquet"
 SUMMARY = "summary.csv"
 FIGURES = "figures"
+COMPARISONS = "comparisons"
 PARTIAL = ".partial"
 LOCK = "run.lock"
-# Written by later commands from these results; stale once the results are recomputed.
-DERIVED = (FIGURES, "report.md", "report.html", "comparisons")
 _TEMP_MARK = ".tmp-"
 
 
@@ -107,8 +107,8 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
 
 
 def remove_temporaries(folder: Path) -> None:
-    """Delete temporary files that a killed run left in ``folder`` and ``folder/.partial``."""
-    for where in (folder, folder / PARTIAL):
+    """Delete temporary files that a killed command left in ``folder`` and its subfolders."""
+    for where in (folder, folder / PARTIAL, folder / FIGURES, folder / COMPARISONS):
         if where.is_dir():
             for path in where.glob(f".*{_TEMP_MARK}*"):
                 with contextlib.suppress(OSError):
@@ -218,7 +218,7 @@ class Manifest:
     """
 
     config: dict
-    status: str = "complete"
+    status: str | None = "complete"
     name: str = ""
     data_files: dict = dataclasses.field(default_factory=dict)
     axes: tuple[str, ...] = ()
@@ -258,6 +258,7 @@ class Manifest:
     def from_json(cls, value: dict) -> Manifest:
         known = {f.name for f in dataclasses.fields(cls)}
         fields = {name: v for name, v in value.items() if name in known}
+        fields.setdefault("status", None)  # a manifest that does not say "complete" is not
         fields["axes"] = tuple(fields.get("axes", ()))
         fields["devices"] = tuple(fields.get("devices", ()))
         if fields.get("figures") is not None:
@@ -304,10 +305,19 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     return write_json(Path(folder) / MANIFEST, manifest.to_json())
 
 
+def is_complete(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a finished run in a format we read: manifest and both tables."""
+    folder = Path(folder)
+    manifest = read_manifest(folder, required=False)
+    complete = manifest is not None and manifest.complete
+    return complete and (folder / RUNS).exists() and (folder / SUMMARY).exists()
+
+
 def _finished(folder: str | Path) -> Path:
     """``folder`` as a Path, once checked to hold a complete run in a format we read."""
     folder = Path(folder)
-    if not read_manifest(folder).complete or not (folder / RUNS).exists():
+    read_manifest(folder)  # a clear message when there is none, or of another format
+    if not is_complete(folder):
         raise ConfigError(
             f"{str(folder)!r}: the run is not finished; run the same `study run` again to resume"
         )
@@ -319,8 +329,40 @@ def read_runs(folder: str | Path) -> pd.DataFrame:
     return pd.read_parquet(_finished(folder) / RUNS)
 
 
-# Text columns of summary.csv; an empty one is "" (as in runs.parquet), not NaN.
-_TEXT_COLUMNS = ("data.path", "data.features", "theory", "theory_note", "note")
+def read_runs_of(folders: Sequence[str | Path]) -> pd.DataFrame:
+    """The runs of one or several folders; with several, a ``results`` column names each.
+
+    Refuses (ConfigError) a folder given twice, and two folders whose runs share a seed and a
+    setting: those are the same initializations, and pooling them would count each twice.
+    """
+    seen: dict[tuple, int] = {}
+    frames = []
+    for index, folder in enumerate(folders):
+        runs = read_runs(folder)
+        seed = read_manifest(folder).seed
+        columns = [name for name in SETTING_KEYS if name in runs]
+        for setting in runs[columns].drop_duplicates().itertuples(index=False):
+            first = seen.setdefault((seed, *setting), index)
+            if first != index:
+                raise ConfigError(
+                    f"{str(folder)!r} and {str(folders[first])!r} hold the same initializations "
+                    f"(seed {seed}, a setting in common): comparing them would count each run "
+                    "twice; give each results folder once"
+                )
+        frames.append(runs.assign(results=Path(folder).name or str(folder)))
+    if len(frames) == 1:
+        return frames[0].drop(columns="results")
+    return pd.concat(frames, ignore_index=True)
+
+
+# Text columns of summary.csv: read as text (an empty one is "", as in runs.parquet, not NaN;
+# a target named "1" stays "1").
+_TEXT_COLUMNS = (
+    *(key.name for key in SCHEMA if key.kind in (str, list) and key.name not in TOP_LEVEL),
+    "theory",
+    "theory_note",
+    "note",
+)
 
 
 def read_summary(folder: str | Path) -> pd.DataFrame:
@@ -330,10 +372,11 @@ def read_summary(folder: str | Path) -> pd.DataFrame:
         raise ConfigError(
             f"{str(folder)!r}: no {SUMMARY}; run the same `study run` again to write it"
         )
-    summary = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    text = dict.fromkeys(_TEXT_COLUMNS, str)
+    summary = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text)
     for name in _TEXT_COLUMNS:
         if name in summary:
-            summary[name] = summary[name].astype(object).fillna("").astype(str)
+            summary[name] = summary[name].fillna("")
     return summary
 
 
@@ -414,7 +457,7 @@ def write_report(folder: str | Path, markdown: str, page: str) -> tuple[Path, Pa
 
 def write_comparison(folder: str | Path, name: str, table: pd.DataFrame) -> Path:
     """Write ``DIR/comparisons/<name>.csv``."""
-    out = Path(folder) / "comparisons"
+    out = Path(folder) / COMPARISONS
     out.mkdir(exist_ok=True)
     return write_csv(out / f"{name}.csv", table)
 
@@ -427,35 +470,51 @@ def _is_ours(path: Path) -> bool:
     return name in (PARTIAL, MANIFEST) or _TEMP_MARK in name
 
 
-def open_folder(folder: str | Path, force: bool = False) -> Path:
+def _has_our_manifest(folder: Path) -> bool:
+    """Whether ``folder/manifest.json`` is one of ours (of any format version)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get("format_version"), int)
+
+
+def _check_ours(folder: Path) -> None:
+    """Refuse an existing folder that is neither empty (but for our files) nor ours."""
+    if not folder.is_dir() or _has_our_manifest(folder):
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not _is_ours(p))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--out {str(folder)!r}: not empty ({shown}) and not a results folder of `study run` "
+            f"(no {MANIFEST} of ours); nothing in it is touched: give an empty or new folder"
+        )
+
+
+def open_folder(folder: str | Path) -> Path:
     """Check that ``folder`` may hold a run's results, then create it; nothing is made before.
 
-    Raises ConfigError (naming ``--out``) for the filesystem root, a folder of the study package
-    itself, or an existing file; FolderError for an existing folder that is neither empty nor a
-    results folder of ours (it holds no ``manifest.json``), unless ``force``. Files that are not
-    ours are never removed, even with ``force``.
+    Raises ConfigError (exit 2, naming ``--out``) for the filesystem root, a
+    folder of the study package itself, an existing file, a path the system refuses (too long,
+    a symbolic link loop, ...) and an existing folder that is neither empty nor ours, with or
+    without ``--force``: files that are not ours are never touched.
     """
     folder = Path(folder)
-    where = folder.resolve()
     package = Path(__file__).resolve().parent
-    if where == Path(where.anchor):
-        raise ConfigError(f"--out {str(folder)!r}: the filesystem root cannot be a results folder")
-    if where == package or package in where.parents:
-        raise ConfigError(f"--out {str(folder)!r}: a folder of the study package itself")
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {str(folder)!r}: an existing file, not a folder")
-    if folder.is_dir() and not force and not (folder / MANIFEST).exists():
-        foreign = sorted(p.name for p in folder.iterdir() if not _is_ours(p))
-        if foreign:
-            raise FolderError(
-                f"{str(folder)!r} is not empty ({', '.join(foreign[:3])}"
-                f"{', ...' if len(foreign) > 3 else ''}) and has no {MANIFEST}, so it is not a "
-                "results folder of `study run`; use another --out, or --force to write into it"
-            )
     try:
+        where = folder.resolve()
+        if where == Path(where.anchor):
+            raise ConfigError(f"--out {str(folder)!r}: the filesystem root cannot hold results")
+        if where == package or package in where.parents:
+            raise ConfigError(f"--out {str(folder)!r}: a folder of the study package itself")
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--out {str(folder)!r}: an existing file, not a folder")
+        _check_ours(folder)
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"--out {str(folder)!r}: cannot create it ({err.strerror})") from None
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symbolic link loop on Python 3.11
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(f"--out {str(folder)!r}: not a usable folder ({reason})") from None
     return folder
 
 
@@ -465,23 +524,17 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     Called with the lock held. ``identity`` holds the manifest entries that must match to
     resume (the resolved ``config`` and the ``data_files`` digests). Returns ``"resume"`` when
     the folder holds (finished or unfinished) results of the same identity, else ``"new"``;
-    ``force`` clears earlier results first and always gives ``"new"``.
+    ``force`` clears earlier results of ours first and always gives ``"new"``.
 
-    Raises FolderError for another config's results, a folder of an incompatible format, or a
-    non-empty folder that is not a results folder, unless ``force``.
+    Raises FolderError for another config's results or results of an incompatible format,
+    unless ``force``; ConfigError for a folder that is not ours (as :func:`open_folder`).
     """
+    _check_ours(folder)
     remove_temporaries(folder)
-    if force:
-        if (folder / MANIFEST).exists():  # a folder of ours: earlier results go
-            clear(folder)
-        return "new"
-    foreign = [p.name for p in folder.iterdir() if not _is_ours(p)]
     if not (folder / MANIFEST).exists():
-        if foreign:
-            raise FolderError(
-                f"{str(folder)!r} is not empty and has no {MANIFEST}, so it is not a results "
-                "folder of `study run`; use another --out, or --force to write into it"
-            )
+        return "new"
+    if force:
+        clear(folder)
         return "new"
     try:
         manifest = read_manifest(folder)
@@ -506,13 +559,26 @@ def _first_difference(old: dict, new: dict) -> str:
 
 
 def clear(folder: Path) -> None:
-    """Remove every result and derived file of earlier runs (not the lock, not other files)."""
-    for name in (RUNS, SUMMARY, MANIFEST, PARTIAL, *DERIVED):
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
+    """Remove the results and derived files of an earlier run of ours, and nothing else.
+
+    Figures go only when the manifest lists them as ours; the report and the comparisons only
+    under the names ``study report`` and ``study compare`` give them.
+    """
+    try:
+        figures = read_manifest(folder).figures or ()
+    except FormatError:  # results of another version of study: which figures are ours is unknown
+        figures = ()
+    ours = [folder / RUNS, folder / SUMMARY, folder / "report.md", folder / "report.html"]
+    ours += [folder / FIGURES / name for name in figures]
+    ours += sorted((folder / COMPARISONS).glob("*.csv"))
+    for path in ours:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
+    shutil.rmtree(folder / PARTIAL, ignore_errors=True)
+    for empty in (folder / FIGURES, folder / COMPARISONS):
+        with contextlib.suppress(OSError):
+            empty.rmdir()  # only if empty: a file of someone else's stays, with its folder
+    (folder / MANIFEST).unlink()
 
 
 def file_digest(path: str | Path) -> str:
@@ -539,6 +605,11 @@ def save_group(folder: Path, key: str, runs: pd.DataFrame, timing: dict) -> None
     path = partial_path(folder, key)
     write_json(path.with_suffix(".json"), timing)
     write_parquet(path, runs)
+
+
+def remove_partial(folder: Path) -> None:
+    """Remove the finished groups of a run once its tables are written."""
+    shutil.rmtree(folder / PARTIAL, ignore_errors=True)
 
 
 def load_group(folder: Path, key: str, n_rows: int) -> tuple[pd.DataFrame, dict] | None:

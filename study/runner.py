@@ -45,27 +45,11 @@ _VERSIONED = ("study", "jax", "jaxlib", "optax", "numpy", "pandas", "pyarrow", "
 # --------------------------------------------------------------------------------------------
 
 
-def resolved_config(study: Study) -> dict:
-    """The study's config with ``data.path`` made absolute (as the settings resolved it)."""
-    config = dict(study.config)
-    resolved = {}
-    for setting in study.settings:
-        values = setting.as_dict
-        if setting.structure.csv_path:
-            resolved[values["data.path"]] = setting.structure.csv_path
-    if resolved:
-        path = config.get("data.path")
-        config["data.path"] = (
-            [resolved.get(p, p) for p in path] if isinstance(path, list) else resolved.get(path)
-        )
-    return config
-
-
 def identity(study: Study) -> dict:
     """What a results folder's contents depend on: the resolved config and its data files."""
     data_files = sorted({s.structure.csv_path for s in study.settings if s.structure.csv_path})
     return {
-        "config": resolved_config(study),
+        "config": study.config,
         "data_files": {path: results.file_digest(path) for path in data_files},
     }
 
@@ -165,14 +149,16 @@ def run_study(
     with contextlib.ExitStack() as held:
 
         def claim() -> list[int]:
-            results.open_folder(folder, force)
+            results.open_folder(folder)
             held.enter_context(results.locked(folder))
             results.prepare(folder, run_identity, force)
-            return [int(_up_to_date(folder))]
+            return [int(results.is_complete(folder))]
 
         (up_to_date,) = distributed.from_writer(claim, 1, "take the results folder")
-        if up_to_date and not quiet:
-            print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
+        if up_to_date:
+            results.remove_partial(folder)  # left by a run killed just after its tables
+            if not quiet:
+                print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
         if not up_to_date:
             _compute(study, folder, run_identity, chunk_size, quiet)
         formats = ("png",) if figures is True else tuple(figures or ())
@@ -219,11 +205,6 @@ def check_size(study: Study) -> None:
             f"{size} need a table of about {table_gb:.3g} GB, more than this machine's "
             f"{memory_gb:.3g} GB of memory; lower n_inits or split the grid into several configs"
         )
-
-
-def _up_to_date(folder: Path) -> bool:
-    previous = results.read_manifest(folder, required=False)
-    return previous is not None and previous.complete and (folder / results.RUNS).exists()
 
 
 def _figures_drawn(folder: Path, formats: Sequence[str]) -> bool:
@@ -284,14 +265,15 @@ def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: 
         timings=_timing_record(timings, time.perf_counter() - wall),
     )
     results.write_results(folder, table, summary, manifest)
-    _remove_partial(folder)
+    results.remove_partial(folder)
 
 
 def _run_groups(study: Study, folder: Path, groups, keys, finished, chunk_size, quiet: bool):
     """Train every group not in ``finished`` (saving each at once); ``(frames, timings)``."""
     from study.engine import run_group
 
-    progress = make_progress(len(study.settings), study.n_inits, len(groups), quiet)
+    total = sum(len(settings) * structure.steps for structure, settings in groups) * study.n_inits
+    progress = make_progress(len(study.settings), study.n_inits, len(groups), quiet, total)
     frames, timings = [], []
     try:
         for index, ((structure, settings), key) in enumerate(zip(groups, keys, strict=True)):
@@ -355,12 +337,6 @@ def _in_grid_order(study: Study, frames: list[tuple[list[Setting], pd.DataFrame]
     return pd.concat([block for _, block in blocks], ignore_index=True)
 
 
-def _remove_partial(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder / results.PARTIAL, ignore_errors=True)
-
-
 def default_folder(name: str) -> Path:
     """``results/<name>/`` relative to the current directory; the name must be a plain name."""
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
@@ -377,7 +353,7 @@ def default_folder(name: str) -> Path:
 
 def fingerprint(study: Study, chunk_size: int | None) -> str:
     """What every process of a multi-process run must agree on (paths may differ by host)."""
-    config = {k: v for k, v in resolved_config(study).items() if k != "data.path"}
+    config = {k: v for k, v in study.config.items() if k != "data.path"}
     data = sorted(
         results.file_digest(s.structure.csv_path) for s in study.settings if s.structure.csv_path
     )
@@ -410,9 +386,9 @@ def run_config(
 
     def load() -> tuple[Study, Path]:
         study = load_study(config, overrides=overrides, n_inits=n_inits, seed=seed)
-        folder = Path(out) if out else default_folder(study.name)
-        if chunk_size is not None and chunk_size < 1:
-            raise ConfigError(f"--chunk-size {chunk_size}: must be a positive integer")
+        if out is not None and str(out) == "":
+            raise ConfigError("--out '': an empty path; give a folder, e.g. results/mine")
+        folder = Path(out) if out is not None else default_folder(study.name)
         return study, folder
 
     from study.engine import use_compile_cache

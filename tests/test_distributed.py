@@ -146,7 +146,7 @@ def test_four_local_devices_give_the_results_of_one(config, reference, tmp_path)
 def test_processes_fail_together_and_a_missing_peer_stops_the_run(config, tmp_path):
     # Three runs at once (cheaper than one after the other):
     # - a different --seed on process 1: both processes refuse the run (exit 2);
-    # - a foreign folder at process 0's --out: process 0 refuses it, process 1 stops too (3);
+    # - a foreign folder at process 0's --out: process 0 refuses it, process 1 stops too (2);
     # - process 1 of 2 never starts: process 0 gives up after the join timeout (2 s).
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -170,7 +170,7 @@ def test_processes_fail_together_and_a_missing_peer_stops_the_run(config, tmp_pa
     outcomes = _finish(processes)
 
     statuses = [status for status, _, _ in outcomes]
-    assert statuses[:4] == [2, 2, 3, 3], [err[-2000:] for _, _, err in outcomes]
+    assert statuses[:4] == [2, 2, 2, 2], [err[-2000:] for _, _, err in outcomes]
     for _, _, err in outcomes[:4]:
         ours = [line for line in err.splitlines() if line.startswith("study run:")]
         assert len(ours) == 1 and "Traceback" not in err, err

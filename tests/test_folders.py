@@ -4,6 +4,7 @@ And a run interrupted at any point, even while drawing its figures, is completed
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import study
 from study import cli, plots, results, runner
 from study.config import load_study
-from study.errors import ConfigError, FolderError
+from study.errors import ConfigError
 
 TINY = {
     "name": "tiny",
@@ -60,22 +61,47 @@ def test_a_foreign_run_lock_is_neither_used_nor_removed(tmp_path):
     folder.mkdir()
     (folder / "run.lock").write_text("the user's own notes")
     for force in (False, True):
-        with pytest.raises(FolderError):
+        with pytest.raises(ConfigError, match="--out .*not a results folder"):
             runner.run_study(tiny(), folder, force=force, figures=False)
         assert listing(folder) == {"run.lock": b"the user's own notes"}
 
 
-def test_force_into_a_foreign_folder_removes_nothing_of_its_own(tmp_path):
+@pytest.mark.parametrize("their_manifest", [False, True])
+def test_a_foreign_folder_is_refused_even_with_force_and_nothing_in_it_changes(
+    tmp_path, their_manifest
+):
     folder = tmp_path / "theirs"
     (folder / "figures").mkdir(parents=True)
-    (folder / "figures" / "mine.png").write_bytes(b"not ours")
+    (folder / "figures" / "logo.png").write_bytes(b"not ours")
     (folder / "summary.csv").write_text("not ours either")
-    with pytest.raises(FolderError, match="not a results folder"):
-        runner.run_study(tiny(), folder, figures=False)
-    assert (folder / "summary.csv").read_text() == "not ours either"
-    runner.run_study(tiny(), folder, force=True, figures=False)  # asked for: written into it
-    assert (folder / "figures" / "mine.png").read_bytes() == b"not ours"
-    assert not (folder / "run.lock").exists()
+    (folder / ".notes.tmp-1").write_text("looks like a temporary of ours, but is not")
+    if their_manifest:  # a web folder's own manifest.json
+        (folder / "manifest.json").write_text('{"name": "my site", "icons": []}')
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    for force in (False, True, True):
+        with pytest.raises(ConfigError, match="--out .*not a results folder"):
+            runner.run_study(tiny(), folder, force=force, figures=False)
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_force_removes_only_the_outputs_of_ours(tmp_path):
+    folder = tmp_path / "ours"
+    runner.run_study(tiny(), folder)
+    (folder / "figures" / "mine.png").write_bytes(b"the user's own figure, put among ours")
+    for _ in range(2):
+        runner.run_study(tiny(), folder, force=True)
+    assert (folder / "figures" / "mine.png").read_bytes().startswith(b"the user's own")
+    assert results.figures_complete(folder)
+
+
+@pytest.mark.parametrize("out", ["", "x" * 300, "loop/results"])
+def test_an_empty_overlong_or_looping_out_exits_2_naming_out(tmp_path, monkeypatch, capsys, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert cli.main(["run", "--out", out, "--quiet", "--n-inits", "17"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop"]
 
 
 def test_an_overlong_name_names_the_key(tmp_path, monkeypatch, capsys):
@@ -87,14 +113,18 @@ def test_an_overlong_name_names_the_key(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "results").exists()
 
 
-def test_compare_refuses_the_same_folder_twice(tmp_path, capsys):
+def test_compare_refuses_the_same_initializations_twice(tmp_path, capsys):
     folder = tmp_path / "one"
     runner.run_study(tiny(), folder, figures=False)
-    assert (
-        cli.main(["compare", str(folder), str(tmp_path / "." / "one"), "--by", "data.offset"]) == 2
-    )
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "twice" in err
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    for second in (tmp_path / "." / "one", copy):
+        assert cli.main(["compare", str(folder), str(second), "--by", "data.offset"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "same initializations" in err and "twice" in err
+    other_seed = tmp_path / "seed2"
+    runner.run_study(load_study({**TINY, "seed": 2}), other_seed, figures=False)
+    assert cli.main(["compare", str(folder), str(other_seed), "--by", "results"]) == 0
 
 
 def test_a_run_killed_while_drawing_figures_is_completed_by_its_rerun(tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ import pytest
 from study import analysis, data, engine, progress, results, runner
 from study.config import SETTING_KEYS, load_study
 from study.engine import plan_chunks
-from study.errors import FolderError
+from study.errors import ConfigError, FolderError
 
 # Two structural groups (width 1 and 2) of four numeric settings each; tiny, so fast.
 TINY = {
@@ -179,7 +179,7 @@ def test_a_different_config_is_refused_unless_forced(tmp_path, finished):
 
 def test_a_folder_that_is_not_a_results_folder_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(FolderError, match="not a results folder"):
+    with pytest.raises(ConfigError, match="--out .*not a results folder"):
         runner.run_study(tiny_study(), tmp_path, figures=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
@@ -266,7 +266,7 @@ def test_progress_prints_log_lines_when_not_a_terminal_and_nothing_when_quiet(ca
 def test_progress_eta_leaves_compile_time_out(monkeypatch):
     clock = iter([0.0, 10.0, 14.0])  # start; first chunk done (8 s of it compiling); second
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
-    shown = progress.Progress(n_settings=2, n_inits=10, n_groups=2)
+    shown = progress.Progress(n_settings=2, n_inits=10, n_groups=2, total_init_steps=2 * 10 * 100)
     shown.group(0, "a", 1, resumed=False)
     assert shown.eta() == math.inf and "compiling" in shown.status()
     shown.advance(5, steps=100, compile_s=8.0)  # 2 s of training for 5 pairs
@@ -275,3 +275,14 @@ def test_progress_eta_leaves_compile_time_out(monkeypatch):
     assert shown.rate() == pytest.approx(5 * 100 / 2.0)
     shown.advance(5, steps=100)  # 4 s for 5 more pairs, no compiling: 0.6 s a pair on average
     assert shown.eta() == pytest.approx(10 * 0.6 + 8.0)
+
+
+def test_progress_eta_counts_initialization_steps_not_initializations(monkeypatch):
+    clock = iter([0.0, 1.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    # two groups of 10 pairs: 10 steps, then 1000 steps; the short one trains first
+    shown = progress.Progress(n_settings=2, n_inits=10, n_groups=2, total_init_steps=10 * 1010)
+    shown.group(0, "short", 1, resumed=False)
+    shown.advance(10, steps=10)  # 100 init-steps in 1 s
+    shown.group(1, "long", 1, resumed=False)
+    assert shown.eta() == pytest.approx(10 * 1000 / 100.0)  # not 10 pairs at 0.1 s each
