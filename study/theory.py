@@ -212,6 +212,166 @@ def cone_is_orthant(inputs) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# One zero-bias unit with Gaussian weights in any dimension: the polar cone's solid angle.
+# --------------------------------------------------------------------------------------------
+
+POLAR_MAX_DIM = 5  # above, the orthant probabilities need nested quadrature: too slow
+POLAR_TOLERANCE = 1e-9  # the stated absolute error of p_dead_polar_cone (docs/theory.md, 8)
+_QUAD_EPSABS = 1e-11  # the absolute error asked of the integral over all simplicial cones
+
+
+def orthant_probability(correlations) -> tuple[float, float]:
+    """``(sum_k P(Z_k >= 0), error)`` for ``Z_k ~ N(0, R_k)``, ``R_k`` positive definite.
+
+    ``correlations: float[m, d, d]`` (or one ``[d, d]``) correlation matrices. Closed forms for
+    d <= 3: ``2^-d + sum_{i<j} arcsin(r_ij) / (2^(d-1) pi)`` (Sheppard). For d = 4, 5, Plackett's
+    reduction (Plackett 1954): along ``R(t) = I + t (R - I)``, ``dP/dt = sum_{i<j} r_ij
+    phi_2(0, 0; t r_ij) P_{d-2}(Z_rest >= 0 | Z_i = Z_j = 0)``, the conditional law a centered
+    normal (a (d-2)-dimensional orthant probability in closed form); the sum over k of ``dP/dt``
+    is integrated from ``P(0) = 2^-d`` by adaptive quadrature, ``error`` its estimate.
+    """
+    r = np.asarray(correlations, dtype=float).reshape(-1, *np.shape(correlations)[-2:])
+    m, d = r.shape[:2]
+    if d <= 3:
+        return float(np.sum(_closed_orthant(r))), 0.0
+    if d > POLAR_MAX_DIM:
+        raise ValueError(f"orthant probabilities are computed for d <= {POLAR_MAX_DIM}, got {d}")
+    value, error, info, *_ = integrate.quad(
+        _plackett_slope,
+        0,
+        np.pi / 2,
+        args=(r,),
+        epsabs=_QUAD_EPSABS,
+        epsrel=0,
+        limit=500,
+        full_output=True,
+    )
+    return m * 2.0**-d + value, error
+
+
+def _closed_orthant(r: np.ndarray) -> np.ndarray:
+    """``P(Z >= 0)`` for each correlation matrix of ``r: float[m, d, d]``, d <= 3."""
+    d = r.shape[1]
+    upper = r[:, *np.triu_indices(d, 1)]
+    return 2.0**-d + np.sum(np.arcsin(np.clip(upper, -1, 1)), axis=1) / (2 ** (d - 1) * np.pi)
+
+
+def _plackett_slope(angle: float, r: np.ndarray) -> float:
+    """``sum_k dP_k/dangle`` along ``R_k(t) = I + t (R_k - I)``, ``t = sin(angle)``: Plackett's
+    identity times ``dt/dangle = cos(angle)``, which cancels the ``1 / sqrt(1 - t^2)`` peak of
+    ``phi_2`` at t = 1 when some ``|r_ij|`` is near 1. ``r: float[m, d, d]``."""
+    d, t = r.shape[1], np.sin(angle)
+    r_t = np.eye(d) + t * (r - np.eye(d))
+    slope = 0.0
+    for i, j in zip(*np.triu_indices(d, 1), strict=True):
+        pair, rest = [i, j], [k for k in range(d) if k not in (i, j)]
+        across = r_t[:, rest][:, :, pair]  # [m, d-2, 2]
+        rho = r_t[:, i, j]
+        inverse = np.stack([[np.ones_like(rho), -rho], [-rho, np.ones_like(rho)]], axis=-1)
+        inverse = np.moveaxis(inverse, 0, -1) / (1 - rho**2)[:, None, None]  # [m, 2, 2]
+        conditional = r_t[:, rest][:, :, rest] - across @ inverse @ across.transpose(0, 2, 1)
+        sd = np.sqrt(np.diagonal(conditional, axis1=1, axis2=2))
+        density = 1 / (2 * np.pi * np.sqrt(1 - rho**2))
+        below = _closed_orthant(conditional / (sd[:, :, None] * sd[:, None, :]))
+        slope += float(np.sum(r[:, i, j] * density * below))
+    return slope * np.cos(angle)
+
+
+def _span(x: np.ndarray) -> np.ndarray:
+    """The rows ``x: float[n, d]`` in coordinates of an orthonormal basis of their span."""
+    _, singular, basis = np.linalg.svd(x, full_matrices=False)
+    rank = int(np.sum(singular > 1e-10 * singular[0]))
+    return x @ basis[:rank].T
+
+
+def _is_pointed(directions: np.ndarray) -> bool:
+    """Whether some u has ``u . x > 0`` for every row (Gordan: 0 is not in their convex hull)."""
+    from scipy.optimize import linprog
+
+    n, d = directions.shape
+    # maximize s subject to directions @ u >= s, |u_i| <= 1: variables (u, s)
+    result = linprog(
+        np.append(np.zeros(d), -1.0),
+        A_ub=np.hstack([-directions, np.ones((n, 1))]),
+        b_ub=np.zeros(n),
+        bounds=[(-1, 1)] * d + [(None, 1)],
+        method="highs",
+    )
+    return bool(result.status == 0 and -result.fun > 1e-12)
+
+
+def _cone_facet_normals(rays: np.ndarray) -> np.ndarray:
+    """Unit outward normals of the facets of a pointed full-dimensional cone, one per facet.
+
+    The facets of the cone spanned by the unit ``rays: float[n, d]`` are the facets through the
+    origin (index 0) of the convex hull of the origin and the rays.
+    """
+    from scipy.spatial import ConvexHull
+
+    hull = ConvexHull(np.vstack([np.zeros(rays.shape[1]), rays]))
+    through_origin = np.any(hull.simplices == 0, axis=1)
+    normals = hull.equations[through_origin, :-1]
+    return np.unique(np.round(normals / np.linalg.norm(normals, axis=1)[:, None], 12), axis=0)
+
+
+def _simplicial_cones(rays: np.ndarray) -> list[np.ndarray]:
+    """Simplicial cones ``float[d, d]`` (generators as rows) with disjoint interiors covering the
+    pointed cone spanned by the unit ``rays``: the cones over the outer facets of the convex hull
+    of the origin and the rays, which every ray of the cone leaves through one of."""
+    from scipy.spatial import ConvexHull
+
+    hull = ConvexHull(np.vstack([np.zeros(rays.shape[1]), rays]))
+    outer = hull.simplices[~np.any(hull.simplices == 0, axis=1)]
+    cones = [hull.points[simplex] for simplex in outer]
+    return [g for g in cones if abs(np.linalg.det(g)) > 1e-12]
+
+
+def _simplicial_correlations(cones: list[np.ndarray]) -> np.ndarray:
+    """The correlations ``float[m, d, d]`` of ``lam = G^-T w`` for each cone's generators G.
+
+    ``w ~ N(0, I_d)`` is in the cone of the rows of G iff ``w = G^T lam`` with ``lam >= 0``, and
+    ``lam ~ N(0, G^-T G^-1)``: the cone's Gaussian measure is an orthant probability.
+    """
+    dual = np.linalg.inv(np.asarray(cones)).transpose(0, 2, 1)  # rows h_k, h_k . g_l = delta_kl
+    gram = dual @ dual.transpose(0, 2, 1)
+    sd = np.sqrt(np.diagonal(gram, axis1=1, axis2=2))
+    return gram / (sd[:, :, None] * sd[:, None, :])
+
+
+def p_dead_polar_cone(inputs) -> float:
+    """P(a zero-bias ReLU unit with Gaussian weights is dead) on a data set in any dimension <= 5.
+
+    Assumptions: bias 0; weights i.i.d. N(0, s^2) (any s): rotation invariant, so P(dead) is the
+    normalized solid angle of the polar cone ``C° = {w : w . x <= 0 for every input}``.
+
+    The data are reduced to their span (the Gaussian's other coordinates do not matter); a span
+    of dimension 1 or 2 is the ray or :func:`p_dead_relu_2d`. A cone that is not pointed contains
+    a line, so C° lies in a hyperplane: 0. Else C° is the cone of the data cone's facet normals;
+    it is cut into simplicial cones, each an orthant probability (:func:`orthant_probability`),
+    exact for d <= 3 and within ``POLAR_TOLERANCE`` (1e-9, absolute, checked) for d = 4, 5.
+
+    Args:
+      inputs: ``float[n, d]``.
+    """
+    x = _nonzero_rows(inputs)
+    if len(x) == 0:
+        return 1.0
+    x = _span(x / np.linalg.norm(x, axis=1)[:, None])
+    if x.shape[1] == 1:
+        return 0.5 if np.all(x > 0) or np.all(x < 0) else 0.0
+    if x.shape[1] == 2:
+        return p_dead_relu_2d(x, "normal")
+    rays = x / np.linalg.norm(x, axis=1)[:, None]
+    if not _is_pointed(rays):
+        return 0.0
+    cones = _simplicial_cones(_cone_facet_normals(rays))
+    value, error = orthant_probability(_simplicial_correlations(cones))
+    if error > POLAR_TOLERANCE:
+        raise ArithmeticError(f"polar cone's solid angle: error {error:.2g} > {POLAR_TOLERANCE}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
 # One unit with a random bias on 1-D or 2-D data.
 # --------------------------------------------------------------------------------------------
 
@@ -396,10 +556,17 @@ def first_unit_zero_bias(x: np.ndarray, weights: str) -> LayerDeath:
     if cone_is_orthant(x):
         p = p_dead_nonnegative_bound(d)
         return _exact(p, "orthant", f"the inputs' cone is the orthant: a unit is dead w.p. 2^-{d}")
+    why = "uniform weights are not rotation invariant" if weights == "uniform" else "d > 5"
+    if weights == "normal" and d <= POLAR_MAX_DIM:
+        try:
+            p = p_dead_polar_cone(x)
+            note = f"{d}-D inputs, Gaussian weights: a unit is dead w.p. {p:.4g} (polar cone)"
+            return _exact(p, "polar_cone", note)
+        except ArithmeticError:  # quadrature missed POLAR_TOLERANCE: keep the bounds
+            why = f"polar cone's solid angle not within {POLAR_TOLERANCE:g}"
     lower = p_dead_nonnegative_bound(d) if np.all(x >= 0) else 0.0
-    return LayerDeath(
-        lower, 0.5, "bounds", f"{d}-D inputs: a first-layer unit is dead w.p. in [{lower:.3g}, 1/2]"
-    )
+    note = f"{d}-D inputs ({why}): a first-layer unit is dead w.p. in [{lower:.3g}, 1/2]"
+    return LayerDeath(lower, 0.5, "bounds", note)
 
 
 def first_unit_biased(x: np.ndarray, law: BiasedLaw) -> LayerDeath:

@@ -176,7 +176,9 @@ NETWORKS = [
     ("positive_2d", 3, 2, "normal", "zeros", "relu_2d+nonneg_bounds"),
     ("positive_2d", 2, 2, "uniform", "normal", "biased_2d+bias_bounds"),
     ("two_sided_1d", 1, 3, "normal", "uniform", "biased_1d"),
-    ("narrow_3d", 2, 2, "normal", "zeros", "bounds+nonneg_bounds"),
+    ("narrow_3d", 2, 2, "normal", "zeros", "polar_cone+nonneg_bounds"),
+    ("narrow_3d", 1, 3, "normal", "zeros", "polar_cone"),
+    ("narrow_3d", 1, 2, "uniform", "zeros", "bounds"),
 ]
 
 
@@ -274,3 +276,100 @@ def test_setting_inputs_rebuilds_the_engine_data():
     np.testing.assert_array_equal(rebuilt, np.asarray(expected.inputs).T)
     other = data.setting_inputs(values, seed=6)
     assert not np.array_equal(rebuilt, other)
+
+
+def _block_diagonal(*blocks):
+    size = sum(len(b) for b in blocks)
+    r, start = np.zeros((size, size)), 0
+    for block in blocks:
+        r[start : start + len(block), start : start + len(block)] = block
+        start += len(block)
+    return r
+
+
+def _equicorrelated(d, rho):
+    return np.full((d, d), rho) + (1 - rho) * np.eye(d)
+
+
+def test_orthant_probability_known_values():
+    """2^-d for independence, 1/(d+1) for correlation 1/2, products of independent blocks."""
+    for d in range(1, 6):
+        assert theory.orthant_probability(np.eye(d))[0] == pytest.approx(2.0**-d, abs=1e-12)
+        assert theory.orthant_probability(_equicorrelated(d, 0.5))[0] == pytest.approx(
+            1 / (d + 1), abs=1e-12
+        )
+    pair, triple = (
+        _equicorrelated(2, -0.7),
+        np.array([[1, 0.3, -0.4], [0.3, 1, 0.6], [-0.4, 0.6, 1]]),
+    )
+    p2, p3 = theory.orthant_probability(pair)[0], theory.orthant_probability(triple)[0]
+    assert theory.orthant_probability(_block_diagonal(pair, pair))[0] == pytest.approx(
+        p2**2, abs=1e-12
+    )
+    assert theory.orthant_probability(_block_diagonal(triple, pair))[0] == pytest.approx(
+        p2 * p3, abs=1e-12
+    )
+    both = np.stack([_equicorrelated(4, 0.5), np.eye(4)])
+    assert theory.orthant_probability(both)[0] == pytest.approx(0.2 + 1 / 16, abs=1e-12)
+
+
+def _polar_cases():
+    rng = np.random.default_rng(12)
+    cases = {}
+    for d in (3, 4, 5):
+        for offset, n in ((0.5, 12), (2.0, 64)):
+            cases[f"cloud_{d}d_offset{offset}"] = rng.uniform(-1, 1, (n, d)) + offset
+    cases["simplicial_4d"] = rng.normal(size=(4, 4)) + np.array([2.0, 0, 0, 0])
+    cases["square_pyramid_3d"] = np.array([[1, 1, 2], [1, -1, 2], [-1, 1, 2], [-1, -1, 2.0]])
+    center = rng.normal(size=5)
+    cases["mixed_sign_5d"] = center + 0.6 * rng.normal(size=(40, 5))
+    rotation = np.linalg.qr(rng.normal(size=(4, 4)))[0]
+    flat = np.hstack([rng.uniform(0.5, 2, (20, 3)), np.zeros((20, 1))])
+    cases["in_a_subspace_4d"] = flat @ rotation
+    cases["duplicated_rays_3d"] = (
+        np.repeat(rng.uniform(0.2, 1, (6, 3)), 2, axis=0)
+        * np.repeat([[1.0], [3.0]], 6, axis=0).ravel()[:, None]
+    )
+    cases["half_space_3d"] = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    return cases
+
+
+POLAR_CASES = _polar_cases()
+
+
+@pytest.mark.parametrize("case", list(POLAR_CASES))
+def test_polar_cone_matches_simulation(case):
+    """P(w in the polar cone) against 200k Gaussian draws, at 4 standard errors."""
+    inputs = POLAR_CASES[case]
+    rng = np.random.default_rng(13)
+    w = rng.normal(0, 0.3, (N_DRAWS, inputs.shape[1]))
+    p = theory.p_dead_polar_cone(inputs)
+    assert abs(_mc_dead(inputs, w, rng) - p) <= 4 * standard_errors(p, N_DRAWS)
+
+
+def test_polar_cone_agrees_with_the_exact_special_cases():
+    rng = np.random.default_rng(14)
+    for d in (3, 4, 5):
+        orthant = np.vstack([np.eye(d), rng.uniform(0, 1, (10, d))])
+        assert theory.p_dead_polar_cone(orthant) == pytest.approx(2.0**-d, abs=1e-9)
+        assert theory.p_dead_polar_cone(rng.uniform(-1, 1, (50, d))) == 0.0
+        assert theory.p_dead_polar_cone(np.outer([1.0, 2.0], rng.normal(size=d))) == 0.5
+    planar = rng.uniform(0.5, 2, (30, 2))
+    embedded = np.hstack([planar, np.zeros((30, 2))])
+    assert theory.p_dead_polar_cone(embedded) == pytest.approx(
+        theory.p_dead_relu_2d(planar, "normal"), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize(("dim", "offset"), [(3, 0.5), (3, 2.0), (4, 2.0), (5, 2.0)])
+def test_polar_cone_on_the_engine_data(dim, offset):
+    """The engine's own data set (study.data), one layer of width 2: exact, at 4 standard errors."""
+    from study import config, data
+
+    setting = config.make_setting(data_dim=dim, data_offset=offset, data_n_samples=16)
+    inputs = data.setting_inputs(dict(setting.values), seed=3)
+    values = _values(model__width=2, model__init="normal")
+    result = theory.p_dead_init_theory(values, inputs)
+    assert result.name in ("polar_cone", "whole_space")
+    estimate = _mc_network_dead(inputs, values, np.random.default_rng(15), N_DRAWS)
+    assert abs(estimate - result.exact) <= 4 * standard_errors(result.exact, N_DRAWS)
