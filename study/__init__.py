@@ -32,7 +32,12 @@ _LAZY = {
     "make_train": "study.train",
     "Metrics": "study.train",
     "analysis": "study.analysis",
+    "config": "study.config",
+    "data": "study.data",
+    "plots": "study.plots",
+    "report": "study.report",
     "results": "study.results",
+    "runner": "study.runner",
     "theory": "study.theory",
 }
 
