@@ -236,7 +236,7 @@ def orthant_probability(correlations) -> tuple[float, float]:
         return float(np.sum(_closed_orthant(r))), 0.0
     if d > POLAR_MAX_DIM:
         raise ValueError(f"orthant probabilities are computed for d <= {POLAR_MAX_DIM}, got {d}")
-    value, error, info, *_ = integrate.quad(
+    value, error, *_ = integrate.quad(
         _plackett_slope,
         0,
         np.pi / 2,
@@ -267,8 +267,8 @@ def _plackett_slope(angle: float, r: np.ndarray) -> float:
         pair, rest = [i, j], [k for k in range(d) if k not in (i, j)]
         across = r_t[:, rest][:, :, pair]  # [m, d-2, 2]
         rho = r_t[:, i, j]
-        inverse = np.stack([[np.ones_like(rho), -rho], [-rho, np.ones_like(rho)]], axis=-1)
-        inverse = np.moveaxis(inverse, 0, -1) / (1 - rho**2)[:, None, None]  # [m, 2, 2]
+        flip = rho[:, None, None] * (1 - np.eye(2))
+        inverse = (np.eye(2) - flip) / (1 - rho**2)[:, None, None]  # [[1, -rho], [-rho, 1]] / det
         conditional = r_t[:, rest][:, :, rest] - across @ inverse @ across.transpose(0, 2, 1)
         sd = np.sqrt(np.diagonal(conditional, axis1=1, axis2=2))
         density = 1 / (2 * np.pi * np.sqrt(1 - rho**2))
