@@ -341,13 +341,17 @@ def _markdown_table(table: pd.DataFrame) -> str:
 
 def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
     """The run's facts; no timings, so that a rerun writes the same report."""
+    low, high = int(summary["n_inits"].min()), int(summary["n_inits"].max())
     facts = [
         f"settings: {len(summary)}, initializations per setting: "
-        f"{int(summary['n_inits'].min())}-{int(summary['n_inits'].max())}",
+        + (f"{low}" if low == high else f"{low} to {high}"),
         f"study: {manifest.config.get('name', '?')}, seed {manifest.seed}",
     ]
     if manifest.backend:
-        facts.append(f"backend: {manifest.backend}, devices: {list(manifest.devices)}")
+        devices = ", ".join(
+            f"{d.get('platform', '?')}:{d.get('id', '?')}" for d in manifest.devices
+        )
+        facts.append(f"backend: {manifest.backend}, devices: {devices or '?'}")
     return facts
 
 
