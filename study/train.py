@@ -217,40 +217,47 @@ class TrainState(NamedTuple):
 
 
 def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array) -> Metrics:
-    """Initialize and train one network; ``key`` is this initialization's own key."""
+    """Initialize and train one network; ``key`` is this initialization's own key.
+
+    The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
+    the checks, each followed by an interval of steps, except the last): every check compiles
+    to the same code, and the program holds one copy of it instead of three (compile time).
+    """
     key_init, key_batch = jax.random.split(key)
     params = model.init_params(structure, numeric, key_init)
     optimizer = make_optimizer(structure.optimizer, numeric)
     # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     # elementwise, so this is the same update, but one fused kernel per operation instead of one
     # per parameter array (docs/performance.md).
-    # The barrier materializes the drawn parameters, so that the first health check is compiled
-    # like every later one (reading parameters from memory) instead of being fused with the
-    # random draws in a shape-dependent way: its bits must not depend on the chunk size.
+    # The barrier materializes the drawn parameters, so that the checks read parameters from
+    # memory instead of being fused with the random draws in a shape-dependent way: their bits
+    # must not depend on the chunk size.
     flat_params = lax.optimization_barrier(model.flatten(params))
-    params = model.unflatten(structure, flat_params)
     run_steps = _make_run_steps(structure, numeric, data, key_batch, optimizer)
-
-    def interval(
-        carry: tuple[TrainState, History], index
-    ) -> tuple[tuple[TrainState, History], None]:
-        state, history = carry
-        state = run_steps(state, index * structure.log_every, structure.log_every)
-        step = (index + 1) * structure.log_every
-        now = health(structure, numeric, model.unflatten(structure, state.params), data)
-        return (state, _record(history, now, step)), None
-
-    start = health(structure, numeric, params, data)
-    history = _record(_empty_history(start.dead), start, jnp.int32(0))
-    state = TrainState(flat_params, optimizer.init(flat_params))
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
-    (state, history), _ = lax.scan(
-        interval, (state, history), jnp.arange(n_intervals, dtype=jnp.int32)
-    )
+
+    def check_then_train(carry: tuple[TrainState, History, Health, Health], index):
+        state, history, start, _ = carry
+        now = health(structure, numeric, model.unflatten(structure, state.params), data)
+        history = _record(history, now, index * structure.log_every)
+        start = jax.tree.map(lambda first, new: jnp.where(index == 0, new, first), start, now)
+        state = lax.cond(
+            index < n_intervals,
+            lambda s: run_steps(s, index * structure.log_every, structure.log_every),
+            lambda s: s,
+            state,
+        )
+        return (state, history, start, now), None
+
+    shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, data)
+    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    state = TrainState(flat_params, optimizer.init(flat_params))
+    carry = (state, _empty_history(placeholder.dead), placeholder, placeholder)
+    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
+    (state, history, start, end), _ = lax.scan(check_then_train, carry, checks)
     if remainder:
         state = run_steps(state, n_intervals * structure.log_every, remainder)
-    end = health(structure, numeric, model.unflatten(structure, state.params), data)
-    if remainder:
+        end = health(structure, numeric, model.unflatten(structure, state.params), data)
         history = _record(history, end, jnp.int32(structure.steps))
     return _metrics(structure, data, start, end, history)
 
