@@ -20,7 +20,7 @@ FORCE=(--force)
 if [[ "${REPRODUCE_RESUME:-0}" == "1" ]]; then
     FORCE=()
 fi
-ALL=(question two_layers lu2019 arnekvist2020 sokar2023)
+ALL=(question two_layers lu2019 arnekvist2020 sokar2023 remedies)
 NAMES=("${@:-${ALL[@]}}")
 
 start_all=$(date +%s)

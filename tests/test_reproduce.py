@@ -82,3 +82,39 @@ def test_sokar2023(scripts, tmp_path):
     assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
     # A dead ReLU unit outputs 0, so it is tau-dormant for every tau >= 0.
     assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
+
+
+def test_remedies(scripts, tmp_path):
+    out = run_tiny(scripts, "remedies", tmp_path / "remedies")
+    table = pd.read_csv(out / "summary.csv")
+    ran = table[table["n_valid"].notna()]
+    assert {"baseline", "bias 0.01", "bias 0.1", "learning rate / 10"} == set(ran["remedy"])
+    # The baseline is not compared with itself; every other row is, and Holm only raises p.
+    assert ran.loc[ran["remedy"] == "baseline", "p_value"].isna().all()
+    compared = ran[ran["remedy"] != "baseline"]
+    assert (compared["p_holm"] >= compared["p_value"] - 1e-12).all()
+    assert (
+        (compared["diff_p_dead_end_lo"] <= compared["diff_p_dead_end"])
+        & (compared["diff_p_dead_end"] <= compared["diff_p_dead_end_hi"])
+    ).all()
+    pending = table[table["note"] == "not yet in the engine"]
+    assert {"ReDo", "batch norm", "flip_dead"} <= set(pending["remedy"])
+    claims = pd.read_csv(out / "claims.csv")
+    assert len(claims) == 2 and claims["verdict"].str.len().gt(0).all()
+    assert pd.read_csv(out / "lr_claim.csv")["dead_unit_share"].between(0, 1).all()
+
+
+def test_remedies_plan(scripts):
+    """One `study run` per structural combination; numeric remedies share the baseline's."""
+    remedies = scripts("remedies")
+    tasks = {task.name: task for task in remedies.TASKS}
+    plan = remedies.plan(tasks["question"], remedies.REMEDIES, remedies.PENDING)
+    assert len(plan.groups) == 7  # baseline, standardized, leaky, ELU, He, RAI, SGD
+    leaky, _ = plan.members["leaky ReLU 0.1"]
+    assert leaky is plan.members["leaky ReLU 0.01"][0]
+    assert "model.leaky_slope=[0.01, 0.1]" in leaky.overrides()
+    baseline, _ = plan.members["baseline"]
+    for name in ("bias 0.01", "bias 0.1", "learning rate / 10"):
+        assert plan.members[name][0] is baseline
+    lu = remedies.plan(tasks["lu_abs"], remedies.REMEDIES, remedies.PENDING)
+    assert lu.notes["He init"] == "same as the baseline for this task"  # already He there
