@@ -1,6 +1,7 @@
 """Run settings through the compiled engine in bounded chunks and collect a tidy table.
 
-This is the layer between the compiled :func:`study.train.make_train` and pandas: it stacks the
+This is the layer between the compiled programs of :mod:`study.train` (the start, shared by the
+structures that draw the same data and parameters, and the training) and pandas: it stacks the
 numeric parts of a structural group, splits the (setting, initialization) pairs into fixed-size
 chunks (padded, so every chunk has the same shape and the group compiles once), places each chunk
 on the devices (sharded along initializations: over every process's devices in a multi-process
@@ -23,7 +24,7 @@ from study import distributed
 from study.config import Setting, Structure, Study, group_by_structure
 from study.data import csv_data
 from study.model import layer_sizes
-from study.train import Metrics, make_train
+from study.train import Metrics, make_run, make_start, start_structure
 
 # Bytes of working memory the automatic chunk size aims at per chunk on CPU; on an accelerator
 # the budget is a share of the device's memory.
@@ -152,10 +153,14 @@ def run_group(
             csv,
         )
         t0 = time.perf_counter()
-        train = compiled(structure, args)
+        draw = compiled(start_structure(structure), args, make_start)
         chunk_compile_s = time.perf_counter() - t0
+        data, drawn = draw(*args)
+        t0 = time.perf_counter()
+        train = compiled(structure, (args[1], data, drawn), make_run)
+        chunk_compile_s += time.perf_counter() - t0
         compile_s += chunk_compile_s
-        metrics = distributed.fetch(train(*args))
+        metrics = distributed.fetch(train(args[1], data, drawn))
         results.append((chunk, metrics))
         if on_chunk is not None:
             on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
@@ -169,21 +174,24 @@ def run_group(
 _EXECUTABLES: dict = {}
 
 
-def compiled(structure: Structure, args) -> Callable:
-    """The compiled train program for ``structure`` and the shapes and placement of ``args``.
+def compiled(structure: Structure, args, make: Callable = make_run) -> Callable:
+    """The compiled program ``make(structure)`` for the shapes and placement of ``args``.
 
     Compiled ahead of time (so compile time is measured apart from run time) and kept: a
     structure compiles once per chunk shape, whatever numeric values later calls carry.
+    ``make`` is :func:`study.train.make_start` (the start, shared by the structures that draw
+    the same data and parameters) or :func:`study.train.make_run` (the training).
     """
     signature = (
+        make.__name__,
         structure,
         tuple(
-            (np.shape(leaf), np.dtype(leaf.dtype).name, str(getattr(leaf, "sharding", None)))
+            (np.shape(leaf), str(leaf.dtype), str(getattr(leaf, "sharding", None)))
             for leaf in jax.tree.leaves(args)
         ),
     )
     if signature not in _EXECUTABLES:
-        _EXECUTABLES[signature] = make_train(structure).lower(*args).compile()
+        _EXECUTABLES[signature] = make(structure).lower(*args).compile()
     return _EXECUTABLES[signature]
 
 

@@ -20,6 +20,7 @@ some hidden layer has all its units dead, so its output is constant on the data.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -216,50 +217,62 @@ class TrainState(NamedTuple):
     opt_state: optax.OptState
 
 
-def train_one(structure: Structure, numeric: Numeric, data: Data, key: jax.Array) -> Metrics:
-    """Initialize and train one network; ``key`` is this initialization's own key.
+class Start(NamedTuple):
+    """What training starts from, per initialization (vmapped: leading ``[n_settings, n_inits]``).
+
+    params: float[n_params], the drawn parameters as one flat vector (:func:`study.model.flatten`).
+    key_batch: the key of the minibatch order.
+    """
+
+    params: jax.Array
+    key_batch: jax.Array
+
+
+def start_one(structure: Structure, numeric: Numeric, key: jax.Array) -> Start:
+    """Draw one initialization from its own ``key``: its parameters and its minibatch key."""
+    key_init, key_batch = jax.random.split(key)
+    return Start(model.flatten(model.init_params(structure, numeric, key_init)), key_batch)
+
+
+def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) -> Metrics:
+    """Train one initialization from its drawn parameters (:func:`start_one`).
 
     The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
     the checks, each followed by an interval of steps, except the last): every check compiles
     to the same code, and the program holds one copy of it instead of three (compile time).
     """
-    key_init, key_batch = jax.random.split(key)
-    params = model.init_params(structure, numeric, key_init)
-    optimizer = make_optimizer(structure.optimizer, numeric)
     # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     # elementwise, so this is the same update, but one fused kernel per operation instead of one
     # per parameter array (docs/performance.md).
-    # The barrier materializes the drawn parameters, so that the checks read parameters from
-    # memory instead of being fused with the random draws in a shape-dependent way: their bits
-    # must not depend on the chunk size.
-    flat_params = lax.optimization_barrier(model.flatten(params))
-    run_steps = _make_run_steps(structure, numeric, data, key_batch, optimizer)
+    optimizer = make_optimizer(structure.optimizer, numeric)
+    run_steps = _make_run_steps(structure, numeric, data, start.key_batch, optimizer)
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
 
     def check_then_train(carry: tuple[TrainState, History, Health, Health], index):
-        state, history, start, _ = carry
+        state, history, first, _ = carry
         now = health(structure, numeric, model.unflatten(structure, state.params), data)
         history = _record(history, now, index * structure.log_every)
-        start = jax.tree.map(lambda first, new: jnp.where(index == 0, new, first), start, now)
+        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
         state = lax.cond(
             index < n_intervals,
             lambda s: run_steps(s, index * structure.log_every, structure.log_every),
             lambda s: s,
             state,
         )
-        return (state, history, start, now), None
+        return (state, history, first, now), None
 
+    params = model.unflatten(structure, start.params)
     shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, data)
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-    state = TrainState(flat_params, optimizer.init(flat_params))
+    state = TrainState(start.params, optimizer.init(start.params))
     carry = (state, _empty_history(placeholder.dead), placeholder, placeholder)
     checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    (state, history, start, end), _ = lax.scan(check_then_train, carry, checks)
+    (state, history, first, end), _ = lax.scan(check_then_train, carry, checks)
     if remainder:
         state = run_steps(state, n_intervals * structure.log_every, remainder)
         end = health(structure, numeric, model.unflatten(structure, state.params), data)
         history = _record(history, end, jnp.int32(structure.steps))
-    return _metrics(structure, data, start, end, history)
+    return _metrics(structure, data, first, end, history)
 
 
 def _make_run_steps(structure, numeric, data, key_batch, optimizer):
@@ -318,31 +331,83 @@ def _metrics(structure: Structure, data: Data, start: Health, end: Health, histo
     )
 
 
-@functools.cache
-def make_train(structure: Structure):
-    """The compiled ``train(seed, numerics, setting_ids, init_indices, csv) -> Metrics``.
+# Structure fields that only training reads: the start (data and drawn parameters) does not
+# depend on them, so structures that differ only in these share one compiled start program.
+TRAINING_ONLY = dict(
+    activation="relu", optimizer="sgd", loss="bce", steps=1, batch_size=0, log_every=1
+)
 
-    Returns Metrics whose fields have leading shape ``[n_settings, n_inits]``. One compile per
-    structure and input shape; numeric values, seeds and indices are traced.
+
+def start_structure(structure: Structure) -> Structure:
+    """The structure that stands for every structure with the same data and initialization."""
+    return dataclasses.replace(structure, **TRAINING_ONLY)
+
+
+@functools.cache
+def make_start(structure: Structure):
+    """The compiled ``start(seed, numerics, setting_ids, init_indices, csv) -> (data, Start)``.
+
+    ``data``: each setting's training set, leading shape ``[n_settings]`` (or, with
+    ``data.resample``, ``[n_settings, n_inits]``); ``Start``: leading shape
+    ``[n_settings, n_inits]``. It reads only the fields of ``start_structure(structure)``.
     """
 
-    def train(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None) -> Metrics:
+    def start(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None):
         data_root, init_root = key_streams(seed)
 
-        def per_setting(numeric: Numeric, setting_id) -> Metrics:
+        def per_setting(numeric: Numeric, setting_id):
             setting_key = jax.random.fold_in(init_root, setting_id)
-            shared = None if structure.resample else make_data(structure, numeric, data_root, csv)
 
-            def per_init(index) -> Metrics:
-                if structure.resample:
-                    data_key = jax.random.fold_in(jax.random.fold_in(data_root, setting_id), index)
-                    data = make_data(structure, numeric, data_key, csv)
-                else:
-                    data = shared
-                return train_one(structure, numeric, data, jax.random.fold_in(setting_key, index))
+            def per_init(index) -> Start:
+                return start_one(structure, numeric, jax.random.fold_in(setting_key, index))
 
-            return jax.vmap(per_init)(init_indices)
+            def resampled(index) -> Data:
+                data_key = jax.random.fold_in(jax.random.fold_in(data_root, setting_id), index)
+                return make_data(structure, numeric, data_key, csv)
+
+            if structure.resample:
+                data = jax.vmap(resampled)(init_indices)
+            else:
+                data = make_data(structure, numeric, data_root, csv)
+            return data, jax.vmap(per_init)(init_indices)
 
         return jax.vmap(per_setting)(numerics, setting_ids)
 
+    return jax.jit(start)
+
+
+@functools.cache
+def make_run(structure: Structure):
+    """The compiled ``run(numerics, data, start) -> Metrics`` that trains what ``make_start`` drew.
+
+    Returns Metrics whose fields have leading shape ``[n_settings, n_inits]``. One compile per
+    structure and input shape; numeric values are traced.
+    """
+    data_axis = 0 if structure.resample else None
+
+    def train(numerics: Numeric, data: Data, start: Start) -> Metrics:
+        def per_setting(numeric: Numeric, data: Data, start: Start) -> Metrics:
+            def per_init(data: Data, start: Start) -> Metrics:
+                return train_one(structure, numeric, data, start)
+
+            return jax.vmap(per_init, in_axes=(data_axis, 0))(data, start)
+
+        return jax.vmap(per_setting)(numerics, data, start)
+
     return jax.jit(train)
+
+
+@functools.cache
+def make_train(structure: Structure):
+    """``train(seed, numerics, setting_ids, init_indices, csv) -> Metrics``: start, then run.
+
+    Metrics' fields have leading shape ``[n_settings, n_inits]``; numeric values, seeds and
+    indices are traced. (The engine calls the two compiled stages itself, to share the start.)
+    """
+    start, run = make_start(start_structure(structure)), make_run(structure)
+
+    def train(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None) -> Metrics:
+        data, drawn = start(seed, numerics, setting_ids, init_indices, csv)
+        return run(numerics, data, drawn)
+
+    return train

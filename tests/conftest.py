@@ -40,7 +40,8 @@ def fresh_compile_caches():
     from study import engine, train
 
     engine._EXECUTABLES.clear()
-    train.make_train.cache_clear()
+    for make in (train.make_train, train.make_start, train.make_run):
+        make.cache_clear()
     jax.clear_caches()
 
 
