@@ -152,15 +152,8 @@ def run_group(
             distributed.shard(chunk.init_indices, devices),
             csv,
         )
-        t0 = time.perf_counter()
-        draw = compiled(start_structure(structure), args, make_start)
-        chunk_compile_s = time.perf_counter() - t0
-        data, drawn = draw(*args)
-        t0 = time.perf_counter()
-        train = compiled(structure, (args[1], data, drawn), make_run)
-        chunk_compile_s += time.perf_counter() - t0
+        metrics, chunk_compile_s = _run_chunk(structure, args)
         compile_s += chunk_compile_s
-        metrics = distributed.fetch(train(args[1], data, drawn))
         results.append((chunk, metrics))
         if on_chunk is not None:
             on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
@@ -169,6 +162,18 @@ def run_group(
         "compile_s": compile_s,
         "run_s": run_s,
     }
+
+
+def _run_chunk(structure: Structure, args) -> tuple[Metrics, float]:
+    """Draw and train one chunk: ``(metrics on the host, seconds spent compiling)``."""
+    t0 = time.perf_counter()
+    draw = compiled(start_structure(structure), args, make_start)
+    compile_s = time.perf_counter() - t0
+    data, drawn = draw(*args)
+    t0 = time.perf_counter()
+    train = compiled(structure, (args[1], data, drawn), make_run)
+    compile_s += time.perf_counter() - t0
+    return distributed.fetch(train(args[1], data, drawn)), compile_s
 
 
 _EXECUTABLES: dict = {}
