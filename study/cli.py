@@ -106,6 +106,10 @@ def _add_run(commands) -> None:
         "--no-figures", dest="figures", action="store_const", const="none", help="--figures none"
     )
     _add_no_compile_cache(run)
+    _add_distributed(run)
+
+
+def _add_distributed(run) -> None:
     dist = run.add_argument_group(
         "several processes or hosts (jax.distributed)",
         "Every process runs the same command; process 0 writes DIR. The environment variable "
