@@ -31,6 +31,14 @@ def _close_figures():
         sys.modules["matplotlib.pyplot"].close("all")
 
 
+@pytest.fixture(autouse=True)
+def _float32_by_default():
+    """Leave JAX's 64-bit mode off after each test: a float64 run in the test's own process
+    turns it on (``engine.enable_float64_if_needed``), and later tests must not depend on that."""
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
 @pytest.fixture
 def fresh_compile_caches():
     """Empty every cache of compiled programs, so a test that counts compiles sees only its own.
