@@ -36,7 +36,8 @@ def _float32_by_default():
     """Leave JAX's 64-bit mode off after each test: a float64 run in the test's own process
     turns it on (``engine.enable_float64_if_needed``), and later tests must not depend on that."""
     yield
-    jax.config.update("jax_enable_x64", False)
+    if jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", False)
 
 
 @pytest.fixture
