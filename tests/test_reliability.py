@@ -82,16 +82,22 @@ def _kill_and_resume(tmp_path, reference, delays, how=signal.SIGKILL):
     _same_results(out, reference)
 
 
-def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference):
-    # one kill once the first group is on disk, one at a random moment
+def _run_until_a_group_is_on_disk(tmp_path, out: Path) -> subprocess.Popen:
+    """Start the tiny config into ``out``; return the process once its first group is saved."""
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_TOML)
-    out = tmp_path / "out"
     process = _study_process(config, out, "--no-figures")
     deadline = time.monotonic() + 120
     while not list((out / results.PARTIAL).glob("group-*.parquet")):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
+    return process
+
+
+def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference):
+    # one kill once the first group is on disk, one at a random moment
+    out = tmp_path / "out"
+    process = _run_until_a_group_is_on_disk(tmp_path, out)
     process.send_signal(signal.SIGKILL)
     process.communicate()  # waits, and closes the pipes
     assert (out / results.LOCK).exists()  # a killed run leaves its lock file behind...
@@ -109,14 +115,8 @@ def _assert_interrupted(status: int, err: str, out: Path) -> None:
 
 
 def test_ctrl_c_exits_130_with_one_line_and_the_rerun_completes(tmp_path, reference):
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY_TOML)
     out = tmp_path / "out"
-    process = _study_process(config, out, "--no-figures")
-    deadline = time.monotonic() + 120
-    while not list((out / results.PARTIAL).glob("group-*.parquet")):
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    process = _run_until_a_group_is_on_disk(tmp_path, out)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate()
     assert process.returncode == 130
