@@ -311,5 +311,5 @@ def test_runs_are_bit_identical_across_device_counts(tmp_path, reference):
     )
     assert done.returncode == 0, done.stderr
     manifest = results.read_manifest(out)
-    assert len(manifest["devices"]) == 2
+    assert len(manifest.devices) == 2
     _same_results(out, reference)
