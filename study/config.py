@@ -42,6 +42,8 @@ DATA_KINDS = ("uniform", "gaussian", "csv", "function")
 TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
+NORMS = ("none", "batch", "layer")
+INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,6 +77,9 @@ class Key:
       check: returns why a value is refused, or None.
       derive: for a key without a default, its value from the setting's other values.
       field_name: its attribute in Structure or Numeric when that is not the name after the dot.
+      in_id_at_default: False for keys added after results were committed: such a key enters a
+        setting's id (and so its random draws) only when its value differs from the default,
+        so that every setting that existed before draws the same networks as before.
     """
 
     name: str
@@ -86,6 +91,7 @@ class Key:
     check: Callable[[Any], str | None] | None = None
     derive: Callable[[Mapping[str, Any]], Any] | None = None
     field_name: str = ""
+    in_id_at_default: bool = True
 
     @property
     def field(self) -> str:
@@ -204,6 +210,24 @@ SCHEMA: tuple[Key, ...] = (
         structural=False,
         derive=lambda values: values["model.init_range"],
     ),
+    Key(
+        "model.norm",
+        str,
+        "none",
+        "normalize every hidden layer's pre-activations, with a trained gain (init 1) and "
+        "shift (init 0): batch = per unit over the batch's samples, layer = per sample over "
+        "the layer's units (width >= 2)",
+        choices=NORMS,
+        in_id_at_default=False,
+    ),
+    Key(
+        "model.flip_dead",
+        bool,
+        False,
+        "at init, from the input up, negate the incoming weights and bias of every hidden "
+        "unit dead on the training inputs (a data-dependent sign flip)",
+        in_id_at_default=False,
+    ),
     # train
     Key("train.optimizer", str, "adam", "optax optimizer", choices=OPTIMIZERS),
     Key(
@@ -248,6 +272,61 @@ SCHEMA: tuple[Key, ...] = (
         "threshold of the dormant-neuron score (Sokar et al. 2023)",
         structural=False,
         check=_non_negative,
+    ),
+    Key(
+        "train.intervention",
+        str,
+        "none",
+        "a remedy applied during training: redo = re-draw dormant units (Sokar et al. 2023), "
+        "shrink_perturb (Ash and Adams 2020), l2_init = L2 pull toward the initial parameters "
+        "(Kumar et al. 2023)",
+        choices=INTERVENTIONS,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.intervention_every",
+        int,
+        100,
+        "steps between redo or shrink_perturb interventions; a multiple of train.log_every",
+        check=_positive,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.redo_tau",
+        float,
+        0.0,
+        "redo re-draws the units whose dormant score is <= redo_tau (0: units silent on "
+        "every training input)",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.shrink",
+        float,
+        0.8,
+        "shrink_perturb: parameters <- shrink * parameters + perturb * a fresh initialization",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.perturb",
+        float,
+        0.1,
+        "see train.shrink",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.l2_init",
+        float,
+        0.01,
+        "l2_init: every step's gradient gains l2_init * (parameters - initial parameters)",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
     ),
     Key("train.dtype", str, "float32", "floating-point precision", choices=DTYPES),
 )
@@ -322,10 +401,13 @@ class Setting:
         """A stable 31-bit hash of the values; it is folded into every initialization's key.
 
         A float64 setting has the id of its float32 twin, so it draws the same networks and data
-        and checks precision, not luck.
+        and checks precision, not luck. Keys added since results were first committed count only
+        away from their defaults (``Key.in_id_at_default``).
         """
         values = tuple(
-            (name, "float32" if name == "train.dtype" else value) for name, value in self.values
+            (name, "float32" if name == "train.dtype" else value)
+            for name, value in self.values
+            if KEYS[name].in_id_at_default or value != KEYS[name].default
         )
         text = json.dumps(values, sort_keys=True, default=str)
         return zlib.crc32(text.encode()) & 0x7FFFFFFF
@@ -510,6 +592,30 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"train.log_every = {values['train.log_every']}: larger than train.steps = "
             f"{values['train.steps']}"
+        )
+    if values["model.norm"] == "layer" and values["model.width"] < 2:
+        raise ConfigError(
+            "model.norm = 'layer': a layer of width 1 normalizes to 0 on every input; "
+            "use model.width >= 2, or model.norm = 'batch' or 'none'"
+        )
+    _check_intervention(values)
+
+
+def _check_intervention(values: Mapping[str, Any]) -> None:
+    """An intervention at fixed steps must fall on the death checks, inside the run."""
+    every, steps = values["train.intervention_every"], values["train.steps"]
+    log_every = values["train.log_every"]
+    if values["train.intervention"] not in ("redo", "shrink_perturb"):
+        return
+    if every % log_every:
+        raise ConfigError(
+            f"train.intervention_every = {every}: must be a multiple of train.log_every = "
+            f"{log_every} (interventions happen at the death checks)"
+        )
+    if every >= steps:
+        raise ConfigError(
+            f"train.intervention_every = {every}: no intervention would happen within "
+            f"train.steps = {steps}; allowed: a multiple of {log_every} below {steps}"
         )
 
 

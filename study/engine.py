@@ -43,6 +43,8 @@ PER_LAYER = (
     "dormant_units_init",
     "dormant_units_end",
     "revived_units",
+    "flipped_units",
+    "reset_units",
 )
 
 

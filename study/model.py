@@ -14,6 +14,7 @@ step is a few fused loops over the samples; ``tests/test_model.py`` checks it ag
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -192,6 +193,12 @@ def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Param
         else:
             bias = jnp.zeros((fan_out,), dtype)
         params.append((weights, bias))
+    if structure.norm != "none":
+        # every hidden layer gets the normalization's gain and shift, initialized 1 and 0
+        params[:-1] = [
+            (weights, bias, jnp.ones_like(bias), jnp.zeros_like(bias))
+            for weights, bias in params[:-1]
+        ]
     return tuple(params)
 
 
@@ -203,31 +210,98 @@ def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Param
 class Forward(NamedTuple):
     """One forward pass over ``n`` samples.
 
-    pre_activations: per hidden layer, ``float[width, n]``.
+    pre_activations: per hidden layer, what the activation sees, ``float[width, n]`` (after the
+      normalization's gain and shift when ``model.norm`` is on).
     derivatives: per hidden layer, the activation's derivative ``float[width, n]``.
     activations: the input ``float[dim, n]`` then each hidden layer's output ``float[width, n]``.
     output: ``float[n]``, the logit (bce) or the prediction (mse).
+    normalized: per hidden layer, the normalized pre-activations ``float[width, n]`` (empty
+      without ``model.norm``).
+    inv_std: per hidden layer, ``1 / sqrt(var + eps)`` of the normalization: ``float[width]``
+      per unit (batch) or ``float[n]`` per sample (layer); empty without ``model.norm``.
     """
 
     pre_activations: tuple[jax.Array, ...]
     derivatives: tuple[jax.Array, ...]
     activations: tuple[jax.Array, ...]
     output: jax.Array
+    normalized: tuple[jax.Array, ...] = ()
+    inv_std: tuple[jax.Array, ...] = ()
+
+
+# Added to the variance under the square root of batch and layer normalization.
+NORM_EPS = 1e-5
+
+
+def _mean_over(norm: str, values: jax.Array) -> jax.Array:
+    """The mean a normalization takes: over the samples per unit (batch, ``[width]``) or over
+    the units per sample (layer, ``[n]``), both as fixed-order sums."""
+    if norm == "batch":
+        return sum_samples(values) / values.shape[-1]
+    return _sum_in_order(values, axis=0) / values.shape[0]
+
+
+def _expand(norm: str, per: jax.Array) -> jax.Array:
+    """A batch statistic ``[width]`` or a layer statistic ``[n]`` broadcast to ``[width, n]``."""
+    return per[:, None] if norm == "batch" else per[None, :]
+
+
+def normalize(norm: str, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(normalized z, 1 / sqrt(var + eps))`` of pre-activations ``z: float[width, n]``."""
+    centered = z - _expand(norm, _mean_over(norm, z))
+    inv_std = jax.lax.rsqrt(_mean_over(norm, centered * centered) + NORM_EPS)
+    return centered * _expand(norm, inv_std), inv_std
+
+
+class Layer(NamedTuple):
+    """One hidden layer's forward pass: what the activation sees, its derivative and output,
+    and (with ``model.norm``) the normalized pre-activations and their ``1 / std``."""
+
+    pre_activation: jax.Array
+    derivative: jax.Array
+    output: jax.Array
+    normalized: jax.Array | None
+    inv_std: jax.Array | None
+
+
+def hidden_layer(structure: Structure, numeric: Numeric, layer, hidden: jax.Array) -> Layer:
+    """Run one hidden layer ``(weights, bias[, gain, shift])`` on ``hidden: float[fan_in, n]``."""
+    weights, bias = layer[:2]
+    z = dense(weights, hidden) + bias[:, None]
+    z_hat = inv_std = None
+    if structure.norm != "none":
+        gain, shift = layer[2:]
+        z_hat, inv_std = normalize(structure.norm, z)
+        z = gain[:, None] * z_hat + shift[:, None]
+    output, derivative = activation_and_derivative(structure.activation, numeric.leaky_slope, z)
+    return Layer(z, derivative, output, z_hat, inv_std)
 
 
 def forward(structure: Structure, numeric: Numeric, params: Params, inputs: jax.Array) -> Forward:
     """Run the MLP on ``inputs: float[dim, n]``, keeping what the backward pass and metrics use."""
-    hidden = inputs
-    pre_activations, derivatives, activations = [], [], [inputs]
-    for weights, bias in params[:-1]:
-        z = dense(weights, hidden) + bias[:, None]
-        hidden, derivative = activation_and_derivative(structure.activation, numeric.leaky_slope, z)
-        pre_activations.append(z)
-        derivatives.append(derivative)
-        activations.append(hidden)
+    layers, hidden = [], inputs
+    for layer in params[:-1]:
+        layers.append(hidden_layer(structure, numeric, layer, hidden))
+        hidden = layers[-1].output
     out_weights, out_bias = params[-1]
     output = dense(out_weights, hidden)[0] + out_bias[0]
-    return Forward(tuple(pre_activations), tuple(derivatives), tuple(activations), output)
+    normalized = structure.norm != "none"
+    return Forward(
+        pre_activations=tuple(layer.pre_activation for layer in layers),
+        derivatives=tuple(layer.derivative for layer in layers),
+        activations=(inputs, *(layer.output for layer in layers)),
+        output=output,
+        normalized=tuple(layer.normalized for layer in layers) if normalized else (),
+        inv_std=tuple(layer.inv_std for layer in layers) if normalized else (),
+    )
+
+
+def normalize_backward(norm: str, grad_hat: jax.Array, z_hat: jax.Array, inv_std: jax.Array):
+    """``d loss / d z`` from ``d loss / d z_hat`` through :func:`normalize` (its Jacobian with
+    the statistics differentiated too): ``inv_std * (g - mean(g) - z_hat * mean(g * z_hat))``."""
+    mean_grad = _expand(norm, _mean_over(norm, grad_hat))
+    mean_proj = _expand(norm, _mean_over(norm, grad_hat * z_hat))
+    return _expand(norm, inv_std) * (grad_hat - mean_grad - z_hat * mean_proj)
 
 
 def loss_and_output_grad(loss: str, output: jax.Array, targets: jax.Array):
@@ -244,20 +318,22 @@ def loss_and_output_grad(loss: str, output: jax.Array, targets: jax.Array):
 
 
 def flat_gradient(
-    params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool
+    params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool, norm: str = "none"
 ) -> jax.Array:
     """Gradient of the loss with respect to every parameter, flattened: ``float[n_params]``.
 
     The order is that of ``jax.flatten_util.ravel_pytree(params)``: layer by layer, the weights
-    (row-major) then the bias. For small layers the per-sample terms of every gradient entry,
-    ``d loss / d w_ij = sum_n upstream_in * a_jn`` and ``d loss / d b_i = sum_n upstream_in``, are
-    stacked into one ``[rows, n]`` array and summed over the samples in ONE fused reduction: a
-    single pass over the samples instead of one per parameter array, which on CPU is most of
-    the cost of a training step (``docs/performance.md``).
+    (row-major), the bias, then (with ``norm``) the normalization's gain and shift. For small
+    layers the per-sample terms of every gradient entry, ``d loss / d w_ij = sum_n upstream_in *
+    a_jn`` and ``d loss / d b_i = sum_n upstream_in``, are stacked into one ``[rows, n]`` array
+    and summed over the samples in ONE fused reduction: a single pass over the samples instead
+    of one per parameter array, which on CPU is most of the cost of a training step
+    (``docs/performance.md``).
     """
     n = output_grad.shape[-1]
     rows: list[jax.Array] = []  # per-sample terms, summed together at the end
-    parts: list[int | jax.Array] = [0] * (2 * len(params))  # row offset, or a finished gradient
+    # per layer, per leaf: a row offset into the summed rows, or a finished gradient
+    parts: list[list[int | jax.Array]] = [[0] * len(layer) for layer in params]
     row_count = 0
 
     def add_rows(terms: jax.Array) -> int:
@@ -268,36 +344,54 @@ def flat_gradient(
 
     upstream = output_grad[None, :]  # d loss / d (layer output), [fan_out, n]
     for layer in reversed(range(len(params))):
-        weights, bias = params[layer]
+        weights, bias = params[layer][:2]
         if layer < len(params) - 1:
             upstream = upstream * fwd.derivatives[layer]  # through the activation
+            if norm != "none":  # through the gain and shift, then the normalization
+                gain, z_hat = params[layer][2], fwd.normalized[layer]
+                parts[layer][2:] = [add_rows(upstream * z_hat), add_rows(upstream)]
+                upstream = normalize_backward(
+                    norm, upstream * gain[:, None], z_hat, fwd.inv_std[layer]
+                )
         inputs = fwd.activations[layer]
         if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
-            parts[2 * layer] = add_rows((upstream[:, None, :] * inputs[None, :, :]).reshape(-1, n))
+            parts[layer][0] = add_rows((upstream[:, None, :] * inputs[None, :, :]).reshape(-1, n))
         else:
-            parts[2 * layer] = (upstream @ inputs.T).reshape(-1)
-        parts[2 * layer + 1] = add_rows(upstream) if use_bias else jnp.zeros_like(bias)
+            parts[layer][0] = (upstream @ inputs.T).reshape(-1)
+        parts[layer][1] = add_rows(upstream) if use_bias else jnp.zeros_like(bias)
         if layer > 0:
             upstream = dense_transpose(weights, upstream)
     # Each block is folded on its own (so the per-sample terms need not be stacked in memory);
     # the lanes are then added together, the same additions as sum_samples of the stack.
     totals = sum_lanes(jnp.concatenate([fold_samples(r) for r in rows]), n) if rows else None
-    sizes = [leaf.size for layer in params for leaf in layer]
     pieces = [
-        totals[part : part + size] if isinstance(part, int) else part
-        for part, size in zip(parts, sizes, strict=True)
+        totals[part : part + leaf.size] if isinstance(part, int) else part
+        for layer_parts, layer in zip(parts, params, strict=True)
+        for part, leaf in zip(layer_parts, layer, strict=True)
     ]
     return jnp.concatenate(pieces)
+
+
+def leaf_shapes(structure: Structure) -> list[tuple[tuple[int, ...], ...]]:
+    """The shapes of every layer's parameters: ``(weights, bias)``, and for a hidden layer with
+    ``model.norm`` also ``(gain, shift)``; the output layer last."""
+    shapes = []
+    for layer, (fan_in, fan_out) in enumerate(layer_sizes(structure)):
+        normalized = structure.norm != "none" and layer < structure.depth
+        shapes.append(((fan_out, fan_in), (fan_out,)) + ((fan_out,), (fan_out,)) * normalized)
+    return shapes
 
 
 def unflatten(structure: Structure, flat: jax.Array) -> Params:
     """Split a flat ``float[n_params]`` (ravel order) into the layers of ``structure``."""
     layers, offset = [], 0
-    for fan_in, fan_out in layer_sizes(structure):
-        weights = flat[offset : offset + fan_in * fan_out].reshape(fan_out, fan_in)
-        offset += fan_in * fan_out
-        layers.append((weights, flat[offset : offset + fan_out]))
-        offset += fan_out
+    for shapes in leaf_shapes(structure):
+        leaves = []
+        for shape in shapes:
+            size = math.prod(shape)
+            leaves.append(flat[offset : offset + size].reshape(shape))
+            offset += size
+        layers.append(tuple(leaves))
     return tuple(layers)
 
 
@@ -306,15 +400,18 @@ def flatten(params: Params) -> jax.Array:
     return jnp.concatenate([leaf.reshape(-1) for layer in params for leaf in layer])
 
 
-def backward(params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool) -> Params:
+def backward(
+    params: Params, fwd: Forward, output_grad: jax.Array, use_bias: bool, norm: str = "none"
+) -> Params:
     """Gradients of the loss with respect to every parameter, given ``d loss / d output``."""
-    flat = flat_gradient(params, fwd, output_grad, use_bias)
+    flat = flat_gradient(params, fwd, output_grad, use_bias, norm)
     layers, offset = [], 0
-    for weights, bias in params:
-        grad_w = flat[offset : offset + weights.size].reshape(weights.shape)
-        offset += weights.size
-        layers.append((grad_w, flat[offset : offset + bias.size]))
-        offset += bias.size
+    for layer in params:
+        leaves = []
+        for leaf in layer:
+            leaves.append(flat[offset : offset + leaf.size].reshape(leaf.shape))
+            offset += leaf.size
+        layers.append(tuple(leaves))
     return tuple(layers)
 
 

@@ -40,6 +40,8 @@ class Metrics(NamedTuple):
     dead_init, dead_end: bool, the network is dead at initialization / at the end.
     death_step: int32, first logged step from which the network stays dead; -1 if alive at end.
     revived: bool, the network was dead at some logged step and alive at a later one.
+    revived_by_training, revived_by_intervention: bool, which way it came back: over training
+      steps, or at an intervention (checked right after it); ``revived`` is their "or".
     diverged: bool, loss or parameters became non-finite (then dead_end and revived are False).
     initial_loss, final_loss: float, mean training loss.
     final_accuracy: float, training accuracy at the end (NaN for a regression).
@@ -48,12 +50,16 @@ class Metrics(NamedTuple):
     inactive_units_init, inactive_units_end: int32[L], inactive units per layer.
     dormant_units_init, dormant_units_end: int32[L], units whose dormant score is <= tau.
     revived_units: int32[L], units dead at some logged step and alive at a later one.
+    flipped_units: int32[L], units whose signs ``model.flip_dead`` flipped at initialization.
+    reset_units: int32[L], units ReDo re-drew, summed over its interventions.
     """
 
     dead_init: jax.Array
     dead_end: jax.Array
     death_step: jax.Array
     revived: jax.Array
+    revived_by_training: jax.Array
+    revived_by_intervention: jax.Array
     diverged: jax.Array
     initial_loss: jax.Array
     final_loss: jax.Array
@@ -66,6 +72,8 @@ class Metrics(NamedTuple):
     dormant_units_init: jax.Array
     dormant_units_end: jax.Array
     revived_units: jax.Array
+    flipped_units: jax.Array
+    reset_units: jax.Array
 
 
 class Health(NamedTuple):
@@ -90,8 +98,11 @@ class History(NamedTuple):
     network_dead: jax.Array  # bool
     network_ever_dead: jax.Array  # bool
     network_revived: jax.Array  # bool
+    revived_by_training: jax.Array  # bool: dead at one check, alive at the next after steps
+    revived_by_intervention: jax.Array  # bool: dead before an intervention, alive after it
     death_step: jax.Array  # int32
     diverged: jax.Array  # bool
+    reset_units: jax.Array  # int32[L], units re-drawn by ReDo so far
 
 
 class ScaleByAdamState(NamedTuple):
@@ -181,15 +192,25 @@ def _network_dead(dead_units: jax.Array) -> jax.Array:
     return jnp.any(jnp.all(dead_units, axis=-1))
 
 
-def _record(history: History, now: Health, step) -> History:
+def _record(history: History, now: Health, step, after_intervention: bool = False) -> History:
+    """The history with one more observation: a check after training steps, or (with
+    ``after_intervention``) the check right after an intervention at the same step."""
     network_dead = _network_dead(now.dead)
     died_now = network_dead & ~history.network_dead
-    return History(
+    came_back = history.network_dead & ~network_dead
+    by_training, by_intervention = history.revived_by_training, history.revived_by_intervention
+    if after_intervention:
+        by_intervention = by_intervention | came_back
+    else:
+        by_training = by_training | came_back
+    return history._replace(
         ever_dead=history.ever_dead | now.dead,
         revived_units=history.revived_units | (history.ever_dead & ~now.dead),
         network_dead=network_dead,
         network_ever_dead=history.network_ever_dead | network_dead,
         network_revived=history.network_revived | (history.network_ever_dead & ~network_dead),
+        revived_by_training=by_training,
+        revived_by_intervention=by_intervention,
         death_step=jnp.where(network_dead, jnp.where(died_now, step, history.death_step), -1),
         diverged=history.diverged | ~now.finite,
     )
@@ -222,16 +243,24 @@ class Start(NamedTuple):
 
     params: float[n_params], the drawn parameters as one flat vector (:func:`study.model.flatten`).
     key_batch: the key of the minibatch order.
+    key_fresh: the key of the interventions' fresh draws (folded with the step).
     """
 
     params: jax.Array
     key_batch: jax.Array
+    key_fresh: jax.Array
+
+
+# Folded into an initialization's key for the stream of its interventions' fresh draws (the
+# parameters and the minibatch order come from a split of the same key).
+FRESH_DRAWS = 1
 
 
 def start_one(structure: Structure, numeric: Numeric, key: jax.Array) -> Start:
     """Draw one initialization from its own ``key``: its parameters and its minibatch key."""
     key_init, key_batch = jax.random.split(key)
-    return Start(model.flatten(model.init_params(structure, numeric, key_init)), key_batch)
+    params = model.flatten(model.init_params(structure, numeric, key_init))
+    return Start(params, key_batch, jax.random.fold_in(key, FRESH_DRAWS))
 
 
 def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) -> Metrics:
@@ -240,31 +269,45 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
     the checks, each followed by an interval of steps, except the last): every check compiles
     to the same code, and the program holds one copy of it instead of three (compile time).
+    An intervention (ReDo, shrink and perturb) falls on a check: after it, the network is
+    checked again, so that a revival it causes is told from one that training causes.
     """
     # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     # elementwise, so this is the same update, but one fused kernel per operation instead of one
     # per parameter array (docs/performance.md).
     optimizer = make_optimizer(structure.optimizer, numeric)
-    run_steps = _make_run_steps(structure, numeric, data, start.key_batch, optimizer)
+    flipped = jnp.zeros((structure.depth,), jnp.int32)
+    initial = start.params
+    if structure.flip_dead:
+        initial, flipped = flip_dead_units(structure, numeric, data, initial)
+    run_steps = _make_run_steps(structure, numeric, data, start.key_batch, optimizer, initial)
+    intervene = _make_intervention(structure, numeric, data, start.key_fresh)
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
 
     def check_then_train(carry: tuple[TrainState, History, Health, Health], index):
         state, history, first, _ = carry
+        step = index * structure.log_every
         now = health(structure, numeric, model.unflatten(structure, state.params), data)
-        history = _record(history, now, index * structure.log_every)
+        history = _record(history, now, step)
         first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
+        if intervene is not None:
+            due = (index > 0) & (step < structure.steps)
+            due = due & (step % structure.intervention_every == 0)
+            state, history = lax.cond(
+                due, intervene, lambda *args: args[:2], state, history, step
+            )
         state = lax.cond(
             index < n_intervals,
-            lambda s: run_steps(s, index * structure.log_every, structure.log_every),
+            lambda s: run_steps(s, step, structure.log_every),
             lambda s: s,
             state,
         )
         return (state, history, first, now), None
 
-    params = model.unflatten(structure, start.params)
+    params = model.unflatten(structure, initial)
     shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, data)
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-    state = TrainState(start.params, optimizer.init(start.params))
+    state = TrainState(initial, optimizer.init(initial))
     carry = (state, _empty_history(placeholder.dead), placeholder, placeholder)
     checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
     (state, history, first, end), _ = lax.scan(check_then_train, carry, checks)
@@ -272,18 +315,93 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
         state = run_steps(state, n_intervals * structure.log_every, remainder)
         end = health(structure, numeric, model.unflatten(structure, state.params), data)
         history = _record(history, end, jnp.int32(structure.steps))
-    return _metrics(structure, data, first, end, history)
+    return _metrics(structure, data, first, end, history, flipped)
 
 
-def _make_run_steps(structure, numeric, data, key_batch, optimizer):
-    """``run_steps(state, first_step, n_steps) -> state``: ``n_steps`` optimizer steps."""
+def flip_dead_units(structure: Structure, numeric: Numeric, data: Data, flat: jax.Array):
+    """``model.flip_dead``: from the input up, negate the incoming weights and bias of every
+    hidden unit dead on the training inputs (each layer judged on the flipped layers below).
+
+    Returns the flipped parameters (flat) and the number of units flipped per layer, ``int32[L]``.
+    """
+    params, flipped = list(model.unflatten(structure, flat)), []
+    hidden = data.inputs
+    for index in range(structure.depth):
+        layer = params[index]
+        dead = jnp.all(model.hidden_layer(structure, numeric, layer, hidden).derivative == 0, -1)
+        sign = jnp.where(dead, -1, 1).astype(layer[0].dtype)
+        layer = (layer[0] * sign[:, None], layer[1] * sign, *layer[2:])
+        params[index] = layer
+        hidden = model.hidden_layer(structure, numeric, layer, hidden).output
+        flipped.append(jnp.sum(dead, dtype=jnp.int32))
+    return model.flatten(params), jnp.stack(flipped)
+
+
+def _make_intervention(structure: Structure, numeric: Numeric, data: Data, key_fresh):
+    """``intervene(state, history, step) -> (state, history)`` for ``train.intervention`` redo
+    or shrink_perturb, or None. Its fresh draws come from ``fold_in(key_fresh, step)``, so they
+    depend on the initialization and the step only."""
+    if structure.intervention not in ("redo", "shrink_perturb"):
+        return None
+
+    def intervene(state: TrainState, history: History, step) -> tuple[TrainState, History]:
+        key = jax.random.fold_in(key_fresh, step)
+        fresh = model.flatten(model.init_params(structure, numeric, key))
+        if structure.intervention == "shrink_perturb":
+            state = state._replace(params=numeric.shrink * state.params + numeric.perturb * fresh)
+        else:
+            state, reset = redo(structure, numeric, data, state, fresh)
+            history = history._replace(
+                reset_units=history.reset_units + jnp.sum(reset, axis=-1, dtype=jnp.int32)
+            )
+        after = health(structure, numeric, model.unflatten(structure, state.params), data)
+        return state, _record(history, after, step, after_intervention=True)
+
+    return intervene
+
+
+def redo(structure: Structure, numeric: Numeric, data: Data, state: TrainState, fresh):
+    """ReDo (Sokar et al. 2023): every hidden unit whose dormant score on the training set is
+    <= ``redo_tau`` gets its incoming parameters from the fresh initialization ``fresh`` (flat)
+    and zero outgoing weights; the optimizer's per-parameter state of both is reset to 0.
+
+    Returns the new state and the re-drawn units, ``bool[L, width]``.
+    """
+    params = model.unflatten(structure, state.params)
+    activations = model.forward(structure, numeric, params, data.inputs).activations[1:]
+    reset = jnp.stack([dormant_units(h, numeric.redo_tau) for h in activations])
+    incoming, outgoing = [], []
+    for index, layer in enumerate(params):
+        below = reset[index - 1][None, :] if index > 0 else jnp.zeros((1, 1), bool)
+        outgoing.append([jnp.broadcast_to(below, layer[0].shape)] + [
+            jnp.zeros(leaf.shape, bool) for leaf in layer[1:]
+        ])
+        own = reset[index] if index < structure.depth else jnp.zeros(layer[1].shape, bool)
+        incoming.append([jnp.broadcast_to(own[:, None], layer[0].shape)] + [own] * len(layer[1:]))
+    incoming, outgoing = model.flatten(incoming), model.flatten(outgoing)
+    params = jnp.where(outgoing, 0, jnp.where(incoming, fresh, state.params))
+    cleared = incoming | outgoing
+    opt_state = jax.tree.map(
+        lambda leaf: jnp.where(cleared, 0, leaf) if leaf.shape == params.shape else leaf,
+        state.opt_state,
+    )
+    return TrainState(params, opt_state), reset
+
+
+def _make_run_steps(structure, numeric, data, key_batch, optimizer, initial):
+    """``run_steps(state, first_step, n_steps) -> state``: ``n_steps`` optimizer steps.
+
+    ``initial``: the flat initial parameters, which L2-init pulls the parameters toward.
+    """
 
     def optimizer_step(state: TrainState, step) -> tuple[TrainState, None]:
         params = model.unflatten(structure, state.params)
         batch = _batch(structure, data, key_batch, step)
         fwd = model.forward(structure, numeric, params, batch.inputs)
         _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
-        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias)
+        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias, structure.norm)
+        if structure.intervention == "l2_init":
+            grads = grads + numeric.l2_init * (state.params - initial)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), None
 
@@ -298,11 +416,15 @@ def _empty_history(dead: jax.Array) -> History:
     """The history before the first logged step: nothing dead, revived or diverged yet."""
     no_units = jnp.zeros_like(dead)
     false = jnp.bool_(False)
-    return History(no_units, no_units, false, false, false, jnp.int32(-1), false)
+    no_resets = jnp.zeros(dead.shape[:1], jnp.int32)
+    return History(
+        no_units, no_units, false, false, false, false, false, jnp.int32(-1), false, no_resets
+    )
 
 
-def _metrics(structure: Structure, data: Data, start: Health, end: Health, history) -> Metrics:
-    """What one training recorded, from its health at init and at the end and its history."""
+def _metrics(structure, data: Data, start: Health, end: Health, history, flipped) -> Metrics:
+    """What one training recorded, from its health at init and at the end, its history and the
+    units flipped at initialization."""
     diverged = history.diverged
     if structure.loss == "bce":
         predicted = end.output > 0
@@ -316,6 +438,8 @@ def _metrics(structure: Structure, data: Data, start: Health, end: Health, histo
         dead_end=history.network_dead & ~diverged,
         death_step=jnp.where(diverged, -1, history.death_step),
         revived=history.network_revived & ~diverged,
+        revived_by_training=history.revived_by_training & ~diverged,
+        revived_by_intervention=history.revived_by_intervention & ~diverged,
         diverged=diverged,
         initial_loss=start.loss,
         final_loss=end.loss,
@@ -328,13 +452,23 @@ def _metrics(structure: Structure, data: Data, start: Health, end: Health, histo
         dormant_units_init=count(start.dormant),
         dormant_units_end=count(end.dormant),
         revived_units=count(history.revived_units),
+        flipped_units=flipped,
+        reset_units=history.reset_units,
     )
 
 
 # Structure fields that only training reads: the start (data and drawn parameters) does not
 # depend on them, so structures that differ only in these share one compiled start program.
 TRAINING_ONLY = dict(
-    activation="relu", optimizer="sgd", loss="bce", steps=1, batch_size=0, log_every=1
+    activation="relu",
+    optimizer="sgd",
+    loss="bce",
+    steps=1,
+    batch_size=0,
+    log_every=1,
+    flip_dead=False,
+    intervention="none",
+    intervention_every=1,
 )
 
 

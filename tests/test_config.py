@@ -40,11 +40,15 @@ STRUCTURE_FIELDS = (
     "init",
     "use_bias",
     "bias_init",
+    "norm",
+    "flip_dead",
     "optimizer",
     "loss",
     "steps",
     "batch_size",
     "log_every",
+    "intervention",
+    "intervention_every",
     "dtype",
 )
 NUMERIC_FIELDS = (
@@ -58,6 +62,10 @@ NUMERIC_FIELDS = (
     "momentum",
     "weight_decay",
     "dormant_tau",
+    "redo_tau",
+    "shrink",
+    "perturb",
+    "l2_init",
 )
 
 
