@@ -247,9 +247,15 @@ def _expand(norm: str, per: jax.Array) -> jax.Array:
 
 
 def normalize(norm: str, z: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(normalized z, 1 / sqrt(var + eps))`` of pre-activations ``z: float[width, n]``."""
+    """``(normalized z, 1 / sqrt(var + eps))`` of pre-activations ``z: float[width, n]``.
+
+    Known limit: with ``"batch"``, results can differ in the last bit between chunk sizes (XLA
+    CPU contracts the backward pass's products into FMAs differently as its fusions change with
+    the batch shape; optimization barriers did not pin it). Same chunk size, same bits.
+    """
     centered = z - _expand(norm, _mean_over(norm, z))
-    inv_std = jax.lax.rsqrt(_mean_over(norm, centered * centered) + NORM_EPS)
+    # 1 / sqrt (each correctly rounded) rather than an rsqrt approximation.
+    inv_std = 1.0 / jnp.sqrt(_mean_over(norm, centered * centered) + NORM_EPS)
     return centered * _expand(norm, inv_std), inv_std
 
 

@@ -31,6 +31,12 @@ STRUCTURES = [
     dict(model_depth=2, model_width=2, model_activation="softplus"),
     dict(model_depth=2, model_width=3, model_activation="tanh"),
     dict(model_depth=2, model_width=3, data_kind="function", data_dim=1),  # mse
+    # normalization: its statistics are differentiated too
+    dict(model_depth=1, model_width=1, model_norm="batch"),
+    dict(model_depth=2, model_width=3, model_norm="batch", model_activation="leaky_relu"),
+    dict(model_depth=2, model_width=12, model_norm="batch", model_activation="elu"),  # matmul
+    dict(model_depth=2, model_width=3, model_norm="layer"),
+    dict(model_depth=3, model_width=4, model_norm="layer", data_kind="function", data_dim=1),
 ]
 
 
@@ -44,15 +50,33 @@ def test_backward_matches_jax_grad(values):
     def hand_written(params):
         fwd = model.forward(structure, numeric, params, inputs)
         _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, targets)
-        return model.backward(params, fwd, output_grad, use_bias=True)
+        return model.backward(params, fwd, output_grad, use_bias=True, norm=structure.norm)
 
     ours = hand_written(params)
     reference = jax.jit(jax.grad(lambda p: model.loss_fn(structure, numeric, p, inputs, targets)))(
         params
     )
+    # Rounding is relative to the gradient's size as a whole: a bias before a normalization has
+    # gradient 0 in exact arithmetic, and both sides give float32 noise there.
+    scale = max(float(jnp.max(jnp.abs(leaf))) for leaf in jax.tree.leaves(reference)) + 1e-12
     for mine, theirs in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True):
-        scale = float(jnp.max(jnp.abs(theirs))) + 1e-12
         np.testing.assert_allclose(mine, theirs, rtol=2e-5, atol=2e-6 * scale)
+
+
+@pytest.mark.parametrize("norm, axis", [("batch", 1), ("layer", 0)])
+def test_normalization_standardizes_over_its_axis(norm, axis):
+    """Batch norm: each unit over the samples; layer norm: each sample over the units; mean 0
+    and variance var / (var + eps), before the gain (1) and shift (0) at init."""
+    setting = make_setting(model_depth=1, model_width=5, model_norm=norm, data_dim=3)
+    numeric, params, inputs, _ = _random_problem(setting)
+    fwd = model.forward(setting.structure, numeric, params, inputs)
+    z = np.asarray(model.dense(params[0][0], inputs) + params[0][1][:, None], np.float64)
+    var = z.var(axis=axis)
+    np.testing.assert_allclose(fwd.pre_activations[0], fwd.normalized[0])  # gain 1, shift 0
+    np.testing.assert_allclose(np.asarray(fwd.normalized[0]).mean(axis=axis), 0, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(fwd.normalized[0]).var(axis=axis), var / (var + model.NORM_EPS), rtol=1e-4
+    )
 
 
 def test_dense_forms_agree():
