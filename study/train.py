@@ -293,9 +293,7 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
         if intervene is not None:
             due = (index > 0) & (step < structure.steps)
             due = due & (step % structure.intervention_every == 0)
-            state, history = lax.cond(
-                due, intervene, lambda *args: args[:2], state, history, step
-            )
+            state, history = lax.cond(due, intervene, lambda *args: args[:2], state, history, step)
         state = lax.cond(
             index < n_intervals,
             lambda s: run_steps(s, step, structure.log_every),
@@ -373,9 +371,10 @@ def redo(structure: Structure, numeric: Numeric, data: Data, state: TrainState, 
     incoming, outgoing = [], []
     for index, layer in enumerate(params):
         below = reset[index - 1][None, :] if index > 0 else jnp.zeros((1, 1), bool)
-        outgoing.append([jnp.broadcast_to(below, layer[0].shape)] + [
-            jnp.zeros(leaf.shape, bool) for leaf in layer[1:]
-        ])
+        outgoing.append(
+            [jnp.broadcast_to(below, layer[0].shape)]
+            + [jnp.zeros(leaf.shape, bool) for leaf in layer[1:]]
+        )
         own = reset[index] if index < structure.depth else jnp.zeros(layer[1].shape, bool)
         incoming.append([jnp.broadcast_to(own[:, None], layer[0].shape)] + [own] * len(layer[1:]))
     incoming, outgoing = model.flatten(incoming), model.flatten(outgoing)
