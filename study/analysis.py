@@ -32,6 +32,12 @@ PROPORTIONS = {
     "p_revived": ("revived", "valid"),
     "p_diverged": ("diverged", "all"),
 }
+# Which way a network came back (issue 12), where the study has interventions or flips: over
+# training steps, or at an intervention (``revived`` is their "or"); over valid initializations.
+REVIVAL_WAYS = {
+    "p_revived_by_training": "revived_by_training",
+    "p_revived_by_intervention": "revived_by_intervention",
+}
 # A function from a setting (a mapping of config keys) to its training inputs, or None.
 InputsOf = Callable[[Mapping[str, Any]], "np.ndarray | None"]
 # The theory columns of a summary, one per field of study.theory.Theory.
@@ -162,7 +168,11 @@ def summarize(
     ``theory_disagrees`` (the Wilson interval of death at init over ALL initializations, diverged
     ones included, excludes the exact value or misses the bounds' interval);
     ``k_revived_dead_init`` and ``p_revived_dead_init`` with its interval (of the ``k_dead_init``
-    valid networks dead at init, those that revived); ``theory`` (the result's tag),
+    valid networks dead at init, those that revived); only where the runs have an intervention
+    or a sign flip (:func:`has_interventions`): ``k_revived_by_training``,
+    ``p_revived_by_training`` and the same ``_by_intervention``, with intervals (over
+    ``n_valid``: which way the revived networks came back; a network can count in both);
+    ``theory`` (the result's tag),
     ``theory_note`` (which result applies, or why none does) and ``note``.
 
     Args:
@@ -173,7 +183,8 @@ def summarize(
       level: confidence level of the intervals.
     """
     keys = _group_keys(runs, by)
-    frame, counts, fractions = _per_run_columns(runs, inputs)
+    ways = REVIVAL_WAYS if has_interventions(runs) else {}
+    frame, counts, fractions = _per_run_columns(runs, inputs, ways)
     grouped = frame.groupby(keys, sort=True, dropna=False)
 
     summary = grouped[["n_valid", *counts]].sum().astype(np.int64)
@@ -188,15 +199,27 @@ def summarize(
         summary["k_dead_init"],
         level,
     )
+    for name in ways:
+        _add_proportion(summary, name, summary[_count_name(name)], summary["n_valid"], level)
     summary = summary.join(grouped[[*fractions, "mean_final_accuracy"]].mean())
     summary = summary.join(_theory_columns(grouped, summary["n_inits"], level))
     summary["note"] = np.where(
         summary["n_valid"] == 0, "every initialization diverged: no proportion over valid ones", ""
     )
-    return summary[_summary_order(fractions)].reset_index()
+    return summary[_summary_order(fractions, ways)].reset_index()
 
 
-def _per_run_columns(runs: pd.DataFrame, inputs: InputsOf | None):
+def has_interventions(runs: pd.DataFrame) -> bool:
+    """Whether ``runs`` records which way networks revived and some row has a remedy that acts
+    on the parameters (``train.intervention`` other than none, or ``model.flip_dead``)."""
+    if not set(REVIVAL_WAYS.values()) <= set(runs.columns):
+        return False
+    intervened = runs.get("train.intervention", pd.Series("none", index=runs.index)) != "none"
+    flipped = runs.get("model.flip_dead", pd.Series(False, index=runs.index)).astype(bool)
+    return bool((intervened | flipped).any())
+
+
+def _per_run_columns(runs: pd.DataFrame, inputs: InputsOf | None, ways: Mapping[str, str]):
     """``runs`` with what :func:`summarize` adds up per group: ``(frame, counts, fractions)``.
 
     ``counts`` and ``fractions`` are the added columns' names: each count column is 1 where an
@@ -210,6 +233,8 @@ def _per_run_columns(runs: pd.DataFrame, inputs: InputsOf | None):
         for name, (metric, over) in PROPORTIONS.items()
     }
     counts["k_revived_dead_init"] = counts["k_revived"] & dead_init
+    for name, metric in ways.items():
+        counts[_count_name(name)] = runs[metric].astype(bool) & valid
     fractions = _dead_fractions(runs)
     frame = runs.assign(
         n_valid=valid,
@@ -226,14 +251,17 @@ def _count_name(proportion: str) -> str:
     return "k_" + proportion.removeprefix("p_")
 
 
-def _summary_order(fractions) -> list[str]:
+def _summary_order(fractions, ways) -> list[str]:
     """The summary's columns after the group keys, as :func:`summarize` documents them."""
     order = ["n_inits", "n_valid"]
     for name in PROPORTIONS:
         order += [_count_name(name), name, f"{name}_lo", f"{name}_hi"]
     order += [*fractions, "mean_final_accuracy", *THEORY_COLUMNS[:3], "theory_disagrees"]
     order += ["k_revived_dead_init", "p_revived_dead_init", "p_revived_dead_init_lo"]
-    return order + ["p_revived_dead_init_hi", *THEORY_COLUMNS[3:], "note"]
+    order += ["p_revived_dead_init_hi"]
+    for name in ways:
+        order += [_count_name(name), name, f"{name}_lo", f"{name}_hi"]
+    return order + [*THEORY_COLUMNS[3:], "note"]
 
 
 def _theory_columns(grouped, n_inits: pd.Series, level: float) -> pd.DataFrame:

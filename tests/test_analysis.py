@@ -3,6 +3,7 @@
 import functools
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -155,3 +156,59 @@ def test_theory_bounds_and_their_flag():
         "theory_disagrees",
     ]
     assert columns[-3:] == ["theory", "theory_note", "note"]
+
+
+def _with_revival_ways(runs, seed=0):
+    """``runs`` with ``revived_by_training`` / ``_by_intervention`` drawn independently and
+    ``revived`` their "or" (false where diverged, as the engine writes them)."""
+    rng = np.random.default_rng(seed)
+    alive = ~runs["diverged"].to_numpy()
+    runs["revived_by_training"] = (rng.random(len(runs)) < 0.2) & alive
+    runs["revived_by_intervention"] = (rng.random(len(runs)) < 0.4) & alive
+    runs["revived"] = runs["revived_by_training"] | runs["revived_by_intervention"]
+    return runs
+
+
+def test_summary_says_which_way_networks_revived_where_there_are_interventions():
+    axes = {"train.intervention": ["none", "redo"], "model.width": [1, 3]}
+    runs = _with_revival_ways(synthetic_runs(0.3, 0.2, n=300, p_diverged=0.1, **axes))
+    summary = analysis.summarize(runs)
+    assert len(summary) == 4
+    for _, row in summary.iterrows():
+        rows = runs[
+            (runs["train.intervention"] == row["train.intervention"])
+            & (runs["model.width"] == row["model.width"])
+        ]
+        valid = rows[~rows["diverged"]]
+        for way in ("training", "intervention"):
+            hits = valid[f"revived_by_{way}"]
+            assert row[f"k_revived_by_{way}"] == hits.sum()
+            assert row[f"p_revived_by_{way}"] == pytest.approx(hits.mean())
+            lo, hi = analysis.wilson_interval(hits.sum(), len(valid))
+            assert (row[f"p_revived_by_{way}_lo"], row[f"p_revived_by_{way}_hi"]) == (
+                pytest.approx(lo),
+                pytest.approx(hi),
+            )
+        # a network may come back both ways: revived <= by training + by intervention
+        assert row["k_revived_by_training"] <= row["k_revived"]
+        assert row["k_revived"] <= row["k_revived_by_training"] + row["k_revived_by_intervention"]
+    columns = list(summary.columns)
+    at = columns.index("p_revived_dead_init_hi") + 1
+    assert columns[at : at + 8] == [
+        f"{prefix}revived_by_{way}{suffix}"
+        for way in ("training", "intervention")
+        for prefix, suffix in (("k_", ""), ("p_", ""), ("p_", "_lo"), ("p_", "_hi"))
+    ]
+    assert columns[-3:] == ["theory", "theory_note", "note"]
+    # a sign flip at init also counts as a remedy that acts on the parameters
+    flips = _with_revival_ways(synthetic_runs(0.3, 0.2, n=50, **{"model.flip_dead": [True]}))
+    assert "p_revived_by_intervention" in analysis.summarize(flips)
+
+
+def test_summary_without_interventions_keeps_its_columns():
+    """Studies without interventions summarize exactly as before (committed summaries stay)."""
+    runs = synthetic_runs(0.3, 0.2, n=200, **{"model.width": [1, 3]})
+    before = analysis.summarize(runs)
+    after = analysis.summarize(_with_revival_ways(runs.copy()).assign(revived=runs["revived"]))
+    assert not [c for c in after.columns if "_by_" in c]
+    pd.testing.assert_frame_equal(before, after)
