@@ -2,12 +2,13 @@
 
 Every remedy is a set of config overrides (``REMEDIES``) applied to each task's baseline
 (``TASKS``); nothing is tuned to win. For every (task, remedy): P(dead at init), P(dead at end),
-P(revived) and P(inactive at end) with 95% Wilson intervals, the final loss and accuracy with 95%
-normal intervals, and the change in P(dead at end) from the task's baseline with a Newcombe
-interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then the two CS231n claims:
-does a 0.01 bias consistently lower death (every task, three learning rates, and a 3 x 64
-network), and what share of a 3 x 64 network's units is dead after training against the learning
-rate (where does it cross 40%)?
+P(revived) and P(inactive at end) with 95% Wilson intervals (for the interventions and the sign flip
+also which way revived networks came back: P(revived by training), P(revived by intervention)), the
+final loss and accuracy with 95% normal intervals, and the change in P(dead at end) from the task's
+baseline with a Newcombe interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then
+the two CS231n claims: does a 0.01 bias consistently lower death (every task, three learning rates,
+and a 3 x 64 network), and what share of a 3 x 64 network's units is dead after training against the
+learning rate (where does it cross 40%)?
 
 Each task's config (``study/configs/remedies_<task>.toml``) is the baseline plus the numeric
 axes swept in the same compile: its bias is ``constant`` with ``bias_scale`` 0 (the zero bias,
@@ -19,8 +20,8 @@ pinned to the values its remedies need. A remedy the engine refuses for a task (
 raises) is recorded as not applicable with the engine's reason; one that changes nothing (He
 init on a task that is already He) as the baseline itself.
 
-Adding a remedy is one more entry of ``REMEDIES``; the remedies the engine does not have yet are
-in ``PENDING`` (not run): move an entry into ``REMEDIES`` once the engine has its keys.
+Adding a remedy is one more entry of ``REMEDIES``; a remedy the engine does not have yet goes
+in ``PENDING`` (not run, listed with that note) until it has its keys.
 
 Writes ``results/remedies/``: ``summary.csv`` (a row per task and remedy), ``bias_claim.csv``,
 ``lr_claim.csv``, ``claims.csv`` (the verdicts) and ``figures/*.png``; runs in ``runs/``.
@@ -60,10 +61,9 @@ REMEDIES: dict[str, dict[str, object]] = {
     "RAI": {"model.init": "rai"},
     "learning rate / 10": {"train.learning_rate": lambda base: base / 10},
     "SGD instead of Adam": {"train.optimizer": "sgd"},
-}
-# Not yet in the engine (issue 12, item 1). The strengths are the papers' usual values, untuned;
-# layer norm at width 1 is refused by the engine, and that task's row then says so.
-PENDING: dict[str, dict[str, object]] = {
+    # Issue 12, item 1. The strengths are the papers' usual values, untuned; interventions every
+    # 100 steps (a multiple of every task's log_every, below its steps). Layer norm at width 1 is
+    # refused by the engine, and that task's row then says so.
     "flip_dead": {"model.flip_dead": True},
     "batch norm": {"model.norm": "batch"},
     "layer norm": {"model.norm": "layer"},
@@ -76,6 +76,8 @@ PENDING: dict[str, dict[str, object]] = {
     },
     "L2-init": {"train.intervention": "l2_init", "train.l2_init": 0.01},
 }
+# Remedies the engine does not have yet (none at present): listed in summary.csv with that note.
+PENDING: dict[str, dict[str, object]] = {}
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ LR_CLAIM = "as much as 40% of the network dead at a high learning rate"
 MIN_VALID = 10
 TINY_OVERRIDES = ("train.steps=20", "train.log_every=10")
 TINY_TASKS = ("question",)
-TINY_REMEDIES = ("bias 0.01", "bias 0.1", "learning rate / 10")  # the baseline's compile only
+# The baseline's compile only; layer norm is refused at the question's width 1 (not run).
+TINY_REMEDIES = ("bias 0.01", "bias 0.1", "learning rate / 10", "layer norm")
 TINY_CS231N = (
     "model.width=4",
     "train.steps=20",
@@ -225,6 +228,9 @@ def plan(task: Task, remedies: Mapping[str, Mapping], pending: Mapping[str, Mapp
     axes too (the learning rates of the bias claim).
     """
     baseline = flat_config(task)
+    for key in {key for overrides in remedies.values() for key in overrides}:
+        if not structural(key):  # a numeric key the config leaves out: at its default
+            baseline.setdefault(key, config.KEYS[key].default)
     axes = {k: v for k, v in config_axes(task).items() if not structural(k)}
     settings, notes = {}, {}
     for name, overrides in {BASELINE: {}, **remedies}.items():
@@ -336,6 +342,10 @@ def remedy_row(summary: pd.DataFrame, runs: pd.DataFrame, values: Mapping, numer
     row.update(proportion_columns("diverged", int(setting["k_diverged"]), row["n_inits"]))
     for event in ("dead_init", "dead_end", "revived"):
         row.update(proportion_columns(event, int(setting[f"k_{event}"]), n))
+    # Which way revived networks came back: only summaries of interventions and flips have it.
+    for way in ("revived_by_training", "revived_by_intervention"):
+        if f"k_{way}" in setting.index and pd.notna(setting[f"k_{way}"]):
+            row.update(proportion_columns(way, int(setting[f"k_{way}"]), n))
     row.update(
         proportion_columns(
             "died_in_training", int(alive_at_init["dead_end"].sum()), len(alive_at_init)
@@ -692,7 +702,10 @@ def run_task(task: Task, remedies, pending, out: Path, *, tiny: bool, force: boo
             if member is not group:
                 continue
             result["rows"][name] = remedy_row(summary, runs, values, task_plan.numeric_keys)
-            changed = {k: v for k, v in values.items() if v != task_plan.baseline.get(k)}
+            named = remedies.get(name, {})  # the remedy's own keys, even where at their default
+            changed = {
+                k: v for k, v in values.items() if k in named or v != task_plan.baseline.get(k)
+            }
             result["overrides"][name] = "; ".join(
                 f"{k}={toml_value(v)}" for k, v in sorted(changed.items())
             )

@@ -97,8 +97,10 @@ def test_remedies(scripts, tmp_path):
         (compared["diff_p_dead_end_lo"] <= compared["diff_p_dead_end"])
         & (compared["diff_p_dead_end"] <= compared["diff_p_dead_end_hi"])
     ).all()
-    pending = table[table["note"] == "not yet in the engine"]
-    assert {"ReDo", "batch norm", "flip_dead"} <= set(pending["remedy"])
+    # A remedy the engine refuses is recorded with its reason, not run: layer norm at width 1.
+    refused = table.loc[table["remedy"] == "layer norm"].iloc[0]
+    assert np.isnan(refused["n_valid"])
+    assert refused["note"].startswith("refused by the engine") and "width" in refused["note"]
     claims = pd.read_csv(out / "claims.csv")
     assert len(claims) == 2 and claims["verdict"].str.len().gt(0).all()
     assert pd.read_csv(out / "lr_claim.csv")["dead_unit_share"].between(0, 1).all()
@@ -109,7 +111,11 @@ def test_remedies_plan(scripts):
     remedies = scripts("remedies")
     tasks = {task.name: task for task in remedies.TASKS}
     plan = remedies.plan(tasks["question"], remedies.REMEDIES, remedies.PENDING)
-    assert len(plan.groups) == 7  # baseline, standardized, leaky, ELU, He, RAI, SGD
+    # baseline, standardized, leaky, ELU, He, RAI, SGD, flip, batch norm, ReDo, shrink, L2-init
+    assert len(plan.groups) == 12
+    assert "refused by the engine" in plan.notes["layer norm"]  # width 1
+    redo, _ = plan.members["ReDo"]
+    assert redo.structure == {"train.intervention": "redo", "train.intervention_every": 100}
     leaky, _ = plan.members["leaky ReLU 0.1"]
     assert leaky is plan.members["leaky ReLU 0.01"][0]
     assert "model.leaky_slope=[0.01, 0.1]" in leaky.overrides()
@@ -118,3 +124,7 @@ def test_remedies_plan(scripts):
         assert plan.members[name][0] is baseline
     lu = remedies.plan(tasks["lu_abs"], remedies.REMEDIES, remedies.PENDING)
     assert lu.notes["He init"] == "same as the baseline for this task"  # already He there
+    assert "layer norm" in lu.members  # width 2
+    for task in remedies.TASKS:  # the engine takes every intervention on every task
+        members = remedies.plan(task, remedies.REMEDIES, remedies.PENDING).members
+        assert {"ReDo", "shrink and perturb", "L2-init"} <= set(members)
