@@ -34,11 +34,21 @@ from typing import Any
 from study.csvfile import load_csv
 from study.errors import ConfigError
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "tanh")
-WEIGHT_INITS = ("uniform", "normal", "he_uniform", "he_normal", "glorot_uniform", "rai")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "tanh", "sigmoid")
+WEIGHT_INITS = (
+    "uniform",
+    "normal",
+    "he_uniform",
+    "he_normal",
+    "glorot_uniform",
+    "rai",
+    "kaiming_uniform",
+)
 BIAS_INITS = ("zeros", "uniform", "normal", "constant")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
-DATA_KINDS = ("uniform", "gaussian", "csv", "function")
+DATA_KINDS = ("uniform", "gaussian", "csv", "function", "slowly_changing")
+# Data kinds whose examples come one per step from a stream drawn inside the compiled program.
+STREAMS = ("slowly_changing",)
 TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
@@ -159,8 +169,56 @@ SCHEMA: tuple[Key, ...] = (
         structural=False,
     ),
     Key("data.target_shift", float, 0.0, "see data.target_scale", structural=False),
+    Key(
+        "data.flipping_bits",
+        int,
+        15,
+        "slowly_changing: input bits that change slowly (one flips every data.flip_every "
+        "examples); the other data.dim - flipping_bits are fresh for every example",
+        check=_positive,
+        in_id_at_default=False,
+    ),
+    Key(
+        "data.flip_every",
+        int,
+        10_000,
+        "slowly_changing: examples between flips",
+        check=_positive,
+        in_id_at_default=False,
+    ),
+    Key(
+        "data.teacher_width",
+        int,
+        100,
+        "slowly_changing: linear threshold units of the target network",
+        check=_positive,
+        in_id_at_default=False,
+    ),
+    Key(
+        "data.teacher_beta",
+        float,
+        0.7,
+        "slowly_changing: the target units' threshold parameter (Dohare et al. 2024)",
+        check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",
+        in_id_at_default=False,
+    ),
+    Key(
+        "data.probe_size",
+        int,
+        2000,
+        "slowly_changing: inputs drawn from the current distribution at each logged step, "
+        "on which death is judged",
+        check=_positive,
+        in_id_at_default=False,
+    ),
     # model
-    Key("model.depth", int, 1, "hidden layers", check=_positive),
+    Key(
+        "model.depth",
+        int,
+        1,
+        "hidden layers; 0 = a linear model (inputs straight to the output)",
+        check=_non_negative,
+    ),
     Key("model.width", int, 1, "units per hidden layer", check=_positive),
     Key("model.activation", str, "relu", "hidden activation", choices=ACTIVATIONS),
     Key(
@@ -176,7 +234,8 @@ SCHEMA: tuple[Key, ...] = (
         str,
         "uniform",
         "weight init: uniform = U(-init_range, init_range), "
-        "normal = N(0, init_range^2), he_*, glorot_uniform, rai (Lu et al. 2019)",
+        "normal = N(0, init_range^2), he_*, glorot_uniform, rai (Lu et al. 2019), "
+        "kaiming_uniform = U(-b, b), b = gain sqrt(3 / fan_in) with the activation's gain",
         choices=WEIGHT_INITS,
     ),
     Key(
@@ -234,9 +293,12 @@ SCHEMA: tuple[Key, ...] = (
         "train.loss",
         str,
         None,
-        "bce (sigmoid output) or mse (linear output); default: bce, mse for data.kind = 'function'",
+        "bce (sigmoid output) or mse (linear output); default: bce, mse for regression "
+        "(data.kind = 'function' or a stream)",
         choices=LOSSES,
-        derive=lambda values: "mse" if values["data.kind"] == "function" else "bce",
+        derive=lambda values: (
+            "bce" if values["data.kind"] in ("uniform", "gaussian", "csv") else "mse"
+        ),
     ),
     Key("train.learning_rate", float, 0.01, "step size", structural=False, check=_non_negative),
     Key(
@@ -257,7 +319,13 @@ SCHEMA: tuple[Key, ...] = (
         check=_non_negative,
     ),
     Key("train.steps", int, 1000, "optimizer steps", check=_positive),
-    Key("train.batch_size", int, 0, "minibatch size; 0 = full batch", check=_non_negative),
+    Key(
+        "train.batch_size",
+        int,
+        0,
+        "minibatch size; 0 = full batch (a stream: 1, one new example per step)",
+        check=_non_negative,
+    ),
     Key(
         "train.log_every",
         int,
@@ -272,6 +340,14 @@ SCHEMA: tuple[Key, ...] = (
         "threshold of the dormant-neuron score (Sokar et al. 2023)",
         structural=False,
         check=_non_negative,
+    ),
+    Key(
+        "train.curves",
+        bool,
+        False,
+        "record curves.parquet: error and units dead under each definition at every logged "
+        "step (always on for streams)",
+        in_id_at_default=False,
     ),
     Key(
         "train.intervention",
@@ -573,6 +649,12 @@ def _derived_values(values: Mapping[str, Any], given: frozenset[str]) -> dict[st
     if "train.log_every" not in given:
         # The default interval adapts to a short run; an explicit one longer than it is refused.
         values["train.log_every"] = min(values["train.log_every"], values["train.steps"])
+    if values["data.kind"] in STREAMS:
+        # A stream: online learning (one example per step) from data.dim = 20 bits by default,
+        # its curves recorded, death judged on the probe (which stands for the training set).
+        defaults = {"data.dim": 20, "train.batch_size": 1, "train.curves": True}
+        values.update((name, value) for name, value in defaults.items() if name not in given)
+        values["data.n_samples"] = values["data.probe_size"]
     return values
 
 
@@ -593,12 +675,60 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
             f"train.log_every = {values['train.log_every']}: larger than train.steps = "
             f"{values['train.steps']}"
         )
+    if kind in STREAMS:
+        _check_stream(values)
+    if values["model.depth"] == 0 and (values["model.norm"] != "none" or values["model.flip_dead"]):
+        raise ConfigError(
+            "model.depth = 0: a linear model has no hidden units to normalize or flip"
+        )
+    if values["train.curves"] and values["train.steps"] % values["train.log_every"]:
+        raise ConfigError(
+            f"train.log_every = {values['train.log_every']}: curves are recorded at every "
+            f"logged step, so it must divide train.steps = {values['train.steps']}"
+        )
     if values["model.norm"] == "layer" and values["model.width"] < 2:
         raise ConfigError(
             "model.norm = 'layer': a layer of width 1 normalizes to 0 on every input; "
             "use model.width >= 2, or model.norm = 'batch' or 'none'"
         )
     _check_intervention(values)
+
+
+def _check_stream(values: Mapping[str, Any]) -> None:
+    """A stream trains online on examples drawn inside the program; refuse what does not fit."""
+    kind = values["data.kind"]
+    if values["train.batch_size"] != 1:
+        raise ConfigError(
+            f"train.batch_size = {values['train.batch_size']}: data.kind = '{kind}' is a stream "
+            "learned one example per step; allowed: 1"
+        )
+    if values["data.flipping_bits"] > values["data.dim"]:
+        raise ConfigError(
+            f"data.flipping_bits = {values['data.flipping_bits']}: more than data.dim = "
+            f"{values['data.dim']} inputs"
+        )
+    if values["train.steps"] % values["train.log_every"]:
+        raise ConfigError(
+            f"train.log_every = {values['train.log_every']}: a stream's curves bin the "
+            f"examples, so it must divide train.steps = {values['train.steps']}"
+        )
+    if values["train.loss"] != "mse":
+        raise ConfigError(f"train.loss = 'bce': data.kind = '{kind}' is a regression; use mse")
+    if not values["train.curves"]:
+        raise ConfigError(f"train.curves = false: a stream ('{kind}') always records its curves")
+    unsupported = {
+        "data.standardize": values["data.standardize"],
+        "data.resample": values["data.resample"],
+        "model.flip_dead": values["model.flip_dead"],
+        "model.norm": values["model.norm"] == "batch",
+        "train.intervention": values["train.intervention"] != "none",
+    }
+    for name, used in unsupported.items():
+        if used:
+            raise ConfigError(
+                f"{name} = {values[name]!r}: not available with data.kind = '{kind}' "
+                "(every initialization has its own stream, learned one example per step)"
+            )
 
 
 def _check_intervention(values: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from study.config import Numeric, Structure
+from study.config import STREAMS, Numeric, Structure
 from study.csvfile import load_csv
 
 
@@ -70,6 +70,8 @@ def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data 
       csv: the file's data for ``data_kind = 'csv'`` (labels already 0/1), else None.
     """
     dtype = jnp.dtype(structure.dtype)
+    if structure.data_kind in STREAMS:  # drawn during training from each initialization's key
+        return Data(jnp.zeros((structure.dim, 1), dtype), jnp.zeros((1,), dtype))
     shape = (structure.dim, structure.n_samples)
     # Draws are made in float32 and cast, so a float64 run sees a float32 run's data exactly.
     kind = structure.data_kind
@@ -114,7 +116,7 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
     """
     from study import config
 
-    if values.get("data.resample", False):
+    if values.get("data.resample", False) or values.get("data.kind") in STREAMS:
         return None
     nested: dict = {}
     for name, value in values.items():

@@ -229,19 +229,42 @@ def use_compile_cache(enabled: bool = True) -> str | None:
     return path
 
 
+def _assemble(results, n_settings: int, n_inits: int) -> dict[str, np.ndarray]:
+    """Every field of the chunks' named tuples, ``[n_settings * n_inits, ...]`` in row order."""
+    columns: dict[str, np.ndarray] = {}
+    for field in results[0][1]._fields:
+        sample = getattr(results[0][1], field)
+        full = np.empty((n_settings, n_inits, *sample.shape[2:]), dtype=sample.dtype)
+        for chunk, values in results:
+            slots = chunk.setting_slots[: chunk.n_settings]
+            indices = chunk.init_indices[: chunk.n_inits]
+            value = np.asarray(getattr(values, field))[: chunk.n_settings, : chunk.n_inits]
+            full[slots[:, None], indices[None, :]] = value
+        columns[field] = full.reshape(n_settings * n_inits, *sample.shape[2:])
+    return columns
+
+
+def _curve_columns(structure: Structure, curves: dict[str, np.ndarray]) -> dict[str, list]:
+    """``curve_<name>`` columns: per row, the curve over the logged steps as an array (stored as
+    a list column; :func:`study.results.write_results` turns them into ``curves.parquet``)."""
+    columns: dict[str, list] = {}
+    for field, values in curves.items():
+        if values.ndim == 2:  # [rows, checks]
+            columns[f"curve_{field}"] = list(values)
+        else:  # [rows, checks, layers]
+            for layer in range(structure.depth):
+                columns[f"curve_{field}_l{layer + 1}"] = list(values[:, :, layer])
+    return columns
+
+
 def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
     """Assemble per-chunk metrics into one table: a row per (setting, initialization)."""
     n_settings = len(settings)
-    columns: dict[str, np.ndarray] = {}
-    for field in Metrics._fields:
-        sample = getattr(results[0][1], field)
-        full = np.empty((n_settings, n_inits, *sample.shape[2:]), dtype=sample.dtype)
-        for chunk, metrics in results:
-            slots = chunk.setting_slots[: chunk.n_settings]
-            indices = chunk.init_indices[: chunk.n_inits]
-            value = np.asarray(getattr(metrics, field))[: chunk.n_settings, : chunk.n_inits]
-            full[slots[:, None], indices[None, :]] = value
-        columns[field] = full.reshape(n_settings * n_inits, *sample.shape[2:])
+    curves = None
+    if isinstance(results[0][1], tuple) and not isinstance(results[0][1], Metrics):
+        curves = _assemble([(c, r[1]) for c, r in results], n_settings, n_inits)
+        results = [(c, r[0]) for c, r in results]
+    columns = _assemble(results, n_settings, n_inits)
 
     frame: dict[str, Any] = {}
     for name, _ in settings[0].values:
@@ -253,6 +276,8 @@ def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
                 frame[f"{field}_l{layer + 1}"] = columns[field][:, layer]
         else:
             frame[field] = columns[field]
+    if curves is not None:
+        frame.update(_curve_columns(structure, curves))
     table = pd.DataFrame(frame)
     for name in ("final_loss", "initial_loss", "final_accuracy", "predicted_positive"):
         table[name] = table[name].astype(np.float64)

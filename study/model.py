@@ -38,7 +38,17 @@ def activation(name: str, slope: jax.Array | float):
         "silu": jax.nn.silu,
         "softplus": jax.nn.softplus,
         "tanh": jnp.tanh,
+        "sigmoid": jax.nn.sigmoid,
     }[name]
+
+
+def activation_gain(name: str, slope) -> jax.Array | float:
+    """The gain of ``kaiming_uniform`` for an activation (as PyTorch's ``calculate_gain``):
+    sqrt 2 for ReLU and the ReLU-like ELU, SiLU, GELU and softplus, sqrt(2 / (1 + slope^2))
+    for leaky ReLU, 5/3 for tanh, 1 for sigmoid."""
+    if name == "leaky_relu":
+        return jnp.sqrt(2.0 / (1.0 + slope * slope))
+    return {"tanh": 5.0 / 3.0, "sigmoid": 1.0}.get(name, 2.0**0.5)
 
 
 def activation_and_derivative(name: str, slope, z: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -120,8 +130,11 @@ def _draw(sampler, key, shape, dtype, *bounds):
     return sampler(key, shape, jnp.float32, *bounds).astype(dtype)
 
 
-def _init_weights(scheme, key, fan_in, fan_out, init_range, dtype):
+def _init_weights(scheme, key, fan_in, fan_out, init_range, dtype, gain=1.0):
     shape = (fan_out, fan_in)
+    if scheme == "kaiming_uniform":
+        limit = gain * jnp.sqrt(3.0 / fan_in)
+        return _draw(jax.random.uniform, key, shape, dtype, -1.0, 1.0) * limit.astype(dtype)
     if scheme == "uniform":
         return _draw(jax.random.uniform, key, shape, dtype, -1.0, 1.0) * init_range
     if scheme == "normal":
@@ -187,7 +200,10 @@ def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Param
             params.append(_init_rai(layer_key, fan_in, fan_out, structure.use_bias, dtype))
             continue
         key_w, key_b = jax.random.split(layer_key)
-        weights = _init_weights(structure.init, key_w, fan_in, fan_out, numeric.init_range, dtype)
+        gain = activation_gain(structure.activation, numeric.leaky_slope)
+        weights = _init_weights(
+            structure.init, key_w, fan_in, fan_out, numeric.init_range, dtype, gain
+        )
         if structure.use_bias:
             bias = _init_bias(structure.bias_init, key_b, fan_out, numeric.bias_scale, dtype)
         else:

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from study.config import SCHEMA, SETTING_KEYS, TOP_LEVEL
@@ -51,6 +52,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RUNS = "runs.parquet"
 SUMMARY = "summary.csv"
+CURVES = "curves.parquet"
+# Columns of the engine's runs that hold a curve per initialization (as arrays), the source of
+# curves.parquet; they are not written to runs.parquet.
+CURVE_PREFIX = "curve_"
 FIGURES = "figures"
 COMPARISONS = "comparisons"
 PARTIAL = ".partial"
@@ -380,11 +385,36 @@ def read_summary(folder: str | Path) -> pd.DataFrame:
     return summary
 
 
+def split_curves(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(runs without the curve columns, curves)``: the engine's per-initialization curves
+    (``curve_*`` columns of arrays) as the long table of ``curves.parquet``, a row per
+    (setting, initialization, logged step); None when the runs have no curves."""
+    names = [name for name in runs if name.startswith(CURVE_PREFIX)]
+    if not names:
+        return runs, None
+    lengths = runs[names[0]].map(len).to_numpy()
+    keys = [name for name in SETTING_KEYS if name in runs] + ["init"]
+    long = {name: np.repeat(runs[name].to_numpy(), lengths) for name in keys}
+    for name in names:
+        long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(runs[name].to_list())
+    return runs.drop(columns=names), pd.DataFrame(long)
+
+
+def read_curves(folder: str | Path) -> pd.DataFrame | None:
+    """``DIR/curves.parquet`` of a complete run (None when the run recorded no curves)."""
+    path = _finished(folder) / CURVES
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def write_results(
     folder: str | Path, runs: pd.DataFrame, summary: pd.DataFrame, manifest: Manifest
 ) -> None:
-    """Write a finished run: the tables first, the manifest that marks them complete last."""
+    """Write a finished run: the tables first, the manifest that marks them complete last.
+    Curves among the runs' columns go to ``curves.parquet``."""
     folder = Path(folder)
+    runs, curves = split_curves(runs)
+    if curves is not None:
+        write_parquet(folder / CURVES, curves)
     write_parquet(folder / RUNS, runs)
     write_csv(folder / SUMMARY, summary)
     write_manifest(folder, manifest)
@@ -568,7 +598,8 @@ def clear(folder: Path) -> None:
         figures = read_manifest(folder).figures or ()
     except FormatError:  # results of another version of study: which figures are ours is unknown
         figures = ()
-    ours = [folder / RUNS, folder / SUMMARY, folder / "report.md", folder / "report.html"]
+    ours = [folder / RUNS, folder / CURVES, folder / SUMMARY, folder / "report.md"]
+    ours += [folder / "report.html"]
     ours += [folder / FIGURES / name for name in figures]
     ours += sorted((folder / COMPARISONS).glob("*.csv"))
     for path in ours:

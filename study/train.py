@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from study import model
-from study.config import Numeric, Structure
+from study import model, stream
+from study.config import STREAMS, Numeric, Structure
 from study.data import Data, key_streams, make_data
 
 
@@ -179,13 +179,20 @@ def health(structure: Structure, numeric: Numeric, params, data: Data) -> Health
     """Run the network on the whole training set and classify every hidden unit."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     loss, _ = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
-    dead = jnp.stack([jnp.all(d == 0, axis=-1) for d in fwd.derivatives])
-    inactive = jnp.stack([jnp.all(z <= 0, axis=-1) for z in fwd.pre_activations])
-    dormant = jnp.stack([dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]])
+    dead = _per_layer(structure, [jnp.all(d == 0, axis=-1) for d in fwd.derivatives])
+    inactive = _per_layer(structure, [jnp.all(z <= 0, axis=-1) for z in fwd.pre_activations])
+    dormant = _per_layer(
+        structure, [dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]]
+    )
     finite = jnp.isfinite(loss) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
     )
     return Health(dead, inactive, dormant, loss, finite, fwd.output)
+
+
+def _per_layer(structure: Structure, layers: list[jax.Array]) -> jax.Array:
+    """Per-unit values of the hidden layers stacked, ``[L, width]`` (``[0, width]`` if none)."""
+    return jnp.stack(layers) if layers else jnp.zeros((0, structure.width), bool)
 
 
 def _network_dead(dead_units: jax.Array) -> jax.Array:
@@ -244,27 +251,34 @@ class Start(NamedTuple):
     params: float[n_params], the drawn parameters as one flat vector (:func:`study.model.flatten`).
     key_batch: the key of the minibatch order.
     key_fresh: the key of the interventions' fresh draws (folded with the step).
+    key_stream: the key of the initialization's stream (data.kind a stream): its teacher and
+      examples; it depends on the seed and the index only, so every setting of a sweep learns
+      the same streams.
     """
 
     params: jax.Array
     key_batch: jax.Array
     key_fresh: jax.Array
+    key_stream: jax.Array
 
 
 # Folded into an initialization's key for the stream of its interventions' fresh draws (the
 # parameters and the minibatch order come from a split of the same key).
 FRESH_DRAWS = 1
+# Folded into the data key, then the index, for an initialization's stream.
+STREAM_DRAWS = 2
 
 
-def start_one(structure: Structure, numeric: Numeric, key: jax.Array) -> Start:
-    """Draw one initialization from its own ``key``: its parameters and its minibatch key."""
+def start_one(structure: Structure, numeric: Numeric, key: jax.Array, key_stream) -> Start:
+    """Draw one initialization from its own ``key``: its parameters and its keys."""
     key_init, key_batch = jax.random.split(key)
     params = model.flatten(model.init_params(structure, numeric, key_init))
-    return Start(params, key_batch, jax.random.fold_in(key, FRESH_DRAWS))
+    return Start(params, key_batch, jax.random.fold_in(key, FRESH_DRAWS), key_stream)
 
 
-def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) -> Metrics:
-    """Train one initialization from its drawn parameters (:func:`start_one`).
+def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start):
+    """Train one initialization from its drawn parameters (:func:`start_one`): its Metrics, or
+    with ``train.curves`` ``(Metrics, Curves)``. A stream goes to :func:`train_stream_one`.
 
     The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
     the checks, each followed by an interval of steps, except the last): every check compiles
@@ -272,6 +286,8 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     An intervention (ReDo, shrink and perturb) falls on a check: after it, the network is
     checked again, so that a revival it causes is told from one that training causes.
     """
+    if structure.data_kind in STREAMS:
+        return train_stream_one(structure, numeric, start)
     # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     # elementwise, so this is the same update, but one fused kernel per operation instead of one
     # per parameter array (docs/performance.md).
@@ -294,13 +310,17 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
             due = (index > 0) & (step < structure.steps)
             due = due & (step % structure.intervention_every == 0)
             state, history = lax.cond(due, intervene, lambda *args: args[:2], state, history, step)
+        point = None
+        if structure.curves:
+            params = model.unflatten(structure, state.params)
+            point = curve_point(structure, numeric, params, data, now, step, now.loss)
         state = lax.cond(
             index < n_intervals,
             lambda s: run_steps(s, step, structure.log_every),
             lambda s: s,
             state,
         )
-        return (state, history, first, now), None
+        return (state, history, first, now), point
 
     params = model.unflatten(structure, initial)
     shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, data)
@@ -308,12 +328,116 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     state = TrainState(initial, optimizer.init(initial))
     carry = (state, _empty_history(placeholder.dead), placeholder, placeholder)
     checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    (state, history, first, end), _ = lax.scan(check_then_train, carry, checks)
-    if remainder:
+    (state, history, first, end), curves = lax.scan(check_then_train, carry, checks)
+    if remainder:  # (not with curves: the config refuses it)
         state = run_steps(state, n_intervals * structure.log_every, remainder)
         end = health(structure, numeric, model.unflatten(structure, state.params), data)
         history = _record(history, end, jnp.int32(structure.steps))
-    return _metrics(structure, data, first, end, history, flipped)
+    metrics = _metrics(structure, data, first, end, history, flipped)
+    return (metrics, curves) if structure.curves else metrics
+
+
+class Curves(NamedTuple):
+    """One initialization's state at every logged step (``C`` checks, ``L`` hidden layers).
+
+    step: int32[C]; error: float[C], the mean loss over the examples since the previous check
+    (a stream; NaN at step 0) or the training loss at the check (other data); per layer
+    ``int32[C, L]`` counts of units dead (activation derivative 0 on every input of the check),
+    inactive (pre-activation <= 0 on every input), dormant (score <= train.dormant_tau) and
+    rarely active (pre-activation > 0 on fewer than 1% of the inputs), and ``float[C, L]``
+    zero_share, the share of zero entries among the layer's activations.
+    """
+
+    step: jax.Array
+    error: jax.Array
+    dead_units: jax.Array
+    inactive_units: jax.Array
+    dormant_units: jax.Array
+    rarely_active_units: jax.Array
+    zero_share: jax.Array
+
+
+# Dohare et al. (2024)'s rule: a unit active on fewer than this share of inputs is "dormant".
+RARELY_ACTIVE_SHARE = 0.01
+
+
+def curve_point(structure, numeric, params, data: Data, now: Health, step, error) -> Curves:
+    """The curves' entries of one check: ``now`` (the health on ``data``) and two definitions
+    that need the activations themselves."""
+    fwd = model.forward(structure, numeric, params, data.inputs)
+    n = data.inputs.shape[-1]
+    active = [model.sum_samples((z > 0).astype(z.dtype)) / n for z in fwd.pre_activations]
+    zero = [jnp.mean(h == 0) for h in fwd.activations[1:]]
+    count = functools.partial(jnp.sum, axis=-1, dtype=jnp.int32)
+    rarely = _per_layer(structure, [share < RARELY_ACTIVE_SHARE for share in active])
+    return Curves(
+        step=jnp.asarray(step, jnp.int32),
+        error=jnp.asarray(error, data.inputs.dtype),
+        dead_units=count(now.dead),
+        inactive_units=count(now.inactive),
+        dormant_units=count(now.dormant),
+        rarely_active_units=count(rarely),
+        zero_share=jnp.stack(zero).astype(data.inputs.dtype) if zero else jnp.zeros((0,)),
+    )
+
+
+def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
+    """Learn one initialization's own stream online, one example per step; ``(Metrics, Curves)``.
+
+    The stream (its teacher, slow bits and examples) comes from ``start.key_stream``. At every
+    logged step the network is checked on a probe of ``data.probe_size`` fresh inputs from the
+    current distribution, which stands for the training set of the other data kinds.
+    """
+    optimizer = make_optimizer(structure.optimizer, numeric)
+    key, dtype = start.key_stream, jnp.dtype(structure.dtype)
+    teacher = stream.make_teacher(
+        key, structure.dim, structure.teacher_width, structure.teacher_beta, dtype
+    )
+    n_intervals = structure.steps // structure.log_every
+
+    def online_step(carry, step):
+        state, bits, total = carry
+        bits = stream.step_bits(bits, key, step, structure.flip_every)
+        x, y = stream.example(teacher, bits, key, step)
+        params = model.unflatten(structure, state.params)
+        fwd = model.forward(structure, numeric, params, x[:, None])
+        loss, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, y[None])
+        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias, structure.norm)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        state = TrainState(optax.apply_updates(state.params, updates), opt_state)
+        return (state, bits, total + loss), None
+
+    def check_then_learn(carry, index):
+        state, bits, total, history, first, _, _ = carry
+        step = index * structure.log_every
+        probe = stream.probe(teacher, bits, key, step, structure.probe_size)
+        params = model.unflatten(structure, state.params)
+        now = health(structure, numeric, params, probe)
+        history = _record(history, now, step)
+        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
+        error = jnp.where(index > 0, total / structure.log_every, jnp.nan)
+        point = curve_point(structure, numeric, params, probe, now, step, error)
+        steps = step + jnp.arange(structure.log_every, dtype=jnp.int32)
+        state, bits, total = lax.cond(
+            index < n_intervals,
+            lambda c: lax.scan(online_step, c, steps)[0],
+            lambda c: c,
+            (state, bits, jnp.zeros((), dtype)),
+        )
+        return (state, bits, total, history, first, now, probe), point
+
+    bits = stream.initial_bits(key, structure.flipping_bits)
+    probe = stream.probe(teacher, bits, key, 0, structure.probe_size)
+    params = model.unflatten(structure, start.params)
+    shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, probe)
+    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    state = TrainState(start.params, optimizer.init(start.params))
+    history = _empty_history(placeholder.dead)
+    carry = (state, bits, jnp.zeros((), dtype), history, placeholder, placeholder, probe)
+    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
+    (_, _, _, history, first, end, probe), curves = lax.scan(check_then_learn, carry, checks)
+    no_flips = jnp.zeros((structure.depth,), jnp.int32)
+    return _metrics(structure, probe, first, end, history, no_flips), curves
 
 
 def flip_dead_units(structure: Structure, numeric: Numeric, data: Data, flat: jax.Array):
@@ -468,6 +592,7 @@ TRAINING_ONLY = dict(
     flip_dead=False,
     intervention="none",
     intervention_every=1,
+    curves=False,
 )
 
 
@@ -487,12 +612,14 @@ def make_start(structure: Structure):
 
     def start(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None):
         data_root, init_root = key_streams(seed)
+        stream_root = jax.random.fold_in(data_root, STREAM_DRAWS)
 
         def per_setting(numeric: Numeric, setting_id):
             setting_key = jax.random.fold_in(init_root, setting_id)
 
             def per_init(index) -> Start:
-                return start_one(structure, numeric, jax.random.fold_in(setting_key, index))
+                key = jax.random.fold_in(setting_key, index)
+                return start_one(structure, numeric, key, jax.random.fold_in(stream_root, index))
 
             def resampled(index) -> Data:
                 data_key = jax.random.fold_in(jax.random.fold_in(data_root, setting_id), index)
@@ -513,8 +640,9 @@ def make_start(structure: Structure):
 def make_run(structure: Structure):
     """The compiled ``run(numerics, data, start) -> Metrics`` that trains what ``make_start`` drew.
 
-    Returns Metrics whose fields have leading shape ``[n_settings, n_inits]``. One compile per
-    structure and input shape; numeric values are traced.
+    Returns Metrics whose fields have leading shape ``[n_settings, n_inits]`` (with
+    ``train.curves``, ``(Metrics, Curves)``, the curves ``[n_settings, n_inits, checks, ...]``).
+    One compile per structure and input shape; numeric values are traced.
     """
     data_axis = 0 if structure.resample else None
 

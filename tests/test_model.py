@@ -118,6 +118,7 @@ def test_dead_unit_gets_exactly_zero_gradient():
         ("he_uniform", 3, 2 / 3),
         ("he_normal", 3, 2 / 3),
         ("glorot_uniform", 3, 2 / (3 + 50)),
+        ("kaiming_uniform", 3, 2 / 3),  # ReLU's gain sqrt 2: U(-sqrt 2, sqrt 2) on fan-in 3
     ],
 )
 def test_weight_init_variances(init, fan_in, expected_var):

@@ -1,0 +1,151 @@
+"""Streams in the engine: online learning of Dohare et al.'s slowly-changing regression, its
+curves, the definitions of death side by side, and the learners the paper uses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+import pytest
+
+import study
+from study import cli, model, results, stream
+from study.config import load_study, make_setting
+from study.data import key_streams
+from study.train import STREAM_DRAWS, make_start, start_structure
+from tests.test_bad_input import assert_refused, run_cli
+
+SMALL = dict(
+    data_kind="slowly_changing",
+    data_flip_every=50,
+    data_probe_size=64,
+    model_width=5,
+    model_init="kaiming_uniform",
+    train_optimizer="sgd",
+    train_learning_rate=0.01,
+    train_steps=300,
+    train_log_every=50,
+)
+
+
+def test_online_learning_matches_a_plain_per_example_reference():
+    """The engine's binned online error equals a plain loop: one example of the stream per
+    step, jax.grad of the squared error, optax SGD (float32 rounding apart)."""
+    setting = make_setting(**SMALL)
+    runs = study.simulate(setting, n_inits=2, seed=5)
+    structure, numeric = setting.structure, setting.numeric
+    optimizer = optax.sgd(0.01)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(
+            lambda p: model.loss_fn(structure, numeric, p, x[:, None], y[None])
+        )(params)
+        updates, opt_state = optimizer.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    for index in range(2):
+        # the keys the engine derives for this initialization
+        data_root, init_root = key_streams(np.uint32(5))
+        key = jax.random.fold_in(jax.random.fold_in(data_root, STREAM_DRAWS), index)
+        init_key = jax.random.fold_in(jax.random.fold_in(init_root, setting.setting_id), index)
+        params = model.init_params(structure, numeric, jax.random.split(init_key)[0])
+        teacher = stream.make_teacher(key, 20, 100, 0.7)
+        _, examples = stream.examples(
+            teacher, stream.initial_bits(key, 15), key, jnp.arange(300, dtype=jnp.int32), 50
+        )
+        opt_state = optimizer.init(params)
+
+        losses = []
+        for t in range(300):
+            params, opt_state, loss = step(
+                params, opt_state, examples.inputs[:, t], examples.targets[t]
+            )
+            losses.append(float(loss))
+        expected = np.asarray(losses).reshape(6, 50).mean(axis=1)
+        ours = runs["curve_error"][index]
+        assert np.isnan(ours[0]) and len(ours) == 7
+        np.testing.assert_allclose(ours[1:], expected, rtol=2e-4)
+
+
+def test_curves_have_a_row_per_logged_step_and_ordered_definitions(tmp_path):
+    config = tmp_path / "scr.toml"
+    config.write_text(
+        'n_inits = 8\n[data]\nkind = "slowly_changing"\nflip_every = 100\nprobe_size = 64\n'
+        '[model]\nwidth = 4\ndepth = 2\ninit = "kaiming_uniform"\n'
+        '[train]\noptimizer = "sgd"\nlearning_rate = [0.01, 0.3]\nsteps = 200\nlog_every = 40\n'
+    )
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    curves = results.read_curves(tmp_path / "out")
+    runs = results.read_runs(tmp_path / "out")
+    assert not [c for c in runs if c.startswith("curve_")]
+    assert len(curves) == 2 * 8 * (200 // 40 + 1)
+    assert (
+        curves.groupby(["train.learning_rate", "init"])["step"]
+        .apply(list)
+        .map(lambda s: s == [0, 40, 80, 120, 160, 200])
+        .all()
+    )
+    for layer in (1, 2):
+        dead, inactive = curves[f"dead_units_l{layer}"], curves[f"inactive_units_l{layer}"]
+        rarely, dormant = curves[f"rarely_active_units_l{layer}"], curves[f"dormant_units_l{layer}"]
+        assert (dead == inactive).all() and (dead == dormant).all()  # ReLU, tau 0
+        assert (dead <= rarely).all()  # dead: active on no probe input, so on fewer than 1%
+        zero = curves[f"zero_share_l{layer}"]
+        assert zero.between(0, 1).all() and (zero[dead == 4] == 1).all()
+    # the runs' end state is the curves' last point
+    last = curves[curves["step"] == 200].reset_index(drop=True)
+    np.testing.assert_array_equal(last["dead_units_l1"], runs["dead_units_end_l1"])
+
+
+def test_every_setting_learns_the_same_streams_and_chunking_does_not_matter():
+    """Initialization i has one stream (teacher and examples) whatever the setting, so settings
+    are compared on the same streams; results do not depend on chunking."""
+    sweep = load_study(
+        {"data": {"kind": "slowly_changing"}, "train": {"learning_rate": [0.1, 0.2]}}
+    )
+    ((structure, settings),) = sweep.groups().items()
+    numerics = jax.tree.map(lambda *v: np.asarray(v, np.float32), *(s.numeric for s in settings))
+    ids = np.asarray([s.setting_id for s in settings], np.int32)
+    _, drawn = make_start(start_structure(structure))(
+        np.uint32(0), numerics, ids, np.arange(3, dtype=np.int32), None
+    )
+    keys = jax.random.key_data(drawn.key_stream)  # [settings, inits, ...]
+    np.testing.assert_array_equal(keys[0], keys[1])
+    assert not np.array_equal(keys[0, 0], keys[0, 1])
+    assert not np.array_equal(np.asarray(drawn.params[0]), np.asarray(drawn.params[1]))
+
+    setting = make_setting(**SMALL)
+    whole = study.simulate(setting, n_inits=20)
+    chunked = study.simulate(setting, n_inits=20, chunk_size=7)
+    pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
+
+
+def test_linear_model_and_sigmoid_learners():
+    """depth 0 is the linear baseline (no hidden unit, never dead); sigmoid units never die."""
+    linear = study.simulate(make_setting(**{**SMALL, "model_depth": 0}), n_inits=4)
+    assert not linear["dead_end"].any() and not [c for c in linear if "units" in c]
+    sigmoid = study.simulate(make_setting(**{**SMALL, "model_activation": "sigmoid"}), n_inits=4)
+    assert (np.stack(sigmoid["curve_dead_units_l1"]) == 0).all()
+
+
+STREAM = {
+    "data": {"kind": "slowly_changing", "probe_size": 16},
+    "train": {"steps": 4, "log_every": 2},
+}
+
+
+@pytest.mark.parametrize(
+    "section, key, value, fragments",
+    [
+        ("train", "batch_size", 2, ("train.batch_size = 2", "allowed: 1")),
+        ("data", "flipping_bits", 21, ("data.flipping_bits = 21", "data.dim = 20")),
+        ("data", "probe_size", 0, ("data.probe_size", "> 0")),
+        ("train", "log_every", 3, ("train.log_every = 3", "divide")),
+        ("train", "loss", "bce", ("train.loss", "regression")),
+    ],
+)
+def test_bad_stream_values_are_refused(tmp_path, capsys, section, key, value, fragments):
+    config = {name: dict(table) for name, table in STREAM.items()}
+    config[section][key] = value
+    assert_refused(run_cli(tmp_path, config), capsys, tmp_path, *fragments)
