@@ -79,12 +79,17 @@ def test_one_relu_layer_on_centered_data_is_not_born_dead():
     assert not runs["dead_init"].any()
 
 
-def test_born_dead_on_a_ray_matches_closed_form():
+# One structure by default (a deep, wide one: both exponents of the formula matter); the grid of
+# 3 widths x 2 depths (6 compiles, ~35 s) when slow.
+@pytest.mark.parametrize(
+    "widths, depths", [(2, 5), pytest.param([1, 2, 3], [1, 5], marks=pytest.mark.slow)]
+)
+def test_born_dead_on_a_ray_matches_closed_form(widths, depths):
     """1-D positive inputs lie on one ray: P(dead) = 1 - (1 - 2^-N)^L (Lu et al. 2019)."""
     study = load_study(
         {
             "data": {"dim": 1, "offset": 2.0},
-            "model": {"width": [1, 2, 3], "depth": [1, 5], "init": "he_normal"},
+            "model": {"width": widths, "depth": depths, "init": "he_normal"},
             "train": AT_INIT_TOML,
         }
     )
@@ -263,6 +268,7 @@ def test_history_records_death_revival_and_the_step_of_death():
 
 
 FLOAT64_CHECK = """
+import sys
 import jax, numpy as np, study
 jax.config.update("jax_enable_x64", True)
 cases = [
@@ -271,7 +277,7 @@ cases = [
     dict(data_dim=1, model_width=2, model_depth=3, model_init="he_normal"),  # one ray
     dict(data_dim=1, model_width=2, model_depth=3, model_init="rai"),
 ]
-for case in cases:
+for case in cases[: int(sys.argv[1])]:
     decisions = {}
     for dtype in ("float32", "float64"):
         setting = study.make_setting(train_steps=1, train_log_every=1, train_dtype=dtype, **case)
@@ -283,15 +289,17 @@ print("same decisions")
 """
 
 
-def test_float64_makes_the_same_dead_alive_decisions_as_float32():
+# The question's network by default (2 compiles); all four cases (8 compiles, ~90 s) when slow.
+@pytest.mark.parametrize("n_cases", [1, pytest.param(4, marks=pytest.mark.slow)])
+def test_float64_makes_the_same_dead_alive_decisions_as_float32(n_cases):
     """Draws are float32 cast to the run's dtype, so both precisions judge the same networks.
 
     In a subprocess: JAX's 64-bit mode is process-wide and would change the other tests."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
-        [sys.executable, "-c", FLOAT64_CHECK], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", FLOAT64_CHECK, str(n_cases)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "same decisions" in done.stdout

@@ -94,14 +94,17 @@ def _run_until_a_group_is_on_disk(tmp_path, out: Path) -> subprocess.Popen:
     return process
 
 
-def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference):
-    # one kill once the first group is on disk, one at a random moment
+# One kill once the first group is on disk, then the rerun; when slow, also a kill at a random
+# moment before the rerun (the slow test below kills at five random moments).
+@pytest.mark.parametrize("random_kills", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference, random_kills):
     out = tmp_path / "out"
     process = _run_until_a_group_is_on_disk(tmp_path, out)
     process.send_signal(signal.SIGKILL)
     process.communicate()  # waits, and closes the pipes
     assert (out / results.LOCK).exists()  # a killed run leaves its lock file behind...
-    _kill_and_resume(tmp_path, reference, [random.Random(0).uniform(1.0, 6.0)])
+    delays = [random.Random(0).uniform(1.0, 6.0) for _ in range(random_kills)]
+    _kill_and_resume(tmp_path, reference, delays)
 
 
 def _assert_interrupted(status: int, err: str, out: Path) -> None:
@@ -277,12 +280,14 @@ def test_runs_are_bit_identical_across_runs(tmp_path, reference):
     _same_results(tmp_path / "again", reference)
 
 
-def test_runs_are_bit_identical_across_chunk_sizes(tmp_path, reference):
+# 5: several chunks per group (default run); 96: one chunk of another shape than the
+# reference's (slow: a compile per group).
+@pytest.mark.parametrize("chunk_size", [5, pytest.param(96, marks=pytest.mark.slow)])
+def test_runs_are_bit_identical_across_chunk_sizes(tmp_path, reference, chunk_size):
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
     study = load_study(tmp_path / "tiny.toml")
-    for chunk_size in (5, 96):
-        runner.run_study(study, tmp_path / f"c{chunk_size}", chunk_size=chunk_size, figures=False)
-        _same_results(tmp_path / f"c{chunk_size}", reference)
+    runner.run_study(study, tmp_path / f"c{chunk_size}", chunk_size=chunk_size, figures=False)
+    _same_results(tmp_path / f"c{chunk_size}", reference)
 
 
 @pytest.mark.slow
