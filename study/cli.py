@@ -215,6 +215,16 @@ def _add_bench(commands) -> None:
         metavar="C",
         help="initializations per compiled call (default: automatic)",
     )
+    bench.add_argument(
+        "--scr",
+        action="store_true",
+        help="instead: the continual-learning workload (Dohare et al.'s slowly-changing "
+        "regression), 100 runs x 3 million examples, against the same runs one at a time",
+    )
+    bench.add_argument(
+        "--scr-steps", type=int, metavar="T", help="examples per run of --scr (3000000)"
+    )
+    bench.add_argument("--scr-runs", type=int, metavar="R", help="runs of --scr (100)")
     bench.add_argument("--json", metavar="FILE", help="also write the JSON here")
     _add_no_compile_cache(bench)
 
@@ -314,18 +324,29 @@ def _bench(args) -> int:
 
     from study import bench
 
-    result = bench.benchmark(
-        quick=args.quick,
-        n_inits=args.n_inits,
-        steps=args.steps,
-        chunk_size=args.chunk_size,
-        cpu_devices=args.cpu_devices,
-        alternatives=not args.no_alternatives,
-        scaling=not args.no_scaling,
-        compile_cache=not args.no_compile_cache,
-        progress=lambda message: print(f"[bench] {message}", flush=True),
-    )
-    print(bench.format_table(result))
+    if args.scr:
+        from study.engine import use_compile_cache
+
+        use_compile_cache(not args.no_compile_cache)
+        result = bench.benchmark_scr(
+            runs=args.scr_runs or bench.SCR["runs"],
+            steps=args.scr_steps or bench.SCR["steps"],
+            progress=lambda message: print(f"[bench] {message}", flush=True),
+        )
+        print(bench.format_scr(result))
+    else:
+        result = bench.benchmark(
+            quick=args.quick,
+            n_inits=args.n_inits,
+            steps=args.steps,
+            chunk_size=args.chunk_size,
+            cpu_devices=args.cpu_devices,
+            alternatives=not args.no_alternatives,
+            scaling=not args.no_scaling,
+            compile_cache=not args.no_compile_cache,
+            progress=lambda message: print(f"[bench] {message}", flush=True),
+        )
+        print(bench.format_table(result))
     line = json.dumps(result)
     print(line)
     if args.json:

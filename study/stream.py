@@ -280,3 +280,34 @@ def exhaustive_probe(teacher: Teacher, state: StreamState) -> Data:
     fast_bits = ((codes[None, :] >> shifts[:, None]) & jnp.uint32(1)) == jnp.uint32(1)
     inputs = _inputs(state, fast_bits, teacher.input_weights.dtype)
     return Data(inputs, teacher_output(teacher, inputs))
+
+
+# --------------------------------------------------------------------------------------------
+# The same examples, fast: the engine's inner loop.
+# --------------------------------------------------------------------------------------------
+
+
+def example_key(key: jax.Array) -> jax.Array:
+    """The key :func:`example` folds each step into; made once, outside the loop over steps."""
+    return _key(key, _EXAMPLE)
+
+
+def fast_example(
+    state: StreamState, targets: jax.Array, examples_key: jax.Array, step
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`example`'s ``(x, y)``, bit for bit, with the teacher's output looked up.
+
+    Args:
+      state: the slow bits in force at ``step``.
+      targets: ``exhaustive_probe(teacher, state).targets``, the teacher's output on every
+        input of the current distribution (recomputed only when the slow bits change): the
+        teacher's ``width x dim`` product is then paid once per change instead of per example.
+      examples_key: :func:`example_key` of the stream key.
+      step: int32 scalar.
+    """
+    n_fast = targets.shape[0].bit_length() - 1
+    fast_bits = _fair_bits(jax.random.fold_in(examples_key, step), (n_fast, 1))[:, 0]
+    inputs = jnp.concatenate([state.slow_bits, fast_bits]).astype(targets.dtype)
+    weights = jnp.left_shift(jnp.uint32(1), jnp.arange(n_fast - 1, -1, -1, dtype=jnp.uint32))
+    code = jnp.sum(jnp.where(fast_bits, weights, jnp.uint32(0)), dtype=jnp.uint32)
+    return inputs, targets[code]

@@ -395,20 +395,29 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
     )
     n_intervals = structure.steps // structure.log_every
 
-    def online_step(carry, step):
-        state, bits, total = carry
+    examples_key = stream.example_key(key)
+
+    def next_bits(bits, targets, step):
+        """The slow bits of ``step`` and the teacher's outputs on their distribution; only on
+        a flip (the condition depends on the step alone, so under vmap it stays a branch)."""
         bits = stream.step_bits(bits, key, step, structure.flip_every)
-        x, y = stream.example(teacher, bits, key, step)
+        return bits, stream.exhaustive_probe(teacher, bits).targets
+
+    def online_step(carry, step):
+        state, bits, targets, total = carry
+        flip = (step > 0) & (step % structure.flip_every == 0)
+        bits, targets = lax.cond(flip, next_bits, lambda *a: a[:2], bits, targets, step)
+        x, y = stream.fast_example(bits, targets, examples_key, step)
         params = model.unflatten(structure, state.params)
         fwd = model.forward(structure, numeric, params, x[:, None])
         loss, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, y[None])
         grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias, structure.norm)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         state = TrainState(optax.apply_updates(state.params, updates), opt_state)
-        return (state, bits, total + loss), None
+        return (state, bits, targets, total + loss), None
 
     def check_then_learn(carry, index):
-        state, bits, total, history, first, _, _ = carry
+        state, bits, targets, total, history, first, _, _ = carry
         step = index * structure.log_every
         probe = stream.probe(teacher, bits, key, step, structure.probe_size)
         params = model.unflatten(structure, state.params)
@@ -418,13 +427,13 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
         error = jnp.where(index > 0, total / structure.log_every, jnp.nan)
         point = curve_point(structure, numeric, params, probe, now, step, error)
         steps = step + jnp.arange(structure.log_every, dtype=jnp.int32)
-        state, bits, total = lax.cond(
+        state, bits, targets, total = lax.cond(
             index < n_intervals,
             lambda c: lax.scan(online_step, c, steps)[0],
             lambda c: c,
-            (state, bits, jnp.zeros((), dtype)),
+            (state, bits, targets, jnp.zeros((), dtype)),
         )
-        return (state, bits, total, history, first, now, probe), point
+        return (state, bits, targets, total, history, first, now, probe), point
 
     bits = stream.initial_bits(key, structure.flipping_bits)
     probe = stream.probe(teacher, bits, key, 0, structure.probe_size)
@@ -433,9 +442,11 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     state = TrainState(start.params, optimizer.init(start.params))
     history = _empty_history(placeholder.dead)
-    carry = (state, bits, jnp.zeros((), dtype), history, placeholder, placeholder, probe)
+    targets = stream.exhaustive_probe(teacher, bits).targets
+    zero = jnp.zeros((), dtype)
+    carry = (state, bits, targets, zero, history, placeholder, placeholder, probe)
     checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    (_, _, _, history, first, end, probe), curves = lax.scan(check_then_learn, carry, checks)
+    (*_, history, first, end, probe), curves = lax.scan(check_then_learn, carry, checks)
     no_flips = jnp.zeros((structure.depth,), jnp.int32)
     return _metrics(structure, probe, first, end, history, no_flips), curves
 

@@ -241,3 +241,24 @@ def test_bad_arguments_are_refused():
     teacher = run(key, 100)[0]
     with pytest.raises(ValueError, match="do not fit"):
         stream.example(teacher, stream.initial_bits(key, DIM + 1), key, 0)
+
+
+def test_fast_examples_are_the_examples():
+    """The engine's lookup (fast_example) gives example()'s inputs and targets bit for bit."""
+    key = jax.random.key(11)
+    teacher = stream.make_teacher(key, dim=20)
+    state = stream.initial_bits(key, 15)
+    examples_key = stream.example_key(key)
+
+    @jax.jit
+    def both(state, step):
+        state = stream.step_bits(state, key, step, 7)
+        table = stream.exhaustive_probe(teacher, state).targets
+        return state, stream.example(teacher, state, key, step), stream.fast_example(
+            state, table, examples_key, step
+        )
+
+    for step in range(40):
+        state, (x, y), (x_fast, y_fast) = both(state, jnp.int32(step))
+        np.testing.assert_array_equal(x, x_fast)
+        assert float(y) == float(y_fast)

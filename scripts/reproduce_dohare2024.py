@@ -1,0 +1,196 @@
+"""Dohare et al. (Nature 2024): loss of plasticity on the slowly-changing regression (SCR) stream.
+
+The paper's smallest benchmark (Extended Data Fig. 2): 5-unit learners trained online on a stream
+of 20 bits whose distribution keeps changing, 3 million examples, 100 runs per learner; the claim
+that ReLU and tanh learners' errors rise to the linear baseline's at learning rate 0.01. The
+engine runs the 100 runs of a learner at once. Three runs of ``study run``:
+
+* ``study/configs/dohare2024.toml``: ReLU, tanh, sigmoid, leaky ReLU, ELU and SiLU at 0.01;
+* ``study/configs/dohare2024_lr.toml``: ReLU at 0.003 and 0.001;
+* the same with ``model.depth = 0``: the linear baseline at all three learning rates.
+
+Writes ``results/dohare2024/``: ``summary.csv`` (a row per learner and learning rate: the error
+of the first and last bins, dead units at the end under each definition, revivals, with 95%
+intervals over the 100 runs), ``curves.csv`` (the mean curves with intervals, a row per learner,
+learning rate and logged step) and ``figures/*.png``; runs in ``runs/``.
+
+Usage: ``python scripts/reproduce_dohare2024.py [--tiny] [--out DIR] [--force]``
+"""
+
+from __future__ import annotations
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import reproduce_common as common
+
+from study import results
+
+LEARNER = "learner"
+LR = "train.learning_rate"
+ORDER = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "silu", "linear"]
+# The definitions of death compared on the same networks (curves.parquet columns, layer 1).
+DEFINITIONS = {
+    "dead_units_l1": "dead (derivative 0 on every probe input)",
+    "rarely_active_units_l1": "rarely active (active on < 1% of the probe)",
+    "zero_share_l1": "zero share (share of zero activations)",
+}
+WIDTH = 5
+
+
+def runs_of(out, tiny: bool, force: bool) -> dict[str, tuple]:
+    """The three ``study run`` calls: ``{part: (runs, curves)}``."""
+    size = ["train.steps=2000", "train.log_every=400", "data.flip_every=500"] if tiny else []
+    n_inits = 8 if tiny else None
+    parts = {
+        "activations": ("dohare2024.toml", size),
+        "learning_rates": ("dohare2024_lr.toml", size),
+        "linear": (
+            "dohare2024_lr.toml",
+            size + ["model.depth=0", "train.learning_rate=[0.01,0.003,0.001]"],
+        ),
+    }
+    if tiny:
+        parts["activations"] = ("dohare2024.toml", size + ["model.activation=['relu','tanh']"])
+    tables = {}
+    for part, (config, overrides) in parts.items():
+        folder = out / "runs" / part
+        started = time.perf_counter()
+        runs, _ = common.run_config(
+            config, folder, overrides=overrides, n_inits=n_inits, force=force
+        )
+        common.say(f"{part}: {time.perf_counter() - started:.0f} s")
+        tables[part] = (runs, results.read_curves(folder))
+    return tables
+
+
+def with_learner(frame: pd.DataFrame) -> pd.DataFrame:
+    """A ``learner`` column: the activation, or ``linear`` for depth 0."""
+    learner = frame["model.activation"].where(frame["model.depth"] > 0, "linear")
+    return frame.assign(**{LEARNER: learner})
+
+
+def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Mean over runs per (learner, learning rate, step), with 95% normal intervals."""
+    frame = with_learner(curves)
+    for name in DEFINITIONS:
+        if name in frame and name != "zero_share_l1":
+            frame[name] = frame[name] / WIDTH  # a share of the layer's units
+    keys = [LEARNER, LR, "step"]
+    columns = ["error"] + [name for name in DEFINITIONS if name in frame]
+    grouped = frame.groupby(keys, sort=True)[columns]
+    mean, sd, n = grouped.mean(), grouped.std(), grouped.count()
+    half = common.Z95 * sd / np.sqrt(n)
+    table = mean.copy()
+    for name in columns:
+        table[f"{name}_lo"] = mean[name] - half[name]
+        table[f"{name}_hi"] = mean[name] + half[name]
+    table["n_runs"] = n["error"]
+    return table.reset_index()
+
+
+def summary_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """A row per (learner, learning rate): first and last bins' error, units dead at the end
+    under each definition, and revivals, with 95% intervals over the runs."""
+    rows = []
+    frame = with_learner(curves)
+    steps = sorted(frame["step"].unique())
+    first, last = steps[1], steps[-1]
+    runs = with_learner(runs)
+    for (learner, lr), part in frame.groupby([LEARNER, LR], sort=False):
+        row = {LEARNER: learner, LR: lr, "n_runs": part["init"].nunique()}
+        for label, step in (("first_bin", first), ("last_bin", last)):
+            values = part.loc[part["step"] == step, "error"]
+            row.update(_mean_interval(f"error_{label}", values))
+        end = part[part["step"] == last]
+        for name in DEFINITIONS:
+            if name in end:
+                share = end[name] if name == "zero_share_l1" else end[name] / WIDTH
+                row.update(_mean_interval(name.replace("_units_l1", "_share_end"), share))
+        own = runs[(runs[LEARNER] == learner) & (runs[LR] == lr)]
+        if "revived_units_l1" in own:
+            k = int((own["revived_units_l1"] > 0).sum())
+            lo, hi = common.wilson(k, len(own))
+            row.update(k_unit_revived=k, p_unit_revived=k / len(own))
+            row.update(p_unit_revived_lo=lo[0], p_unit_revived_hi=hi[0])
+            row["mean_revived_units"] = own["revived_units_l1"].mean()
+        rows.append(row)
+    order = {name: i for i, name in enumerate(ORDER)}
+    table = pd.DataFrame(rows)
+    return table.sort_values([LEARNER, LR], key=lambda c: c.map(order) if c.name == LEARNER else -c)
+
+
+def _mean_interval(name: str, values: pd.Series) -> dict[str, float]:
+    half = common.Z95 * values.std() / np.sqrt(len(values)) if len(values) > 1 else np.nan
+    mean = values.mean()
+    return {name: mean, f"{name}_lo": mean - half, f"{name}_hi": mean + half}
+
+
+def error_figure(table: pd.DataFrame, out, lr: float) -> None:
+    """Online error against examples seen, one line per learner, at one learning rate."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    part = table[(table[LR] == lr) & (table["step"] > 0)].assign(millions=lambda t: t["step"] / 1e6)
+    common.interval_lines(ax, part, "millions", "error", LEARNER, band=True)
+    ax.set_xlabel("examples seen (millions)")
+    ax.set_ylabel("mean squared error per bin")
+    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (95% band over runs)")
+    ax.legend(title="learner", fontsize=8, ncol=2)
+    common.save_figure(fig, out, f"error_lr{lr:g}")
+
+
+def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
+    """Share of hidden units dead over the stream, one panel per definition of death."""
+    names = [name for name in DEFINITIONS if name in table]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), sharey=True)
+    part = table[(table[LR] == lr) & (table[LEARNER] != "linear")]
+    part = part.assign(millions=part["step"] / 1e6)
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        common.interval_lines(ax, part, "millions", name, LEARNER, band=True)
+        ax.set_title(DEFINITIONS[name], fontsize=9)
+        ax.set_xlabel("examples seen (millions)")
+    np.atleast_1d(axes)[0].set_ylabel("share of the 5 hidden units")
+    np.atleast_1d(axes)[0].legend(title="learner", fontsize=8)
+    fig.suptitle(f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks")
+    common.save_figure(fig, out, f"dead_share_lr{lr:g}")
+
+
+def learning_rate_figure(table: pd.DataFrame, out) -> None:
+    """ReLU against the linear baseline at each learning rate: error and dead share."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    part = table[table[LEARNER].isin(["relu", "linear"]) & (table["step"] > 0)]
+    part = part.assign(series=part[LEARNER] + " " + part[LR].map("{:g}".format))
+    part = part.assign(millions=part["step"] / 1e6)
+    common.interval_lines(left, part, "millions", "error", "series", band=True)
+    left.set_ylabel("mean squared error per bin")
+    relu = part[part[LEARNER] == "relu"]
+    common.interval_lines(right, relu, "millions", "dead_units_l1", "series", band=True)
+    right.set_ylabel("share of units dead on the probe")
+    for ax in (left, right):
+        ax.set_xlabel("examples seen (millions)")
+        ax.legend(fontsize=8)
+    fig.suptitle("SCR: ReLU and the linear baseline at three learning rates")
+    common.save_figure(fig, out, "learning_rates")
+
+
+def main(argv=None) -> int:
+    args = common.parse_args("dohare2024", __doc__.splitlines()[0], argv)
+    common.theme()
+    started = time.perf_counter()
+    tables = runs_of(args.out, args.tiny, args.force)
+    runs = pd.concat([t[0] for t in tables.values()], ignore_index=True)
+    curves = pd.concat([t[1] for t in tables.values()], ignore_index=True)
+    table = mean_curves(curves)
+    common.write_table(summary_table(runs, curves), args.out, "summary.csv")
+    common.write_table(table, args.out, "curves.csv")
+    for lr in sorted(table[LR].unique(), reverse=True)[:1]:
+        error_figure(table, args.out, lr)
+        dead_figure(table, args.out, lr)
+    learning_rate_figure(table, args.out)
+    common.say(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    common.exit_main(main)
