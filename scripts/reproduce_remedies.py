@@ -2,13 +2,13 @@
 
 Every remedy is a set of config overrides (``REMEDIES``) applied to each task's baseline
 (``TASKS``); nothing is tuned to win. For every (task, remedy): P(dead at init), P(dead at end),
-P(revived) and P(inactive at end) with 95% Wilson intervals (for the interventions and the sign flip
-also which way revived networks came back: P(revived by training), P(revived by intervention)), the
-final loss and accuracy with 95% normal intervals, and the change in P(dead at end) from the task's
-baseline with a Newcombe interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then
-the two CS231n claims: does a 0.01 bias consistently lower death (every task, three learning rates,
-and a 3 x 64 network), and what share of a 3 x 64 network's units is dead after training against the
-learning rate (where does it cross 40%)?
+P(revived) and P(inactive at end) with 95% Wilson intervals (and which way revived networks came
+back: P(revived by training), P(revived by intervention)), the final loss and accuracy with 95%
+normal intervals, and the change in P(dead at end) from the task's baseline with a Newcombe
+interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then the two CS231n claims:
+does a 0.01 bias consistently lower death (every task, three learning rates, and a 3 x 64 network),
+and what share of a 3 x 64 network's units is dead after training against the learning rate (where
+does it cross 40%)?
 
 Each task's config (``study/configs/remedies_<task>.toml``) is the baseline plus the numeric
 axes swept in the same compile: its bias is ``constant`` with ``bias_scale`` 0 (the zero bias,
@@ -342,10 +342,9 @@ def remedy_row(summary: pd.DataFrame, runs: pd.DataFrame, values: Mapping, numer
     row.update(proportion_columns("diverged", int(setting["k_diverged"]), row["n_inits"]))
     for event in ("dead_init", "dead_end", "revived"):
         row.update(proportion_columns(event, int(setting[f"k_{event}"]), n))
-    # Which way revived networks came back: only summaries of interventions and flips have it.
+    # Which way revived networks came back (without an intervention: by training, if at all).
     for way in ("revived_by_training", "revived_by_intervention"):
-        if f"k_{way}" in setting.index and pd.notna(setting[f"k_{way}"]):
-            row.update(proportion_columns(way, int(setting[f"k_{way}"]), n))
+        row.update(proportion_columns(way, int(valid[way].sum()), n))
     row.update(
         proportion_columns(
             "died_in_training", int(alive_at_init["dead_end"].sum()), len(alive_at_init)

@@ -97,6 +97,9 @@ def test_remedies(scripts, tmp_path):
         (compared["diff_p_dead_end_lo"] <= compared["diff_p_dead_end"])
         & (compared["diff_p_dead_end"] <= compared["diff_p_dead_end_hi"])
     ).all()
+    # Which way networks came back: none of these remedies intervenes, so only by training.
+    assert (ran["k_revived_by_intervention"] == 0).all()
+    assert (ran["k_revived_by_training"] == ran["k_revived"]).all()
     # A remedy the engine refuses is recorded with its reason, not run: layer norm at width 1.
     refused = table.loc[table["remedy"] == "layer norm"].iloc[0]
     assert np.isnan(refused["n_valid"])
