@@ -13,15 +13,23 @@ depth, a line per width, with the one-ray closed form. Each is drawn only when t
 varies the settings it needs; settings that vary but are not on the figure split it into files.
 
 The functions here only draw: every number comes from :mod:`study.analysis` or
-:mod:`study.theory`.
+:mod:`study.theory`. :func:`plot_results` draws a results folder's figures, on a machine with 4 or
+more CPUs in several processes at once.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import pickle
 import re
-from collections.abc import Iterator, Sequence
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,10 +48,23 @@ BOUNDS_LABEL = "proved bounds"
 BAND_ALPHA = 0.2
 MAX_FILES_PER_FIGURE = 12
 MIN_DEPTHS = 3  # figure (e) draws a curve against depth: it needs at least this many depths
+# The fixed layout of the figures, in inches (what tight_layout found for them, measured once).
+LEFT_IN, BOTTOM_IN = 0.7, 0.62  # tick labels and axis label
+GAP_IN = 0.23  # between panels that share their axes
+HEATMAP_GAP_IN = 0.42  # between heatmap panels, which each have tick labels
+MARGIN_IN = 0.2  # right of the last panel, or of its legend
+COLORBAR_MARGIN_IN = 0.4  # right of a heatmap's color bar: its tick labels and label
+SUPTITLE_Y_IN = 0.02  # matplotlib's suptitle is at 0.98 of the figure's height
+TITLE_LINE_IN = 0.22  # a line of the suptitle (12.7 pt x 1.2)
+TITLE_PAD_IN = 0.16  # between the suptitle and the panels
+PANEL_TITLE_IN = 0.24  # a panel's title and its pad
+# A helper process takes ~1.5 s to start (Python, pandas, matplotlib): about 3 figures' drawing.
+FIGURES_PER_PROCESS = 8
 
 LABELS = {
     "data.offset": "data offset (added to every feature)",
-    "model.init_range": "init range a (weights ~ U(-a, a) or N(0, a²))",
+    # two lines: on one, it is wider than a panel, and side by side panels' labels overlapped
+    "model.init_range": "init range a\n(weights ~ U(-a, a) or N(0, a²))",
     "model.depth": "hidden layers L",
     "model.width": "width N (units per hidden layer)",
     "model.activation": "activation",
@@ -158,9 +179,9 @@ def plot_proportion_vs(
             ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
             if panel is not None:
                 ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}" if i == 0 else "")
-    _legend(fig, axes[0, -1], hue)
+    legend = _legend(fig, axes[0, -1], hue)
     fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
-    fig.tight_layout()
+    _fixed_layout(fig, axes.shape, legend=legend, panel_titles=col in summary)
     return fig
 
 
@@ -194,14 +215,51 @@ def _draw_bounds(ax, rows: pd.DataFrame, x: str) -> None:
     )
 
 
-def _legend(fig, ax, hue: str) -> None:
+def _fixed_layout(
+    fig: Figure,
+    shape: tuple[int, int],
+    *,
+    legend=None,
+    gap=GAP_IN,
+    margin=MARGIN_IN,
+    panel_titles=True,
+) -> None:
+    """Place a ``shape`` (rows, columns) grid of panels at fixed margins and gaps, in inches.
+
+    Used instead of ``tight_layout``, which measures every label of the figure in a pass of its
+    own (saving with ``bbox_inches="tight"`` measures them all again): the margins are those it
+    found for these figures, the top one grows with the lines of the suptitle, and the right one
+    is the width of the legend, the only text measured. Text beyond the margins is still saved,
+    as the files are cropped to what is drawn.
+    """
+    width, height = fig.get_size_inches()
+    rows, cols = shape
+    lines = fig.get_suptitle().count("\n") + 1
+    top = SUPTITLE_Y_IN * height + lines * TITLE_LINE_IN + TITLE_PAD_IN
+    top += PANEL_TITLE_IN if panel_titles else 0
+    right = margin
+    if legend is not None:
+        right += legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    panel_width = (width - LEFT_IN - right - (cols - 1) * gap) / cols
+    panel_height = (height - top - BOTTOM_IN - (rows - 1) * GAP_IN) / rows
+    fig.subplots_adjust(
+        left=LEFT_IN / width,
+        right=1 - right / width,
+        bottom=BOTTOM_IN / height,
+        top=1 - top / height,
+        wspace=gap / panel_width,
+        hspace=GAP_IN / panel_height,
+    )
+
+
+def _legend(fig, ax, hue: str):
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     band = plt.Rectangle((0, 0), 1, 1, color="gray", alpha=BAND_ALPHA)
     unique["95% Wilson interval"] = band
     if BOUNDS_LABEL in unique:  # keep the bounds' entry last, after the Wilson band
         unique[BOUNDS_LABEL] = unique.pop(BOUNDS_LABEL)
-    ax.legend(
+    return ax.legend(
         unique.values(),
         unique.keys(),
         title=SHORT.get(hue, hue),
@@ -255,9 +313,9 @@ def plot_survival(
     title = "Survival: networks not yet dead for good\n" + n_text
     if fixed:
         title += "\n" + _fixed_text(fixed)
-    _legend(fig, axes[0, -1], hue)
+    legend = _legend(fig, axes[0, -1], hue)
     fig.suptitle(title)
-    fig.tight_layout()
+    _fixed_layout(fig, axes.shape, legend=legend, panel_titles=col is not None)
     return fig
 
 
@@ -298,7 +356,10 @@ def plot_heatmap(
         if panel is not None:
             ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
     fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
-    fig.tight_layout()
+    # each panel has its own tick labels on the left: a wider gap
+    _fixed_layout(
+        fig, axes.shape, gap=HEATMAP_GAP_IN, margin=COLORBAR_MARGIN_IN, panel_titles=col in summary
+    )
     return fig
 
 
@@ -347,9 +408,9 @@ def plot_born_dead_vs_depth(
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(label("model.depth"))
     ax.set_ylabel("P(network dead) at init")
-    _legend(fig, ax, hue)
+    legend = _legend(fig, ax, hue)
     fig.suptitle(_title("P(born dead) against depth", summary, fixed or {}))
-    fig.tight_layout()
+    _fixed_layout(fig, (1, 1), legend=legend, panel_titles=False)
     return fig
 
 
@@ -382,14 +443,28 @@ def _varies(table: pd.DataFrame, name: str) -> bool:
     return name in table and table[name].nunique() > 1
 
 
-def figures(
-    summary: pd.DataFrame, runs: pd.DataFrame | None = None
-) -> Iterator[tuple[str, Figure]]:
-    """Every figure that fits the grid, as ``(file stem, figure)``, drawn one at a time.
+class FigurePlan(NamedTuple):
+    """One figure to draw: ``draw(**arguments)`` returns it; ``stem`` names its files.
+
+    The arguments are the small tables the figure shows, so a plan can be sent to another
+    process and drawn there.
+    """
+
+    stem: str
+    draw: Callable[..., Figure]
+    arguments: dict
+
+    def figure(self) -> Figure:
+        return self.draw(**self.arguments)
+
+
+def figure_plans(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[FigurePlan]:
+    """Every figure that fits the grid, as plans, in file order; nothing is drawn yet.
 
     ``summary`` is :func:`study.analysis.summarize`'s table; ``runs`` (the per-initialization
     table) is needed for the survival curves only.
     """
+    plans = []
     hue = "model.activation"
     for kind, x in (
         ("p_dead_vs_offset", "data.offset"),
@@ -397,37 +472,124 @@ def figures(
     ):
         if _varies(summary, x):
             for fixed, rows in _splits(summary, [x, hue, "model.depth"]):
-                fig = plot_proportion_vs(rows, x, hue=hue, col="model.depth", fixed=fixed)
-                yield _file_stem(kind, fixed), fig
+                arguments = dict(summary=rows, x=x, hue=hue, col="model.depth", fixed=fixed)
+                plans.append(FigurePlan(_file_stem(kind, fixed), plot_proportion_vs, arguments))
     if _varies(summary, "data.offset") and _varies(summary, "model.init_range"):
         for fixed, rows in _splits(summary, ["data.offset", "model.init_range", hue]):
-            yield _file_stem("heatmap", fixed), plot_heatmap(rows, fixed=fixed)
+            arguments = dict(summary=rows, fixed=fixed)
+            plans.append(FigurePlan(_file_stem("heatmap", fixed), plot_heatmap, arguments))
     if "model.depth" in summary and summary["model.depth"].nunique() >= MIN_DEPTHS:
         for fixed, rows in _splits(summary, ["model.depth", "model.width"]):
-            yield _file_stem("born_dead_vs_depth", fixed), plot_born_dead_vs_depth(rows, fixed)
+            arguments = dict(summary=rows, fixed=fixed)
+            stem = _file_stem("born_dead_vs_depth", fixed)
+            plans.append(FigurePlan(stem, plot_born_dead_vs_depth, arguments))
     if runs is not None:
-        yield from _survival_figures(runs)
+        plans.extend(_survival_plans(runs))
+    return plans
 
 
-def _survival_figures(runs: pd.DataFrame) -> Iterator[tuple[str, Figure]]:
+def figures(
+    summary: pd.DataFrame, runs: pd.DataFrame | None = None
+) -> Iterator[tuple[str, Figure]]:
+    """Every figure that fits the grid, as ``(file stem, figure)``, drawn one at a time."""
+    for plan in figure_plans(summary, runs):
+        yield plan.stem, plan.figure()
+
+
+def _survival_plans(runs: pd.DataFrame) -> list[FigurePlan]:
     if (runs["train.steps"] <= runs["train.log_every"]).all():
-        return  # a single logged step after init: no curve to draw
+        return []  # a single logged step after init: no curve to draw
     hue = "train.optimizer" if _varies(runs, "train.optimizer") else "model.activation"
     col = "data.offset" if _varies(runs, "data.offset") else None
     on_figure = [hue] + ([col] if col else [])
+    plans = []
     for fixed, rows in _splits(runs, on_figure):
-        curves = analysis.survival(rows, on_figure)
-        yield _file_stem("survival", fixed), plot_survival(curves, hue=hue, col=col, fixed=fixed)
+        arguments = dict(curves=analysis.survival(rows, on_figure), hue=hue, col=col, fixed=fixed)
+        plans.append(FigurePlan(_file_stem("survival", fixed), plot_survival, arguments))
+    return plans
 
 
-def plot_results(folder, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+def plot_results(
+    folder, formats: Sequence[str] = ("png", "pdf"), processes: int | None = None
+) -> list[Path]:
     """Draw every figure that fits a results folder's grid into ``DIR/figures/``.
 
     Reads the folder's summary and runs through :mod:`study.results`; trains nothing. Once all
     are written, the manifest lists them, so that a run killed while drawing is completed by its
-    rerun. Returns the paths written.
+    rerun. ``processes``: how many draw at once, this one included (default: one per
+    :data:`FIGURES_PER_PROCESS` figures, at most half the CPUs this process may use, so one on
+    a 2-core machine, where a second process did not pay). Returns the paths written.
     """
-    drawn = figures(results.read_summary(folder), results.read_runs(folder))
-    paths = results.save_figures(folder, drawn, formats)
+    plans = figure_plans(results.read_summary(folder), results.read_runs(folder))
+    if processes is None:
+        processes = min(_usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
+    shares = [plans[i :: max(processes, 1)] for i in range(max(processes, 1))]
+    helpers = [_start_helper(folder, share, formats) for share in shares[1:]]
+    try:
+        paths = results.save_figures(folder, ((p.stem, p.figure()) for p in shares[0]), formats)
+        for helper in helpers:
+            paths += _finish_helper(helper)
+    finally:
+        for helper in helpers:
+            _stop_helper(helper)
     results.record_figures(folder, paths)
     return paths
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process may run on
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+# Drawing in other processes. Each helper is a fresh ``python -c`` that reads its plans from a
+# pickle file: not multiprocessing, whose spawned children import the caller's main module
+# again (a user's script, or ``python -m study``), and not a fork of a process running JAX.
+_HELPER_CODE = "import sys; from study.plots import _helper_main; _helper_main(sys.argv[1])"
+
+
+class _Helper(NamedTuple):
+    process: subprocess.Popen
+    plans_file: Path
+
+
+def _start_helper(folder, plans: list[FigurePlan], formats: Sequence[str]) -> _Helper:
+    handle, name = tempfile.mkstemp(prefix="study-figures-", suffix=".pickle")
+    with os.fdopen(handle, "wb") as file:
+        pickle.dump((str(folder), plans, tuple(formats)), file)
+    package_root = str(Path(__file__).resolve().parents[1])  # where this ``study`` lives
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HELPER_CODE, name],
+        env={**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return _Helper(process, Path(name))
+
+
+def _finish_helper(helper: _Helper) -> list[Path]:
+    """The paths a helper wrote, once it is done; its error if it failed."""
+    out, err = helper.process.communicate()
+    if helper.process.returncode != 0:
+        lines = err.strip().splitlines() or [f"exit status {helper.process.returncode}"]
+        raise RuntimeError(f"drawing figures in another process failed: {lines[-1]}")
+    return [Path(line) for line in out.splitlines()]
+
+
+def _stop_helper(helper: _Helper) -> None:
+    if helper.process.poll() is None:  # this process failed or was interrupted first
+        helper.process.kill()
+        helper.process.communicate()
+    helper.plans_file.unlink(missing_ok=True)
+
+
+def _helper_main(plans_file: str) -> None:
+    """A helper process: draw and save the pickled plans, print the paths written."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the process that started it
+    with open(plans_file, "rb") as file:
+        folder, plans, formats = pickle.load(file)
+    os.unlink(plans_file)
+    for path in results.save_figures(folder, ((p.stem, p.figure()) for p in plans), formats):
+        print(path, flush=True)

@@ -1,11 +1,14 @@
 """Figures checked by their artists: lines, bands, labels, titles; files written per grid."""
 
+import itertools
+
 import matplotlib.collections as mcoll
 import numpy as np
 import pandas as pd
 import pytest
 
 from study import analysis, cli, plots
+from study.results import figures_complete, read_runs, read_summary
 from tests.helpers import synthetic_runs, write_results_folder
 
 
@@ -114,3 +117,50 @@ def test_plot_results_writes_png_and_pdf(results):
 def test_plot_main(results, capsys):
     assert cli.main(["plot", str(results)]) == 0
     assert "figures" in capsys.readouterr().out
+
+
+def _layout_figure(kind: str):
+    summary = analysis.summarize(_grid_runs())
+    if kind == "proportion":
+        return plots.plot_proportion_vs(summary, "model.init_range", fixed={"offset": 0.0})
+    if kind == "heatmap":
+        return plots.plot_heatmap(summary)
+    if kind == "survival":
+        curves = analysis.survival(_grid_runs(), ["model.activation", "data.offset"])
+        return plots.plot_survival(curves, hue="model.activation", col="data.offset")
+    runs = [synthetic_runs(0.2, 0.2, n=50, depth=d, **{"model.width": [2, 3]}) for d in (1, 2, 3)]
+    return plots.plot_born_dead_vs_depth(analysis.summarize(pd.concat(runs, ignore_index=True)))
+
+
+@pytest.mark.parametrize("kind", ["proportion", "heatmap", "survival", "born_dead"])
+def test_fixed_layout_keeps_panels_labels_titles_and_legend_apart(kind):
+    """Without tight_layout: no panel, with its tick and axis labels, reaches into the frame of
+    the panel beside it; the suptitle is above every panel and panel title; the legend is right
+    of every panel."""
+    fig = _layout_figure(kind)
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    frames = [ax.get_window_extent(renderer) for ax in panels]
+    for (a, frame_a), (b, frame_b) in itertools.combinations(zip(panels, frames, strict=True), 2):
+        assert not frame_a.overlaps(frame_b)
+        for ax, other in ((a, frame_b), (b, frame_a)):
+            labelled = ax.get_tightbbox(renderer, bbox_extra_artists=[])
+            assert not labelled.overlaps(other), kind
+    title = fig._suptitle.get_window_extent(renderer)
+    titles = [ax.title.get_window_extent(renderer) for ax in panels if ax.get_title()]
+    assert all(title.y0 >= box.y1 for box in frames + titles)
+    for ax in panels:
+        if ax.get_legend() is not None:
+            legend = ax.get_legend().get_window_extent(renderer)
+            assert all(legend.x0 >= frame.x1 for frame in frames)
+
+
+def test_figures_drawn_in_two_processes_are_the_same_files(results):
+    """A helper process draws every other figure: all files written, listed in the manifest."""
+    plans = plots.figure_plans(read_summary(results), read_runs(results))
+    paths = plots.plot_results(results, formats=("png",), processes=2)
+    expected = sorted(f"{plan.stem}.png" for plan in plans)
+    assert len(expected) > 2 and sorted(p.name for p in paths) == expected
+    assert sorted(p.name for p in (results / "figures").iterdir()) == expected
+    assert all(p.stat().st_size > 1000 for p in paths) and figures_complete(results)
