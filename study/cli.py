@@ -329,8 +329,8 @@ def _bench(args) -> int:
 
         use_compile_cache(not args.no_compile_cache)
         result = bench.benchmark_scr(
-            runs=args.scr_runs or bench.SCR["runs"],
-            steps=args.scr_steps or bench.SCR["steps"],
+            runs=bench.SCR["runs"] if args.scr_runs is None else args.scr_runs,
+            steps=bench.SCR["steps"] if args.scr_steps is None else args.scr_steps,
             progress=lambda message: print(f"[bench] {message}", flush=True),
         )
         print(bench.format_scr(result))

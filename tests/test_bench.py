@@ -62,3 +62,21 @@ def test_benchmark_script_runs():
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["engine"]["init_steps_per_s_best"] > 0
+
+
+def test_bench_scr_reports_the_stream_workload(tmp_path, capsys):
+    """``study bench --scr`` at a small size: the engine and the one-run-at-a-time program both
+    train the SCR learners, and the table names both rates and the speed-up."""
+    out = tmp_path / "scr.json"
+    assert (
+        main(["bench", "--scr", "--scr-runs", "32", "--scr-steps", "1500", "--json", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "SCR workload" in printed and "speed-up" in printed
+    result = json.loads(out.read_text())
+    assert result["runs"] == 32 and result["steps"] == 1500
+    assert result["engine_examples_per_s"] > 0 and result["one_at_a_time_examples_per_s"] > 0
+    assert result["speedup"] == pytest.approx(
+        result["engine_examples_per_s"] / result["one_at_a_time_examples_per_s"]
+    )
+    assert main(["bench", "--scr", "--scr-steps", "0"]) == 2
