@@ -617,6 +617,7 @@ SYMMETRIC_INITS = {
     "uniform": "uniform",
     "he_uniform": "uniform",
     "glorot_uniform": "uniform",
+    "kaiming_uniform": "uniform",
     "normal": "normal",
     "he_normal": "normal",
 }
@@ -636,6 +637,8 @@ NO_THEORY = {
     "no closed form",
     "tanh": "tanh'(z) = 1 - tanh(z)^2 > 0, but it rounds to 0 in float32 for |z| > 8 "
     "(saturation), where the engine counts the unit dead: no closed form",
+    "sigmoid": "sigmoid'(z) > 0, but it rounds to 0 in float32 for z > 16.6 or z < -87.3 "
+    "(saturation): no closed form",
 }
 
 
@@ -651,10 +654,19 @@ def weight_law(values, fan_in: int, fan_out: int) -> tuple[str, float] | None:
         "he_uniform": math.sqrt(6.0 / fan_in),
         "he_normal": math.sqrt(2.0 / fan_in),
         "glorot_uniform": math.sqrt(6.0 / (fan_in + fan_out)),
+        "kaiming_uniform": _kaiming_gain(values) * math.sqrt(3.0 / fan_in),
     }.get(init)
     if scale is None:
         return None
     return SYMMETRIC_INITS[init], float(scale)
+
+
+def _kaiming_gain(values) -> float:
+    """The gain of kaiming_uniform for the setting's activation (as study.model)."""
+    activation = values.get("model.activation", "relu")
+    if activation == "leaky_relu":
+        return math.sqrt(2.0 / (1.0 + float(values.get("model.leaky_slope", 0.01)) ** 2))
+    return {"tanh": 5.0 / 3.0, "sigmoid": 1.0}.get(activation, math.sqrt(2.0))
 
 
 def bias_law(values) -> tuple[str, float]:
@@ -680,13 +692,27 @@ def _why_not(values, inputs) -> Theory | None:
     """The Theory of a setting that needs no data set (leaky ReLU), or the reason for none."""
     activation = values.get("model.activation", "relu")
     slope = float(values.get("model.leaky_slope", 0.01))
+    if int(values.get("model.depth", 1)) == 0:
+        return Theory(0.0, NAN, NAN, "no_hidden_units", "depth 0: a linear model cannot die")
+    if values.get("data.kind") == "slowly_changing":
+        return _none(
+            "a stream: death is judged on a probe of a changing distribution; no closed form "
+            "here (the current distribution's 32 points would give one per step)"
+        )
+    if values.get("model.norm", "none") != "none" or values.get("model.flip_dead", False):
+        return _none(
+            "normalization or sign flips at init change which units are dead: no closed form"
+        )
     if activation in NEVER_DEAD and slope != 0:
         note = f"leaky ReLU: the derivative is 1 or {slope:g}, never 0, so no unit is ever dead"
         return Theory(0.0, NAN, NAN, "never_dead", note)
     if activation not in ("relu", "leaky_relu"):
         return _none(NO_THEORY.get(activation, f"{activation}: no closed form"))
-    if values.get("model.init", "uniform") not in SYMMETRIC_INITS:
-        return _none("RAI: weights are not i.i.d. symmetric (one Beta(2, 1) entry per row)")
+    init = values.get("model.init", "uniform")
+    if init not in SYMMETRIC_INITS:
+        return _none(
+            f"{init}: weights are not i.i.d. symmetric (RAI: one Beta(2, 1) entry per row)"
+        )
     kind, scale = bias_law(values)
     if kind == "constant":
         return _none(f"constant bias {scale:g} != 0: no closed form")
