@@ -60,8 +60,8 @@ on() {
     fi
 }
 
-# seconds since the epoch, with decimals
-now() { date +%s.%N; }
+# seconds since the epoch, with decimals (date +%N is not portable)
+now() { "$BIN/python" -c 'import time; print(time.time())'; }
 elapsed() { awk -v start="$1" -v end="$(now)" 'BEGIN { printf "%.1f", end - start }'; }
 
 # bench PLATFORM INITS: the engine alone (no alternatives, no scaling); prints M init-steps/s
