@@ -567,7 +567,11 @@ def figure_changes(table: pd.DataFrame, titles: Mapping[str, str], out: Path, al
     """Every remedy's change in P(dead at end) from its task's baseline, a panel per task."""
     run = table[table["remedy"].ne(BASELINE) & table["p_dead_end"].notna()]
     tasks = list(dict.fromkeys(run["task"]))
-    remedies = list(dict.fromkeys(run["remedy"]))
+    order = list(REMEDIES)  # the table's order, related remedies together
+    remedies = sorted(
+        dict.fromkeys(run["remedy"]), key=lambda r: order.index(r) if r in order else len(order)
+    )
+    notes = table.set_index(["task", "remedy"])["note"].fillna("")
     fig, axes = plt.subplots(
         1,
         len(tasks),
@@ -580,8 +584,12 @@ def figure_changes(table: pd.DataFrame, titles: Mapping[str, str], out: Path, al
     for ax, task in zip(axes[0], tasks, strict=True):
         part = run[run["task"] == task].set_index("remedy")
         for position, remedy in enumerate(remedies):
-            if remedy not in part.index:
-                ax.text(0, position, "n/a", ha="center", va="center", fontsize=7, color="0.5")
+            if remedy not in part.index:  # not run: why, without the engine's reason
+                why = notes.get((task, remedy), "").partition(":")[0] or "n/a"
+                box = {"facecolor": "white", "edgecolor": "none", "pad": 1}
+                ax.text(
+                    0, position, why, ha="center", va="center", fontsize=7, color="0.4", bbox=box
+                )
                 continue
             row = part.loc[remedy]
             kind = "significant" if row["p_holm"] < alpha else "not significant"
