@@ -305,6 +305,10 @@ def simulate(
         runs = study.simulate(study.make_setting(data_offset=2.0), n_inits=4000)
         runs["dead_init"].mean()   # about 1/3 on this cloud (theory.p_dead_relu_2d)
 
+    With curves (a stream, or ``train.curves``), ``curve_*`` columns hold each initialization's
+    curve over the logged steps as an array; ``study.results.split_curves(runs)`` turns them into
+    the long table of ``curves.parquet``.
+
     Args:
       settings: a Setting, a list of them, or a Study (its n_inits and seed are the defaults).
       n_inits: initializations per setting (default: the study's, else 1000).
