@@ -3,12 +3,12 @@
 Every remedy is a set of config overrides (``REMEDIES``) applied to each task's baseline
 (``TASKS``); nothing is tuned to win. For every (task, remedy): P(dead at init), P(dead at end),
 P(revived) and P(inactive at end) with 95% Wilson intervals (and which way revived networks came
-back: P(revived by training), P(revived by intervention)), the final loss and accuracy with 95%
-normal intervals, and the change in P(dead at end) from the task's baseline with a Newcombe
-interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then the two CS231n claims:
-does a 0.01 bias consistently lower death (every task, three learning rates, and a 3 x 64 network),
-and what share of a 3 x 64 network's units is dead after training against the learning rate (where
-does it cross 40%)?
+back: P(revived by training), P(revived by intervention)), the initial and final loss and the final
+accuracy with 95% normal intervals, and the change in P(dead at end) from the task's baseline with
+a Newcombe interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then the two
+CS231n claims: does a 0.01 bias consistently lower death (every task, three learning rates, and a
+3 x 64 network), and what share of a 3 x 64 network's units is dead after training against the
+learning rate (where does it cross 40%)?
 
 Each task's config (``study/configs/remedies_<task>.toml``) is the baseline plus the numeric
 axes swept in the same compile: its bias is ``constant`` with ``bias_scale`` 0 (the zero bias,
@@ -353,7 +353,7 @@ def remedy_row(summary: pd.DataFrame, runs: pd.DataFrame, values: Mapping, numer
     row.update(
         proportion_columns("inactive_end", int(some_layer_all(valid, "inactive", "end").sum()), n)
     )
-    for metric in ("final_loss", "final_accuracy"):
+    for metric in ("initial_loss", "final_loss", "final_accuracy"):
         row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = mean_interval(valid[metric])
     return row, valid
 
