@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every reproduction of the README's Results section into results/<name>/.
 #
-#   bash scripts/reproduce_all.sh            # recompute everything (about 15 minutes on 2 cores)
+#   bash scripts/reproduce_all.sh            # recompute everything (about an hour on 2 cores:
+#                                            # dohare2024 alone is 30-40 minutes)
 #   REPRODUCE_RESUME=1 bash scripts/...      # keep runs already complete on disk, redraw figures
 #   bash scripts/reproduce_all.sh question lu2019   # only some of them
 #
@@ -20,7 +21,7 @@ FORCE=(--force)
 if [[ "${REPRODUCE_RESUME:-0}" == "1" ]]; then
     FORCE=()
 fi
-ALL=(question two_layers lu2019 arnekvist2020 sokar2023 remedies)
+ALL=(question two_layers lu2019 arnekvist2020 sokar2023 remedies dohare2024)
 NAMES=("${@:-${ALL[@]}}")
 
 start_all=$(date +%s)

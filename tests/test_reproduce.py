@@ -131,3 +131,18 @@ def test_remedies_plan(scripts):
     for task in remedies.TASKS:  # the engine takes every intervention on every task
         members = remedies.plan(task, remedies.REMEDIES, remedies.PENDING).members
         assert {"ReDo", "shrink and perturb", "L2-init"} <= set(members)
+
+
+@pytest.mark.slow  # three stream compiles, about a minute on 2 cores; the engine's stream tests
+# (tests/test_stream_engine.py) run by default
+def test_dohare2024(scripts, tmp_path):
+    out = run_tiny(scripts, "dohare2024", tmp_path / "dohare2024")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["learner"]) == {"relu", "tanh", "linear"}
+    curves = pd.read_csv(out / "curves.csv")
+    assert (curves["n_runs"] == 8).all() and curves["step"].max() == 2000
+    assert {p.name for p in (out / "figures").iterdir()} == {
+        "error_lr0.01.png",
+        "dead_share_lr0.01.png",
+        "learning_rates.png",
+    }
