@@ -46,6 +46,7 @@ THEORY_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": 
 BOUNDS_STYLE = {"facecolor": "none", "edgecolor": "black", "hatch": "///", "linewidth": 0.6}
 BOUNDS_LABEL = "proved bounds"
 BAND_ALPHA = 0.2
+Z95 = 1.959963984540054  # the 0.975 normal quantile: 95% normal intervals
 MAX_FILES_PER_FIGURE = 12
 MIN_DEPTHS = 3  # figure (e) draws a curve against depth: it needs at least this many depths
 # The fixed layout of the figures, in inches (what tight_layout found for them, measured once).
@@ -252,11 +253,11 @@ def _fixed_layout(
     )
 
 
-def _legend(fig, ax, hue: str):
+def _legend(fig, ax, hue: str, band_label: str = "95% Wilson interval"):
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     band = plt.Rectangle((0, 0), 1, 1, color="gray", alpha=BAND_ALPHA)
-    unique["95% Wilson interval"] = band
+    unique[band_label] = band
     if BOUNDS_LABEL in unique:  # keep the bounds' entry last, after the Wilson band
         unique[BOUNDS_LABEL] = unique.pop(BOUNDS_LABEL)
     return ax.legend(
@@ -458,11 +459,14 @@ class FigurePlan(NamedTuple):
         return self.draw(**self.arguments)
 
 
-def figure_plans(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[FigurePlan]:
+def figure_plans(
+    summary: pd.DataFrame, runs: pd.DataFrame | None = None, curves: pd.DataFrame | None = None
+) -> list[FigurePlan]:
     """Every figure that fits the grid, as plans, in file order; nothing is drawn yet.
 
     ``summary`` is :func:`study.analysis.summarize`'s table; ``runs`` (the per-initialization
-    table) is needed for the survival curves only.
+    table) is needed for the survival curves only, ``curves`` (``curves.parquet``) for the
+    error and dead-share curves.
     """
     plans = []
     hue = "model.activation"
@@ -485,7 +489,77 @@ def figure_plans(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> lis
             plans.append(FigurePlan(stem, plot_born_dead_vs_depth, arguments))
     if runs is not None:
         plans.extend(_survival_plans(runs))
+    if curves is not None:
+        plans.extend(_curve_plans(curves))
     return plans
+
+
+# The settings whose levels the curves' lines are, the first that varies.
+CURVE_HUES = ("model.activation", "model.depth", "train.learning_rate", "train.optimizer")
+
+
+def _curve_plans(curves: pd.DataFrame) -> list[FigurePlan]:
+    hue = next((name for name in CURVE_HUES if _varies(curves, name)), None)
+    plans = []
+    for fixed, rows in _splits(curves, [hue] if hue else []):
+        arguments = dict(curves=mean_curves(rows, hue), hue=hue, fixed=fixed)
+        plans.append(FigurePlan(_file_stem("curves", fixed), plot_curves, arguments))
+    return plans
+
+
+def mean_curves(curves: pd.DataFrame, hue: str | None) -> pd.DataFrame:
+    """Per (hue level, step): the mean error and share of hidden units dead over the
+    initializations, with 95% normal intervals (``_lo``, ``_hi``) and ``n``."""
+    dead = [name for name in curves if name.startswith("dead_units_l")]
+    units = curves["model.width"] * len(dead) if dead else None
+    frame = curves.assign(
+        dead_share=curves[dead].sum(axis=1) / units if dead else float("nan"),
+        level=curves[hue] if hue else "all",
+    )
+    grouped = frame.groupby(["level", "step"])[["error", "dead_share"]]
+    mean, sd, n = grouped.mean(), grouped.std(), grouped.count()
+    table = mean.copy()
+    for name in ("error", "dead_share"):
+        half = Z95 * sd[name].fillna(0.0) / n[name].clip(lower=1) ** 0.5
+        table[f"{name}_lo"], table[f"{name}_hi"] = mean[name] - half, mean[name] + half
+    table["n"] = n["error"]
+    return table.reset_index()
+
+
+def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None) -> Figure:
+    """A stream's (or any run with curves') error and share of hidden units dead against the
+    step, a line per level of ``hue`` with its 95% band over the initializations."""
+    _apply_theme()
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), squeeze=False)
+    levels = sorted(curves["level"].unique(), key=str)
+    look = styles(levels)
+    for ax, name, ylabel in (
+        (axes[0, 0], "error", "error per logged interval"),
+        (axes[0, 1], "dead_share", "share of hidden units dead"),
+    ):
+        for level in levels:
+            rows = curves[(curves["level"] == level) & curves[name].notna()].sort_values("step")
+            if rows.empty:
+                continue
+            style = {**look[level], "markevery": max(len(rows) // 8, 1)}
+            ax.plot(rows["step"], rows[name], label=_fmt(level), **style)
+            ax.fill_between(
+                rows["step"],
+                rows[f"{name}_lo"],
+                rows[f"{name}_hi"],
+                color=look[level]["color"],
+                alpha=BAND_ALPHA,
+                linewidth=0,
+            )
+        ax.set_xlabel("step (examples seen, for a stream)")
+        ax.set_ylabel(ylabel)
+    title = f"Curves: mean over n = {int(curves['n'].max())} initializations, 95% bands"
+    if fixed:
+        title += "\n" + _fixed_text(fixed)
+    fig.suptitle(title)
+    legend = _legend(fig, axes[0, -1], hue, "95% interval (mean)") if hue else None
+    _fixed_layout(fig, axes.shape, legend=legend, panel_titles=False, gap=GAP_IN * 2.5)
+    return fig
 
 
 def figures(
@@ -520,7 +594,9 @@ def plot_results(
     :data:`FIGURES_PER_PROCESS` figures, at most half the CPUs this process may use, so one on
     a 2-core machine, where a second process did not pay). Returns the paths written.
     """
-    plans = figure_plans(results.read_summary(folder), results.read_runs(folder))
+    plans = figure_plans(
+        results.read_summary(folder), results.read_runs(folder), results.read_curves(folder)
+    )
     if processes is None:
         processes = min(_usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
     shares = [plans[i :: max(processes, 1)] for i in range(max(processes, 1))]

@@ -99,6 +99,7 @@ def test_curves_have_a_row_per_logged_step_and_ordered_definitions(tmp_path):
         assert (dead <= rarely).all()  # dead: active on no probe input, so on fewer than 1%
         zero = curves[f"zero_share_l{layer}"]
         assert zero.between(0, 1).all() and (zero[dead == 4] == 1).all()
+    assert (tmp_path / "out" / "figures" / "curves.png").exists()  # error and dead share
     # the runs' end state is the curves' last point
     last = curves[curves["step"] == 200].reset_index(drop=True)
     np.testing.assert_array_equal(last["dead_units_l1"], runs["dead_units_end_l1"])
