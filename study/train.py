@@ -394,7 +394,47 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
         key, structure.dim, structure.teacher_width, structure.teacher_beta, dtype
     )
     n_intervals = structure.steps // structure.log_every
+    learn = _make_online_steps(structure, numeric, optimizer, teacher, key)
 
+    def check_then_learn(carry, index):
+        state, bits, targets, total, history, first, _, _ = carry
+        step = index * structure.log_every
+        probe = stream.probe(teacher, bits, key, step, structure.probe_size)
+        params = model.unflatten(structure, state.params)
+        now = health(structure, numeric, params, probe)
+        history = _record(history, now, step)
+        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
+        error = jnp.where(index > 0, total / structure.log_every, jnp.nan)
+        point = curve_point(structure, numeric, params, probe, now, step, error)
+        steps = step + jnp.arange(structure.log_every, dtype=jnp.int32)
+        state, bits, targets, total = lax.cond(
+            index < n_intervals,
+            lambda c: learn(c, steps),
+            lambda c: c,
+            (state, bits, targets, jnp.zeros((), dtype)),
+        )
+        return (state, bits, targets, total, history, first, now, probe), point
+
+    bits = stream.initial_bits(key, structure.flipping_bits)
+    probe = stream.probe(teacher, bits, key, 0, structure.probe_size)
+    params = model.unflatten(structure, start.params)
+    shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, probe)
+    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    state = TrainState(start.params, optimizer.init(start.params))
+    history = _empty_history(placeholder.dead)
+    targets = stream.exhaustive_probe(teacher, bits).targets
+    zero = jnp.zeros((), dtype)
+    carry = (state, bits, targets, zero, history, placeholder, placeholder, probe)
+    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
+    (*_, history, first, end, probe), curves = lax.scan(check_then_learn, carry, checks)
+    no_flips = jnp.zeros((structure.depth,), jnp.int32)
+    return _metrics(structure, probe, first, end, history, no_flips), curves
+
+
+def _make_online_steps(structure, numeric, optimizer, teacher, key):
+    """``learn((state, bits, targets, total), steps) -> the same``: one optimizer step per
+    example of the stream of ``key``, adding each example's loss (before its update) to
+    ``total``. ``targets`` are the teacher's outputs on the current distribution."""
     examples_key = stream.example_key(key)
 
     def next_bits(bits, targets, step):
@@ -416,39 +456,7 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
         state = TrainState(optax.apply_updates(state.params, updates), opt_state)
         return (state, bits, targets, total + loss), None
 
-    def check_then_learn(carry, index):
-        state, bits, targets, total, history, first, _, _ = carry
-        step = index * structure.log_every
-        probe = stream.probe(teacher, bits, key, step, structure.probe_size)
-        params = model.unflatten(structure, state.params)
-        now = health(structure, numeric, params, probe)
-        history = _record(history, now, step)
-        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
-        error = jnp.where(index > 0, total / structure.log_every, jnp.nan)
-        point = curve_point(structure, numeric, params, probe, now, step, error)
-        steps = step + jnp.arange(structure.log_every, dtype=jnp.int32)
-        state, bits, targets, total = lax.cond(
-            index < n_intervals,
-            lambda c: lax.scan(online_step, c, steps)[0],
-            lambda c: c,
-            (state, bits, targets, jnp.zeros((), dtype)),
-        )
-        return (state, bits, targets, total, history, first, now, probe), point
-
-    bits = stream.initial_bits(key, structure.flipping_bits)
-    probe = stream.probe(teacher, bits, key, 0, structure.probe_size)
-    params = model.unflatten(structure, start.params)
-    shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, probe)
-    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-    state = TrainState(start.params, optimizer.init(start.params))
-    history = _empty_history(placeholder.dead)
-    targets = stream.exhaustive_probe(teacher, bits).targets
-    zero = jnp.zeros((), dtype)
-    carry = (state, bits, targets, zero, history, placeholder, placeholder, probe)
-    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    (*_, history, first, end, probe), curves = lax.scan(check_then_learn, carry, checks)
-    no_flips = jnp.zeros((structure.depth,), jnp.int32)
-    return _metrics(structure, probe, first, end, history, no_flips), curves
+    return lambda carry, steps: lax.scan(online_step, carry, steps)[0]
 
 
 def flip_dead_units(structure: Structure, numeric: Numeric, data: Data, flat: jax.Array):
