@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import reproduce_common as common
 
-from study import results
+from study import plots, results
 
 LEARNER = "learner"
 LR = "train.learning_rate"
@@ -108,7 +108,8 @@ def summary_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         for name in DEFINITIONS:
             if name in end:
                 share = end[name] if name == "zero_share_l1" else end[name] / WIDTH
-                row.update(_mean_interval(name.replace("_units_l1", "_share_end"), share))
+                short = name.removesuffix("_l1").replace("_units", "")
+                row.update(_mean_interval(f"{short}_share_end", share, 0, 1))
         own = runs[(runs[LEARNER] == learner) & (runs[LR] == lr)]
         if "revived_units_l1" in own:
             k = int((own["revived_units_l1"] > 0).sum())
@@ -122,17 +123,31 @@ def summary_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values([LEARNER, LR], key=lambda c: c.map(order) if c.name == LEARNER else -c)
 
 
-def _mean_interval(name: str, values: pd.Series) -> dict[str, float]:
+def _mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> dict[str, float]:
+    """The mean with a 95% normal interval over the runs, clipped to ``[low, high]``."""
     half = common.Z95 * values.std() / np.sqrt(len(values)) if len(values) > 1 else np.nan
     mean = values.mean()
-    return {name: mean, f"{name}_lo": mean - half, f"{name}_hi": mean + half}
+    return {name: mean, f"{name}_lo": max(mean - half, low), f"{name}_hi": min(mean + half, high)}
+
+
+def band_lines(ax, table: pd.DataFrame, x: str, y: str, series: str, order: list) -> None:
+    """A line per level of ``series`` with its 95% band; each level keeps its style (color,
+    marker) in every figure, from its place in ``order``."""
+    look = plots.styles(order)
+    for level in [level for level in order if level in set(table[series])]:
+        part = table[table[series] == level].sort_values(x)
+        style = {**look[level], "markevery": max(len(part) // 10, 1), "markersize": 4}
+        ax.plot(part[x], part[y], label=level, **style)
+        ax.fill_between(
+            part[x], part[f"{y}_lo"], part[f"{y}_hi"], color=look[level]["color"], alpha=0.2, lw=0
+        )
 
 
 def error_figure(table: pd.DataFrame, out, lr: float) -> None:
     """Online error against examples seen, one line per learner, at one learning rate."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     part = table[(table[LR] == lr) & (table["step"] > 0)].assign(millions=lambda t: t["step"] / 1e6)
-    common.interval_lines(ax, part, "millions", "error", LEARNER, band=True)
+    band_lines(ax, part, "millions", "error", LEARNER, ORDER)
     ax.set_xlabel("examples seen (millions)")
     ax.set_ylabel("mean squared error per bin")
     ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (95% band over runs)")
@@ -147,7 +162,7 @@ def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     part = table[(table[LR] == lr) & (table[LEARNER] != "linear")]
     part = part.assign(millions=part["step"] / 1e6)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
-        common.interval_lines(ax, part, "millions", name, LEARNER, band=True)
+        band_lines(ax, part, "millions", name, LEARNER, ORDER)
         ax.set_title(DEFINITIONS[name], fontsize=9)
         ax.set_xlabel("examples seen (millions)")
     np.atleast_1d(axes)[0].set_ylabel("share of the 5 hidden units")
@@ -162,10 +177,11 @@ def learning_rate_figure(table: pd.DataFrame, out) -> None:
     part = table[table[LEARNER].isin(["relu", "linear"]) & (table["step"] > 0)]
     part = part.assign(series=part[LEARNER] + " " + part[LR].map("{:g}".format))
     part = part.assign(millions=part["step"] / 1e6)
-    common.interval_lines(left, part, "millions", "error", "series", band=True)
+    order = [f"{learner} {lr:g}" for learner in ("relu", "linear") for lr in (0.01, 0.003, 0.001)]
+    band_lines(left, part, "millions", "error", "series", order)
     left.set_ylabel("mean squared error per bin")
     relu = part[part[LEARNER] == "relu"]
-    common.interval_lines(right, relu, "millions", "dead_units_l1", "series", band=True)
+    band_lines(right, relu, "millions", "dead_units_l1", "series", order)
     right.set_ylabel("share of units dead on the probe")
     for ax in (left, right):
         ax.set_xlabel("examples seen (millions)")
