@@ -108,7 +108,7 @@ def summary_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         for name in DEFINITIONS:
             if name in end:
                 share = end[name] if name == "zero_share_l1" else end[name] / WIDTH
-                short = name.removesuffix("_l1").replace("_units", "")
+                short = name.removesuffix("_l1").replace("_units", "").removesuffix("_share")
                 row.update(_mean_interval(f"{short}_share_end", share, 0, 1))
         own = runs[(runs[LEARNER] == learner) & (runs[LR] == lr)]
         if "revived_units_l1" in own:
