@@ -170,9 +170,10 @@ def test_same_seed_same_bits_and_chunking_does_not_matter(width, remedies):
 
 
 def test_more_initializations_extend_rather_than_change_the_first_ones():
+    # one chunk size for both: one compile instead of two (chunking is tested on its own above)
     setting = make_setting(train_steps=10, train_log_every=5)
-    few = simulate(setting, n_inits=5, seed=10)
-    many = simulate(setting, n_inits=9, seed=10)
+    few = simulate(setting, n_inits=5, seed=10, chunk_size=4)
+    many = simulate(setting, n_inits=9, seed=10, chunk_size=4)
     pd.testing.assert_frame_equal(few, many.iloc[:5], check_exact=True)
 
 
