@@ -46,7 +46,6 @@ THEORY_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": 
 BOUNDS_STYLE = {"facecolor": "none", "edgecolor": "black", "hatch": "///", "linewidth": 0.6}
 BOUNDS_LABEL = "proved bounds"
 BAND_ALPHA = 0.2
-Z95 = 1.959963984540054  # the 0.975 normal quantile: 95% normal intervals
 MAX_FILES_PER_FIGURE = 12
 MIN_DEPTHS = 3  # figure (e) draws a curve against depth: it needs at least this many depths
 # The fixed layout of the figures, in inches (what tight_layout found for them, measured once).
@@ -502,28 +501,9 @@ def _curve_plans(curves: pd.DataFrame) -> list[FigurePlan]:
     hue = next((name for name in CURVE_HUES if _varies(curves, name)), None)
     plans = []
     for fixed, rows in _splits(curves, [hue] if hue else []):
-        arguments = dict(curves=mean_curves(rows, hue), hue=hue, fixed=fixed)
+        arguments = dict(curves=analysis.mean_curves(rows, hue), hue=hue, fixed=fixed)
         plans.append(FigurePlan(_file_stem("curves", fixed), plot_curves, arguments))
     return plans
-
-
-def mean_curves(curves: pd.DataFrame, hue: str | None) -> pd.DataFrame:
-    """Per (hue level, step): the mean error and share of hidden units dead over the
-    initializations, with 95% normal intervals (``_lo``, ``_hi``) and ``n``."""
-    dead = [name for name in curves if name.startswith("dead_units_l")]
-    units = curves["model.width"] * len(dead) if dead else None
-    frame = curves.assign(
-        dead_share=curves[dead].sum(axis=1) / units if dead else float("nan"),
-        level=curves[hue] if hue else "all",
-    )
-    grouped = frame.groupby(["level", "step"])[["error", "dead_share"]]
-    mean, sd, n = grouped.mean(), grouped.std(), grouped.count()
-    table = mean.copy()
-    for name in ("error", "dead_share"):
-        half = Z95 * sd[name].fillna(0.0) / n[name].clip(lower=1) ** 0.5
-        table[f"{name}_lo"], table[f"{name}_hi"] = mean[name] - half, mean[name] + half
-    table["n"] = n["error"]
-    return table.reset_index()
 
 
 def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None) -> Figure:

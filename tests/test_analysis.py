@@ -212,3 +212,31 @@ def test_summary_without_interventions_keeps_its_columns():
     after = analysis.summarize(_with_revival_ways(runs.copy()).assign(revived=runs["revived"]))
     assert not [c for c in after.columns if "_by_" in c]
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_mean_curves_averages_error_and_dead_share_per_level_and_step():
+    rng = np.random.default_rng(0)
+    rows = []
+    for activation in ("relu", "tanh"):
+        for init in range(30):
+            for step in (0, 10):
+                rows.append(
+                    {
+                        "model.activation": activation,
+                        "model.width": 4,
+                        "init": init,
+                        "step": step,
+                        "error": rng.normal(1.0),
+                        "dead_units_l1": rng.integers(0, 5),
+                        "dead_units_l2": rng.integers(0, 5),
+                    }
+                )
+    curves = pd.DataFrame(rows)
+    table = analysis.mean_curves(curves, "model.activation")
+    assert len(table) == 4 and (table["n"] == 30).all()
+    part = curves[(curves["model.activation"] == "tanh") & (curves["step"] == 10)]
+    share = (part["dead_units_l1"] + part["dead_units_l2"]) / 8
+    row = table[(table["level"] == "tanh") & (table["step"] == 10)].iloc[0]
+    assert row["dead_share"] == pytest.approx(share.mean())
+    half = 1.959964 * part["error"].std() / np.sqrt(30)
+    assert row["error_hi"] - row["error"] == pytest.approx(half, rel=1e-5)
