@@ -64,6 +64,7 @@ def test_benchmark_script_runs():
     assert json.loads(done.stdout.strip().splitlines()[-1])["engine"]["init_steps_per_s_best"] > 0
 
 
+@pytest.mark.slow  # two stream compiles; the stream engine is tested by default elsewhere
 def test_bench_scr_reports_the_stream_workload(tmp_path, capsys):
     """``study bench --scr`` at a small size: the engine and the one-run-at-a-time program both
     train the SCR learners, and the table names both rates and the speed-up."""

@@ -148,7 +148,9 @@ REMEDIES = {"norm": "layer", "flip_dead": True, "intervention": "redo", "redo_ta
 
 @pytest.mark.parametrize(
     "width, remedies",
-    [(2, {}), (12, {}), (2, REMEDIES)],  # elementwise layers, matmuls (144 weights), remedies
+    # elementwise layers, matmuls (144 weights), remedies (slow: about 45 s, five compiles of
+    # the largest program; tests/test_remedies.py checks ReDo's draws by default)
+    [(2, {}), (12, {}), pytest.param(2, REMEDIES, marks=pytest.mark.slow)],
 )
 def test_same_seed_same_bits_and_chunking_does_not_matter(width, remedies):
     """Also with the remedies whose fresh draws happen during training (ReDo)."""

@@ -8,6 +8,7 @@ import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 import study
@@ -221,3 +222,20 @@ def test_inconsistent_remedy_settings_are_refused(tmp_path, capsys):
     assert_refused(
         run_cli(tmp_path, config), capsys, tmp_path, "model.norm = 'layer'", "width >= 2"
     )
+
+
+def test_redo_draws_do_not_depend_on_chunking():
+    """ReDo's fresh draws come from the initialization's key and the step: the same bits in
+    any chunk (the full grid with norm and flips is in test_engine's slow chunking test)."""
+    setting = make_setting(
+        model_width=2,
+        data_offset=1.0,
+        train_steps=20,
+        train_intervention="redo",
+        train_intervention_every=10,
+        train_redo_tau=0.2,
+    )
+    whole = study.simulate(setting, n_inits=8, chunk_size=8)
+    chunked = study.simulate(setting, n_inits=8, chunk_size=3)
+    assert whole["reset_units_l1"].sum() > 0  # ReDo did re-draw units
+    pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
