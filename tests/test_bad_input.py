@@ -87,7 +87,7 @@ BAD_VALUES = [
     ("model.init", "zeros", ("model.init", "'zeros'", "uniform")),
     ("model.width", 0, ("model.width", "0", "> 0")),
     ("model.width", -3, ("model.width", "-3", "> 0")),
-    ("model.depth", 0, ("model.depth", "0", "> 0")),
+    ("model.depth", -1, ("model.depth", "-1", ">= 0")),
     ("train.steps", 0, ("train.steps", "0", "> 0")),
     ("n_inits", 0, ("n_inits", "0", "> 0")),
     ("n_inits", -5, ("n_inits", "-5", "> 0")),
@@ -226,7 +226,7 @@ def test_a_bad_csv_is_refused(tmp_path, capsys, text, fragments):
 # Generated malformed input.
 # --------------------------------------------------------------------------------------------
 
-POSITIVE_INTS = ["n_inits", "model.width", "model.depth", "train.steps", "data.n_samples"]
+POSITIVE_INTS = ["n_inits", "model.width", "train.steps", "data.n_samples"]
 CHOICES = ["model.activation", "train.optimizer", "model.init", "model.bias_init", "data.kind"]
 NUMBERS = ["train.learning_rate", "model.init_range", "data.offset", "train.momentum"]
 names = st.text(string.ascii_lowercase + "_", min_size=1, max_size=12)
@@ -241,6 +241,7 @@ malformed = st.one_of(
     .map(lambda t: (f"{t[0]}.{t[1]}", 1)),
     # a non-positive size, as a scalar or inside a sweep
     st.tuples(st.sampled_from(POSITIVE_INTS), st.integers(max_value=0)),
+    st.tuples(st.just("model.depth"), st.integers(max_value=-1)),  # 0 is the linear model
     st.tuples(
         st.sampled_from(POSITIVE_INTS[1:]),
         st.lists(st.integers(max_value=0), min_size=1, max_size=3).map(lambda v: [1, *v]),

@@ -231,23 +231,14 @@ def test_running_power_adam_matches_optax(optimizer):
 
 def test_history_records_death_revival_and_the_step_of_death():
     """The bookkeeping of logged steps on a hand-made sequence of dead/alive states."""
-    from study.train import Health, History, _record
+    from study.train import Health, _empty_history, _record
 
     def health(dead_units):  # 2 layers x 2 units
         dead = jnp.array(dead_units, bool)
         return Health(dead, dead, dead, jnp.float32(0.5), jnp.bool_(True), jnp.zeros(3))
 
     alive, layer_two_dead, one_unit_dead = [[0, 0], [0, 0]], [[0, 0], [1, 1]], [[1, 0], [0, 0]]
-    no = jnp.zeros((2, 2), bool)
-    history = History(
-        no,
-        no,
-        jnp.bool_(False),
-        jnp.bool_(False),
-        jnp.bool_(False),
-        jnp.int32(-1),
-        jnp.bool_(False),
-    )
+    history = _empty_history(jnp.zeros((2, 2), bool))
     steps = [
         (0, one_unit_dead),
         (10, layer_two_dead),
@@ -264,7 +255,11 @@ def test_history_records_death_revival_and_the_step_of_death():
             assert not bool(history.network_dead) and bool(history.network_revived)
             assert int(history.death_step) == -1
     assert bool(history.network_dead) and int(history.death_step) == 40  # died again, for good
-    assert bool(history.network_revived)
+    assert bool(history.network_revived) and bool(history.revived_by_training)
+    assert not bool(history.revived_by_intervention)
+    # the check right after an intervention records a revival as the intervention's
+    after = _record(history, health(alive), jnp.int32(50), after_intervention=True)
+    assert bool(after.revived_by_intervention) and int(after.death_step) == -1
     # unit (1, 0) of layer 1 was dead at step 0 and alive at 10; layer 2's units came back at 30
     np.testing.assert_array_equal(history.revived_units, [[True, False], [True, True]])
     assert not bool(history.diverged)

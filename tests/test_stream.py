@@ -254,8 +254,10 @@ def test_fast_examples_are_the_examples():
     def both(state, step):
         state = stream.step_bits(state, key, step, 7)
         table = stream.exhaustive_probe(teacher, state).targets
-        return state, stream.example(teacher, state, key, step), stream.fast_example(
-            state, table, examples_key, step
+        return (
+            state,
+            stream.example(teacher, state, key, step),
+            stream.fast_example(state, table, examples_key, step),
         )
 
     for step in range(40):
