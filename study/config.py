@@ -677,9 +677,10 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
         )
     if kind in STREAMS:
         _check_stream(values)
-    if values["model.depth"] == 0 and (values["model.norm"] != "none" or values["model.flip_dead"]):
+    hidden_only = values["model.norm"] != "none" or values["model.flip_dead"]
+    if values["model.depth"] == 0 and (hidden_only or values["train.intervention"] == "redo"):
         raise ConfigError(
-            "model.depth = 0: a linear model has no hidden units to normalize or flip"
+            "model.depth = 0: a linear model has no hidden units to normalize, flip or re-draw"
         )
     if values["train.curves"] and values["train.steps"] % values["train.log_every"]:
         raise ConfigError(

@@ -218,6 +218,9 @@ def test_inconsistent_remedy_settings_are_refused(tmp_path, capsys):
     assert_refused(
         run_cli(tmp_path, config), capsys, tmp_path, "intervention_every = 4", "no intervention"
     )
+    config["train"].update(intervention_every=2)
+    config["model"] = {"depth": 0}  # a linear model has no units to re-draw
+    assert_refused(run_cli(tmp_path, config), capsys, tmp_path, "model.depth = 0", "re-draw")
     config = with_change("model.norm", "layer")
     assert_refused(
         run_cli(tmp_path, config), capsys, tmp_path, "model.norm = 'layer'", "width >= 2"
