@@ -87,7 +87,7 @@ def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
     for name in columns:
         table[f"{name}_lo"] = mean[name] - half[name]
         table[f"{name}_hi"] = mean[name] + half[name]
-    table["n_runs"] = n["error"]
+    table["n_runs"] = grouped.size()
     return table.reset_index()
 
 

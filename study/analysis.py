@@ -536,16 +536,14 @@ def mean_curves(curves: pd.DataFrame, hue: str | None) -> pd.DataFrame:
     """Per (hue level, step): the mean error and share of hidden units dead over the
     initializations, with 95% normal intervals (``_lo``, ``_hi``) and ``n``."""
     dead = [name for name in curves if name.startswith("dead_units_l")]
-    units = curves["model.width"] * len(dead) if dead else None
-    frame = curves.assign(
-        dead_share=curves[dead].sum(axis=1) / units if dead else float("nan"),
-        level=curves[hue] if hue else "all",
-    )
+    units = curves["model.width"] * curves["model.depth"]
+    share = curves[dead].sum(axis=1, min_count=1) / units.where(units > 0) if dead else np.nan
+    frame = curves.assign(dead_share=share, level=curves[hue] if hue else "all")
     grouped = frame.groupby(["level", "step"])[["error", "dead_share"]]
     mean, sd, n = grouped.mean(), grouped.std(), grouped.count()
     table = mean.copy()
     for name in ("error", "dead_share"):
-        half = stats.norm.ppf(0.975) * sd[name].fillna(0.0) / n[name].clip(lower=1) ** 0.5
+        half = stats.norm.ppf(0.975) * sd[name] / n[name].clip(lower=1) ** 0.5  # NaN for one run
         table[f"{name}_lo"], table[f"{name}_hi"] = mean[name] - half, mean[name] + half
     table["n"] = n["error"]
     return table.reset_index()

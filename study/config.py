@@ -49,6 +49,8 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
 DATA_KINDS = ("uniform", "gaussian", "csv", "function", "slowly_changing")
 # Data kinds whose examples come one per step from a stream drawn inside the compiled program.
 STREAMS = ("slowly_changing",)
+# A stream's fresh bits per example at most: the target is tabulated over their 2^k values.
+MAX_FAST_BITS = 16
 TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
@@ -687,6 +689,11 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
             f"train.log_every = {values['train.log_every']}: curves are recorded at every "
             f"logged step, so it must divide train.steps = {values['train.steps']}"
         )
+    if values["model.norm"] == "batch" and values["train.batch_size"] == 1:
+        raise ConfigError(
+            "model.norm = 'batch': a batch of 1 normalizes every pre-activation to 0; use "
+            "train.batch_size >= 2 (or 0, full batch), or model.norm = 'layer'"
+        )
     if values["model.norm"] == "layer" and values["model.width"] < 2:
         raise ConfigError(
             "model.norm = 'layer': a layer of width 1 normalizes to 0 on every input; "
@@ -702,6 +709,13 @@ def _check_stream(values: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"train.batch_size = {values['train.batch_size']}: data.kind = '{kind}' is a stream "
             "learned one example per step; allowed: 1"
+        )
+    fast_bits = values["data.dim"] - values["data.flipping_bits"]
+    if fast_bits > MAX_FAST_BITS:
+        raise ConfigError(
+            f"data.dim = {values['data.dim']}: {fast_bits} bits drawn fresh per example; the "
+            f"engine tabulates the target over their 2^{fast_bits} values, allowed: at most "
+            f"{MAX_FAST_BITS} (raise data.flipping_bits)"
         )
     if values["data.flipping_bits"] > values["data.dim"]:
         raise ConfigError(

@@ -200,7 +200,9 @@ def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Param
             params.append(_init_rai(layer_key, fan_in, fan_out, structure.use_bias, dtype))
             continue
         key_w, key_b = jax.random.split(layer_key)
-        gain = activation_gain(structure.activation, numeric.leaky_slope)
+        # kaiming_uniform: the hidden layers' gain is their activation's, the output's 1 (linear)
+        hidden = len(params) < structure.depth
+        gain = activation_gain(structure.activation, numeric.leaky_slope) if hidden else 1.0
         weights = _init_weights(
             structure.init, key_w, fan_in, fan_out, numeric.init_range, dtype, gain
         )

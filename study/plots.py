@@ -514,7 +514,11 @@ def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None
     levels = sorted(curves["level"].unique(), key=str)
     look = styles(levels)
     for ax, name, ylabel in (
-        (axes[0, 0], "error", "error per logged interval"),
+        (
+            axes[0, 0],
+            "error",
+            "error (a stream: mean since the last step;\nelse the training loss)",
+        ),
         (axes[0, 1], "dead_share", "share of hidden units dead"),
     ):
         for level in levels:

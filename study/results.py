@@ -392,11 +392,21 @@ def split_curves(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]
     names = [name for name in runs if name.startswith(CURVE_PREFIX)]
     if not names:
         return runs, None
-    lengths = runs[names[0]].map(len).to_numpy()
+    # Groups of a study may differ: no curves (train.curves off), or fewer layers (a missing
+    # column is NaN there); every row has as many points as its steps, NaN where it has none.
+    steps = runs[f"{CURVE_PREFIX}step"].map(lambda v: v if isinstance(v, np.ndarray) else [])
+    lengths = steps.map(len).to_numpy()
     keys = [name for name in SETTING_KEYS if name in runs] + ["init"]
     long = {name: np.repeat(runs[name].to_numpy(), lengths) for name in keys}
     for name in names:
-        long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(runs[name].to_list())
+        parts = [
+            np.asarray(value, float) if not isinstance(value, np.ndarray) else value
+            for value in (
+                cell if isinstance(cell, np.ndarray) else np.full(length, np.nan)
+                for cell, length in zip(runs[name], lengths, strict=True)
+            )
+        ]
+        long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(parts) if parts else []
     return runs.drop(columns=names), pd.DataFrame(long)
 
 

@@ -306,14 +306,14 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start):
         now = health(structure, numeric, model.unflatten(structure, state.params), data)
         history = _record(history, now, step)
         first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
+        point = None
+        if structure.curves:  # the state the check saw, before any intervention
+            params = model.unflatten(structure, state.params)
+            point = curve_point(structure, numeric, params, data, now, step, now.loss)
         if intervene is not None:
             due = (index > 0) & (step < structure.steps)
             due = due & (step % structure.intervention_every == 0)
             state, history = lax.cond(due, intervene, lambda *args: args[:2], state, history, step)
-        point = None
-        if structure.curves:
-            params = model.unflatten(structure, state.params)
-            point = curve_point(structure, numeric, params, data, now, step, now.loss)
         state = lax.cond(
             index < n_intervals,
             lambda s: run_steps(s, step, structure.log_every),
@@ -616,8 +616,12 @@ TRAINING_ONLY = dict(
 
 
 def start_structure(structure: Structure) -> Structure:
-    """The structure that stands for every structure with the same data and initialization."""
-    return dataclasses.replace(structure, **TRAINING_ONLY)
+    """The structure that stands for every structure with the same data and initialization
+    (kaiming_uniform's scale depends on the activation, so there the activation is kept)."""
+    fields = dict(TRAINING_ONLY)
+    if structure.init == "kaiming_uniform":
+        del fields["activation"]
+    return dataclasses.replace(structure, **fields)
 
 
 @functools.cache

@@ -224,6 +224,7 @@ def test_mean_curves_averages_error_and_dead_share_per_level_and_step():
                     {
                         "model.activation": activation,
                         "model.width": 4,
+                        "model.depth": 2,
                         "init": init,
                         "step": step,
                         "error": rng.normal(1.0),

@@ -161,3 +161,22 @@ def test_bad_stream_values_are_refused(tmp_path, capsys, section, key, value, fr
     config = {name: dict(table) for name, table in STREAM.items()}
     config[section][key] = value
     assert_refused(run_cli(tmp_path, config), capsys, tmp_path, *fragments)
+
+
+def test_split_curves_aligns_groups_with_different_layers():
+    """A study mixing depths (or curves on and off) has curve columns some groups lack: each
+    row still gets one point per logged step, NaN where its group has no such column."""
+    runs = pd.DataFrame(
+        {
+            "model.depth": [0, 2],
+            "init": [0, 0],
+            "curve_step": [np.array([0, 5]), np.array([0, 5, 10])],
+            "curve_error": [np.array([np.nan, 1.0]), np.array([np.nan, 2.0, 3.0])],
+            "curve_dead_units_l2": [np.nan, np.array([0, 1, 1])],
+        }
+    )
+    rest, curves = results.split_curves(runs)
+    assert list(rest.columns) == ["model.depth", "init"]
+    assert list(curves["model.depth"]) == [0, 0, 2, 2, 2]
+    assert list(curves["step"]) == [0, 5, 0, 5, 10]
+    np.testing.assert_array_equal(curves["dead_units_l2"], [np.nan, np.nan, 0, 1, 1])
