@@ -401,7 +401,9 @@ SCHEMA: tuple[Key, ...] = (
         "train.l2_init",
         float,
         0.01,
-        "l2_init: every step's gradient gains l2_init * (parameters - initial parameters)",
+        "l2_init: every step's gradient gains l2_init * (parameters - initial parameters), "
+        "the gradient of (l2_init / 2) |parameters - initial|^2 (Kumar et al.'s lambda is "
+        "l2_init / 2)",
         structural=False,
         check=_non_negative,
         in_id_at_default=False,
