@@ -37,7 +37,8 @@ from study.data import Data, key_streams, make_data
 class Metrics(NamedTuple):
     """What one initialization's training recorded (``L`` hidden layers).
 
-    dead_init, dead_end: bool, the network is dead at initialization / at the end.
+    dead_init, dead_end: bool, the network is dead at initialization (after model.flip_dead's
+      flips) / at the end.
     death_step: int32, first logged step from which the network stays dead; -1 if alive at end.
     revived: bool, the network was dead at some logged step and alive at a later one.
     revived_by_training, revived_by_intervention: bool, which way it came back: over training
@@ -49,7 +50,8 @@ class Metrics(NamedTuple):
     dead_units_init, dead_units_end: int32[L], dead units per layer.
     inactive_units_init, inactive_units_end: int32[L], inactive units per layer.
     dormant_units_init, dormant_units_end: int32[L], units whose dormant score is <= tau.
-    revived_units: int32[L], units dead at some logged step and alive at a later one.
+    revived_units: int32[L], units dead at some logged step and alive at a later one (a unit
+      ReDo re-drew alive included).
     flipped_units: int32[L], units whose signs ``model.flip_dead`` flipped at initialization.
     reset_units: int32[L], units ReDo re-drew, summed over its interventions.
     """
