@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every reproduction of the README's Results section into results/<name>/.
 #
-#   bash scripts/reproduce_all.sh            # recompute everything (about an hour on 2 cores:
-#                                            # dohare2024 alone is 30-40 minutes)
+#   bash scripts/reproduce_all.sh            # recompute everything (about 40 minutes on 2 cores:
+#                                            # dohare2024 alone is 17-30 minutes)
 #   REPRODUCE_RESUME=1 bash scripts/...      # keep runs already complete on disk, redraw figures
 #   bash scripts/reproduce_all.sh question lu2019   # only some of them
 #
