@@ -581,6 +581,7 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     except FormatError as err:
         raise FolderError(str(err)) from None
     recorded = {name: getattr(manifest, name) for name in identity}
+    recorded["config"] = _with_new_defaults(recorded.get("config"), identity.get("config"))
     if recorded != identity:
         raise FolderError(
             f"{str(folder)!r} holds results of a different config "
@@ -588,6 +589,23 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
             "replace them"
         )
     return "resume"
+
+
+def _with_new_defaults(old: dict | None, new: dict | None) -> dict | None:
+    """An older run's config with the keys added since filled in where the new config has
+    their defaults: such keys change nothing (``Key.in_id_at_default``), so the run is the same."""
+    if old is None or new is None:
+        return old
+    keys = {key.name: key for key in SCHEMA}
+    added = {
+        name: value
+        for name, value in new.items()
+        if name not in old
+        and name in keys
+        and not keys[name].in_id_at_default
+        and value == keys[name].default
+    }
+    return {**old, **added}
 
 
 def _first_difference(old: dict, new: dict) -> str:

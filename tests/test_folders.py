@@ -160,3 +160,21 @@ def test_plot_report_and_compare_refuse_the_same_folders_alike(tmp_path, capsys)
         assert cli.main(argv) == 2
         messages.append(capsys.readouterr().err.split(": error: ", 1)[1])
     assert len(set(messages)) == 1 and "format version" in messages[0]
+
+
+def test_results_of_a_version_without_the_new_keys_are_the_same_run(tmp_path):
+    """A manifest written before keys were added (the keys absent) matches a config that has
+    them at their defaults: rerunning finds the run done. Away from a default, it differs."""
+    import json
+
+    folder = tmp_path / "old"
+    runner.run_study(tiny(), folder, figures=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name in ("model.norm", "train.intervention", "data.flip_every", "train.curves"):
+        del manifest["config"][name]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    before = listing(folder)
+    runner.run_study(tiny(), folder, figures=False)
+    assert listing(folder)["runs.parquet"] == before["runs.parquet"]
+    with pytest.raises(study.FolderError, match="train.curves"):
+        runner.run_study(load_study({**TINY, "train": {**TINY["train"], "curves": True}}), folder)
