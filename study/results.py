@@ -60,6 +60,10 @@ FIGURES = "figures"
 COMPARISONS = "comparisons"
 PARTIAL = ".partial"
 LOCK = "run.lock"
+# Marks a results folder of ours without its manifest (which is machine- and time-specific and
+# so left out of git): a committed results folder, e.g. results/default in a fresh checkout.
+MARKER = ".study-results"
+MARKER_TEXT = "a results folder of `study run`: its runs, summary and figures may be replaced\n"
 _TEMP_MARK = ".tmp-"
 
 
@@ -307,7 +311,17 @@ def read_manifest(folder: str | Path, *, required: bool = True) -> Manifest | No
 
 
 def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
-    return write_json(Path(folder) / MANIFEST, manifest.to_json())
+    folder = Path(folder)
+    if not _has_marker(folder):
+        atomic_write(folder / MARKER, lambda path: path.write_text(MARKER_TEXT))
+    return write_json(folder / MANIFEST, manifest.to_json())
+
+
+def _has_marker(folder: Path) -> bool:
+    try:
+        return (folder / MARKER).read_text() == MARKER_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def is_complete(folder: str | Path) -> bool:
@@ -507,7 +521,7 @@ def _is_ours(path: Path) -> bool:
     name = path.name
     if name == LOCK:  # ours when absent, empty (a run killed while taking it) or a holder record
         return not path.exists() or path.stat().st_size == 0 or bool(_read_holder(path))
-    return name in (PARTIAL, MANIFEST) or _TEMP_MARK in name
+    return name in (PARTIAL, MANIFEST, MARKER) or _TEMP_MARK in name
 
 
 def _has_our_manifest(folder: Path) -> bool:
@@ -521,7 +535,7 @@ def _has_our_manifest(folder: Path) -> bool:
 
 def _check_ours(folder: Path) -> None:
     """Refuse an existing folder that is neither empty (but for our files) nor ours."""
-    if not folder.is_dir() or _has_our_manifest(folder):
+    if not folder.is_dir() or _has_our_manifest(folder) or _has_marker(folder):
         return
     foreign = sorted(p.name for p in folder.iterdir() if not _is_ours(p))
     if foreign:

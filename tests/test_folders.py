@@ -178,3 +178,17 @@ def test_results_of_a_version_without_the_new_keys_are_the_same_run(tmp_path):
     assert listing(folder)["runs.parquet"] == before["runs.parquet"]
     with pytest.raises(study.FolderError, match="train.curves"):
         runner.run_study(load_study({**TINY, "train": {**TINY["train"], "curves": True}}), folder)
+
+
+def test_a_committed_results_folder_without_its_manifest_is_run_again(tmp_path):
+    """A fresh checkout has results/default's tables, figures and marker but not its
+    manifest (left out of git): `make run` runs there and ends with the same tables."""
+    folder = tmp_path / "published"
+    runner.run_study(tiny(), folder, figures=False)
+    summary = (folder / "summary.csv").read_bytes()
+    (folder / "manifest.json").unlink()
+    (folder / "runs.parquet").unlink()  # not committed either
+    assert (folder / results.MARKER).exists()
+    runner.run_study(tiny(), folder, figures=False)
+    assert (folder / "summary.csv").read_bytes() == summary
+    assert results.is_complete(folder)
