@@ -124,6 +124,7 @@ def test_two_processes_give_the_results_of_one(config, reference, tmp_path):
     manifest = json.loads((writer_out / "manifest.json").read_text())
     assert manifest["process_count"] == 2 and len(manifest["devices"]) == 2
     assert sorted(p.name for p in writer_out.iterdir()) == [
+        ".study-results",
         "manifest.json",
         "runs.parquet",
         "summary.csv",

@@ -48,6 +48,7 @@ def finished(tmp_path_factory):
 
 def test_results_folder_holds_tidy_tables_and_a_manifest(finished):
     assert sorted(p.name for p in finished.iterdir()) == [
+        ".study-results",
         "manifest.json",
         "runs.parquet",
         "summary.csv",
