@@ -72,7 +72,7 @@ def with_learner(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{LEARNER: learner})
 
 
-def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
+def curve_table(curves: pd.DataFrame) -> pd.DataFrame:
     """Mean over runs per (learner, learning rate, step), with 95% normal intervals."""
     frame = with_learner(curves)
     for name in DEFINITIONS:
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     tables = runs_of(args.out, args.tiny, args.force)
     runs = pd.concat([t[0] for t in tables.values()], ignore_index=True)
     curves = pd.concat([t[1] for t in tables.values()], ignore_index=True)
-    table = mean_curves(curves)
+    table = curve_table(curves)
     common.write_table(summary_table(runs, curves), args.out, "summary.csv")
     common.write_table(table, args.out, "curves.csv")
     for lr in sorted(table[LR].unique(), reverse=True)[:1]:

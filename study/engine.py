@@ -261,7 +261,7 @@ def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
     """Assemble per-chunk metrics into one table: a row per (setting, initialization)."""
     n_settings = len(settings)
     curves = None
-    if isinstance(results[0][1], tuple) and not isinstance(results[0][1], Metrics):
+    if structure.curves:  # the compiled run returned (Metrics, Curves)
         curves = _assemble([(c, r[1]) for c, r in results], n_settings, n_inits)
         results = [(c, r[0]) for c, r in results]
     columns = _assemble(results, n_settings, n_inits)

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate, stats
 
+from study.config import STREAMS
+
 NAN = float("nan")
 
 
@@ -694,7 +696,7 @@ def _why_not(values, inputs) -> Theory | None:
     slope = float(values.get("model.leaky_slope", 0.01))
     if int(values.get("model.depth", 1)) == 0:
         return Theory(0.0, NAN, NAN, "no_hidden_units", "depth 0: a linear model cannot die")
-    if values.get("data.kind") == "slowly_changing":
+    if values.get("data.kind") in STREAMS:
         return _none(
             "a stream: death is judged on a probe of a changing distribution; no closed form "
             "here (the current distribution's 32 points would give one per step)"
