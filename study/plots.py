@@ -29,15 +29,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.figure import Figure
 
 from study import analysis, results, theory
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
@@ -58,6 +58,9 @@ SUPTITLE_Y_IN = 0.02  # matplotlib's suptitle is at 0.98 of the figure's height
 TITLE_LINE_IN = 0.22  # a line of the suptitle (12.7 pt x 1.2)
 TITLE_PAD_IN = 0.16  # between the suptitle and the panels
 PANEL_TITLE_IN = 0.24  # a panel's title and its pad
+EDGE_PAD_IN = 0.05  # the least space between a legend or the suptitle and the canvas's edge
+AXIS_LABEL_LINE_IN = 0.18  # a line of an axis label after its first (10.6 pt x 1.2)
+TICK_LABEL_IN = 0.2  # the width of y tick labels that LEFT_IN leaves room for: "0.0" to "1.0"
 # A helper process takes ~1.5 s to start (Python, pandas, matplotlib): about 3 figures' drawing.
 FIGURES_PER_PROCESS = 8
 
@@ -88,6 +91,8 @@ def label(name: str) -> str:
 
 def styles(levels: Sequence) -> dict:
     """One (color, marker, linestyle) per level, in the colorblind palette."""
+    import seaborn as sns
+
     palette = sns.color_palette("colorblind", max(len(levels), 1))
     return {
         level: {
@@ -100,6 +105,8 @@ def styles(levels: Sequence) -> dict:
 
 
 def _apply_theme() -> None:
+    import seaborn as sns
+
     sns.set_theme(context="paper", style="ticks", palette="colorblind", font_scale=1.1)
 
 
@@ -147,12 +154,14 @@ def plot_proportion_vs(
     hue: str = "model.activation",
     col: str | None = "model.depth",
     fixed: dict | None = None,
-) -> plt.Figure:
+) -> Figure:
     """(a)/(b): P(network dead) at init (top row) and at the end (bottom) against ``x``.
 
     A line per ``hue`` level with its Wilson band, a panel per ``col`` level, and the closed form
     ``p_dead_init_theory`` (where one applies) in the top row.
     """
+    import matplotlib.pyplot as plt
+
     _apply_theme()
     panels = _panels(summary, col)
     hue_levels = sorted(summary[hue].unique()) if hue in summary else [None]
@@ -180,8 +189,8 @@ def plot_proportion_vs(
             if panel is not None:
                 ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}" if i == 0 else "")
     legend = _legend(fig, axes[0, -1], hue)
-    fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
-    _fixed_layout(fig, axes.shape, legend=legend, panel_titles=col in summary)
+    title = fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
+    _fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
     return fig
 
 
@@ -217,42 +226,89 @@ def _draw_bounds(ax, rows: pd.DataFrame, x: str) -> None:
 
 def _fixed_layout(
     fig: Figure,
-    shape: tuple[int, int],
+    axes: np.ndarray,
     *,
+    title,
     legend=None,
     gap=GAP_IN,
     margin=MARGIN_IN,
     panel_titles=True,
 ) -> None:
-    """Place a ``shape`` (rows, columns) grid of panels at fixed margins and gaps, in inches.
+    """Place the panels ``axes`` (rows x columns) at fixed margins and gaps, in inches.
 
     Used instead of ``tight_layout``, which measures every label of the figure in a pass of its
-    own (saving with ``bbox_inches="tight"`` measures them all again): the margins are those it
-    found for these figures, the top one grows with the lines of the suptitle, and the right one
-    is the width of the legend, the only text measured. Text beyond the margins is still saved,
-    as the files are cropped to what is drawn.
+    own, and of saving with ``bbox_inches="tight"``, which draws the figure twice: the margins are
+    those tight_layout found for these figures. The saved file is the canvas, not cropped, so
+    the margins follow what varies: the top one grows with the lines of the suptitle ``title``,
+    and the figure widens (equally on both sides) for a line of it wider than the figure; the
+    left and bottom ones grow with the lines of the axis labels, and the left one with y tick
+    labels wider than "0.0"; the right one is the width of the legend, and a legend that hangs
+    below the figure makes it taller. Only these texts are measured (by their font, not drawn).
     """
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.get_size_inches()
+    side = max(_inches(title, renderer).width + 2 * EDGE_PAD_IN - width, 0) / 2
+    if side:
+        fig.set_size_inches(width + 2 * side, height)
+    left = LEFT_IN + side + _extra_lines([ax.get_ylabel() for ax in axes[:, 0]])
+    bottom = BOTTOM_IN + _extra_lines([ax.get_xlabel() for ax in axes[-1]])
+    right = margin + side + (_inches(legend, renderer).width if legend is not None else 0)
+    lines = title.get_text().count("\n") + 1
+    top = lines * TITLE_LINE_IN + TITLE_PAD_IN + (PANEL_TITLE_IN if panel_titles else 0)
+    _place(fig, axes.shape, gap, left=left, bottom=bottom, right=right, top=top)
+    # the y ticks are those of the panels' final height (their number, so their decimals, follow)
+    wider = max(_widest_y_tick(ax, renderer) for ax in axes[:, 0]) - TICK_LABEL_IN
+    if wider > 0:
+        left += wider
+        _place(fig, axes.shape, gap, left=left, bottom=bottom, right=right, top=top)
+    below = EDGE_PAD_IN - _inches(legend, renderer).y0 if legend is not None else 0
+    if below > 0:  # the legend hangs from its panel's top: a taller figure lifts its bottom
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + below)
+        _place(fig, axes.shape, gap, left=left, bottom=bottom, right=right, top=top)
+
+
+def _place(fig: Figure, shape, gap, *, left, bottom, right, top) -> None:
+    """``subplots_adjust`` in inches; ``top`` is below the suptitle (at 0.98 of the height)."""
     width, height = fig.get_size_inches()
     rows, cols = shape
-    lines = fig.get_suptitle().count("\n") + 1
-    top = SUPTITLE_Y_IN * height + lines * TITLE_LINE_IN + TITLE_PAD_IN
-    top += PANEL_TITLE_IN if panel_titles else 0
-    right = margin
-    if legend is not None:
-        right += legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
-    panel_width = (width - LEFT_IN - right - (cols - 1) * gap) / cols
-    panel_height = (height - top - BOTTOM_IN - (rows - 1) * GAP_IN) / rows
+    top += SUPTITLE_Y_IN * height
+    panel_width = (width - left - right - (cols - 1) * gap) / cols
+    panel_height = (height - top - bottom - (rows - 1) * GAP_IN) / rows
     fig.subplots_adjust(
-        left=LEFT_IN / width,
+        left=left / width,
         right=1 - right / width,
-        bottom=BOTTOM_IN / height,
+        bottom=bottom / height,
         top=1 - top / height,
         wspace=gap / panel_width,
         hspace=GAP_IN / panel_height,
     )
 
 
+def _inches(artist, renderer):
+    """An artist's extent on the canvas, in inches."""
+    return artist.get_window_extent(renderer).transformed(artist.figure.dpi_scale_trans.inverted())
+
+
+def _extra_lines(labels: list[str]) -> float:
+    """The room (inches) that axis labels on more than one line take beyond the first."""
+    return max(label.count("\n") for label in labels) * AXIS_LABEL_LINE_IN
+
+
+def _widest_y_tick(ax, renderer) -> float:
+    """The width (inches) of ``ax``'s widest y tick label within its limits."""
+    low, high = sorted(ax.get_ylim())
+    shown = [
+        label
+        for label in ax.get_yticklabels()
+        if label.get_text() and low <= label.get_position()[1] <= high
+    ]
+    return max((_inches(label, renderer).width for label in shown), default=0.0)
+
+
 def _legend(fig, ax, hue: str, band_label: str = "95% Wilson interval"):
+    import matplotlib.pyplot as plt
+
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     band = plt.Rectangle((0, 0), 1, 1, color="gray", alpha=BAND_ALPHA)
@@ -271,12 +327,14 @@ def _legend(fig, ax, hue: str, band_label: str = "95% Wilson interval"):
 
 def plot_survival(
     curves: pd.DataFrame, hue: str, col: str | None = None, fixed: dict | None = None
-) -> plt.Figure:
+) -> Figure:
     """(c): fraction of networks not yet dead for good against the training step.
 
     ``curves`` is :func:`study.analysis.survival`'s table; a line per ``hue`` level with its
     Wilson band, a panel per ``col`` level.
     """
+    import matplotlib.pyplot as plt
+
     _apply_theme()
     panels = _panels(curves, col)
     hue_levels = sorted(curves[hue].unique())
@@ -314,8 +372,7 @@ def plot_survival(
     if fixed:
         title += "\n" + _fixed_text(fixed)
     legend = _legend(fig, axes[0, -1], hue)
-    fig.suptitle(title)
-    _fixed_layout(fig, axes.shape, legend=legend, panel_titles=col is not None)
+    _fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=col is not None)
     return fig
 
 
@@ -326,12 +383,15 @@ def plot_heatmap(
     value: str = "p_dead_end",
     col: str | None = "model.activation",
     fixed: dict | None = None,
-) -> plt.Figure:
+) -> Figure:
     """(d): a heatmap of ``value`` over ``x`` x ``y``, a panel per ``col`` level, values written.
 
     The ``viridis`` map is perceptually uniform and ordered in lightness, so it reads in grayscale
     and for colorblind readers.
     """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     _apply_theme()
     panels = _panels(summary, col)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 1.0, 3.6), squeeze=False)
@@ -355,22 +415,29 @@ def plot_heatmap(
         ax.set_ylabel(label(y) if j == 0 else "")
         if panel is not None:
             ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
-    fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
+    title = fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
     # each panel has its own tick labels on the left: a wider gap
     _fixed_layout(
-        fig, axes.shape, gap=HEATMAP_GAP_IN, margin=COLORBAR_MARGIN_IN, panel_titles=col in summary
+        fig,
+        axes,
+        title=title,
+        gap=HEATMAP_GAP_IN,
+        margin=COLORBAR_MARGIN_IN,
+        panel_titles=col in summary,
     )
     return fig
 
 
 def plot_born_dead_vs_depth(
     summary: pd.DataFrame, fixed: dict | None = None, hue: str = "model.width"
-) -> plt.Figure:
+) -> Figure:
     """(e): P(network dead at init) against depth, a line per width, with closed forms.
 
     Drawn beside the estimates: ``p_dead_init_theory`` where a formula applies to these data, and
     for reference the one-ray formula ``1 - (1 - 2^-N)^L`` (Lu et al. 2019), thin and dashed.
     """
+    import matplotlib.pyplot as plt
+
     _apply_theme()
     levels = sorted(summary[hue].unique())
     look = styles(levels)
@@ -409,8 +476,8 @@ def plot_born_dead_vs_depth(
     ax.set_xlabel(label("model.depth"))
     ax.set_ylabel("P(network dead) at init")
     legend = _legend(fig, ax, hue)
-    fig.suptitle(_title("P(born dead) against depth", summary, fixed or {}))
-    _fixed_layout(fig, (1, 1), legend=legend, panel_titles=False)
+    title = fig.suptitle(_title("P(born dead) against depth", summary, fixed or {}))
+    _fixed_layout(fig, np.array([[ax]]), title=title, legend=legend, panel_titles=False)
     return fig
 
 
@@ -509,6 +576,8 @@ def _curve_plans(curves: pd.DataFrame) -> list[FigurePlan]:
 def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None) -> Figure:
     """A stream's (or any run with curves') error and share of hidden units dead against the
     step, a line per level of ``hue`` with its 95% band over the initializations."""
+    import matplotlib.pyplot as plt
+
     _apply_theme()
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), squeeze=False)
     levels = sorted(curves["level"].unique(), key=str)
@@ -540,9 +609,15 @@ def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None
     title = f"Curves: mean over n = {int(curves['n'].max())} initializations, 95% bands"
     if fixed:
         title += "\n" + _fixed_text(fixed)
-    fig.suptitle(title)
     legend = _legend(fig, axes[0, -1], hue, "95% interval (mean)") if hue else None
-    _fixed_layout(fig, axes.shape, legend=legend, panel_titles=False, gap=GAP_IN * 2.5)
+    _fixed_layout(
+        fig,
+        axes,
+        title=fig.suptitle(title),
+        legend=legend,
+        panel_titles=False,
+        gap=GAP_IN * 2.5,
+    )
     return fig
 
 

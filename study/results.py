@@ -498,7 +498,7 @@ def save_figures(
 
 
 def _save_figure(figure, suffix: str, path: Path) -> None:
-    figure.savefig(path, format=suffix, dpi=200, bbox_inches="tight")
+    figure.savefig(path, format=suffix, dpi=200)
 
 
 def write_report(folder: str | Path, markdown: str, page: str) -> tuple[Path, Path]:

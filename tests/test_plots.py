@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from study import analysis, cli, plots
+from study.config import SETTING_KEYS
 from study.results import figures_complete, read_runs, read_summary
 from tests.helpers import synthetic_runs, write_results_folder
 
@@ -164,3 +165,99 @@ def test_figures_drawn_in_two_processes_are_the_same_files(results):
     assert len(expected) > 2 and sorted(p.name for p in paths) == expected
     assert sorted(p.name for p in (results / "figures").iterdir()) == expected
     assert all(p.stat().st_size > 1000 for p in paths) and figures_complete(results)
+
+
+def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
+    """The first plan of each kind ``figure_plans`` makes, on a grid that has them all: three
+    depths, a long init range tick label (0.0005), curves of small errors (long tick labels)."""
+    axes = {
+        "data.offset": [0.0, 2.0],
+        "model.init_range": [0.0005, 0.5],
+        "model.activation": ["relu", "leaky_relu"],
+    }
+    runs = pd.concat(
+        [synthetic_runs(0.3, 0.2, n=40, depth=d, seed=d, **axes) for d in (1, 2, 3)],
+        ignore_index=True,
+    )
+    runs["train.steps"], runs["train.log_every"] = 100, 10
+    steps = np.arange(0, 101, 10)
+    keys = [name for name in SETTING_KEYS if name in runs] + ["init"]
+    curves = runs.loc[runs.index.repeat(len(steps)), keys].reset_index(drop=True)
+    curves["step"] = np.tile(steps, len(runs))
+    rng = np.random.default_rng(0)
+    curves["error"] = rng.random(len(curves)) * 0.01
+    curves["dead_units_l1"] = rng.integers(0, 3, len(curves))
+    plans = {}
+    for plan in plots.figure_plans(analysis.summarize(runs), runs, curves):
+        plans.setdefault(plan.stem.split("__")[0], plan)
+    return plans
+
+
+FIGURE_KINDS = (
+    "p_dead_vs_offset",
+    "p_dead_vs_init_range",
+    "heatmap",
+    "born_dead_vs_depth",
+    "survival",
+    "curves",
+)
+# Many settings fixed: a suptitle of three lines, the last wider than the narrowest figure.
+LONG_FIXED = {
+    "data.offset": 0.5,
+    "model.init_range": 0.0005,
+    "model.activation": "leaky_relu",
+    "train.optimizer": "momentum",
+    "train.learning_rate": 0.01,
+    "model.bias_scale": 0.05,
+    "data.n_samples": 64,
+}
+
+
+@pytest.fixture(scope="module")
+def plans_of_every_kind():
+    return _plans_of_every_kind()
+
+
+def _beyond_canvas(fig) -> list[str]:
+    """The visible texts, legends and axes (colour bars too, each with its tick and axis labels)
+    that reach beyond the figure's canvas by more than a pixel: the saved file is the canvas."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    canvas = fig.bbox.padded(1)
+    assert fig.get_suptitle() in [text.get_text() for text in fig.texts]
+    boxes = [(f"text {text.get_text()!r}", text.get_window_extent(renderer)) for text in fig.texts]
+    for ax in fig.axes:
+        name = f"axes {ax.get_label() or fig.axes.index(ax)}"
+        boxes.append((name, ax.get_window_extent(renderer)))
+        boxes.append((f"{name} with its labels", ax.get_tightbbox(renderer)))
+        for text in [ax.title, ax.xaxis.label, ax.yaxis.label]:
+            boxes.append((f"{name}: {text.get_text()!r}", text.get_window_extent(renderer)))
+        for text in ax.texts + ax.get_xticklabels() + ax.get_yticklabels():
+            if text.get_visible() and text.get_text() and text.get_in_layout():
+                boxes.append((f"{name}: {text.get_text()!r}", text.get_window_extent(renderer)))
+        if ax.get_legend() is not None:
+            boxes.append((f"{name} legend", ax.get_legend().get_window_extent(renderer)))
+    return [
+        f"{name}: {np.round(box.extents).tolist()} beyond {canvas.extents.tolist()}"
+        for name, box in boxes
+        if box.width and not (canvas.contains(box.x0, box.y0) and canvas.contains(box.x1, box.y1))
+    ]
+
+
+@pytest.mark.parametrize("long_title", [False, True], ids=["title", "long_title"])
+@pytest.mark.parametrize("kind", FIGURE_KINDS)
+def test_nothing_reaches_beyond_the_canvas(plans_of_every_kind, kind, long_title):
+    """Files are saved without cropping (no ``bbox_inches="tight"``, which draws every figure
+    twice): every text, legend and panel of every kind of figure lies on the canvas, a long
+    suptitle too."""
+    plan = plans_of_every_kind[kind]
+    arguments = {**plan.arguments, "fixed": LONG_FIXED} if long_title else plan.arguments
+    fig = plan.draw(**arguments)
+    assert not _beyond_canvas(fig)
+
+
+def test_a_clipping_layout_is_caught(plans_of_every_kind, monkeypatch):
+    """The check above fails where a margin is too small (here the left one)."""
+    monkeypatch.setattr(plots, "LEFT_IN", 0.1)
+    fig = plans_of_every_kind["p_dead_vs_offset"].figure()
+    assert any("P(network dead) at init" in problem for problem in _beyond_canvas(fig))
