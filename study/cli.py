@@ -106,6 +106,12 @@ def _add_run(commands) -> None:
         "--no-figures", dest="figures", action="store_const", const="none", help="--figures none"
     )
     _add_no_compile_cache(run)
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="draw every figure afresh and keep none in the cache of figures; also compile every "
+        "program afresh (implies --no-compile-cache)",
+    )
     _add_distributed(run)
 
 
@@ -152,6 +158,13 @@ def _add_plot(commands) -> None:
     )
     plot.add_argument("dir", metavar="DIR", help="results folder written by study run")
     _add_figures(plot)
+    plot.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="draw every figure afresh and keep none in the cache of figures (else a figure "
+        "drawn before from the same inputs is copied from ~/.cache/study/figures, or "
+        "$STUDY_CACHE_DIR/figures, $XDG_CACHE_HOME/study/figures where set)",
+    )
 
 
 def _add_report(commands) -> None:
@@ -242,6 +255,10 @@ def _run(args) -> int:
     several = distributed.initialize(
         args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
     )
+    if args.no_cache:  # for this command only: the library's setting is restored after it
+        from study import plots
+
+        figure_cache = plots.use_figure_cache(False)
     try:
         study, folder = runner.run_config(
             args.config,
@@ -253,7 +270,7 @@ def _run(args) -> int:
             force=args.force,
             quiet=args.quiet,
             figures=_figure_formats(args.figures),
-            compile_cache=not args.no_compile_cache,
+            compile_cache=not (args.no_compile_cache or args.no_cache),
         )
     except distributed.PeerError as err:
         if not several:
@@ -263,6 +280,9 @@ def _run(args) -> int:
         print(f"study run: error: {err}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(EXIT_ERROR)
+    finally:
+        if args.no_cache:
+            plots.use_figure_cache(figure_cache)
     if not args.quiet and distributed.is_writer():
         _print_answer(folder, study.axes)
     return EXIT_OK
@@ -287,7 +307,9 @@ def _log(text: str) -> None:
 def _plot(args) -> int:
     from study import plots, results
 
-    paths = plots.plot_results(args.dir, formats=_figure_formats(args.figures))
+    paths = plots.plot_results(
+        args.dir, formats=_figure_formats(args.figures), cache=not args.no_cache
+    )
     print(f"wrote {len(paths)} files to {os.path.join(args.dir, results.FIGURES)}")
     return EXIT_OK
 
@@ -383,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # a multi-process run reruns the same command under a supervisor
     if args.command in ("run", "plot", "report"):
-        import matplotlib
-
-        matplotlib.use("Agg")  # figures go to files; no display needed
+        _draw_to_files()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as err:
@@ -403,6 +423,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return _fail(args.command, f"error: {type(err).__name__}: {message}", EXIT_ERROR)
+
+
+def _draw_to_files() -> None:
+    """matplotlib's Agg backend: figures go to files, no display is needed. Chosen through the
+    environment when matplotlib is not imported yet: a rerun whose figures all come from the
+    cache never imports it."""
+    if "matplotlib" in sys.modules:
+        sys.modules["matplotlib"].use("Agg")
+    else:
+        os.environ["MPLBACKEND"] = "Agg"
 
 
 def _fail(command: str, message: str, status: int) -> int:

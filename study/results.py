@@ -6,7 +6,8 @@ Layout of a results folder ``DIR``::
     manifest.json        format_version, the resolved config, versions, devices, timings, status
     runs.parquet         a row per setting and initialization (:func:`read_runs`)
     summary.csv          a row per setting, counts and proportions (:func:`read_summary`)
-    figures/             PNG and PDF (:func:`save_figures`)
+    figures/             PNG and PDF (:func:`save_figures`; copies of figures drawn before are
+                         kept outside it, in the figure cache: :func:`figure_cache`)
     report.md, .html     the report (:func:`write_report`)
     comparisons/         ``study compare`` tables (:func:`write_comparison`)
     .partial/            finished structural groups of an unfinished run, one parquet file each
@@ -57,6 +58,7 @@ CURVES = "curves.parquet"
 # curves.parquet; they are not written to runs.parquet.
 CURVE_PREFIX = "curve_"
 FIGURES = "figures"
+FIGURE_DPI = 200  # the resolution of the saved figures (pixels per inch)
 COMPARISONS = "comparisons"
 PARTIAL = ".partial"
 LOCK = "run.lock"
@@ -498,7 +500,89 @@ def save_figures(
 
 
 def _save_figure(figure, suffix: str, path: Path) -> None:
-    figure.savefig(path, format=suffix, dpi=200)
+    figure.savefig(path, format=suffix, dpi=FIGURE_DPI)
+
+
+def write_figure(folder: str | Path, name: str, data: bytes) -> Path:
+    """Write a figure's file ``DIR/figures/<name>`` from its bytes (one kept in the cache)."""
+    out = Path(folder) / FIGURES
+    out.mkdir(parents=True, exist_ok=True)
+    return atomic_write(out / name, lambda path: path.write_bytes(data))
+
+
+# --------------------------------------------------------------------------------------------
+# The figure cache: figures drawn before, by the digest of everything they show.
+# --------------------------------------------------------------------------------------------
+
+FIGURE_CACHE_BYTES = 256 * 2**20  # beyond this, the least recently used figures go
+# The first and last bytes of a whole file, by format: a cut or foreign file is not served.
+_WHOLE = {"png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"), "pdf": (b"%PDF-", b"%%EOF")}
+
+
+def cache_root() -> Path:
+    """The folder of study's caches: ``STUDY_CACHE_DIR`` when set, else
+    ``${XDG_CACHE_HOME:-~/.cache}/study``; figures are kept in its ``figures/``."""
+    if os.environ.get("STUDY_CACHE_DIR"):
+        return Path(os.environ["STUDY_CACHE_DIR"])
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache_home, "study")
+
+
+def figure_cache() -> Path | None:
+    """``cache_root()/figures``, created if need be; None where it cannot be (a read-only home,
+    a file in its place): figures are then drawn without the cache."""
+    folder = cache_root() / FIGURES
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
+def cached_figure(cache: Path, name: str) -> bytes | None:
+    """The bytes of the figure kept as ``cache/name``, or None if it is not there (or not whole).
+
+    Its modification time is set to now: the pruning removes the least recently used first.
+    """
+    try:
+        data = (cache / name).read_bytes()
+    except OSError:
+        return None
+    head, tail = _WHOLE.get(Path(name).suffix[1:], (b"", b""))
+    if not data or not data.startswith(head) or not data.rstrip().endswith(tail):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(cache / name)
+    return data
+
+
+def keep_figure(cache: Path, name: str, source: Path) -> None:
+    """Copy the figure file ``source`` into the cache as ``name``, if the cache takes it.
+
+    Copied to a temporary name and renamed, as another process may read the same cache.
+    """
+    temporary = cache / f".{name}{_TEMP_MARK}{os.getpid()}"
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, cache / name)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+
+
+def prune_figure_cache(cache: Path, limit: int = FIGURE_CACHE_BYTES) -> None:
+    """Remove the least recently used figures until the cache holds at most ``limit`` bytes."""
+    try:
+        files = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(cache)]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            total -= size
 
 
 def write_report(folder: str | Path, markdown: str, page: str) -> tuple[Path, Path]:

@@ -1,6 +1,6 @@
 """Shared test setup: strict JAX (rank and dtype promotion), a headless matplotlib, figures
-closed after each test, empty compile caches for the tests that count compiles, and a
-temporary persistent compilation cache."""
+closed after each test, empty compile caches for the tests that count compiles, a
+temporary persistent compilation cache, and an empty figure cache per test."""
 
 import atexit
 import os
@@ -12,6 +12,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # they start) use a temporary one instead, removed at the end.
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
 atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+# The same for the cache of figures (study.results.cache_root); each test gets an empty one of its
+# own in it (_empty_figure_cache).
+STUDY_CACHE_DIR = os.environ["STUDY_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-cache-")
+atexit.register(shutil.rmtree, STUDY_CACHE_DIR, ignore_errors=True)
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -20,6 +24,13 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # No implicit promotion across dtype kinds (bool with int, int with float): the code says what
 # it casts. Subprocesses the tests start run with JAX's standard promotion.
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(autouse=True)
+def _empty_figure_cache(monkeypatch):
+    """An empty figure cache for each test (and the processes it starts): a test that draws
+    figures must not pass or fail by what earlier tests happened to draw."""
+    monkeypatch.setenv("STUDY_CACHE_DIR", tempfile.mkdtemp(dir=STUDY_CACHE_DIR))
 
 
 @pytest.fixture(autouse=True)

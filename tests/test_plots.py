@@ -1,6 +1,10 @@
 """Figures checked by their artists: lines, bands, labels, titles; files written per grid."""
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib.collections as mcoll
 import numpy as np
@@ -9,7 +13,17 @@ import pytest
 
 from study import analysis, cli, plots
 from study.config import SETTING_KEYS
-from study.results import figures_complete, read_runs, read_summary
+from study.results import (
+    SUMMARY,
+    cache_root,
+    cached_figure,
+    figure_cache,
+    figures_complete,
+    prune_figure_cache,
+    read_runs,
+    read_summary,
+    write_csv,
+)
 from tests.helpers import synthetic_runs, write_results_folder
 
 
@@ -261,3 +275,184 @@ def test_a_clipping_layout_is_caught(plans_of_every_kind, monkeypatch):
     monkeypatch.setattr(plots, "LEFT_IN", 0.1)
     fig = plans_of_every_kind["p_dead_vs_offset"].figure()
     assert any("P(network dead) at init" in problem for problem in _beyond_canvas(fig))
+
+
+# --------------------------------------------------------------------------------------------
+# The figure cache (conftest.py gives each test an empty one).
+# --------------------------------------------------------------------------------------------
+
+
+def _cache_files() -> dict[str, tuple[int, int]]:
+    """The figure cache's files: name -> (size, modification time in ns)."""
+    folder = cache_root() / "figures"
+    if not folder.is_dir():
+        return {}
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "figures").iterdir())}
+
+
+def _count_draws(monkeypatch) -> list[str]:
+    """The stems of the figures drawn from now on, in this process."""
+    drawn = []
+    real = plots.FigurePlan.figure
+
+    def figure(plan):
+        drawn.append(plan.stem)
+        return real(plan)
+
+    monkeypatch.setattr(plots.FigurePlan, "figure", figure)
+    return drawn
+
+
+def test_an_unchanged_figure_is_not_drawn_again(results, monkeypatch):
+    """The second time, every figure comes from the cache: nothing is drawn, the same bytes are
+    written, the manifest lists them."""
+    first = plots.plot_results(results)
+    before = _files(results)
+    assert len(_cache_files()) == len(first) == len(before) > 4
+    for path in first:
+        path.unlink()
+
+    def not_drawn(plan):
+        raise AssertionError(f"{plan.stem} drawn again")
+
+    monkeypatch.setattr(plots.FigurePlan, "figure", not_drawn)
+    second = plots.plot_results(results)
+    assert sorted(second) == sorted(first) and _files(results) == before
+    assert figures_complete(results)
+
+
+def test_a_changed_value_redraws_only_the_figures_that_show_it(results, monkeypatch):
+    plots.plot_results(results, formats=("png",))
+    before = _files(results)
+    summary = read_summary(results)
+    row = (
+        (summary["data.offset"] == 2.0)
+        & (summary["model.init_range"] == 0.5)
+        & (summary["model.activation"] == "relu")
+    )
+    assert row.sum() == 1
+    summary.loc[row, "p_dead_end"] = 0.99
+    write_csv(results / SUMMARY, summary)
+    drawn = _count_draws(monkeypatch)
+    plots.plot_results(results, formats=("png",))
+    expected = {"p_dead_vs_offset__init_range-0.5", "p_dead_vs_init_range__offset-2", "heatmap"}
+    assert set(drawn) == expected and len(drawn) == 3  # the survival curves are of the runs
+    after = _files(results)
+    assert {name for name in after if after[name] != before[name]} == {
+        f"{stem}.png" for stem in expected
+    }
+
+
+def test_without_the_cache_every_figure_is_drawn_and_the_cache_left_alone(results, monkeypatch):
+    plots.plot_results(results, formats=("png",))
+    cached = _cache_files()
+    drawn = _count_draws(monkeypatch)
+    paths = plots.plot_results(results, formats=("png",), cache=False)
+    assert len(drawn) == len(paths) == len(cached) and _cache_files() == cached
+    previous = plots.use_figure_cache(False)  # the default for cache=None, as study run sets it
+    try:
+        plots.plot_results(results, formats=("png",))
+    finally:
+        plots.use_figure_cache(previous)
+    assert len(drawn) == 2 * len(paths) and _cache_files() == cached
+
+
+def test_an_unusable_cache_does_not_stop_the_figures(results, monkeypatch, tmp_path):
+    """A file where the cache folder should be (as a read-only home would): drawn without it.
+    Files in the cache that are not whole figures: drawn again, and replaced."""
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")
+    monkeypatch.setenv("STUDY_CACHE_DIR", str(blocked))
+    assert figure_cache() is None
+    paths = plots.plot_results(results, formats=("png",))
+    assert paths and all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    monkeypatch.setenv("STUDY_CACHE_DIR", str(tmp_path / "cache"))
+    plots.plot_results(results, formats=("png",))
+    cache = figure_cache()
+    for i, path in enumerate(sorted(cache.iterdir())):
+        path.write_bytes(b"" if i % 2 else path.read_bytes()[:-100])  # empty, or cut short
+    drawn = _count_draws(monkeypatch)
+    plots.plot_results(results, formats=("png",))
+    assert len(drawn) == len(paths)
+    assert all(cached_figure(cache, p.name) for p in cache.iterdir())
+
+
+def test_the_cache_keeps_the_most_recently_used_figures_within_its_limit(tmp_path):
+    for age in range(6):  # a.png is the oldest
+        path = tmp_path / f"{'abcdef'[age]}.png"
+        path.write_bytes(bytes(100))
+        os.utime(path, (1e9 + age, 1e9 + age))
+    prune_figure_cache(tmp_path, limit=350)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "e.png", "f.png"]
+    prune_figure_cache(tmp_path, limit=300)
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monkeypatch):
+    plans = plots.figure_plans(read_summary(results), read_runs(results))
+    plots.plot_results(results, formats=("png",))
+    cache = figure_cache()
+    for plan in plans[:2]:
+        (cache / plots._cache_names(plan, ("png",))[0]).unlink()
+    shares = []
+    real = plots._start_helper
+
+    def start_helper(folder, plans, formats):
+        shares.append([plan.stem for plan in plans])
+        return real(folder, plans, formats)
+
+    monkeypatch.setattr(plots, "_start_helper", start_helper)
+    drawn = _count_draws(monkeypatch)
+    plots.plot_results(results, formats=("png",), processes=len(plans))
+    assert drawn + shares[0] == [plan.stem for plan in plans[:2]] and len(shares) == 1
+
+
+def test_plot_main_without_the_cache(results, capsys):
+    assert cli.main(["plot", str(results), "--no-cache"]) == 0
+    assert "figures" in capsys.readouterr().out and not _cache_files()
+
+
+def test_run_main_without_the_cache(monkeypatch):
+    """``study run --no-cache``: no figure cache and no compile cache for the run; the library's
+    default is back afterwards."""
+    from study import runner
+
+    seen = {}
+
+    def run_config(config, **arguments):
+        seen.update(figure_cache=plots._use_cache, compile_cache=arguments["compile_cache"])
+        return None, None
+
+    monkeypatch.setattr(runner, "run_config", run_config)
+    assert cli.main(["run", "--quiet", "--no-cache"]) == 0
+    assert seen == {"figure_cache": False, "compile_cache": False} and plots._use_cache
+    assert cli.main(["run", "--quiet"]) == 0
+    assert seen == {"figure_cache": True, "compile_cache": True}
+
+
+# Draws a results folder's figures in a fresh interpreter and lists the drawing modules loaded.
+PLOT_IN_A_FRESH_PROCESS = """
+import sys
+from study.cli import main
+status = main(["plot", sys.argv[1]])
+loaded = sorted(m for m in sys.modules if m.partition(".")[0] in ("matplotlib", "seaborn"))
+print("exit status", status, "| drawing modules loaded:", loaded[:5])
+sys.exit(0 if status == 0 and not loaded else 1)
+"""
+
+
+def test_figures_all_in_the_cache_do_not_import_matplotlib(results):
+    """A rerun whose figures all come from the cache skips matplotlib's and seaborn's imports."""
+    plots.plot_results(results, formats=("png",))
+    done = subprocess.run(
+        [sys.executable, "-c", PLOT_IN_A_FRESH_PROCESS, str(results)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
