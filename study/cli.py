@@ -144,7 +144,8 @@ def _add_no_compile_cache(parser) -> None:
         "--no-compile-cache",
         action="store_true",
         help="compile every program anew instead of loading it from the cache of compiled "
-        "programs (${XDG_CACHE_HOME:-~/.cache}/study/jax, or JAX_COMPILATION_CACHE_DIR)",
+        "programs (${STUDY_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/study}/jax, or "
+        "JAX_COMPILATION_CACHE_DIR)",
     )
 
 
@@ -255,10 +256,6 @@ def _run(args) -> int:
     several = distributed.initialize(
         args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
     )
-    if args.no_cache:  # for this command only: the library's setting is restored after it
-        from study import plots
-
-        figure_cache = plots.use_figure_cache(False)
     try:
         study, folder = runner.run_config(
             args.config,
@@ -271,6 +268,7 @@ def _run(args) -> int:
             quiet=args.quiet,
             figures=_figure_formats(args.figures),
             compile_cache=not (args.no_compile_cache or args.no_cache),
+            figure_cache=not args.no_cache,
         )
     except distributed.PeerError as err:
         if not several:
@@ -280,9 +278,6 @@ def _run(args) -> int:
         print(f"study run: error: {err}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(EXIT_ERROR)
-    finally:
-        if args.no_cache:
-            plots.use_figure_cache(figure_cache)
     if not args.quiet and distributed.is_writer():
         _print_answer(folder, study.axes)
     return EXIT_OK

@@ -203,12 +203,14 @@ def compiled(structure: Structure, args, make: Callable = make_run) -> Callable:
 
 
 def compile_cache_dir() -> str:
-    """Where compiled programs are kept: ``JAX_COMPILATION_CACHE_DIR`` when set, else
-    ``${XDG_CACHE_HOME:-~/.cache}/study/jax``."""
+    """Where compiled programs are kept: ``JAX_COMPILATION_CACHE_DIR`` when set, else ``jax/``
+    in study's cache folder (:func:`study.results.cache_root`: ``STUDY_CACHE_DIR``, else
+    ``${XDG_CACHE_HOME:-~/.cache}/study``)."""
+    from study.results import cache_root
+
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return os.environ["JAX_COMPILATION_CACHE_DIR"]
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache_home, "study", "jax")
+    return str(cache_root() / "jax")
 
 
 def use_compile_cache(enabled: bool = True) -> str | None:

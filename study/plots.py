@@ -652,7 +652,7 @@ def plot_results(
     folder,
     formats: Sequence[str] = ("png", "pdf"),
     processes: int | None = None,
-    cache: bool | None = None,
+    cache: bool = True,
 ) -> list[Path]:
     """Draw every figure that fits a results folder's grid into ``DIR/figures/``.
 
@@ -663,13 +663,12 @@ def plot_results(
     one on a 2-core machine, where a second process did not pay). ``cache``: a figure whose
     inputs (:func:`_cache_names`) are those of one drawn before is copied from the figure cache
     (:func:`study.results.figure_cache`), not drawn, and every figure drawn is kept there;
-    False draws every figure and leaves the cache as it is; None (default) follows
-    :func:`use_figure_cache`. Returns the paths written.
+    False draws every figure and leaves the cache as it is. Returns the paths written.
     """
     plans = figure_plans(
         results.read_summary(folder), results.read_runs(folder), results.read_curves(folder)
     )
-    store = results.figure_cache() if (_use_cache if cache is None else cache) else None
+    store = results.figure_cache() if cache else None
     names = {plan.stem: _cache_names(plan, formats) for plan in plans} if store is not None else {}
     paths, missed = [], []
     for plan in plans:
@@ -709,18 +708,6 @@ def _draw(folder, plans: list[FigurePlan], formats: Sequence[str], processes: in
         for helper in helpers:
             _stop_helper(helper)
     return paths
-
-
-# plot_results' default for ``cache``.
-_use_cache = True
-
-
-def use_figure_cache(enabled: bool = True) -> bool:
-    """Whether :func:`plot_results` uses the figure cache when not told (its ``cache=None``):
-    on unless switched off here (``study run --no-cache``). Returns the previous setting."""
-    global _use_cache
-    previous, _use_cache = _use_cache, enabled
-    return previous
 
 
 def _cache_names(plan: FigurePlan, formats: Sequence[str]) -> list[str] | None:

@@ -521,7 +521,8 @@ _WHOLE = {"png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"), "pdf": (b"%PDF-", b"
 
 def cache_root() -> Path:
     """The folder of study's caches: ``STUDY_CACHE_DIR`` when set, else
-    ``${XDG_CACHE_HOME:-~/.cache}/study``; figures are kept in its ``figures/``."""
+    ``${XDG_CACHE_HOME:-~/.cache}/study``; figures are kept in its ``figures/``, compiled
+    programs in its ``jax/`` (:func:`study.engine.compile_cache_dir`)."""
     if os.environ.get("STUDY_CACHE_DIR"):
         return Path(os.environ["STUDY_CACHE_DIR"])
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -126,6 +126,7 @@ def run_study(
     force: bool = False,
     quiet: bool = True,
     figures: Sequence[str] | bool = ("png",),
+    figure_cache: bool = True,
 ) -> Path:
     """Run every setting of ``study`` into ``folder`` (resuming finished groups); returns it.
 
@@ -133,7 +134,9 @@ def run_study(
     drawn if any is missing); ``force`` recomputes. Raises FolderError when another run holds the
     folder or it holds something else than this config's results (unless ``force``), and
     ConfigError for bad input or an unusable folder, before anything is written. ``figures``:
-    the formats to draw (``("png",)``, ``("pdf",)``, ``()`` for none; True/False as png/none).
+    the formats to draw (``("png",)``, ``("pdf",)``, ``()`` for none; True/False as png/none);
+    ``figure_cache``: copy figures drawn before for the same inputs from the figure cache
+    (:func:`study.plots.plot_results`' ``cache``).
     """
     from study.engine import enable_float64_if_needed
 
@@ -165,7 +168,7 @@ def run_study(
         if formats and not _figures_drawn(folder, formats):
             from study import plots
 
-            plots.plot_results(folder, formats=formats)
+            plots.plot_results(folder, formats=formats, cache=figure_cache)
     return folder
 
 
@@ -374,11 +377,13 @@ def run_config(
     quiet: bool = False,
     figures: Sequence[str] | bool = ("png",),
     compile_cache: bool = True,
+    figure_cache: bool = True,
 ) -> tuple[Study, Path]:
     """Load a config (as ``study run`` does) and run it; ``(study, results folder)``.
 
     ``compile_cache``: keep compiled programs on disk for later runs
-    (:func:`study.engine.use_compile_cache`); ``figures``: as for :func:`run_study`.
+    (:func:`study.engine.use_compile_cache`); ``figures``, ``figure_cache``: as for
+    :func:`run_study`.
 
     In a multi-process run (:func:`study.distributed.initialize` called first) every process
     loads the config, all fail together on bad input, and they check that they agree on it.
@@ -397,5 +402,13 @@ def run_config(
     study, folder = distributed.all_or_none(load, "load the config")
     distributed.same_everywhere(fingerprint(study, chunk_size), "config, data or options")
     quiet = quiet or not distributed.is_writer()
-    run_study(study, folder, chunk_size=chunk_size, force=force, quiet=quiet, figures=figures)
+    run_study(
+        study,
+        folder,
+        chunk_size=chunk_size,
+        force=force,
+        quiet=quiet,
+        figures=figures,
+        figure_cache=figure_cache,
+    )
     return study, folder

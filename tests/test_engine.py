@@ -308,6 +308,9 @@ def test_compile_cache_folder_follows_jax_then_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compile_cache_dir() == str(tmp_path / "jax")
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv("STUDY_CACHE_DIR", str(tmp_path / "study"))
+    assert compile_cache_dir() == str(tmp_path / "study" / "jax")
+    monkeypatch.delenv("STUDY_CACHE_DIR")
     assert compile_cache_dir() == str(tmp_path / "xdg" / "study" / "jax")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -318,7 +321,11 @@ def test_compile_cache_gives_the_same_bits(tmp_path):
     """study run without the cache, filling it, and loading from it: the same runs, bit for bit."""
     config = tmp_path / "tiny.toml"
     config.write_text("n_inits = 24\n[model]\ninit_range = [0.05, 1.0]\n[train]\nsteps = 23\n")
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAX_COMPILATION_CACHE_DIR", "STUDY_CACHE_DIR")
+    }
     env |= {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "JAX_LOG_COMPILES": "1"}
     cache = tmp_path / "xdg" / "study" / "jax"
 

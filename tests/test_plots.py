@@ -353,12 +353,6 @@ def test_without_the_cache_every_figure_is_drawn_and_the_cache_left_alone(result
     drawn = _count_draws(monkeypatch)
     paths = plots.plot_results(results, formats=("png",), cache=False)
     assert len(drawn) == len(paths) == len(cached) and _cache_files() == cached
-    previous = plots.use_figure_cache(False)  # the default for cache=None, as study run sets it
-    try:
-        plots.plot_results(results, formats=("png",))
-    finally:
-        plots.use_figure_cache(previous)
-    assert len(drawn) == 2 * len(paths) and _cache_files() == cached
 
 
 def test_an_unusable_cache_does_not_stop_the_figures(results, monkeypatch, tmp_path):
@@ -417,19 +411,18 @@ def test_plot_main_without_the_cache(results, capsys):
 
 
 def test_run_main_without_the_cache(monkeypatch):
-    """``study run --no-cache``: no figure cache and no compile cache for the run; the library's
-    default is back afterwards."""
+    """``study run --no-cache``: no figure cache and no compile cache for the run."""
     from study import runner
 
     seen = {}
 
     def run_config(config, **arguments):
-        seen.update(figure_cache=plots._use_cache, compile_cache=arguments["compile_cache"])
+        seen.update({key: arguments[key] for key in ("figure_cache", "compile_cache")})
         return None, None
 
     monkeypatch.setattr(runner, "run_config", run_config)
     assert cli.main(["run", "--quiet", "--no-cache"]) == 0
-    assert seen == {"figure_cache": False, "compile_cache": False} and plots._use_cache
+    assert seen == {"figure_cache": False, "compile_cache": False}
     assert cli.main(["run", "--quiet"]) == 0
     assert seen == {"figure_cache": True, "compile_cache": True}
 
