@@ -105,6 +105,7 @@ def _add_run(commands) -> None:
     run.add_argument(
         "--no-figures", dest="figures", action="store_const", const="none", help="--figures none"
     )
+    _add_cpu_devices(run)
     _add_no_compile_cache(run)
     run.add_argument(
         "--no-cache",
@@ -136,6 +137,16 @@ def _add_figures(parser) -> None:
         choices=("png", "pdf", "none"),
         default="png",
         help="format of the figures, or none to draw none",
+    )
+
+
+def _add_cpu_devices(parser) -> None:
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="D",
+        help="split the CPU into D JAX devices and shard the initializations over them "
+        "(default: one per CPU core, in a single-process run; the results are the same bits)",
     )
 
 
@@ -217,12 +228,7 @@ def _add_bench(commands) -> None:
     bench.add_argument(
         "--no-scaling", action="store_true", help="skip the scaling in initializations and steps"
     )
-    bench.add_argument(
-        "--cpu-devices",
-        type=int,
-        metavar="D",
-        help="split the CPU into D JAX devices and shard the initializations over them",
-    )
+    _add_cpu_devices(bench)
     bench.add_argument(
         "--chunk-size",
         type=int,
@@ -253,6 +259,11 @@ def _run(args) -> int:
 
     if distributed.needs_supervisor(args.coordinator, args.num_processes, args.process_id):
         return distributed.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
+    single = (args.coordinator, args.num_processes, args.process_id) == (None, None, None)
+    if args.cpu_devices is not None or (single and distributed.cluster_environment() is None):
+        from study.engine import use_cpu_devices
+
+        use_cpu_devices(args.cpu_devices)
     several = distributed.initialize(
         args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
     )
@@ -342,8 +353,9 @@ def _bench(args) -> int:
     from study import bench
 
     if args.scr:
-        from study.engine import use_compile_cache
+        from study.engine import use_compile_cache, use_cpu_devices
 
+        use_cpu_devices(args.cpu_devices)
         use_compile_cache(not args.no_compile_cache)
         result = bench.benchmark_scr(
             runs=bench.SCR["runs"] if args.scr_runs is None else args.scr_runs,
@@ -375,7 +387,11 @@ def _bench(args) -> int:
 def _info(args) -> int:
     import jax
 
-    from study import __version__
+    from study import __version__, distributed
+    from study.engine import use_cpu_devices
+
+    if distributed.cluster_environment() is None:
+        use_cpu_devices()  # the devices study run would use
 
     print(f"study {__version__}")
     print(f"jax {jax.__version__}, backend {jax.default_backend()}")

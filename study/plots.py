@@ -696,7 +696,7 @@ def _draw(folder, plans: list[FigurePlan], formats: Sequence[str], processes: in
     if not plans:
         return []  # and matplotlib is not even imported
     if processes is None:
-        processes = min(_usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
+        processes = min(results.usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
     processes = max(min(processes, len(plans)), 1)
     shares = [plans[i::processes] for i in range(processes)]
     helpers = [_start_helper(folder, share, formats) for share in shares[1:]]
@@ -778,12 +778,6 @@ def _feed(digest, value) -> None:
         part(b"S", f"{type(value).__name__}:{value!r}".encode())
     else:
         raise TypeError(f"no canonical form for a {type(value).__name__}")
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process may run on
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 # Drawing in other processes. Each helper is a fresh ``python -c`` that reads its plans from a

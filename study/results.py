@@ -519,6 +519,13 @@ FIGURE_CACHE_BYTES = 256 * 2**20  # beyond this, the least recently used figures
 _WHOLE = {"png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"), "pdf": (b"%PDF-", b"%%EOF")}
 
 
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (for devices and helper processes)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cache_root() -> Path:
     """The folder of study's caches: ``STUDY_CACHE_DIR`` when set, else
     ``${XDG_CACHE_HOME:-~/.cache}/study``; figures are kept in its ``figures/``, compiled

@@ -12,10 +12,11 @@ import optax
 import pandas as pd
 import pytest
 
-from study import simulate, theory
+from study import results, simulate, theory
 from study.config import load_study, make_setting
 from study.data import make_data
-from study.engine import compile_cache_dir, run_group
+from study.engine import compile_cache_dir, run_group, use_cpu_devices
+from study.errors import ConfigError
 from study.train import key_streams, make_train
 from tests.helpers import standard_errors
 
@@ -344,3 +345,27 @@ def test_compile_cache_gives_the_same_bits(tmp_path):
     assert "cache hit for 'jit_train'" in log  # loaded, not compiled
     pd.testing.assert_frame_equal(uncached, cold, check_exact=True)
     pd.testing.assert_frame_equal(uncached, warm, check_exact=True)
+
+
+def test_cpu_devices_one_per_core_unless_chosen(tmp_path):
+    """``study info`` (as ``study run``) shows the CPU as one device per core and keeps a count
+    set in XLA_FLAGS; once JAX runs, the default changes nothing and a count is refused."""
+
+    def info(*flags, **env):
+        done = subprocess.run(
+            [sys.executable, "-m", "study", "info", *flags],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return sum(line.strip().startswith("cpu:") for line in done.stdout.splitlines())
+
+    assert info() == results.usable_cpus()
+    assert info(XLA_FLAGS="--xla_force_host_platform_device_count=3") == 3
+    jax.devices()  # this process's backend runs: the default changes nothing, a count fails
+    assert use_cpu_devices() is None
+    with pytest.raises(ConfigError, match="--cpu-devices 3"):
+        use_cpu_devices(3)
+    with pytest.raises(ConfigError, match="positive"):
+        use_cpu_devices(0)
