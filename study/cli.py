@@ -461,12 +461,24 @@ def console() -> None:
     crash it (a segmentation fault in most tries before).
     """
     signal.signal(signal.SIGINT, _interrupt_once)
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:  # while the command was still loading, before it did anything
+        status = _fail_early()
     sys.stdout.flush()
     sys.stderr.flush()
     if status == EXIT_INTERRUPTED:
         os._exit(status)
     sys.exit(status)
+
+
+def _fail_early() -> int:
+    print(f"study: {INTERRUPTED_EARLY}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+# What a Ctrl-C while Python loads the command says (study/__main__.py says it too).
+INTERRUPTED_EARLY = "interrupted before it started; nothing was written"
 
 
 def _interrupt_once(signum, frame):
