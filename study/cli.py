@@ -110,7 +110,8 @@ def _add_run(commands) -> None:
     run.add_argument(
         "--no-cache",
         action="store_true",
-        help="draw every figure afresh and keep none in the cache of figures; also compile every "
+        help="draw every figure afresh and keep none in the cache of figures "
+        "(${STUDY_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/study}/figures); also compile every "
         "program afresh (implies --no-compile-cache)",
     )
     _add_distributed(run)
@@ -174,8 +175,8 @@ def _add_plot(commands) -> None:
         "--no-cache",
         action="store_true",
         help="draw every figure afresh and keep none in the cache of figures (else a figure "
-        "drawn before from the same inputs is copied from ~/.cache/study/figures, or "
-        "$STUDY_CACHE_DIR/figures, $XDG_CACHE_HOME/study/figures where set)",
+        "drawn before from the same inputs is copied from "
+        "${STUDY_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/study}/figures)",
     )
 
 
@@ -460,8 +461,8 @@ def console() -> None:
     teardown, during which XLA's threads, still busy with the interrupted computation, could
     crash it (a segmentation fault in most tries before).
     """
-    signal.signal(signal.SIGINT, _interrupt_once)
     try:
+        signal.signal(signal.SIGINT, _interrupt_once)
         status = main()
     except KeyboardInterrupt:  # while the command was still loading, before it did anything
         status = _fail_early()

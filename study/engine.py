@@ -24,8 +24,8 @@ from study import distributed
 from study.config import Setting, Structure, Study, group_by_structure
 from study.data import csv_data
 from study.errors import ConfigError
+from study.host import cache_root, usable_cpus
 from study.model import layer_sizes
-from study.results import usable_cpus
 from study.train import Metrics, make_run, make_start, start_structure
 
 # Bytes of working memory the automatic chunk size aims at per chunk on CPU; on an accelerator
@@ -206,10 +206,8 @@ def compiled(structure: Structure, args, make: Callable = make_run) -> Callable:
 
 def compile_cache_dir() -> str:
     """Where compiled programs are kept: ``JAX_COMPILATION_CACHE_DIR`` when set, else ``jax/``
-    in study's cache folder (:func:`study.results.cache_root`: ``STUDY_CACHE_DIR``, else
+    in study's cache folder (:func:`study.host.cache_root`: ``STUDY_CACHE_DIR``, else
     ``${XDG_CACHE_HOME:-~/.cache}/study``)."""
-    from study.results import cache_root
-
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return os.environ["JAX_COMPILATION_CACHE_DIR"]
     return str(cache_root() / "jax")
@@ -218,21 +216,23 @@ def compile_cache_dir() -> str:
 def use_cpu_devices(count: int | None = None) -> int | None:
     """Show the host's CPU to JAX as ``count`` devices, over which :func:`run_group` shards each
     chunk's initializations (the same bits for any count); None: one per CPU core this process
-    may use. On the project's 2-core machine two devices trained 10-20% faster than one
-    (``docs/performance.md``). Only before JAX has started its backend: afterwards, or where
-    ``XLA_FLAGS`` already sets a device count, None leaves JAX as it is, and a count is
-    refused. Returns the count set, or None when nothing was changed.
+    may use, unless ``XLA_FLAGS`` or ``JAX_NUM_CPU_DEVICES`` already set a count. On the
+    project's 2-core machine two devices trained 0-20% faster than one (noisy;
+    ``docs/performance.md``). Takes effect only before JAX starts its backend: afterwards None
+    leaves JAX as it is and a count is refused. Returns the count set, or None.
     """
-    from jax._src import xla_bridge  # whether the backend runs; JAX has no public call for it
-
     if count is not None and count <= 0:
         raise ConfigError(f"--cpu-devices {count}: must be a positive integer")
-    chosen = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
-    if count is None and (chosen or xla_bridge.backends_are_initialized()):
+    count_set_by_user = "xla_force_host_platform_device_count" in os.environ.get(
+        "XLA_FLAGS", ""
+    ) or bool(os.environ.get("JAX_NUM_CPU_DEVICES"))
+    if count is None and count_set_by_user:
         return None
     try:
         jax.config.update("jax_num_cpu_devices", count or usable_cpus())
     except RuntimeError as err:  # the backend already runs
+        if count is None:
+            return None
         raise ConfigError(f"--cpu-devices {count}: {err}") from None
     return count or usable_cpus()
 

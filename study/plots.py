@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from study import analysis, results, theory
+from study.host import usable_cpus
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -696,7 +697,7 @@ def _draw(folder, plans: list[FigurePlan], formats: Sequence[str], processes: in
     if not plans:
         return []  # and matplotlib is not even imported
     if processes is None:
-        processes = min(results.usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
+        processes = min(usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
     processes = max(min(processes, len(plans)), 1)
     shares = [plans[i::processes] for i in range(processes)]
     helpers = [_start_helper(folder, share, formats) for share in shares[1:]]
@@ -739,9 +740,25 @@ def _code_digest() -> bytes:
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         _feed(digest, [path.name, path.read_bytes()])
-    for name in ("matplotlib", "seaborn", "numpy", "pandas"):
+    for name in ("study", "matplotlib", "seaborn", "numpy", "pandas"):
         _feed(digest, [name, metadata.version(name)])
+    for path in _matplotlibrc_files():  # a user's settings, read without importing matplotlib
+        _feed(digest, [str(path), path.read_bytes()])
     return digest.digest()
+
+
+def _matplotlibrc_files() -> list[Path]:
+    """The matplotlibrc files matplotlib would read before its own defaults: ``MATPLOTLIBRC``,
+    ``./matplotlibrc``, and the one in ``MPLCONFIGDIR`` or ``~/.config/matplotlib``."""
+    config = os.environ.get("MPLCONFIGDIR") or Path.home() / ".config" / "matplotlib"
+    places = [os.environ.get("MATPLOTLIBRC"), "matplotlibrc", Path(config) / "matplotlibrc"]
+    found = []
+    for place in filter(None, places):
+        path = Path(place)
+        path = path / "matplotlibrc" if path.is_dir() else path
+        if path.is_file():
+            found.append(path)
+    return found
 
 
 def _feed(digest, value) -> None:

@@ -46,6 +46,7 @@ import pandas as pd
 
 from study.config import SCHEMA, SETTING_KEYS, TOP_LEVEL
 from study.errors import ConfigError, FolderError, FormatError
+from study.host import cache_root
 
 # Bumped whenever the meaning or layout of a results folder changes incompatibly.
 FORMAT_VERSION = 1
@@ -519,23 +520,6 @@ FIGURE_CACHE_BYTES = 256 * 2**20  # beyond this, the least recently used figures
 _WHOLE = {"png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"), "pdf": (b"%PDF-", b"%%EOF")}
 
 
-def usable_cpus() -> int:
-    """The CPU cores this process may run on (for devices and helper processes)."""
-    if hasattr(os, "sched_getaffinity"):  # Linux
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def cache_root() -> Path:
-    """The folder of study's caches: ``STUDY_CACHE_DIR`` when set, else
-    ``${XDG_CACHE_HOME:-~/.cache}/study``; figures are kept in its ``figures/``, compiled
-    programs in its ``jax/`` (:func:`study.engine.compile_cache_dir`)."""
-    if os.environ.get("STUDY_CACHE_DIR"):
-        return Path(os.environ["STUDY_CACHE_DIR"])
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache_home, "study")
-
-
 def figure_cache() -> Path | None:
     """``cache_root()/figures``, created if need be; None where it cannot be (a read-only home,
     a file in its place): figures are then drawn without the cache."""
@@ -565,17 +549,10 @@ def cached_figure(cache: Path, name: str) -> bytes | None:
 
 
 def keep_figure(cache: Path, name: str, source: Path) -> None:
-    """Copy the figure file ``source`` into the cache as ``name``, if the cache takes it.
-
-    Copied to a temporary name and renamed, as another process may read the same cache.
-    """
-    temporary = cache / f".{name}{_TEMP_MARK}{os.getpid()}"
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, cache / name)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+    """Copy the figure file ``source`` into the cache as ``name``, if the cache takes it
+    (atomically: another process may read the same cache)."""
+    with contextlib.suppress(OSError):
+        atomic_write(cache / name, lambda temporary: shutil.copyfile(source, temporary))
 
 
 def prune_figure_cache(cache: Path, limit: int = FIGURE_CACHE_BYTES) -> None:

@@ -12,10 +12,17 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # they start) use a temporary one instead, removed at the end.
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
 atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-# The same for the cache of figures (study.results.cache_root); each test gets an empty one of its
+# The same for the cache of figures (study.host.cache_root); each test gets an empty one of its
 # own in it (_empty_figure_cache).
 STUDY_CACHE_DIR = os.environ["STUDY_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-cache-")
 atexit.register(shutil.rmtree, STUDY_CACHE_DIR, ignore_errors=True)
+
+# study run shows the CPU as one JAX device per core; the tests run on one device, as the test
+# process itself does, so that their runs share compiled programs (tests/test_engine.py checks
+# the default, tests/test_reliability.py that the device count does not change the results).
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1"
+    os.environ["XLA_FLAGS"] = flags.strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -12,11 +12,12 @@ import optax
 import pandas as pd
 import pytest
 
-from study import results, simulate, theory
+from study import simulate, theory
 from study.config import load_study, make_setting
 from study.data import make_data
 from study.engine import compile_cache_dir, run_group, use_cpu_devices
 from study.errors import ConfigError
+from study.host import usable_cpus
 from study.train import key_streams, make_train
 from tests.helpers import standard_errors
 
@@ -304,7 +305,7 @@ def test_float64_makes_the_same_dead_alive_decisions_as_float32(n_cases):
     assert "same decisions" in done.stdout
 
 
-def test_compile_cache_folder_follows_jax_then_xdg(monkeypatch, tmp_path):
+def test_compile_cache_folder_follows_jax_then_study_then_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert compile_cache_dir() == str(tmp_path / "jax")
@@ -351,17 +352,19 @@ def test_cpu_devices_one_per_core_unless_chosen(tmp_path):
     """``study info`` (as ``study run``) shows the CPU as one device per core and keeps a count
     set in XLA_FLAGS; once JAX runs, the default changes nothing and a count is refused."""
 
+    plain = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+
     def info(*flags, **env):
         done = subprocess.run(
             [sys.executable, "-m", "study", "info", *flags],
-            env={**os.environ, **env},
+            env={**plain, "JAX_PLATFORMS": "cpu", **env},
             capture_output=True,
             text=True,
             check=True,
         )
         return sum(line.strip().startswith("cpu:") for line in done.stdout.splitlines())
 
-    assert info() == results.usable_cpus()
+    assert info() == usable_cpus()
     assert info(XLA_FLAGS="--xla_force_host_platform_device_count=3") == 3
     jax.devices()  # this process's backend runs: the default changes nothing, a count fails
     assert use_cpu_devices() is None

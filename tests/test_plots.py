@@ -13,9 +13,9 @@ import pytest
 
 from study import analysis, cli, plots
 from study.config import SETTING_KEYS
+from study.host import cache_root
 from study.results import (
     SUMMARY,
-    cache_root,
     cached_figure,
     figure_cache,
     figures_complete,
