@@ -386,6 +386,16 @@ def test_the_cache_keeps_the_most_recently_used_figures_within_its_limit(tmp_pat
     assert len(list(tmp_path.iterdir())) == 3
 
 
+def test_a_figure_served_from_the_cache_counts_as_recently_used(tmp_path):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100) + b"IEND\xaeB`\x82"
+    for age, name in enumerate(["old.png", "new.png"]):
+        (tmp_path / name).write_bytes(png)
+        os.utime(tmp_path / name, (1e9 + age, 1e9 + age))
+    assert cached_figure(tmp_path, "old.png") == png  # used now: the other goes first
+    prune_figure_cache(tmp_path, limit=len(png))
+    assert [p.name for p in tmp_path.iterdir()] == ["old.png"]
+
+
 def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monkeypatch):
     plans = plots.figure_plans(read_summary(results), read_runs(results))
     plots.plot_results(results, formats=("png",))
