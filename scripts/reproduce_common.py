@@ -123,11 +123,19 @@ def interval_lines(
     hi: str | None = None,
     label_format: str = "{}",
     band: bool = False,
+    order: list | None = None,
+    max_markers: int | None = None,
 ) -> None:
-    """Points joined by lines, one series per level of ``hue``, with interval bars or bands."""
+    """Points joined by lines, one series per level of ``hue``, with interval bars or bands.
+
+    ``order``: every level that may appear, in the order to draw them; a level's style (color,
+    marker) is that of its place there, so it is the same in every figure (default: the levels
+    present, sorted). ``max_markers``: with ``band``, mark about that many points per line.
+    """
     lo, hi = lo or f"{y}_lo", hi or f"{y}_hi"
-    levels = sorted(table[hue].unique()) if hue else [None]
-    style = plots.styles(levels)
+    present = sorted(table[hue].unique()) if hue else [None]
+    style = plots.styles(order or present)
+    levels = [level for level in order if level in set(present)] if order else present
     for level in levels:
         part = table if hue is None else table[table[hue] == level]
         part = part.sort_values(x)
@@ -135,6 +143,8 @@ def interval_lines(
         kwargs = {"color": s["color"], "marker": s["marker"], "linestyle": s["linestyle"]}
         name = None if hue is None else label_format.format(level)
         if band:
+            if max_markers:
+                kwargs["markevery"] = max(len(part) // max_markers, 1)
             ax.plot(part[x], part[y], label=name, markersize=4, **kwargs)
             ax.fill_between(part[x], part[lo], part[hi], color=s["color"], alpha=0.2, lw=0)
         else:

@@ -26,11 +26,13 @@ import numpy as np
 import pandas as pd
 import reproduce_common as common
 
-from study import plots, results
+from study import results
 
 LEARNER = "learner"
 LR = "train.learning_rate"
 ORDER = ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "silu", "linear"]
+# Curves over 75 logged steps: bands, and about 10 markers per line.
+BANDS = dict(band=True, max_markers=10)
 # The definitions of death compared on the same networks (curves.parquet columns, layer 1).
 DEFINITIONS = {
     "dead_units_l1": "dead (derivative 0 on every probe input)",
@@ -130,24 +132,11 @@ def _mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> di
     return {name: mean, f"{name}_lo": max(mean - half, low), f"{name}_hi": min(mean + half, high)}
 
 
-def band_lines(ax, table: pd.DataFrame, x: str, y: str, series: str, order: list) -> None:
-    """A line per level of ``series`` with its 95% band; each level keeps its style (color,
-    marker) in every figure, from its place in ``order``."""
-    look = plots.styles(order)
-    for level in [level for level in order if level in set(table[series])]:
-        part = table[table[series] == level].sort_values(x)
-        style = {**look[level], "markevery": max(len(part) // 10, 1), "markersize": 4}
-        ax.plot(part[x], part[y], label=level, **style)
-        ax.fill_between(
-            part[x], part[f"{y}_lo"], part[f"{y}_hi"], color=look[level]["color"], alpha=0.2, lw=0
-        )
-
-
 def error_figure(table: pd.DataFrame, out, lr: float) -> None:
     """Online error against examples seen, one line per learner, at one learning rate."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     part = table[(table[LR] == lr) & (table["step"] > 0)].assign(millions=lambda t: t["step"] / 1e6)
-    band_lines(ax, part, "millions", "error", LEARNER, ORDER)
+    common.interval_lines(ax, part, "millions", "error", LEARNER, **BANDS, order=ORDER)
     ax.set_xlabel("examples seen (millions)")
     ax.set_ylabel("mean squared error per bin")
     ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (95% band over runs)")
@@ -162,7 +151,7 @@ def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     part = table[(table[LR] == lr) & (table[LEARNER] != "linear")]
     part = part.assign(millions=part["step"] / 1e6)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
-        band_lines(ax, part, "millions", name, LEARNER, ORDER)
+        common.interval_lines(ax, part, "millions", name, LEARNER, **BANDS, order=ORDER)
         ax.set_title(DEFINITIONS[name], fontsize=9)
         ax.set_xlabel("examples seen (millions)")
     np.atleast_1d(axes)[0].set_ylabel("share of the 5 hidden units")
@@ -178,10 +167,10 @@ def learning_rate_figure(table: pd.DataFrame, out) -> None:
     part = part.assign(series=part[LEARNER] + " " + part[LR].map("{:g}".format))
     part = part.assign(millions=part["step"] / 1e6)
     order = [f"{learner} {lr:g}" for learner in ("relu", "linear") for lr in (0.01, 0.003, 0.001)]
-    band_lines(left, part, "millions", "error", "series", order)
+    common.interval_lines(left, part, "millions", "error", "series", **BANDS, order=order)
     left.set_ylabel("mean squared error per bin")
     relu = part[part[LEARNER] == "relu"]
-    band_lines(right, relu, "millions", "dead_units_l1", "series", order)
+    common.interval_lines(right, relu, "millions", "dead_units_l1", "series", **BANDS, order=order)
     right.set_ylabel("share of units dead on the probe")
     for ax in (left, right):
         ax.set_xlabel("examples seen (millions)")

@@ -234,7 +234,7 @@ def use_cpu_devices(count: int | None = None) -> int | None:
         if count is None:
             return None
         raise ConfigError(f"--cpu-devices {count}: {err}") from None
-    return count or usable_cpus()
+    return jax.config.jax_num_cpu_devices
 
 
 def use_compile_cache(enabled: bool = True) -> str | None:

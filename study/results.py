@@ -417,11 +417,8 @@ def split_curves(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]
     long = {name: np.repeat(runs[name].to_numpy(), lengths) for name in keys}
     for name in names:
         parts = [
-            np.asarray(value, float) if not isinstance(value, np.ndarray) else value
-            for value in (
-                cell if isinstance(cell, np.ndarray) else np.full(length, np.nan)
-                for cell, length in zip(runs[name], lengths, strict=True)
-            )
+            cell if isinstance(cell, np.ndarray) else np.full(length, np.nan)
+            for cell, length in zip(runs[name], lengths, strict=True)
         ]
         long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(parts) if parts else []
     return runs.drop(columns=names), pd.DataFrame(long)
