@@ -82,15 +82,43 @@ def _kill_and_resume(tmp_path, reference, delays, how=signal.SIGKILL):
     _same_results(out, reference)
 
 
-def _run_until_a_group_is_on_disk(tmp_path, out: Path) -> subprocess.Popen:
-    """Start the tiny config into ``out``; return the process once its first group is saved."""
-    config = tmp_path / "tiny.toml"
+# The run below stops in its second group until the test's Ctrl-C: with the first group on
+# disk, waiting for a poll instead let a second group loaded from the compile cache finish first
+# (exit 0, in 3 of 3 fresh clones). Nothing here depends on timing.
+_HELD_IN_THE_SECOND_GROUP = """\
+import sys, time
+from pathlib import Path
+from study import cli, engine
+ready, run_group, calls = Path(sys.argv.pop(1)), engine.run_group, []
+def held(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        ready.write_text("first group saved")
+        time.sleep(600)  # until the Ctrl-C
+    return run_group(*args, **kwargs)
+engine.run_group = held
+cli.console()
+"""
+
+
+def _held_after_the_first_group(tmp_path, out: Path) -> subprocess.Popen:
+    """Start the tiny config into ``out``; return the process once its first group is saved and
+    it waits, in the second, for the test's signal."""
+    config, ready = tmp_path / "tiny.toml", tmp_path / "ready"
     config.write_text(TINY_TOML)
-    process = _study_process(config, out, "--no-figures")
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HELD_IN_THE_SECOND_GROUP, str(ready), "run", str(config)]
+        + ["--out", str(out), "--quiet", "--no-figures"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
-    while not list((out / results.PARTIAL).glob("group-*.parquet")):
-        assert process.poll() is None and time.monotonic() < deadline
+    while not ready.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.05)
+    assert len(list((out / results.PARTIAL).glob("group-*.parquet"))) == 1
     return process
 
 
@@ -99,7 +127,7 @@ def _run_until_a_group_is_on_disk(tmp_path, out: Path) -> subprocess.Popen:
 @pytest.mark.parametrize("random_kills", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_a_killed_run_resumes_to_the_same_files(tmp_path, reference, random_kills):
     out = tmp_path / "out"
-    process = _run_until_a_group_is_on_disk(tmp_path, out)
+    process = _held_after_the_first_group(tmp_path, out)
     process.send_signal(signal.SIGKILL)
     process.communicate()  # waits, and closes the pipes
     assert (out / results.LOCK).exists()  # a killed run leaves its lock file behind...
@@ -148,11 +176,12 @@ def test_ctrl_c_while_the_command_loads_exits_130_with_one_line(tmp_path):
 
 def test_ctrl_c_exits_130_with_one_line_and_the_rerun_completes(tmp_path, reference):
     out = tmp_path / "out"
-    process = _run_until_a_group_is_on_disk(tmp_path, out)
+    process = _held_after_the_first_group(tmp_path, out)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate()
-    assert process.returncode == 130
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
     _assert_interrupted(process.returncode, err, out)
+    assert len(list((out / results.PARTIAL).glob("group-*.parquet"))) == 1  # kept for the rerun
     _kill_and_resume(tmp_path, reference, [])
 
 
