@@ -256,10 +256,10 @@ def _add_bench(commands) -> None:
 
 
 def _run(args) -> int:
-    from study import distributed, runner
+    from study import distributed, runner, supervisor
 
-    if distributed.needs_supervisor(args.coordinator, args.num_processes, args.process_id):
-        return distributed.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
+    if supervisor.needs_supervisor(args.coordinator, args.num_processes, args.process_id):
+        return supervisor.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
     single = (args.coordinator, args.num_processes, args.process_id) == (None, None, None)
     if args.cpu_devices is not None or (single and distributed.cluster_environment() is None):
         from study.engine import use_cpu_devices
