@@ -4,18 +4,18 @@ The workload is the question's network: 2 inputs, 1 ReLU hidden unit, 1 sigmoid 
 training samples, full batch, Adam with learning rate 0.01, 1,000 steps, 16,384 initializations,
 float32. The benchmark reports initialization-steps per second (initializations x steps / run
 seconds, compile excluded), compile seconds and peak resident memory, and runs the same workload
-through two simple formulations kept here for comparison:
+through two simple formulations for comparison:
 
 1. a Python loop over initializations, each trained by a jitted function (a few are timed and the
    time is extrapolated to the whole workload);
 2. the plain formulation: ``jit(vmap(lax.scan))`` of a training loop that takes ``jax.grad`` of a
    plain MLP and steps an Optax optimizer per parameter array, on a per-initialization copy of
-   the data. It starts from the same initializations on the same data as the engine, so it is
-   also the reference the engine's results are checked against: the same dead/alive decision
-   for every initialization, and the same final loss to float tolerance.
+   the data (:mod:`study.reference`). It starts from the same initializations on the same data
+   as the engine, so it is also the reference the engine's results are checked against: the same
+   dead/alive decision for every initialization, and the same final loss to float tolerance.
 
 Then it times the engine on 4k to 256k initializations and on several step counts, to show that
-run time is linear in both.
+run time is linear in both. The continual-learning workload (``--scr``) is :mod:`study.bench_scr`.
 """
 
 from __future__ import annotations
@@ -26,19 +26,20 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
-from jax import lax
 
-from study import model
 from study.config import Setting, make_setting
-from study.data import key_streams, make_data
 from study.engine import auto_chunk_size, run_group, use_compile_cache, use_cpu_devices
 from study.errors import ConfigError
+from study.reference import (
+    SEED,
+    compare_with_plain,
+    make_plain_train,
+    results_identical,
+    workload_inputs,
+)
 
 FULL = dict(n_inits=16384, steps=1000, repeats=3, loop_inits=4)
 QUICK = dict(n_inits=512, steps=50, repeats=1, loop_inits=2)
@@ -47,11 +48,6 @@ SCALING_INITS_QUICK = (256, 1024)
 SCALING_STEPS = (100, 300, 1000)
 SCALING_STEPS_QUICK = (25, 50)
 SCALING_INITS_STEPS = 100  # steps of the runs that scale the initializations
-SEED = 0
-
-# "The same metrics to float tolerance": final losses of the engine and the plain formulation
-# differ by rounding only (different summation order), never by more than this.
-LOSS_TOLERANCE = 1e-4
 
 
 def workload_setting(steps: int) -> Setting:
@@ -100,81 +96,8 @@ def time_engine(setting: Setting, n_inits: int, chunk_size: int | None = None):
 
 
 # --------------------------------------------------------------------------------------------
-# The plain formulation (alternative 2) and the Python loop (alternative 1).
+# The plain formulation (alternative 2, study.reference) and the Python loop (alternative 1).
 # --------------------------------------------------------------------------------------------
-
-
-class PlainResult(NamedTuple):
-    """What the plain formulation records per initialization (leading axis: initializations)."""
-
-    dead_init: jax.Array  # bool
-    dead_end: jax.Array  # bool
-    initial_loss: jax.Array  # float
-    final_loss: jax.Array  # float
-    final_accuracy: jax.Array  # float
-
-
-def make_plain_train(setting: Setting):
-    """``train(key, inputs, targets) -> PlainResult`` for ONE initialization, unoptimized.
-
-    A ReLU MLP written with matmuls, ``jax.grad`` of optax's binary cross-entropy, the
-    optimizer stepping each parameter array, the whole loop a ``lax.scan``. The initialization
-    is the engine's (``model.init_params`` with the engine's key), so results are comparable.
-    """
-    structure, numeric = setting.structure, setting.numeric
-    numeric = type(numeric)(*(jnp.asarray(v, jnp.float32) for v in numeric))
-    if structure.activation != "relu" or structure.loss != "bce" or not structure.full_batch:
-        raise ValueError("the plain formulation covers full-batch ReLU classification only")
-    optimizer = optax.adam(numeric.learning_rate, b1=numeric.momentum)
-
-    def pre_activations(params, inputs):
-        hidden, layers = inputs, []
-        for weights, bias in params[:-1]:
-            z = weights @ hidden + bias[:, None]
-            layers.append(z)
-            hidden = jax.nn.relu(z)
-        out_weights, out_bias = params[-1]
-        return layers, (out_weights @ hidden + out_bias[:, None])[0]
-
-    def loss(params, inputs, targets):
-        logits = pre_activations(params, inputs)[1]
-        return optax.sigmoid_binary_cross_entropy(logits, targets).mean()
-
-    def network_dead(params, inputs):
-        layers = pre_activations(params, inputs)[0]
-        return jnp.any(jnp.stack([jnp.all(jnp.all(z <= 0, axis=-1)) for z in layers]))
-
-    def train(key, inputs, targets) -> PlainResult:
-        key_init, _ = jax.random.split(key)
-        params = model.init_params(structure, numeric, key_init)
-
-        def step(state, _):
-            params, opt_state = state
-            grads = jax.grad(loss)(params, inputs, targets)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
-
-        (end, _), _ = lax.scan(step, (params, optimizer.init(params)), None, structure.steps)
-        logits = pre_activations(end, inputs)[1]
-        return PlainResult(
-            dead_init=network_dead(params, inputs),
-            dead_end=network_dead(end, inputs),
-            initial_loss=loss(params, inputs, targets),
-            final_loss=loss(end, inputs, targets),
-            final_accuracy=jnp.mean((logits > 0) == (targets > 0.5)).astype(jnp.float32),
-        )
-
-    return train
-
-
-def workload_inputs(setting: Setting, n_inits: int):
-    """The engine's keys and dataset for initializations ``0..n_inits-1`` of ``setting``."""
-    numeric = type(setting.numeric)(*(jnp.asarray(v, jnp.float32) for v in setting.numeric))
-    data_root, init_root = key_streams(np.uint32(SEED))
-    data = make_data(setting.structure, numeric, data_root, None)
-    setting_key = jax.random.fold_in(init_root, setting.setting_id)
-    keys = jax.vmap(lambda i: jax.random.fold_in(setting_key, i))(jnp.arange(n_inits))
-    return keys, data
 
 
 def time_plain(setting: Setting, n_inits: int):
@@ -207,38 +130,6 @@ def time_python_loop(setting: Setting, n_timed: int) -> dict[str, float]:
     run_s = time.perf_counter() - start
     rate = n_timed * setting.structure.steps / run_s
     return {"compile_s": compile_s, "timed_inits": n_timed, "init_steps_per_s": rate}
-
-
-def compare_with_plain(runs, plain: PlainResult) -> dict[str, float]:
-    """How the engine's per-initialization results differ from the plain formulation's."""
-    loss_diff = np.abs(runs["final_loss"].to_numpy() - np.asarray(plain.final_loss, np.float64))
-    accuracy_diff = np.abs(runs["final_accuracy"].to_numpy() - plain.final_accuracy)
-    return {
-        "dead_init_mismatches": int(np.sum(runs["dead_init"].to_numpy() != plain.dead_init)),
-        "dead_end_mismatches": int(np.sum(runs["dead_end"].to_numpy() != plain.dead_end)),
-        "accuracy_mismatches": int(np.sum(accuracy_diff > 0)),
-        "max_accuracy_diff": float(accuracy_diff.max()),
-        "max_final_loss_diff": float(loss_diff.max()),
-        "max_initial_loss_diff": float(
-            np.abs(runs["initial_loss"].to_numpy() - plain.initial_loss).max()
-        ),
-        "p_dead_end": float(runs["dead_end"].mean()),
-    }
-
-
-def results_identical(comparison: dict[str, float], n_samples: int = 256) -> bool:
-    """The same dead/alive decisions, and the metrics equal to float tolerance.
-
-    For the accuracy, float tolerance means at most one training sample classified differently:
-    a logit within rounding of 0 can take either sign in two correct formulations.
-    """
-    return (
-        comparison["dead_init_mismatches"] == 0
-        and comparison["dead_end_mismatches"] == 0
-        and comparison["max_accuracy_diff"] <= 1.0 / n_samples + 1e-6
-        and comparison["max_final_loss_diff"] <= LOSS_TOLERANCE
-        and comparison["max_initial_loss_diff"] <= LOSS_TOLERANCE
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,92 +318,4 @@ def benchmark(
         quick=quick,
         chunk_size=chunk_size,
         progress=progress,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# The continual-learning workload: Dohare et al. (2024)'s slowly-changing regression.
-# --------------------------------------------------------------------------------------------
-
-SCR = dict(runs=100, steps=3_000_000, single_runs=2, single_share=0.01)
-
-
-def scr_setting(steps: int, checks: int = 75) -> Setting:
-    """The paper's SCR learner: 20 bits, 5 ReLU units (Kaiming uniform), online SGD at 0.01;
-    ``checks`` logged steps (the paper's bins of 40,000 examples over 3 million), or one."""
-    log_every = steps // checks if checks and steps % checks == 0 else steps
-    return make_setting(
-        data_kind="slowly_changing",
-        model_width=5,
-        model_init="kaiming_uniform",
-        train_optimizer="sgd",
-        train_learning_rate=0.01,
-        train_steps=steps,
-        train_log_every=log_every,
-    )
-
-
-def benchmark_scr(
-    runs: int = SCR["runs"],
-    steps: int = SCR["steps"],
-    progress: Callable[[str], None] = print,
-) -> dict:
-    """``runs`` SCR learners on ``steps`` examples each, all at once (the engine), against the
-    same runs one at a time: one jitted program per run (not vmapped), a few timed on a share
-    of the steps and extrapolated. Throughput in examples x runs per second, compile excluded.
-    """
-    from study.train import make_start, start_structure, train_stream_one
-
-    if runs <= 0 or steps <= 0:
-        raise ConfigError("--scr-runs and --scr-steps must be positive")
-    setting = scr_setting(steps)
-    progress(f"SCR: {runs} runs x {steps:,} examples, all at once")
-    _, timings = time_engine(setting, runs)
-    engine_rate = runs * steps / timings["run_s"]
-
-    single_steps = max(1, int(steps * SCR["single_share"]))
-    single = scr_setting(single_steps, checks=1)  # (fewer checks per example: its favour)
-    structure, numeric = single.structure, single.numeric
-    numerics = jax.tree.map(lambda v: np.asarray([v], np.float32), numeric)
-    ids = np.asarray([single.setting_id], np.int32)
-    indices = np.arange(SCR["single_runs"], dtype=np.int32)
-    _, drawn = make_start(start_structure(structure))(np.uint32(SEED), numerics, ids, indices, None)
-    one_run = jax.jit(lambda start: train_stream_one(structure, numeric, start))
-    first = jax.tree.map(lambda a: a[0, 0], drawn)
-    t0 = time.perf_counter()
-    jax.block_until_ready(one_run(first))
-    single_compile_s = time.perf_counter() - t0
-    progress(f"SCR: {SCR['single_runs']} runs one at a time on {single_steps:,} examples each")
-    t0 = time.perf_counter()
-    for index in range(SCR["single_runs"]):
-        jax.block_until_ready(one_run(jax.tree.map(lambda a, i=index: a[0, i], drawn)))
-    single_rate = SCR["single_runs"] * single_steps / (time.perf_counter() - t0)
-    return {
-        "runs": runs,
-        "steps": steps,
-        "engine_examples_per_s": engine_rate,
-        "engine_run_s": timings["run_s"],
-        "engine_compile_s": timings["compile_s"],
-        "one_at_a_time_examples_per_s": single_rate,
-        "one_at_a_time_compile_s": single_compile_s,
-        "one_at_a_time_run_s_extrapolated": runs * steps / single_rate,
-        "speedup": engine_rate / single_rate,
-    }
-
-
-def format_scr(result: dict) -> str:
-    """The SCR workload as plain text."""
-    minutes = result["engine_run_s"] / 60
-    return "\n".join(
-        [
-            f"SCR workload (Dohare et al. 2024): {result['runs']} runs x {result['steps']:,} "
-            "examples, 5 ReLU units, online SGD 0.01",
-            f"  engine, all runs at once: {result['engine_examples_per_s'] / 1e6:.2f} M "
-            f"examples x runs / s, {minutes:.1f} min (+ {result['engine_compile_s']:.0f} s "
-            "compile)",
-            f"  one run at a time (extrapolated): "
-            f"{result['one_at_a_time_examples_per_s'] / 1e6:.3f} M / s, "
-            f"{result['one_at_a_time_run_s_extrapolated'] / 60:.1f} min",
-            f"  speed-up: {result['speedup']:.0f}x  (the paper: about 15 CPU-minutes per run)",
-        ]
     )

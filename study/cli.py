@@ -256,10 +256,10 @@ def _add_bench(commands) -> None:
 
 
 def _run(args) -> int:
-    from study import distributed, runner
+    from study import distributed, runner, supervisor
 
-    if distributed.needs_supervisor(args.coordinator, args.num_processes, args.process_id):
-        return distributed.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
+    if supervisor.needs_supervisor(args.coordinator, args.num_processes, args.process_id):
+        return supervisor.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
     single = (args.coordinator, args.num_processes, args.process_id) == (None, None, None)
     if args.cpu_devices is not None or (single and distributed.cluster_environment() is None):
         from study.engine import use_cpu_devices
@@ -351,19 +351,19 @@ def _compare(args) -> int:
 def _bench(args) -> int:
     import json
 
-    from study import bench
+    from study import bench, bench_scr
 
     if args.scr:
         from study.engine import use_compile_cache, use_cpu_devices
 
         use_cpu_devices(args.cpu_devices)
         use_compile_cache(not args.no_compile_cache)
-        result = bench.benchmark_scr(
-            runs=bench.SCR["runs"] if args.scr_runs is None else args.scr_runs,
-            steps=bench.SCR["steps"] if args.scr_steps is None else args.scr_steps,
+        result = bench_scr.benchmark_scr(
+            runs=bench_scr.SCR["runs"] if args.scr_runs is None else args.scr_runs,
+            steps=bench_scr.SCR["steps"] if args.scr_steps is None else args.scr_steps,
             progress=lambda message: print(f"[bench] {message}", flush=True),
         )
-        print(bench.format_scr(result))
+        print(bench_scr.format_scr(result))
     else:
         result = bench.benchmark(
             quick=args.quick,

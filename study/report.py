@@ -16,6 +16,7 @@ import html
 import itertools
 import re
 import struct
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -391,99 +392,13 @@ def render_markdown(folder: Path, summary, manifest, judged, figures) -> str:
 # The page: one file, images inlined, a few lines of script for the table, no network.
 # --------------------------------------------------------------------------------------------
 
-STYLE = """
-body{font:16px/1.5 system-ui,sans-serif;color:#222;max-width:78rem;margin:0 auto;
- padding:0 1.5rem 3rem;overflow-wrap:break-word}
-h1{font-size:1.7rem;margin:1.2rem 0 .5rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd}
-h3{font-size:1.05rem;margin:0 0 .4rem}
-nav ol ol,nav ul{margin:.2rem 0}nav li{margin:.1rem 0}
-.verdict{padding:0 .4em;border-radius:4px;font-weight:600}
-.supported{background:#d9f2de}.partly{background:#fdefc3}.against{background:#fbdad5}
-.untested{background:#eceff1}
-.claim{border:1px solid #ddd;border-radius:6px;padding:.8rem 1rem;margin:1rem 0}
-.claim.with-figure{display:grid;grid-template-columns:minmax(16rem,2fr) 3fr;gap:1.5rem;
- align-items:start}
-@media (max-width:62rem){.claim.with-figure{display:block}}
-figure{margin:.5rem 0 1.5rem}
-figure img{display:block;max-width:100%;max-height:36rem;height:auto;width:auto}
-figcaption{font-size:.85rem;color:#555;overflow-wrap:anywhere}
-.controls{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:.5rem 0}
-#summary-filter{font:inherit;padding:.2rem .5rem;width:min(28rem,100%)}
-.table-box{overflow:auto;max-height:75vh;width:fit-content;max-width:100%;border:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85rem;white-space:nowrap}
-th,td{padding:.15rem .6rem;border-bottom:1px solid #eee;text-align:right}
-thead th{position:sticky;top:0;background:#f3f4f6;cursor:pointer;user-select:none}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-tbody tr:hover{background:#f5f9ff}
-"""
-
-# Sorts the summary table by a clicked header (numbers by value, blanks and text after them)
-# and filters its rows: every word must occur in the row; "name=value" must equal the cell
-# of a column whose header is, or else contains, name. Marks <body data-ready="1"> once it ran.
-SCRIPT = """
-(() => {
-  const table = document.getElementById("summary-table");
-  const filter = document.getElementById("summary-filter");
-  const count = document.getElementById("summary-count");
-  const headers = Array.from(table.tHead.rows[0].cells);
-  const names = headers.map((th) => th.textContent.trim().toLowerCase());
-  const body = table.tBodies[0];
-  let rows = Array.from(body.rows);
-  const texts = new Map(rows.map((row) => [row, Array.from(row.cells, (c) =>
-    c.textContent.trim().toLowerCase())]));
-  const key = (row, i) => {
-    const text = texts.get(row)[i];
-    const value = parseFloat(text);
-    return Number.isNaN(value) ? text : value;
-  };
-  const compare = (a, b, dir) => {
-    if (typeof a !== typeof b) return typeof a === "number" ? -1 : 1;
-    return dir * (typeof a === "number" ? a - b : a.localeCompare(b));
-  };
-  const sortBy = (i) => {
-    const dir = headers[i].getAttribute("aria-sort") === "ascending" ? -1 : 1;
-    headers.forEach((th) => th.removeAttribute("aria-sort"));
-    headers[i].setAttribute("aria-sort", dir > 0 ? "ascending" : "descending");
-    const keyed = rows.map((row, n) => [key(row, i), n, row]);
-    keyed.sort((p, q) => compare(p[0], q[0], dir) || p[1] - q[1]);
-    rows = keyed.map((p) => p[2]);
-    body.append(...rows);
-  };
-  headers.forEach((th, i) => {
-    th.tabIndex = 0;
-    th.title = "Sort by " + th.textContent.trim();
-    th.addEventListener("click", () => sortBy(i));
-    th.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(i); }
-    });
-  });
-  const columns = (name) => {
-    const exact = names.flatMap((h, i) => (h === name ? [i] : []));
-    return exact.length ? exact : names.flatMap((h, i) => (h.includes(name) ? [i] : []));
-  };
-  const equal = (cell, value) =>
-    cell === value || (value !== "" && parseFloat(cell) === Number(value));
-  const matches = (row, term) => {
-    const cells = texts.get(row);
-    const at = term.indexOf("=");
-    if (at < 1) return cells.some((cell) => cell.includes(term));
-    const value = term.slice(at + 1);
-    return columns(term.slice(0, at)).some((i) => equal(cells[i], value));
-  };
-  const apply = () => {
-    const terms = filter.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
-    let shown = 0;
-    for (const row of rows) {
-      row.hidden = !terms.every((term) => matches(row, term));
-      shown += row.hidden ? 0 : 1;
-    }
-    count.textContent = shown + " of " + rows.length + " settings shown";
-  };
-  filter.addEventListener("input", apply);
-  apply();
-  document.body.dataset.ready = "1";
-})();
-"""
+# The page's style sheet, and the script that sorts the summary table by a clicked header
+# (numbers by value, blanks and text after them) and filters its rows: every word must occur in
+# the row; "name=value" must equal the cell of a column whose header is, or else contains, name.
+# It marks <body data-ready="1"> once it ran. Package data, inlined into every page.
+_ASSETS = resources.files("study") / "assets"
+STYLE = (_ASSETS / "report.css").read_text(encoding="utf-8")
+SCRIPT = (_ASSETS / "report.js").read_text(encoding="utf-8")
 
 
 def _verdict_class(verdict: str) -> str:

@@ -1,5 +1,5 @@
 """``study bench``: the smoke test of the command and the script, and the check that the engine's
-results are those of the unoptimized formulation kept in the benchmark."""
+results are those of the unoptimized formulation (study.reference)."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study import bench
+from study import bench, reference
 from study.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,18 +21,18 @@ def test_engine_matches_the_plain_formulation():
     setting = bench.workload_setting(steps=150)
     runs, _ = bench.time_engine(setting, n_inits=384)
     plain, _ = bench.time_plain(setting, n_inits=384)
-    comparison = bench.compare_with_plain(runs, plain)
+    comparison = reference.compare_with_plain(runs, plain)
     assert comparison["dead_init_mismatches"] == 0
     assert comparison["dead_end_mismatches"] == 0
     assert comparison["max_accuracy_diff"] <= 1 / 256 + 1e-6
-    assert comparison["max_final_loss_diff"] <= bench.LOSS_TOLERANCE
-    assert bench.results_identical(comparison)
+    assert comparison["max_final_loss_diff"] <= reference.LOSS_TOLERANCE
+    assert reference.results_identical(comparison)
     # the comparison is not vacuous: both dead and living networks are in the sample
     assert 0 < runs["dead_end"].sum() < len(runs)
     np.testing.assert_array_equal(runs["dead_end"].to_numpy(), np.asarray(plain.dead_end))
     # and the comparison does see a difference when there is one
     flipped = runs.assign(dead_end=~runs["dead_end"])
-    assert not bench.results_identical(bench.compare_with_plain(flipped, plain))
+    assert not reference.results_identical(reference.compare_with_plain(flipped, plain))
 
 
 @pytest.mark.usefixtures("standard_dtype_promotion")  # the plain formulation uses optax's Adam

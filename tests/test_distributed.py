@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study import distributed, results, runner
+from study import distributed, results, runner, supervisor
 from study.config import ConfigError, load_study
 from study.errors import FolderError
 
@@ -401,20 +401,20 @@ NEVER_JOINED = (
     ],
 )
 def test_the_supervisor_names_what_ended_the_process(status, log, says):
-    assert says in distributed._what_happened(status, log)
+    assert says in supervisor._what_happened(status, log)
 
 
 def test_the_resume_command_drops_the_flags_of_several_processes():
     argv = ["run", "c.toml", "--coordinator", "h:1", "--num-processes=2", "--process-id", "1"]
-    assert distributed._alone([*argv, "--out", "d"]) == ["run", "c.toml", "--out", "d"]
+    assert supervisor._alone([*argv, "--out", "d"]) == ["run", "c.toml", "--out", "d"]
 
 
 def test_one_process_needs_no_supervisor(monkeypatch):
-    for name in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", distributed.SUPERVISED_ENV):
+    for name in ("SLURM_JOB_ID", "OMPI_MCA_orte_hnp_uri", supervisor.SUPERVISED_ENV):
         monkeypatch.delenv(name, raising=False)
-    assert not distributed.needs_supervisor()
-    assert not distributed.needs_supervisor(None, 1, 0)
-    assert not distributed.needs_supervisor("h", 2, 0)  # malformed: reported by the run itself
-    assert distributed.needs_supervisor("h:1", 2, 0)
-    monkeypatch.setenv(distributed.SUPERVISED_ENV, "1")
-    assert not distributed.needs_supervisor("h:1", 2, 0)
+    assert not supervisor.needs_supervisor()
+    assert not supervisor.needs_supervisor(None, 1, 0)
+    assert not supervisor.needs_supervisor("h", 2, 0)  # malformed: reported by the run itself
+    assert supervisor.needs_supervisor("h:1", 2, 0)
+    monkeypatch.setenv(supervisor.SUPERVISED_ENV, "1")
+    assert not supervisor.needs_supervisor("h:1", 2, 0)

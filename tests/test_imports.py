@@ -2,6 +2,7 @@
 
 import ast
 import graphlib
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,18 @@ def test_the_import_graph_of_study_has_no_cycle():
     assert {"study.train", "study.config", "study.distributed"} <= graph["study.engine"]
     assert {"study.plots", "study.report", "study.bench"} <= graph["study.cli"]
     assert "study.plots" in graph["study.report"]  # inside write_report
+    # ... and the modules split out of plots, bench and distributed sit in their layers: each
+    # uses the one below it, never the one above (the figures: layout < drawing < plans <
+    # plots; the supervisor above the collectives; the SCR workload above the timing)
+    figures = ["study.figure_layout", "study.figure_drawing", "study.figure_plans", "study.plots"]
+    for below, above in itertools.pairwise(figures):
+        assert below in graph[above] and above not in graph[below]
+    assert "study.figure_pool" in graph["study.plots"]
+    assert not graph["study.figure_layout"]
+    assert "study.distributed" in graph["study.supervisor"]
+    assert "study.supervisor" not in graph["study.distributed"]
+    assert {"study.supervisor", "study.bench_scr"} <= graph["study.cli"]
+    assert "study.reference" in graph["study.bench"] and "study.bench" in graph["study.bench_scr"]
     # ... and the check finds a cycle when there is one
     with pytest.raises(graphlib.CycleError):
         tuple(graphlib.TopologicalSorter({**graph, "study.errors": {"study.cli"}}).static_order())

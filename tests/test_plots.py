@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study import analysis, cli, plots
+from study import analysis, cli, figure_layout, plots
 from study.config import SETTING_KEYS
 from study.host import cache_root
 from study.results import (
@@ -272,7 +272,7 @@ def test_nothing_reaches_beyond_the_canvas(plans_of_every_kind, kind, long_title
 
 def test_a_clipping_layout_is_caught(plans_of_every_kind, monkeypatch):
     """The check above fails where a margin is too small (here the left one)."""
-    monkeypatch.setattr(plots, "LEFT_IN", 0.1)
+    monkeypatch.setattr(figure_layout, "LEFT_IN", 0.1)
     fig = plans_of_every_kind["p_dead_vs_offset"].figure()
     assert any("P(network dead) at init" in problem for problem in _beyond_canvas(fig))
 

@@ -1,0 +1,420 @@
+"""The figures' drawing: one function per kind of figure, from the small tables it shows.
+
+Every figure uses one style: seaborn's ``ticks`` theme, the ``colorblind`` palette, and for each
+series a marker and a line style too, so that the figures stay readable in grayscale. Intervals are
+95% Wilson bands; closed forms are black dotted lines, and proved bounds (where no exact value is
+known) black hatched bands. The number of initializations per setting is in every title.
+
+Figures (issue 4): (a)/(b) :func:`plot_proportion_vs`, P(dead) at init and at the end against the
+data offset or the init range; (c) :func:`plot_survival`, survival curves against the training
+step; (d) :func:`plot_heatmap`, P(dead at end) over offset x init range; (e)
+:func:`plot_born_dead_vs_depth`, P(born dead) against depth with the one-ray closed form; and
+:func:`plot_curves`, a run's error and dead share against the step. Each returns a matplotlib
+figure laid out by :mod:`study.figure_layout`. These functions only draw: every number comes from
+:mod:`study.analysis` or :mod:`study.theory`. matplotlib and seaborn are imported inside them, so
+that importing this module does not load them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from study import theory
+from study.figure_layout import COLORBAR_MARGIN_IN, GAP_IN, HEATMAP_GAP_IN, _fixed_layout
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+THEORY_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": "x"}
+# Proved bounds where no exact value is known: a hatched band between them, no fill.
+BOUNDS_STYLE = {"facecolor": "none", "edgecolor": "black", "hatch": "///", "linewidth": 0.6}
+BOUNDS_LABEL = "proved bounds"
+BAND_ALPHA = 0.2
+
+LABELS = {
+    "data.offset": "data offset (added to every feature)",
+    # two lines: on one, it is wider than a panel, and side by side panels' labels overlapped
+    "model.init_range": "init range a\n(weights ~ U(-a, a) or N(0, a²))",
+    "model.depth": "hidden layers L",
+    "model.width": "width N (units per hidden layer)",
+    "model.activation": "activation",
+    "train.optimizer": "optimizer",
+    "step": "training step",
+}
+SHORT = {
+    "data.offset": "offset",
+    "model.init_range": "init_range",
+    "model.depth": "depth",
+    "model.width": "width",
+    "model.activation": "activation",
+    "train.optimizer": "optimizer",
+}
+
+
+def label(name: str) -> str:
+    """The axis label of a setting column."""
+    return LABELS.get(name, name)
+
+
+def styles(levels: Sequence) -> dict:
+    """One (color, marker, linestyle) per level, in the colorblind palette."""
+    import seaborn as sns
+
+    palette = sns.color_palette("colorblind", max(len(levels), 1))
+    return {
+        level: {
+            "color": palette[i % len(palette)],
+            "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)],
+        }
+        for i, level in enumerate(levels)
+    }
+
+
+def _apply_theme() -> None:
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="ticks", palette="colorblind", font_scale=1.1)
+
+
+def _n_text(n_inits: pd.Series) -> str:
+    low, high = int(n_inits.min()), int(n_inits.max())
+    count = f"{low}" if low == high else f"{low}-{high}"
+    return f"n = {count} initializations per setting"
+
+
+def _fixed_text(fixed: dict) -> str:
+    return ", ".join(f"{SHORT.get(k, k)} = {_fmt(v)}" for k, v in fixed.items())
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{value:g}"
+    return str(value)
+
+
+def _panels(table: pd.DataFrame, col: str | None) -> list:
+    if col is None or col not in table:
+        return [None]
+    return sorted(table[col].unique())
+
+
+def _select(table: pd.DataFrame, col: str | None, level) -> pd.DataFrame:
+    return table if level is None else table[table[col] == level]
+
+
+def _title(base: str, table: pd.DataFrame, fixed: dict) -> str:
+    parts = [base, _n_text(table["n_inits"])]
+    if fixed:
+        parts.append(_fixed_text(fixed))
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures.
+# --------------------------------------------------------------------------------------------
+
+
+def plot_proportion_vs(
+    summary: pd.DataFrame,
+    x: str,
+    hue: str = "model.activation",
+    col: str | None = "model.depth",
+    fixed: dict | None = None,
+) -> Figure:
+    """(a)/(b): P(network dead) at init (top row) and at the end (bottom) against ``x``.
+
+    A line per ``hue`` level with its Wilson band, a panel per ``col`` level, and the closed form
+    ``p_dead_init_theory`` (where one applies) in the top row.
+    """
+    import matplotlib.pyplot as plt
+
+    _apply_theme()
+    panels = _panels(summary, col)
+    hue_levels = sorted(summary[hue].unique()) if hue in summary else [None]
+    look = styles(hue_levels)
+    fig, axes = plt.subplots(
+        2,
+        len(panels),
+        figsize=(3.6 * len(panels) + 1.2, 6.0),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for j, panel in enumerate(panels):
+        table = _select(summary, col, panel)
+        for i, (metric, when) in enumerate((("p_dead_init", "at init"), ("p_dead_end", "at end"))):
+            ax = axes[i, j]
+            for level in hue_levels:
+                rows = table if level is None else table[table[hue] == level]
+                _draw_proportion(ax, rows.sort_values(x), x, metric, _fmt(level), look[level])
+            if x == "model.init_range":
+                ax.set_xscale("log")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel(label(x) if i == 1 else "")
+            ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
+            if panel is not None:
+                ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}" if i == 0 else "")
+    legend = _legend(fig, axes[0, -1], hue)
+    title = fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
+    _fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
+    return fig
+
+
+def _draw_proportion(ax, rows: pd.DataFrame, x: str, metric: str, name: str, look: dict) -> None:
+    """One series of a proportion against ``x``: its Wilson band, its line, and its theory."""
+    if rows.empty:
+        return
+    band = {"color": look["color"], "alpha": BAND_ALPHA, "linewidth": 0}
+    ax.fill_between(rows[x], rows[f"{metric}_lo"], rows[f"{metric}_hi"], **band)
+    ax.plot(rows[x], rows[metric], label=name, **look)
+    if metric == "p_dead_init" and "p_dead_init_theory" in rows:
+        known = rows[rows["p_dead_init_theory"].notna()]
+        if not known.empty:
+            ax.plot(known[x], known["p_dead_init_theory"], label="closed form", **THEORY_STYLE)
+        _draw_bounds(ax, rows, x)
+
+
+def _draw_bounds(ax, rows: pd.DataFrame, x: str) -> None:
+    """The hatched band between ``p_dead_init_lower`` and ``_upper`` where only bounds exist."""
+    if "p_dead_init_lower" not in rows:
+        return
+    bounded = rows[rows["p_dead_init_lower"].notna() & rows["p_dead_init_upper"].notna()]
+    if bounded.empty:
+        return
+    ax.fill_between(
+        bounded[x],
+        bounded["p_dead_init_lower"],
+        bounded["p_dead_init_upper"],
+        label=BOUNDS_LABEL,
+        **BOUNDS_STYLE,
+    )
+
+
+def _legend(fig, ax, hue: str, band_label: str = "95% Wilson interval"):
+    import matplotlib.pyplot as plt
+
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    band = plt.Rectangle((0, 0), 1, 1, color="gray", alpha=BAND_ALPHA)
+    unique[band_label] = band
+    if BOUNDS_LABEL in unique:  # keep the bounds' entry last, after the Wilson band
+        unique[BOUNDS_LABEL] = unique.pop(BOUNDS_LABEL)
+    return ax.legend(
+        unique.values(),
+        unique.keys(),
+        title=SHORT.get(hue, hue),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        frameon=False,
+    )
+
+
+def plot_survival(
+    curves: pd.DataFrame, hue: str, col: str | None = None, fixed: dict | None = None
+) -> Figure:
+    """(c): fraction of networks not yet dead for good against the training step.
+
+    ``curves`` is :func:`study.analysis.survival`'s table; a line per ``hue`` level with its
+    Wilson band, a panel per ``col`` level.
+    """
+    import matplotlib.pyplot as plt
+
+    _apply_theme()
+    panels = _panels(curves, col)
+    hue_levels = sorted(curves[hue].unique())
+    look = styles(hue_levels)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.4), sharey=True, squeeze=False
+    )
+    for j, panel in enumerate(panels):
+        ax = axes[0, j]
+        table = _select(curves, col, panel)
+        for level in hue_levels:
+            rows = table[table[hue] == level].sort_values("step")
+            if rows.empty:
+                continue
+            ax.fill_between(
+                rows["step"],
+                rows["alive_lo"],
+                rows["alive_hi"],
+                color=look[level]["color"],
+                alpha=BAND_ALPHA,
+                linewidth=0,
+                step="post",
+            )
+            style = {**look[level], "markevery": max(len(rows) // 8, 1)}
+            ax.step(rows["step"], rows["alive"], where="post", label=_fmt(level), **style)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(label("step"))
+        ax.set_ylabel("fraction of networks alive" if j == 0 else "")
+        if panel is not None:
+            ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
+    n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
+    if curves["n_valid"].nunique() == 1:
+        n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
+    title = "Survival: networks not yet dead for good\n" + n_text
+    if fixed:
+        title += "\n" + _fixed_text(fixed)
+    legend = _legend(fig, axes[0, -1], hue)
+    _fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=col is not None)
+    return fig
+
+
+def plot_heatmap(
+    summary: pd.DataFrame,
+    x: str = "data.offset",
+    y: str = "model.init_range",
+    value: str = "p_dead_end",
+    col: str | None = "model.activation",
+    fixed: dict | None = None,
+) -> Figure:
+    """(d): a heatmap of ``value`` over ``x`` x ``y``, a panel per ``col`` level, values written.
+
+    The ``viridis`` map is perceptually uniform and ordered in lightness, so it reads in grayscale
+    and for colorblind readers.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    _apply_theme()
+    panels = _panels(summary, col)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 1.0, 3.6), squeeze=False)
+    for j, panel in enumerate(panels):
+        ax = axes[0, j]
+        table = _select(summary, col, panel).pivot_table(index=y, columns=x, values=value)
+        sns.heatmap(
+            table.sort_index(ascending=False),
+            ax=ax,
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            annot=True,
+            fmt=".2f",
+            cbar=j == len(panels) - 1,
+            cbar_kws={"label": "P(network dead) at end"},
+            xticklabels=[_fmt(v) for v in table.columns],
+            yticklabels=[_fmt(v) for v in table.index[::-1]],
+        )
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(label(y) if j == 0 else "")
+        if panel is not None:
+            ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
+    title = fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
+    # each panel has its own tick labels on the left: a wider gap
+    _fixed_layout(
+        fig,
+        axes,
+        title=title,
+        gap=HEATMAP_GAP_IN,
+        margin=COLORBAR_MARGIN_IN,
+        panel_titles=col in summary,
+    )
+    return fig
+
+
+def plot_born_dead_vs_depth(
+    summary: pd.DataFrame, fixed: dict | None = None, hue: str = "model.width"
+) -> Figure:
+    """(e): P(network dead at init) against depth, a line per width, with closed forms.
+
+    Drawn beside the estimates: ``p_dead_init_theory`` where a formula applies to these data, and
+    for reference the one-ray formula ``1 - (1 - 2^-N)^L`` (Lu et al. 2019), thin and dashed.
+    """
+    import matplotlib.pyplot as plt
+
+    _apply_theme()
+    levels = sorted(summary[hue].unique())
+    look = styles(levels)
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for level in levels:
+        rows = summary[summary[hue] == level].sort_values("model.depth")
+        ax.fill_between(
+            rows["model.depth"],
+            rows["p_dead_init_lo"],
+            rows["p_dead_init_hi"],
+            color=look[level]["color"],
+            alpha=BAND_ALPHA,
+            linewidth=0,
+        )
+        ax.plot(rows["model.depth"], rows["p_dead_init"], label=f"N = {level}", **look[level])
+        known = rows[rows["p_dead_init_theory"].notna()]
+        if not known.empty:
+            ax.plot(
+                known["model.depth"],
+                known["p_dead_init_theory"],
+                **THEORY_STYLE,
+                label="closed form for these data",
+            )
+        _draw_bounds(ax, rows, "model.depth")
+        if hue == "model.width":
+            depths = np.arange(1, int(rows["model.depth"].max()) + 1)
+            ax.plot(
+                depths,
+                [theory.p_dead_ray(int(level), int(d)) for d in depths],
+                color=look[level]["color"],
+                linestyle="--",
+                linewidth=0.9,
+                label="1 - (1 - 2^-N)^L (one ray)",
+            )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(label("model.depth"))
+    ax.set_ylabel("P(network dead) at init")
+    legend = _legend(fig, ax, hue)
+    title = fig.suptitle(_title("P(born dead) against depth", summary, fixed or {}))
+    _fixed_layout(fig, np.array([[ax]]), title=title, legend=legend, panel_titles=False)
+    return fig
+
+
+def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None) -> Figure:
+    """A stream's (or any run with curves') error and share of hidden units dead against the
+    step, a line per level of ``hue`` with its 95% band over the initializations."""
+    import matplotlib.pyplot as plt
+
+    _apply_theme()
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), squeeze=False)
+    levels = sorted(curves["level"].unique(), key=str)
+    look = styles(levels)
+    for ax, name, ylabel in (
+        (
+            axes[0, 0],
+            "error",
+            "error (a stream: mean since the last step;\nelse the training loss)",
+        ),
+        (axes[0, 1], "dead_share", "share of hidden units dead"),
+    ):
+        for level in levels:
+            rows = curves[(curves["level"] == level) & curves[name].notna()].sort_values("step")
+            if rows.empty:
+                continue
+            style = {**look[level], "markevery": max(len(rows) // 8, 1)}
+            ax.plot(rows["step"], rows[name], label=_fmt(level), **style)
+            ax.fill_between(
+                rows["step"],
+                rows[f"{name}_lo"],
+                rows[f"{name}_hi"],
+                color=look[level]["color"],
+                alpha=BAND_ALPHA,
+                linewidth=0,
+            )
+        ax.set_xlabel("step (examples seen, for a stream)")
+        ax.set_ylabel(ylabel)
+    title = f"Curves: mean over n = {int(curves['n'].max())} initializations, 95% bands"
+    if fixed:
+        title += "\n" + _fixed_text(fixed)
+    legend = _legend(fig, axes[0, -1], hue, "95% interval (mean)") if hue else None
+    _fixed_layout(
+        fig,
+        axes,
+        title=fig.suptitle(title),
+        legend=legend,
+        panel_titles=False,
+        gap=GAP_IN * 2.5,
+    )
+    return fig
