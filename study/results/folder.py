@@ -50,12 +50,17 @@ def is_complete(folder: str | Path) -> bool:
 class ResultsFolder:
     """The results folder of a finished run (make one with :meth:`open`).
 
-    ``path`` is the folder as given; ``manifest`` its manifest, read once (and replaced here
-    when :meth:`record_figures` writes a new one).
+    ``path`` is the folder; ``manifest`` its manifest, read once (and replaced here when
+    :meth:`record_figures` writes a new one); ``given`` the path as the caller spelled it
+    (``results/a/``), for messages that quote it.
     """
 
     path: Path
     manifest: Manifest
+    given: str = ""
+
+    def __post_init__(self) -> None:
+        self.given = self.given or str(self.path)
 
     @classmethod
     def open(cls, path: str | Path) -> ResultsFolder:
@@ -64,13 +69,13 @@ class ResultsFolder:
         Raises ConfigError when it is missing, not a results folder of ours, or its run is
         unfinished; FormatError when its results are in another format.
         """
-        path = Path(path)
+        given, path = str(path), Path(path)
         manifest = read_manifest(path)
         if not _tables_written(path, manifest):
             raise ConfigError(
                 f"{str(path)!r}: the run is not finished; run the same `study run` again to resume"
             )
-        return cls(path, manifest)
+        return cls(path, manifest, given)
 
     def runs(self) -> pd.DataFrame:
         """``runs.parquet``: a row per setting and initialization."""
@@ -178,11 +183,11 @@ def runs_of(folders: Sequence[ResultsFolder]) -> pd.DataFrame:
             first = seen.setdefault((seed, *setting), index)
             if first != index:
                 raise ConfigError(
-                    f"{str(folder.path)!r} and {str(folders[first].path)!r} hold the same "
+                    f"{folder.given!r} and {folders[first].given!r} hold the same "
                     f"initializations (seed {seed}, a setting in common): comparing them would "
                     "count each run twice; give each results folder once"
                 )
-        frames.append(runs.assign(results=folder.path.name or str(folder.path)))
+        frames.append(runs.assign(results=folder.path.name or folder.given))
     if len(frames) == 1:
         return frames[0].drop(columns="results")
     return pd.concat(frames, ignore_index=True)
