@@ -665,7 +665,7 @@ def plot_results(
     """
     plans = figure_plans(folder.summary(), folder.runs(), folder.curves())
     store = results.FigureCache.open() if cache else None
-    names = {}
+    names: dict[str, list[str] | None] = {}
     if store is not None:
         names = {p.stem: results.cache_names(p.draw, p.arguments, formats) for p in plans}
     paths, missed = [], []
