@@ -71,7 +71,7 @@ class ResultsFolder:
         """
         given, path = str(path), Path(path)
         manifest = read_manifest(path)
-        if not _tables_written(path, manifest):
+        if manifest is None or not _tables_written(path, manifest):  # None: never, required
             raise ConfigError(
                 f"{str(path)!r}: the run is not finished; run the same `study run` again to resume"
             )
