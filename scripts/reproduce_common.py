@@ -71,7 +71,8 @@ def run_config(
     status = study_cli(argv)
     if status != 0:
         raise SystemExit(f"study run {config} failed with exit status {status}")
-    return results.read_runs(out), results.read_summary(out)
+    folder = results.ResultsFolder.open(out)
+    return folder.runs(), folder.summary()
 
 
 def wilson(k, n) -> tuple[np.ndarray, np.ndarray]:

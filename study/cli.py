@@ -300,7 +300,7 @@ def _print_answer(folder, axes) -> None:
     from study import report, results
 
     print(folder)
-    for line in report.headline(results.read_summary(folder)):
+    for line in report.headline(results.ResultsFolder.open(folder).summary()):
         print(f"  {line}")
     print(f"next: study report {folder}   (claims, tables and figures in report.html)")
     if axes:
@@ -314,17 +314,18 @@ def _log(text: str) -> None:
 def _plot(args) -> int:
     from study import plots, results
 
+    folder = results.ResultsFolder.open(args.dir)
     paths = plots.plot_results(
-        args.dir, formats=_figure_formats(args.figures), cache=not args.no_cache
+        folder, formats=_figure_formats(args.figures), cache=not args.no_cache
     )
     print(f"wrote {len(paths)} files to {os.path.join(args.dir, results.FIGURES)}")
     return EXIT_OK
 
 
 def _report(args) -> int:
-    from study import report
+    from study import report, results
 
-    md_path, html_path = report.write_report(args.dir)
+    md_path, html_path = report.write_report(results.ResultsFolder.open(args.dir))
     print(f"wrote {md_path} and {html_path}")
     return EXIT_OK
 
@@ -334,11 +335,10 @@ def _compare(args) -> int:
 
     from study import analysis, results
 
-    runs = results.read_runs_of(args.dirs)
+    folders = [results.ResultsFolder.open(folder) for folder in args.dirs]
+    runs = results.runs_of(folders)
     table = analysis.compare(runs, args.by, args.metric, args.alpha)
-    path = results.write_comparison(
-        args.dirs[0], analysis.comparison_name(args.by, args.metric), table
-    )
+    path = folders[0].write_comparison(analysis.comparison_name(args.by, args.metric), table)
     if table.empty:
         print(f"no pair of {args.by} levels shares the other settings; wrote {path}")
         return EXIT_OK

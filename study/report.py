@@ -364,13 +364,14 @@ THEORY_NOTE = (
 )
 
 
-def render_markdown(folder: Path, summary, manifest, judged, figures) -> str:
+def render_markdown(title: str, summary, manifest, judged, figures) -> str:
     """``report.md``: the run, the claims each with its figure, the summary table, the rest.
 
-    ``figures`` are :class:`FigureFile` s; the page links them from ``figures/``.
+    ``title`` names the run (its folder's name); ``figures`` are :class:`FigureFile` s; the
+    page links them from ``figures/``.
     """
     beside, rest = place_figures(judged, figures)
-    lines = [f"# Dying-ReLU study report: {folder.name}", ""]
+    lines = [f"# Dying-ReLU study report: {title}", ""]
     contents = ["[Run](#run)", "[Claims](#claims)", "[Summary](#summary)"]
     lines += ["Contents: " + ", ".join(contents + ["[Figures](#figures)"] * bool(rest)), ""]
     lines += ["## Run", ""] + [f"- {fact}" for fact in _facts(manifest, summary)]
@@ -482,7 +483,7 @@ def _html_figures(rest: list[FigureFile]) -> list[str]:
     return body + ["</section>"]
 
 
-def render_html(folder: Path, summary, manifest, judged, figures) -> str:
+def render_html(title: str, summary, manifest, judged, figures) -> str:
     """``report.html``: :func:`render_markdown`'s contents as one self-contained page.
 
     A contents list, each claim with its figure, the summary table sortable and filterable by
@@ -490,7 +491,7 @@ def render_html(folder: Path, summary, manifest, judged, figures) -> str:
     """
     esc = html.escape
     beside, rest = place_figures(judged, figures)
-    body = [f"<h1>Dying-ReLU study report: {esc(folder.name)}</h1>"]
+    body = [f"<h1>Dying-ReLU study report: {esc(title)}</h1>"]
     body += _html_contents(judged, rest)
     body += ['<section id="run"><h2>Run</h2><ul>']
     body += [f"<li>{esc(fact)}</li>" for fact in _facts(manifest, summary)] + ["</ul></section>"]
@@ -500,27 +501,26 @@ def render_html(folder: Path, summary, manifest, judged, figures) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Report {esc(folder.name)}</title><style>{STYLE}</style></head><body>\n"
+        f"<title>Report {esc(title)}</title><style>{STYLE}</style></head><body>\n"
         + "\n".join(body)
         + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
 
-def write_report(folder) -> tuple[Path, Path]:
-    """Write ``DIR/report.md`` and ``DIR/report.html``; draws the figures if there are none."""
+def write_report(folder: results.ResultsFolder) -> tuple[Path, Path]:
+    """Write the folder's ``report.md`` and ``report.html``; draws the figures if there are none."""
     from study import plots
 
-    folder = Path(folder)
-    summary = results.read_summary(folder)
-    manifest = results.read_manifest(folder)
-    if not results.figure_files(folder):
+    summary = folder.summary()
+    manifest = folder.manifest
+    if not folder.figure_files():
         plots.plot_results(folder)
-    figures = [FigureFile(name, data) for name, data in results.read_figures(folder)]
+    figures = [FigureFile(name, data) for name, data in folder.read_figures()]
     judged = verdicts(summary)
-    return results.write_report(
-        folder,
-        render_markdown(folder, summary, manifest, judged, figures),
-        render_html(folder, summary, manifest, judged, figures),
+    title = folder.path.name
+    return folder.write_report(
+        render_markdown(title, summary, manifest, judged, figures),
+        render_html(title, summary, manifest, judged, figures),
     )
 
 

@@ -165,10 +165,12 @@ def run_study(
         if not up_to_date:
             _compute(study, folder, run_identity, chunk_size, quiet)
         formats = ("png",) if figures is True else tuple(figures or ())
-        if formats and not _figures_drawn(folder, formats):
-            from study import plots
+        if formats:
+            finished = results.ResultsFolder.open(folder)
+            if not _figures_drawn(finished, formats):
+                from study import plots
 
-            plots.plot_results(folder, formats=formats, cache=figure_cache)
+                plots.plot_results(finished, formats=formats, cache=figure_cache)
     return folder
 
 
@@ -210,11 +212,11 @@ def check_size(study: Study) -> None:
         )
 
 
-def _figures_drawn(folder: Path, formats: Sequence[str]) -> bool:
+def _figures_drawn(folder: results.ResultsFolder, formats: Sequence[str]) -> bool:
     """Whether every figure is there, in every format asked for."""
-    if not results.figures_complete(folder):
+    if not folder.figures_complete():
         return False
-    drawn = {Path(name).suffix for name in results.read_manifest(folder).figures}
+    drawn = {Path(name).suffix for name in folder.manifest.figures}
     return all(f".{suffix}" in drawn for suffix in formats)
 
 

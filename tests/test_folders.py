@@ -91,7 +91,7 @@ def test_force_removes_only_the_outputs_of_ours(tmp_path):
     for _ in range(2):
         runner.run_study(tiny(), folder, force=True)
     assert (folder / "figures" / "mine.png").read_bytes().startswith(b"the user's own")
-    assert results.figures_complete(folder)
+    assert results.ResultsFolder.open(folder).figures_complete()
 
 
 @pytest.mark.parametrize("out", ["", "x" * 300, "loop/results"])
@@ -129,21 +129,22 @@ def test_compare_refuses_the_same_initializations_twice(tmp_path, capsys):
 
 def test_a_run_killed_while_drawing_figures_is_completed_by_its_rerun(tmp_path, monkeypatch):
     folder = tmp_path / "figures_cut"
-    real_save = results.save_figures
+    real_save = results.ResultsFolder.save_figures
 
     def killed_after_two(folder, figures, formats=("png", "pdf")):
         drawn = iter(figures)
         real_save(folder, [next(drawn), next(drawn)], formats)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results, "save_figures", killed_after_two)
+    monkeypatch.setattr(results.ResultsFolder, "save_figures", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
         runner.run_study(tiny(), folder)
-    monkeypatch.setattr(results, "save_figures", real_save)
-    assert len(results.figure_files(folder)) == 2 and not results.figures_complete(folder)
+    monkeypatch.setattr(results.ResultsFolder, "save_figures", real_save)
+    cut = results.ResultsFolder.open(folder)
+    assert len(cut.figure_files()) == 2 and not cut.figures_complete()
     runner.run_study(tiny(), folder)  # the results are up to date; the figures are not
-    assert results.figures_complete(folder)
-    expected = {p.name for p in plots.plot_results(folder)}
+    assert results.ResultsFolder.open(folder).figures_complete()
+    expected = {p.name for p in plots.plot_results(results.ResultsFolder.open(folder))}
     assert {p.name for p in (folder / "figures").iterdir()} == expected
 
 

@@ -48,7 +48,9 @@ def test_reading_results_does_not_import_jax(results_folder, command):
 
 
 def _module_name(path: Path) -> str:
-    return "study" if path.stem == "__init__" else f"study.{path.stem}"
+    """``study/results/lock.py`` -> ``study.results.lock``; a package by its ``__init__.py``."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _imports(path: Path, modules: set[str]) -> set[str]:
@@ -63,8 +65,10 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:  # a relative import, from inside the package
-                base = f"study.{base}".rstrip(".")
+            if node.level:  # a relative import: from the package that holds ``path``
+                package = _module_name(path).split(".")
+                package = package if path.stem == "__init__" else package[:-1]
+                base = ".".join(package[: len(package) - node.level + 1] + [base]).rstrip(".")
             names = [
                 f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
                 for alias in node.names
@@ -81,7 +85,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
 
 
 def _import_graph() -> dict[str, set[str]]:
-    paths = sorted(PACKAGE.glob("*.py"))
+    paths = sorted(PACKAGE.rglob("*.py"))
     modules = {_module_name(path) for path in paths}
     return {_module_name(path): _imports(path, modules) for path in paths}
 
@@ -112,3 +116,44 @@ def test_the_import_graph_of_study_has_no_cycle():
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as err:
         pytest.fail(f"import cycle in study/: {' -> '.join(err.args[1])}")
+
+
+# What the modules of the results package may import: the study modules below them (no JAX
+# among them) and each other, never their own package (its __init__ imports them all).
+RESULTS_LAYER = {"study.config", "study.errors", "study.host"}
+RESULTS_MODULES = {
+    "study.results.layout": set(),
+    "study.results.atomic": {"study.results.layout"},
+    "study.results.lock": {"study.results.layout"},
+    "study.results.manifest": {"study.results.atomic", "study.results.layout"},
+    "study.results.tables": {
+        "study.results.atomic",
+        "study.results.layout",
+        "study.results.manifest",
+    },
+    "study.results.partial": {"study.results.atomic", "study.results.layout"},
+    "study.results.ownership": {
+        "study.results.atomic",
+        "study.results.layout",
+        "study.results.lock",
+        "study.results.manifest",
+    },
+    "study.results.folder": {
+        "study.results.atomic",
+        "study.results.layout",
+        "study.results.manifest",
+        "study.results.tables",
+    },
+    "study.results.figure_cache": {"study.results.atomic", "study.results.layout"},
+}
+
+
+def test_the_results_package_is_layered():
+    """Each module of study/results imports only what it is listed with (and config, errors,
+    host): a new module, or a new dependency between them, is a decision made here."""
+    graph = _import_graph()
+    package = {name for name in graph if name.startswith("study.results.")}
+    assert package == set(RESULTS_MODULES)
+    assert graph["study.results"] <= set(RESULTS_MODULES) | RESULTS_LAYER
+    for name, allowed in RESULTS_MODULES.items():
+        assert graph[name] - RESULTS_LAYER <= allowed, name

@@ -16,10 +16,9 @@ from study.config import SETTING_KEYS
 from study.host import cache_root
 from study.results import (
     SUMMARY,
-    cached_figure,
-    figure_cache,
-    figures_complete,
-    prune_figure_cache,
+    FigureCache,
+    ResultsFolder,
+    cache_names,
     read_runs,
     read_summary,
     write_csv,
@@ -115,8 +114,13 @@ def test_survival_figure():
     assert {line.get_label() for line in ax.get_lines()} == {"relu", "leaky_relu"}
 
 
+def _plot(folder: Path, **options) -> list[Path]:
+    """``plots.plot_results`` of the results folder at ``folder``."""
+    return plots.plot_results(ResultsFolder.open(folder), **options)
+
+
 def test_plot_results_writes_png_and_pdf(results):
-    paths = plots.plot_results(results)
+    paths = _plot(results)
     names = {p.name for p in paths}
     for stem in (
         "p_dead_vs_offset__init_range-0.05",
@@ -174,11 +178,12 @@ def test_fixed_layout_keeps_panels_labels_titles_and_legend_apart(kind):
 def test_figures_drawn_in_two_processes_are_the_same_files(results):
     """A helper process draws every other figure: all files written, listed in the manifest."""
     plans = plots.figure_plans(read_summary(results), read_runs(results))
-    paths = plots.plot_results(results, formats=("png",), processes=2)
+    paths = _plot(results, formats=("png",), processes=2)
     expected = sorted(f"{plan.stem}.png" for plan in plans)
     assert len(expected) > 2 and sorted(p.name for p in paths) == expected
     assert sorted(p.name for p in (results / "figures").iterdir()) == expected
-    assert all(p.stat().st_size > 1000 for p in paths) and figures_complete(results)
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert ResultsFolder.open(results).figures_complete()
 
 
 def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
@@ -310,7 +315,7 @@ def _count_draws(monkeypatch) -> list[str]:
 def test_an_unchanged_figure_is_not_drawn_again(results, monkeypatch):
     """The second time, every figure comes from the cache: nothing is drawn, the same bytes are
     written, the manifest lists them."""
-    first = plots.plot_results(results)
+    first = _plot(results)
     before = _files(results)
     assert len(_cache_files()) == len(first) == len(before) > 4
     for path in first:
@@ -320,13 +325,13 @@ def test_an_unchanged_figure_is_not_drawn_again(results, monkeypatch):
         raise AssertionError(f"{plan.stem} drawn again")
 
     monkeypatch.setattr(plots.FigurePlan, "figure", not_drawn)
-    second = plots.plot_results(results)
+    second = _plot(results)
     assert sorted(second) == sorted(first) and _files(results) == before
-    assert figures_complete(results)
+    assert ResultsFolder.open(results).figures_complete()
 
 
 def test_a_changed_value_redraws_only_the_figures_that_show_it(results, monkeypatch):
-    plots.plot_results(results, formats=("png",))
+    _plot(results, formats=("png",))
     before = _files(results)
     summary = read_summary(results)
     row = (
@@ -338,7 +343,7 @@ def test_a_changed_value_redraws_only_the_figures_that_show_it(results, monkeypa
     summary.loc[row, "p_dead_end"] = 0.99
     write_csv(results / SUMMARY, summary)
     drawn = _count_draws(monkeypatch)
-    plots.plot_results(results, formats=("png",))
+    _plot(results, formats=("png",))
     expected = {"p_dead_vs_offset__init_range-0.5", "p_dead_vs_init_range__offset-2", "heatmap"}
     assert set(drawn) == expected and len(drawn) == 3  # the survival curves are of the runs
     after = _files(results)
@@ -348,10 +353,10 @@ def test_a_changed_value_redraws_only_the_figures_that_show_it(results, monkeypa
 
 
 def test_without_the_cache_every_figure_is_drawn_and_the_cache_left_alone(results, monkeypatch):
-    plots.plot_results(results, formats=("png",))
+    _plot(results, formats=("png",))
     cached = _cache_files()
     drawn = _count_draws(monkeypatch)
-    paths = plots.plot_results(results, formats=("png",), cache=False)
+    paths = _plot(results, formats=("png",), cache=False)
     assert len(drawn) == len(paths) == len(cached) and _cache_files() == cached
 
 
@@ -361,18 +366,18 @@ def test_an_unusable_cache_does_not_stop_the_figures(results, monkeypatch, tmp_p
     blocked = tmp_path / "not_a_folder"
     blocked.write_text("")
     monkeypatch.setenv("STUDY_CACHE_DIR", str(blocked))
-    assert figure_cache() is None
-    paths = plots.plot_results(results, formats=("png",))
+    assert FigureCache.open() is None
+    paths = _plot(results, formats=("png",))
     assert paths and all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
     monkeypatch.setenv("STUDY_CACHE_DIR", str(tmp_path / "cache"))
-    plots.plot_results(results, formats=("png",))
-    cache = figure_cache()
+    _plot(results, formats=("png",))
+    cache = FigureCache.open().folder
     for i, path in enumerate(sorted(cache.iterdir())):
         path.write_bytes(b"" if i % 2 else path.read_bytes()[:-100])  # empty, or cut short
     drawn = _count_draws(monkeypatch)
-    plots.plot_results(results, formats=("png",))
+    _plot(results, formats=("png",))
     assert len(drawn) == len(paths)
-    assert all(cached_figure(cache, p.name) for p in cache.iterdir())
+    assert all(FigureCache(cache).get(p.name) for p in cache.iterdir())
 
 
 def test_the_cache_keeps_the_most_recently_used_figures_within_its_limit(tmp_path):
@@ -380,9 +385,9 @@ def test_the_cache_keeps_the_most_recently_used_figures_within_its_limit(tmp_pat
         path = tmp_path / f"{'abcdef'[age]}.png"
         path.write_bytes(bytes(100))
         os.utime(path, (1e9 + age, 1e9 + age))
-    prune_figure_cache(tmp_path, limit=350)
+    FigureCache(tmp_path).prune(limit=350)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "e.png", "f.png"]
-    prune_figure_cache(tmp_path, limit=300)
+    FigureCache(tmp_path).prune(limit=300)
     assert len(list(tmp_path.iterdir())) == 3
 
 
@@ -391,17 +396,17 @@ def test_a_figure_served_from_the_cache_counts_as_recently_used(tmp_path):
     for age, name in enumerate(["old.png", "new.png"]):
         (tmp_path / name).write_bytes(png)
         os.utime(tmp_path / name, (1e9 + age, 1e9 + age))
-    assert cached_figure(tmp_path, "old.png") == png  # used now: the other goes first
-    prune_figure_cache(tmp_path, limit=len(png))
+    assert FigureCache(tmp_path).get("old.png") == png  # used now: the other goes first
+    FigureCache(tmp_path).prune(limit=len(png))
     assert [p.name for p in tmp_path.iterdir()] == ["old.png"]
 
 
 def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monkeypatch):
     plans = plots.figure_plans(read_summary(results), read_runs(results))
-    plots.plot_results(results, formats=("png",))
-    cache = figure_cache()
+    _plot(results, formats=("png",))
+    cache = FigureCache.open().folder
     for plan in plans[:2]:
-        (cache / plots._cache_names(plan, ("png",))[0]).unlink()
+        (cache / cache_names(plan.draw, plan.arguments, ("png",))[0]).unlink()
     shares = []
     real = plots._start_helper
 
@@ -411,7 +416,7 @@ def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monke
 
     monkeypatch.setattr(plots, "_start_helper", start_helper)
     drawn = _count_draws(monkeypatch)
-    plots.plot_results(results, formats=("png",), processes=len(plans))
+    _plot(results, formats=("png",), processes=len(plans))
     assert drawn + shares[0] == [plan.stem for plan in plans[:2]] and len(shares) == 1
 
 
@@ -450,7 +455,7 @@ sys.exit(0 if status == 0 and not loaded else 1)
 
 def test_figures_all_in_the_cache_do_not_import_matplotlib(results):
     """A rerun whose figures all come from the cache skips matplotlib's and seaborn's imports."""
-    plots.plot_results(results, formats=("png",))
+    _plot(results, formats=("png",))
     done = subprocess.run(
         [sys.executable, "-c", PLOT_IN_A_FRESH_PROCESS, str(results)],
         capture_output=True,

@@ -17,6 +17,7 @@ import pytest
 
 from study import cli, results, runner
 from study.config import load_study
+from study.results import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same two groups as tests/test_runner.py, so compiled programs are shared in one session.
@@ -58,7 +59,7 @@ def reference(tmp_path_factory):
 def _same_results(folder: Path, reference: Path) -> None:
     for name in ("runs.parquet", "summary.csv"):
         assert (folder / name).read_bytes() == (reference / name).read_bytes(), name
-    leftovers = [p.name for p in folder.rglob("*") if results._TEMP_MARK in p.name]
+    leftovers = [p.name for p in folder.rglob("*") if results.TEMP_MARK in p.name]
     assert leftovers == [] and not (folder / results.PARTIAL).exists()
 
 
@@ -248,7 +249,7 @@ def test_a_disk_error_is_one_line_exit_1_and_earlier_results_survive(
     config.write_text(TINY_TOML)
     out = tmp_path / "out"
     argv = ["run", str(config), "--out", str(out), "--quiet", "--no-figures"]
-    real_write = results.write_parquet
+    real_write = atomic.write_parquet
     writes = []
 
     def disk_full_at_second_write(path, frame):
@@ -257,7 +258,7 @@ def test_a_disk_error_is_one_line_exit_1_and_earlier_results_survive(
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_write(path, frame)
 
-    monkeypatch.setattr(results, "write_parquet", disk_full_at_second_write)
+    monkeypatch.setattr(atomic, "write_parquet", disk_full_at_second_write)
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
@@ -272,12 +273,12 @@ def test_a_disk_error_is_one_line_exit_1_and_earlier_results_survive(
             raise PermissionError(errno.EACCES, "Permission denied", str(target))
         return real_replace(source, target)
 
-    monkeypatch.setattr(results, "write_parquet", real_write)
+    monkeypatch.setattr(atomic, "write_parquet", real_write)
     monkeypatch.setattr(os, "replace", no_permission_for_runs)
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Permission denied" in err
-    assert [p.name for p in out.iterdir() if results._TEMP_MARK in p.name] == []
+    assert [p.name for p in out.iterdir() if results.TEMP_MARK in p.name] == []
     assert len(list((out / results.PARTIAL).glob("group-*.parquet"))) == 2
 
     monkeypatch.setattr(os, "replace", real_replace)

@@ -3,7 +3,6 @@
 import struct
 import zlib
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pandas as pd
 
@@ -106,7 +105,7 @@ def summary_of_every_claim() -> pd.DataFrame:
     return analysis.summarize(pd.concat(runs, ignore_index=True))
 
 
-FIGURES = [  # sorted by name, as results.figure_files gives them
+FIGURES = [  # sorted by name, as ResultsFolder.figure_files gives them
     report.FigureFile("heatmap__depth-1.png", png(300, 100)),
     report.FigureFile("p_dead_vs_init_range__offset-0.png", png(100, 100)),
     report.FigureFile("p_dead_vs_offset__init_range-0.05.png", png(100, 100)),
@@ -144,10 +143,9 @@ class Page(HTMLParser):
 def render(summary: pd.DataFrame, figures=FIGURES) -> tuple[str, str]:
     manifest = results.Manifest(config={"name": "test", "seed": 0})
     judged = report.verdicts(summary)
-    folder = Path("run")
     return (
-        report.render_markdown(folder, summary, manifest, judged, figures),
-        report.render_html(folder, summary, manifest, judged, figures),
+        report.render_markdown("run", summary, manifest, judged, figures),
+        report.render_html("run", summary, manifest, judged, figures),
     )
 
 

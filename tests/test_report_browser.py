@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from study import report
+from study import report, results
 from tests.helpers import synthetic_runs, write_results_folder
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,7 @@ def page(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
     axes = {"model.activation": ["relu", "leaky_relu"], "data.offset": [0.0, 2.0]}
     write_results_folder(folder, synthetic_runs(0.3, 0.1, n=100, **axes))
-    _, page = report.write_report(folder)
+    _, page = report.write_report(results.ResultsFolder.open(folder))
     return page
 
 

@@ -1,0 +1,164 @@
+"""Which folders a run may write into, and which files in them are its own.
+
+A run writes only into a new or empty folder or one of ours (a manifest of ours, or the marker
+file), and replaces or removes only the files it makes: :func:`open_folder` checks a path before
+anything is made, :func:`prepare` decides (with the lock held) whether the run resumes the
+results there or starts anew, and :func:`clear` removes an earlier run's files for ``--force``.
+Files that are not ours are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+from study.config import SCHEMA
+from study.errors import ConfigError, FolderError, FormatError
+from study.results.atomic import TEMP_MARK, remove_temporaries
+from study.results.layout import (
+    COMPARISONS,
+    CURVES,
+    FIGURES,
+    LOCK,
+    MANIFEST,
+    MARKER,
+    PARTIAL,
+    REPORT_HTML,
+    REPORT_MD,
+    RUNS,
+    SUMMARY,
+)
+from study.results.lock import is_our_lock
+from study.results.manifest import has_marker, has_our_manifest, read_manifest
+
+# The study package, which never holds results.
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` (in a results folder) is a file that a run of ours made or may replace."""
+    name = path.name
+    if name == LOCK:
+        return is_our_lock(path)
+    return name in (PARTIAL, MANIFEST, MARKER) or TEMP_MARK in name
+
+
+def _check_ours(folder: Path) -> None:
+    """Refuse an existing folder that is neither empty (but for our files) nor ours."""
+    if not folder.is_dir() or has_our_manifest(folder) or has_marker(folder):
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not _is_ours(p))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"--out {str(folder)!r}: not empty ({shown}) and not a results folder of `study run` "
+            f"(no {MANIFEST} of ours); nothing in it is touched: give an empty or new folder"
+        )
+
+
+def open_folder(folder: str | Path) -> Path:
+    """Check that ``folder`` may hold a run's results, then create it; nothing is made before.
+
+    Raises ConfigError (exit 2, naming ``--out``) for the filesystem root, a
+    folder of the study package itself, an existing file, a path the system refuses (too long,
+    a symbolic link loop, ...) and an existing folder that is neither empty nor ours, with or
+    without ``--force``: files that are not ours are never touched.
+    """
+    folder = Path(folder)
+    try:
+        where = folder.resolve()
+        if where == Path(where.anchor):
+            raise ConfigError(f"--out {str(folder)!r}: the filesystem root cannot hold results")
+        if where == _PACKAGE or _PACKAGE in where.parents:
+            raise ConfigError(f"--out {str(folder)!r}: a folder of the study package itself")
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--out {str(folder)!r}: an existing file, not a folder")
+        _check_ours(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symbolic link loop on Python 3.11
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ConfigError(f"--out {str(folder)!r}: not a usable folder ({reason})") from None
+    return folder
+
+
+def prepare(folder: Path, identity: dict, force: bool) -> str:
+    """Check that ``folder`` may take the run identified by ``identity``; clear it if forced.
+
+    Called with the lock held. ``identity`` holds the manifest entries that must match to
+    resume (the resolved ``config`` and the ``data_files`` digests). Returns ``"resume"`` when
+    the folder holds (finished or unfinished) results of the same identity, else ``"new"``;
+    ``force`` clears earlier results of ours first and always gives ``"new"``.
+
+    Raises FolderError for another config's results or results of an incompatible format,
+    unless ``force``; ConfigError for a folder that is not ours (as :func:`open_folder`).
+    """
+    _check_ours(folder)
+    remove_temporaries(folder)
+    if not (folder / MANIFEST).exists():
+        return "new"
+    if force:
+        clear(folder)
+        return "new"
+    try:
+        manifest = read_manifest(folder)
+    except FormatError as err:
+        raise FolderError(str(err)) from None
+    recorded = {name: getattr(manifest, name) for name in identity}
+    recorded["config"] = _with_new_defaults(recorded.get("config"), identity.get("config"))
+    if recorded != identity:
+        raise FolderError(
+            f"{str(folder)!r} holds results of a different config "
+            f"({_first_difference(recorded, identity)}); use another --out, or --force to "
+            "replace them"
+        )
+    return "resume"
+
+
+def _with_new_defaults(old: dict | None, new: dict | None) -> dict | None:
+    """An older run's config with the keys added since filled in where the new config has
+    their defaults: such keys change nothing (``Key.in_id_at_default``), so the run is the same."""
+    if old is None or new is None:
+        return old
+    keys = {key.name: key for key in SCHEMA}
+    added = {
+        name: value
+        for name, value in new.items()
+        if name not in old
+        and name in keys
+        and not keys[name].in_id_at_default
+        and value == keys[name].default
+    }
+    return {**old, **added}
+
+
+def _first_difference(old: dict, new: dict) -> str:
+    old_config, new_config = old.get("config") or {}, new.get("config") or {}
+    for name in dict.fromkeys([*new_config, *old_config]):
+        if old_config.get(name) != new_config.get(name):
+            return f"{name}: {old_config.get(name)!r} there, {new_config.get(name)!r} now"
+    return "its data files changed"
+
+
+def clear(folder: Path) -> None:
+    """Remove the results and derived files of an earlier run of ours, and nothing else.
+
+    Figures go only when the manifest lists them as ours; the report and the comparisons only
+    under the names ``study report`` and ``study compare`` give them.
+    """
+    try:
+        figures = read_manifest(folder).figures or ()
+    except FormatError:  # results of another version of study: which figures are ours is unknown
+        figures = ()
+    ours = [folder / RUNS, folder / CURVES, folder / SUMMARY, folder / REPORT_MD]
+    ours += [folder / REPORT_HTML]
+    ours += [folder / FIGURES / name for name in figures]
+    ours += sorted((folder / COMPARISONS).glob("*.csv"))
+    for path in ours:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    shutil.rmtree(folder / PARTIAL, ignore_errors=True)
+    for empty in (folder / FIGURES, folder / COMPARISONS):
+        with contextlib.suppress(OSError):
+            empty.rmdir()  # only if empty: a file of someone else's stays, with its folder
+    (folder / MANIFEST).unlink()
