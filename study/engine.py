@@ -165,11 +165,8 @@ def run_group(
             results.append((chunk, metrics))
             if on_chunk is not None:
                 on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
-    run_s = time.perf_counter() - start - compile_s
-    return _to_frame(structure, settings, n_inits, results), {
-        "compile_s": compile_s,
-        "run_s": run_s,
-    }
+    timings = {"compile_s": compile_s, "run_s": time.perf_counter() - start - compile_s}
+    return _to_frame(structure, settings, n_inits, results), timings
 
 
 def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Metrics, float]:
