@@ -3,6 +3,7 @@
 The public API::
 
     import study
+    study.configure(devices="auto", compile_cache=True)    # optional, before JAX runs
     setting = study.make_setting(data_offset=2.0, model_width=1)
     runs = study.simulate(setting, n_inits=4000, seed=0)   # a row per initialization
     summary = study.analysis.summarize(runs)                # a row per setting
@@ -29,6 +30,8 @@ _LAZY = {
     "make_setting": "study.config",
     "simulate": "study.engine",
     "run_group": "study.engine",
+    "Engine": "study.engine",
+    "configure": "study.runtime",
     "make_train": "study.train",
     "Metrics": "study.train",
     "analysis": "study.analysis",
@@ -38,6 +41,7 @@ _LAZY = {
     "report": "study.report",
     "results": "study.results",
     "runner": "study.runner",
+    "runtime": "study.runtime",
     "theory": "study.theory",
 }
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from study.config import Setting, make_setting
-from study.engine import auto_chunk_size, run_group, use_compile_cache, use_cpu_devices
+from study.engine import auto_chunk_size, run_group
 from study.errors import ConfigError
 from study.reference import (
     SEED,
@@ -294,10 +294,10 @@ def benchmark(
 ) -> dict:
     """``study bench``: the full (or ``quick``) workload, with the defaults of its preset.
 
-    ``cpu_devices``: the CPU as so many JAX devices (:func:`study.engine.use_cpu_devices`;
+    ``cpu_devices``: the CPU as so many JAX devices (:func:`study.runtime.configure`;
     None: one per core, where JAX has not started yet). ``compile_cache``: load compiled
     programs from (and save them to) the persistent cache
-    (:func:`study.engine.use_compile_cache`); with a warm cache, the compile seconds reported
+    (:func:`study.runtime.configure`); with a warm cache, the compile seconds reported
     are those of loading the program. Returns :func:`run_benchmark`'s JSON-ready dict;
     :func:`format_table` prints it.
     """
@@ -306,8 +306,11 @@ def benchmark(
     steps = preset["steps"] if steps is None else steps
     if n_inits <= 0 or steps <= 0 or (chunk_size is not None and chunk_size <= 0):
         raise ConfigError("--n-inits, --steps and --chunk-size must be positive")
-    use_cpu_devices(cpu_devices)
-    use_compile_cache(compile_cache)
+    from study import runtime
+
+    runtime.configure(
+        devices="auto" if cpu_devices is None else cpu_devices, compile_cache=compile_cache
+    )
     return run_benchmark(
         n_inits=n_inits,
         steps=steps,

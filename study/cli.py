@@ -262,9 +262,9 @@ def _run(args) -> int:
         return supervisor.supervise(args.argv)  # one line, not JAX's abort, if a peer dies
     single = (args.coordinator, args.num_processes, args.process_id) == (None, None, None)
     if args.cpu_devices is not None or (single and distributed.cluster_environment() is None):
-        from study.engine import use_cpu_devices
+        from study import runtime
 
-        use_cpu_devices(args.cpu_devices)
+        runtime.configure(devices="auto" if args.cpu_devices is None else args.cpu_devices)
     several = distributed.initialize(
         args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
     )
@@ -354,10 +354,12 @@ def _bench(args) -> int:
     from study import bench, bench_scr
 
     if args.scr:
-        from study.engine import use_compile_cache, use_cpu_devices
+        from study import runtime
 
-        use_cpu_devices(args.cpu_devices)
-        use_compile_cache(not args.no_compile_cache)
+        runtime.configure(
+            devices="auto" if args.cpu_devices is None else args.cpu_devices,
+            compile_cache=not args.no_compile_cache,
+        )
         result = bench_scr.benchmark_scr(
             runs=bench_scr.SCR["runs"] if args.scr_runs is None else args.scr_runs,
             steps=bench_scr.SCR["steps"] if args.scr_steps is None else args.scr_steps,
@@ -388,11 +390,10 @@ def _bench(args) -> int:
 def _info(args) -> int:
     import jax
 
-    from study import __version__, distributed
-    from study.engine import use_cpu_devices
+    from study import __version__, distributed, runtime
 
     if distributed.cluster_environment() is None:
-        use_cpu_devices()  # the devices study run would use
+        runtime.configure(devices="auto")  # the devices study run would use
 
     print(f"study {__version__}")
     print(f"jax {jax.__version__}, backend {jax.default_backend()}")

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from study import runtime
 from study.config import STREAMS, Numeric, Structure
 from study.csvfile import load_csv
 
@@ -134,6 +135,7 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
         setting = config.load_study(nested).settings[0]
     except (config.ConfigError, OSError):
         return None
-    data_root, _ = key_streams(seed)
-    made = make_data(setting.structure, setting.numeric, data_root, csv_data(setting.structure))
-    return np.asarray(made.inputs, dtype=float).T
+    with runtime.precision(setting.structure.dtype):  # as the engine drew them
+        data_root, _ = key_streams(seed)
+        made = make_data(setting.structure, setting.numeric, data_root, csv_data(setting.structure))
+        return np.asarray(made.inputs, dtype=float).T

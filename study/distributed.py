@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
+from study import runtime
 from study.errors import ConfigError, FolderError
 
 TIMEOUT_ENV = "STUDY_DISTRIBUTED_TIMEOUT"
@@ -142,9 +143,7 @@ def initialize(
         return False
     if not _several_processes(coordinator, num_processes, process_id, environment):
         return False
-    if jax.config.jax_cpu_collectives_implementation is None:
-        # CPU devices of different processes talk through gloo (TCP); GPUs use NCCL anyway.
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    runtime.use_cpu_collectives("gloo")
     timeouts = _timeouts()
     if log is not None:
         who = f"process {process_id} of {num_processes}" if None not in given else environment

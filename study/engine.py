@@ -6,13 +6,17 @@ numeric parts of a structural group, splits the (setting, initialization) pairs 
 chunks (padded, so every chunk has the same shape and the group compiles once), places each chunk
 on the devices (sharded along initializations: over every process's devices in a multi-process
 run, see :mod:`study.distributed`), and turns the metrics into rows.
+
+The compiled programs belong to an :class:`Engine`, passed down by the caller (one per process
+by default): it compiles each once per chunk shape and keeps a bounded number. A float64 group
+runs in JAX's 64-bit mode, scoped to the group (:func:`study.runtime.precision`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -20,11 +24,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from study import distributed
+from study import distributed, runtime
 from study.config import Setting, Structure, Study, group_by_structure
 from study.data import csv_data
-from study.errors import ConfigError
-from study.host import cache_root, usable_cpus
 from study.model import layer_sizes
 from study.train import Metrics, make_run, make_start, start_structure
 
@@ -32,10 +34,6 @@ from study.train import Metrics, make_run, make_start, start_structure
 # the budget is a share of the device's memory.
 CPU_CHUNK_BYTES = 64 * 2**20
 ACCELERATOR_MEMORY_SHARE = 0.25
-
-# Compiles shorter than this are not worth a file in the persistent cache (the engine's programs
-# take seconds; this keeps JAX's small helper programs out of it).
-CACHE_MIN_COMPILE_S = 0.2
 
 PER_LAYER = (
     "dead_units_init",
@@ -120,6 +118,7 @@ def run_group(
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     on_chunk: Callable[[int, float], None] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Train ``n_inits`` initializations of each setting of one structural group.
 
@@ -132,11 +131,15 @@ def run_group(
         every process in a multi-process run, where every process must make the same call).
       on_chunk: called after each chunk with the number of real pairs it held and the seconds
         spent compiling for it (progress).
+      engine: the Engine whose compiled programs to use and keep (None: the process's own).
+
+    Runs in JAX's 64-bit mode when the structure is float64 (:func:`study.runtime.precision`).
 
     Returns:
       ``(runs, timings)``: a row per setting and initialization, in setting then index order,
       and ``{"compile_s": ..., "run_s": ...}``.
     """
+    engine = default_engine() if engine is None else engine
     devices = list(devices or jax.devices())
     # Every process must run chunks of the same shape: the size that fits the smallest host.
     chunk_size = chunk_size or distributed.smallest(auto_chunk_size(structure, devices))
@@ -148,111 +151,93 @@ def run_group(
     compile_s = 0.0
     results: list[tuple[Chunk, Metrics]] = []
     start = time.perf_counter()
-    for chunk in plan_chunks(len(settings), n_inits, chunk_size, len(devices)):
-        args = (
-            seed_array,
-            jax.tree.map(lambda a, slots=chunk.setting_slots: a[slots], numerics),
-            setting_ids[chunk.setting_slots],
-            distributed.shard(chunk.init_indices, devices),
-            csv,
-        )
-        metrics, chunk_compile_s = _run_chunk(structure, args)
-        compile_s += chunk_compile_s
-        results.append((chunk, metrics))
-        if on_chunk is not None:
-            on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
-    run_s = time.perf_counter() - start - compile_s
-    return _to_frame(structure, settings, n_inits, results), {
-        "compile_s": compile_s,
-        "run_s": run_s,
-    }
+    with runtime.precision(structure.dtype):  # a float64 group computes in float64
+        for chunk in plan_chunks(len(settings), n_inits, chunk_size, len(devices)):
+            args = (
+                seed_array,
+                jax.tree.map(lambda a, slots=chunk.setting_slots: a[slots], numerics),
+                setting_ids[chunk.setting_slots],
+                distributed.shard(chunk.init_indices, devices),
+                csv,
+            )
+            metrics, chunk_compile_s = _run_chunk(engine, structure, args)
+            compile_s += chunk_compile_s
+            results.append((chunk, metrics))
+            if on_chunk is not None:
+                on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
+    timings = {"compile_s": compile_s, "run_s": time.perf_counter() - start - compile_s}
+    return _to_frame(structure, settings, n_inits, results), timings
 
 
-def _run_chunk(structure: Structure, args) -> tuple[Metrics, float]:
+def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Metrics, float]:
     """Draw and train one chunk: ``(metrics on the host, seconds spent compiling)``."""
     t0 = time.perf_counter()
-    draw = compiled(start_structure(structure), args, make_start)
+    draw = engine.compiled(start_structure(structure), args, make_start)
     compile_s = time.perf_counter() - t0
     data, drawn = draw(*args)
     t0 = time.perf_counter()
-    train = compiled(structure, (args[1], data, drawn), make_run)
+    train = engine.compiled(structure, (args[1], data, drawn), make_run)
     compile_s += time.perf_counter() - t0
     return distributed.fetch(train(args[1], data, drawn)), compile_s
 
 
-_EXECUTABLES: dict = {}
+# Compiled programs an Engine keeps: a study's groups take two each (start and training) per
+# chunk shape, so a few dozen groups reuse theirs; each executable holds only code, no data.
+MAX_PROGRAMS = 64
 
 
-def compiled(structure: Structure, args, make: Callable = make_run) -> Callable:
-    """The compiled program ``make(structure)`` for the shapes and placement of ``args``.
+class Engine:
+    """The compiled programs of a sequence of runs: one per program, structure and chunk shape.
 
-    Compiled ahead of time (so compile time is measured apart from run time) and kept: a
-    structure compiles once per chunk shape, whatever numeric values later calls carry.
-    ``make`` is :func:`study.train.make_start` (the start, shared by the structures that draw
-    the same data and parameters) or :func:`study.train.make_run` (the training).
+    Programs are compiled ahead of time (so compile time is measured apart from run time) and
+    kept, so a structure compiles once per chunk shape whatever numeric values later calls
+    carry; the ``max_programs`` most recently used are kept. Pass one Engine to every call
+    that should share programs (:func:`run_group`, :func:`simulate`, the runner); ``None``
+    there is the process's default one (:func:`default_engine`). ``compiles`` counts the
+    programs this Engine compiled (or loaded from JAX's persistent cache).
     """
-    signature = (
-        make.__name__,
-        structure,
-        tuple(
-            (np.shape(leaf), str(leaf.dtype), str(getattr(leaf, "sharding", None)))
-            for leaf in jax.tree.leaves(args)
-        ),
-    )
-    if signature not in _EXECUTABLES:
-        _EXECUTABLES[signature] = make(structure).lower(*args).compile()
-    return _EXECUTABLES[signature]
+
+    def __init__(self, max_programs: int = MAX_PROGRAMS):
+        self.max_programs = max_programs
+        self.compiles = 0
+        self._executables: OrderedDict[tuple, Callable] = OrderedDict()
+
+    def __len__(self) -> int:
+        """The programs kept now."""
+        return len(self._executables)
+
+    def compiled(self, structure: Structure, args, make: Callable = make_run) -> Callable:
+        """The compiled program ``make(structure)`` for the shapes and placement of ``args``.
+
+        ``make`` is :func:`study.train.make_start` (the start, shared by the structures that
+        draw the same data and parameters) or :func:`study.train.make_run` (the training).
+        """
+        signature = (
+            make.__name__,
+            structure,
+            jax.config.jax_enable_x64,  # a program runs in the mode it was compiled in
+            tuple(
+                (np.shape(leaf), str(leaf.dtype), str(getattr(leaf, "sharding", None)))
+                for leaf in jax.tree.leaves(args)
+            ),
+        )
+        if signature in self._executables:
+            self._executables.move_to_end(signature)
+            return self._executables[signature]
+        executable = make(structure).lower(*args).compile()
+        self.compiles += 1
+        self._executables[signature] = executable
+        if len(self._executables) > self.max_programs:
+            self._executables.popitem(last=False)
+        return executable
 
 
-def compile_cache_dir() -> str:
-    """Where compiled programs are kept: ``JAX_COMPILATION_CACHE_DIR`` when set, else ``jax/``
-    in study's cache folder (:func:`study.host.cache_root`: ``STUDY_CACHE_DIR``, else
-    ``${XDG_CACHE_HOME:-~/.cache}/study``)."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return os.environ["JAX_COMPILATION_CACHE_DIR"]
-    return str(cache_root() / "jax")
+_DEFAULT_ENGINE = Engine()
 
 
-def use_cpu_devices(count: int | None = None) -> int | None:
-    """Show the host's CPU to JAX as ``count`` devices, over which :func:`run_group` shards each
-    chunk's initializations (the same bits for any count); None: one per CPU core this process
-    may use, unless ``XLA_FLAGS`` or ``JAX_NUM_CPU_DEVICES`` already set a count. On the
-    project's 2-core machine two devices trained 0-20% faster than one (noisy;
-    ``docs/performance.md``). Takes effect only before JAX starts its backend: afterwards None
-    leaves JAX as it is and a count is refused. Returns the count set, or None.
-    """
-    if count is not None and count <= 0:
-        raise ConfigError(f"--cpu-devices {count}: must be a positive integer")
-    count_set_by_user = "xla_force_host_platform_device_count" in os.environ.get(
-        "XLA_FLAGS", ""
-    ) or bool(os.environ.get("JAX_NUM_CPU_DEVICES"))
-    if count is None and count_set_by_user:
-        return None
-    try:
-        jax.config.update("jax_num_cpu_devices", count or usable_cpus())
-    except RuntimeError as err:  # the backend already runs
-        if count is None:
-            return None
-        raise ConfigError(f"--cpu-devices {count}: {err}") from None
-    return jax.config.jax_num_cpu_devices
-
-
-def use_compile_cache(enabled: bool = True) -> str | None:
-    """Keep compiled programs on disk, so that a later process loads them instead of compiling.
-
-    JAX's persistent compilation cache, in :func:`compile_cache_dir`; it stores the executable
-    XLA built, so a program loaded from it computes the same bits. Takes effect only before the
-    process's first compile. Returns the folder, or None when ``enabled`` is False (then the
-    cache is off, even where JAX's own configuration turned it on).
-    """
-    if not enabled:
-        jax.config.update("jax_enable_compilation_cache", False)
-        return None
-    path = compile_cache_dir()
-    jax.config.update("jax_enable_compilation_cache", True)
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
-    return path
+def default_engine() -> Engine:
+    """The Engine of the calls that name none: one per process, shared by all of them."""
+    return _DEFAULT_ENGINE
 
 
 def _assemble(results, n_settings: int, n_inits: int) -> dict[str, np.ndarray]:
@@ -322,6 +307,7 @@ def simulate(
     n_inits: int | None = None,
     seed: int | None = None,
     chunk_size: int | None = None,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
     """Train initializations of one setting or many; a row per setting and initialization.
 
@@ -340,6 +326,9 @@ def simulate(
       n_inits: initializations per setting (default: the study's, else 1000).
       seed: study seed (default: the study's, else 0).
       chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
+      engine: the Engine whose compiled programs to use and keep (None: the process's own).
+
+    A float64 setting runs in JAX's 64-bit mode, which is off again afterwards.
     """
     if isinstance(settings, Study):
         n_inits = settings.n_inits if n_inits is None else n_inits
@@ -349,15 +338,8 @@ def simulate(
         settings = [settings]
     n_inits = 1000 if n_inits is None else n_inits
     seed = 0 if seed is None else seed
-    enable_float64_if_needed(settings)
     frames = [
-        run_group(structure, group, n_inits, seed, chunk_size)[0]
+        run_group(structure, group, n_inits, seed, chunk_size, engine=engine)[0]
         for structure, group in group_by_structure(settings).items()
     ]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def enable_float64_if_needed(settings: Sequence[Setting]) -> None:
-    """Turn on JAX's 64-bit mode when a setting asks for float64 (it is off by default)."""
-    if any(s.structure.dtype == "float64" for s in settings):
-        jax.config.update("jax_enable_x64", True)

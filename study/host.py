@@ -21,7 +21,7 @@ def cache_root() -> Path:
     """The folder of study's caches: ``STUDY_CACHE_DIR`` when set, else
     ``${XDG_CACHE_HOME:-~/.cache}/study``; figures are kept in its ``figures/``
     (:mod:`study.results.figure_cache`), compiled programs in its ``jax/``
-    (:func:`study.engine.compile_cache_dir`)."""
+    (:func:`study.runtime.compile_cache_dir`)."""
     if os.environ.get("STUDY_CACHE_DIR"):
         return Path(os.environ["STUDY_CACHE_DIR"])
     cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

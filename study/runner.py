@@ -27,13 +27,17 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from study import distributed, results
+from study import distributed, results, runtime
 from study.config import Setting, Structure, Study, load_study
 from study.errors import ConfigError
 from study.progress import make_progress
+
+if TYPE_CHECKING:  # the engine imports JAX: only when a run computes
+    from study.engine import Engine
 
 RESULTS_ROOT = Path("results")
 NAME_MAX = 255  # bytes in one folder name, on every common file system
@@ -127,6 +131,7 @@ def run_study(
     quiet: bool = True,
     figures: Sequence[str] | bool = ("png",),
     figure_cache: bool = True,
+    engine: Engine | None = None,
 ) -> Path:
     """Run every setting of ``study`` into ``folder`` (resuming finished groups); returns it.
 
@@ -136,18 +141,17 @@ def run_study(
     ConfigError for bad input or an unusable folder, before anything is written. ``figures``:
     the formats to draw (``("png",)``, ``("pdf",)``, ``()`` for none; True/False as png/none);
     ``figure_cache``: copy figures drawn before for the same inputs from the figure cache
-    (:func:`study.plots.plot_results`' ``cache``).
+    (:func:`study.plots.plot_results`' ``cache``); ``engine``: the
+    :class:`study.engine.Engine` that compiles and keeps the groups' programs (None: the
+    process's own). A float64 group runs in JAX's 64-bit mode, scoped to the group.
     """
-    from study.engine import enable_float64_if_needed
-
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size {chunk_size}: must be a positive integer")
     folder = Path(folder)
     check_size(study)
     run_identity = identity(study)
-    enable_float64_if_needed(study.settings)
     if not distributed.is_writer():
-        _follow(study, chunk_size)
+        _follow(study, chunk_size, engine)
         return folder
     with contextlib.ExitStack() as held:
 
@@ -163,7 +167,7 @@ def run_study(
             if not quiet:
                 print(f"study run: {folder} is up to date; --force recomputes it", file=sys.stderr)
         if not up_to_date:
-            _compute(study, folder, run_identity, chunk_size, quiet)
+            _compute(study, folder, run_identity, chunk_size, quiet, engine)
         formats = ("png",) if figures is True else tuple(figures or ())
         if formats:
             finished = results.ResultsFolder.open(folder)
@@ -220,7 +224,7 @@ def _figures_drawn(folder: results.ResultsFolder, formats: Sequence[str]) -> boo
     return all(f".{suffix}" in drawn for suffix in formats)
 
 
-def _follow(study: Study, chunk_size: int | None) -> None:
+def _follow(study: Study, chunk_size: int | None, engine: Engine | None) -> None:
     """A process other than 0: compute the groups process 0 has not finished; write nothing."""
     from study.engine import run_group
 
@@ -231,10 +235,12 @@ def _follow(study: Study, chunk_size: int | None) -> None:
     done = distributed.from_writer(None, len(groups), "read the finished groups")
     for (structure, settings), finished in zip(groups, done, strict=True):
         if not finished:
-            run_group(structure, settings, study.n_inits, study.seed, chunk_size)
+            run_group(structure, settings, study.n_inits, study.seed, chunk_size, engine=engine)
 
 
-def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: bool) -> None:
+def _compute(
+    study: Study, folder: Path, run_identity: dict, chunk_size, quiet: bool, engine: Engine | None
+) -> None:
     """Run the groups not yet on disk, then write the final files (the lock is held)."""
     from study import analysis
     from study.data import setting_inputs
@@ -255,7 +261,7 @@ def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: 
     # The other processes of a multi-process run skip the same groups as this one.
     distributed.from_writer(finished_groups, len(groups), "read the finished groups")
     wall = time.perf_counter()
-    frames, timings = _run_groups(study, folder, groups, keys, finished, chunk_size, quiet)
+    frames, timings = _run_groups(study, folder, groups, keys, finished, chunk_size, quiet, engine)
     table = _in_grid_order(study, frames)
     inputs = functools.partial(setting_inputs, seed=study.seed)
     summary = analysis.summarize(table, inputs=inputs)
@@ -273,7 +279,9 @@ def _compute(study: Study, folder: Path, run_identity: dict, chunk_size, quiet: 
     results.remove_partial(folder)
 
 
-def _run_groups(study: Study, folder: Path, groups, keys, finished, chunk_size, quiet: bool):
+def _run_groups(
+    study: Study, folder: Path, groups, keys, finished, chunk_size, quiet: bool, engine
+):
     """Train every group not in ``finished`` (saving each at once); ``(frames, timings)``."""
     from study.engine import run_group
 
@@ -292,7 +300,13 @@ def _run_groups(study: Study, folder: Path, groups, keys, finished, chunk_size, 
                     progress.advance(pairs, steps, compile_s)
 
                 runs, timing = run_group(
-                    structure, settings, study.n_inits, study.seed, chunk_size, on_chunk=advance
+                    structure,
+                    settings,
+                    study.n_inits,
+                    study.seed,
+                    chunk_size,
+                    on_chunk=advance,
+                    engine=engine,
                 )
                 timing = {
                     "group": key,
@@ -380,11 +394,12 @@ def run_config(
     figures: Sequence[str] | bool = ("png",),
     compile_cache: bool = True,
     figure_cache: bool = True,
+    engine: Engine | None = None,
 ) -> tuple[Study, Path]:
     """Load a config (as ``study run`` does) and run it; ``(study, results folder)``.
 
     ``compile_cache``: keep compiled programs on disk for later runs
-    (:func:`study.engine.use_compile_cache`); ``figures``, ``figure_cache``: as for
+    (:func:`study.runtime.configure`); ``figures``, ``figure_cache``, ``engine``: as for
     :func:`run_study`.
 
     In a multi-process run (:func:`study.distributed.initialize` called first) every process
@@ -398,9 +413,7 @@ def run_config(
         folder = Path(out) if out is not None else default_folder(study.name)
         return study, folder
 
-    from study.engine import use_compile_cache
-
-    use_compile_cache(compile_cache)
+    runtime.configure(compile_cache=compile_cache)
     study, folder = distributed.all_or_none(load, "load the config")
     distributed.same_everywhere(fingerprint(study, chunk_size), "config, data or options")
     quiet = quiet or not distributed.is_writer()
@@ -412,5 +425,6 @@ def run_config(
         quiet=quiet,
         figures=figures,
         figure_cache=figure_cache,
+        engine=engine,
     )
     return study, folder

@@ -626,7 +626,6 @@ def start_structure(structure: Structure) -> Structure:
     return dataclasses.replace(structure, **fields)
 
 
-@functools.cache
 def make_start(structure: Structure):
     """The compiled ``start(seed, numerics, setting_ids, init_indices, csv) -> (data, Start)``.
 
@@ -661,7 +660,6 @@ def make_start(structure: Structure):
     return jax.jit(start)
 
 
-@functools.cache
 def make_run(structure: Structure):
     """The compiled ``run(numerics, data, start) -> Metrics`` that trains what ``make_start`` drew.
 
@@ -683,7 +681,6 @@ def make_run(structure: Structure):
     return jax.jit(train)
 
 
-@functools.cache
 def make_train(structure: Structure):
     """``train(seed, numerics, setting_ids, init_indices, csv) -> Metrics``: start, then run.
 

@@ -1,6 +1,7 @@
 """Shared test setup: strict JAX (rank and dtype promotion), a headless matplotlib, figures
-closed after each test, empty compile caches for the tests that count compiles, a
-temporary persistent compilation cache, and an empty figure cache per test."""
+closed after each test, a temporary persistent compilation cache, and an empty figure cache per
+test. (A test that counts compiles makes its own ``study.engine.Engine``; float64 is scoped by
+``study.runtime.precision``, so no test leaves JAX's settings changed for the next.)"""
 
 import atexit
 import os
@@ -27,10 +28,11 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-jax.config.update("jax_numpy_rank_promotion", "raise")
-# No implicit promotion across dtype kinds (bool with int, int with float): the code says what
-# it casts. Subprocesses the tests start run with JAX's standard promotion.
-jax.config.update("jax_numpy_dtype_promotion", "strict")
+from study import runtime  # noqa: E402
+
+# No implicit rank promotion, nor promotion across dtype kinds (bool with int, int with float):
+# the code says what it casts. Subprocesses the tests start run with JAX's standard promotion.
+runtime.strict_promotion()
 
 
 @pytest.fixture(autouse=True)
@@ -47,29 +49,6 @@ def _close_figures():
 
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
-
-
-@pytest.fixture(autouse=True)
-def _float32_by_default():
-    """Leave JAX's 64-bit mode off after each test: a float64 run in the test's own process
-    turns it on (``engine.enable_float64_if_needed``), and later tests must not depend on that."""
-    yield
-    if jax.config.jax_enable_x64:
-        jax.config.update("jax_enable_x64", False)
-
-
-@pytest.fixture
-def fresh_compile_caches():
-    """Empty every cache of compiled programs, so a test that counts compiles sees only its own.
-
-    Without it such a test passes or fails by what earlier tests happened to compile.
-    """
-    from study import engine, train
-
-    engine._EXECUTABLES.clear()
-    for make in (train.make_train, train.make_start, train.make_run):
-        make.cache_clear()
-    jax.clear_caches()
 
 
 @pytest.fixture

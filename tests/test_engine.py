@@ -12,10 +12,10 @@ import optax
 import pandas as pd
 import pytest
 
-from study import simulate, theory
+from study import runtime, simulate, theory
 from study.config import load_study, make_setting
 from study.data import make_data
-from study.engine import compile_cache_dir, run_group, use_cpu_devices
+from study.engine import Engine, run_group
 from study.errors import ConfigError
 from study.host import usable_cpus
 from study.train import key_streams, make_train
@@ -181,8 +181,11 @@ def test_more_initializations_extend_rather_than_change_the_first_ones():
     pd.testing.assert_frame_equal(few, many.iloc[:5], check_exact=True)
 
 
-def test_new_numeric_values_do_not_recompile(caplog, fresh_compile_caches):
-    """Numeric values are traced: any number of them share one compiled program."""
+def test_new_numeric_values_do_not_recompile(caplog):
+    """Numeric values are traced: any number of them share one compiled program.
+
+    ``make_train`` makes a new program at each call, so the first call here compiles whatever
+    earlier tests compiled."""
     study = load_study({"model": {"init_range": [0.1, 0.2]}, "train": {"steps": 5, "log_every": 5}})
     ((structure, settings),) = study.groups().items()
     train = make_train(structure)
@@ -267,26 +270,12 @@ def test_history_records_death_revival_and_the_step_of_death():
     assert not bool(history.diverged)
 
 
-FLOAT64_CHECK = """
-import sys
-import jax, numpy as np, study
-jax.config.update("jax_enable_x64", True)
-cases = [
+FLOAT64_CASES = [
     dict(data_offset=2.0),  # the question's network on the all-positive cloud
     dict(data_offset=2.0, model_init="normal", model_bias_init="uniform"),
     dict(data_dim=1, model_width=2, model_depth=3, model_init="he_normal"),  # one ray
     dict(data_dim=1, model_width=2, model_depth=3, model_init="rai"),
 ]
-for case in cases[: int(sys.argv[1])]:
-    decisions = {}
-    for dtype in ("float32", "float64"):
-        setting = study.make_setting(train_steps=1, train_log_every=1, train_dtype=dtype, **case)
-        runs = study.simulate(setting, n_inits=3000, seed=11)
-        decisions[dtype] = runs["dead_init"].to_numpy()
-    assert decisions["float32"].dtype == bool and 0 < decisions["float32"].sum() < 3000, case
-    np.testing.assert_array_equal(decisions["float32"], decisions["float64"], err_msg=str(case))
-print("same decisions")
-"""
 
 
 # The question's network by default (2 compiles); all four cases (8 compiles, ~90 s) when slow.
@@ -294,29 +283,45 @@ print("same decisions")
 def test_float64_makes_the_same_dead_alive_decisions_as_float32(n_cases):
     """Draws are float32 cast to the run's dtype, so both precisions judge the same networks.
 
-    In a subprocess: JAX's 64-bit mode is process-wide and would change the other tests."""
-    done = subprocess.run(
-        [sys.executable, "-c", FLOAT64_CHECK, str(n_cases)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "same decisions" in done.stdout
+    JAX's 64-bit mode is on for the float64 runs only: off again after each."""
+    for case in FLOAT64_CASES[:n_cases]:
+        decisions = {}
+        for dtype in ("float32", "float64"):
+            setting = make_setting(train_steps=1, train_log_every=1, train_dtype=dtype, **case)
+            runs = simulate(setting, n_inits=3000, seed=11)
+            assert not jax.config.jax_enable_x64
+            decisions[dtype] = runs["dead_init"].to_numpy()
+        assert decisions["float32"].dtype == bool and 0 < decisions["float32"].sum() < 3000, case
+        np.testing.assert_array_equal(decisions["float32"], decisions["float64"], err_msg=str(case))
+
+
+def test_an_engine_keeps_its_most_recently_used_programs():
+    def make_double(structure):
+        return jax.jit(lambda x: x * 2)
+
+    programs, x = Engine(max_programs=2), np.zeros(3, np.float32)
+    first = programs.compiled("a", (x,), make_double)
+    programs.compiled("b", (x,), make_double)
+    assert programs.compiled("a", (x,), make_double) is first  # kept, now the most recent
+    programs.compiled("c", (x,), make_double)  # drops b, the least recently used
+    assert len(programs) == 2 and programs.compiles == 3
+    assert programs.compiled("a", (x,), make_double) is first
+    programs.compiled("b", (x,), make_double)
+    assert programs.compiles == 4
 
 
 def test_compile_cache_folder_follows_jax_then_study_then_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert compile_cache_dir() == str(tmp_path / "jax")
+    assert runtime.compile_cache_dir() == str(tmp_path / "jax")
     monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
     monkeypatch.setenv("STUDY_CACHE_DIR", str(tmp_path / "study"))
-    assert compile_cache_dir() == str(tmp_path / "study" / "jax")
+    assert runtime.compile_cache_dir() == str(tmp_path / "study" / "jax")
     monkeypatch.delenv("STUDY_CACHE_DIR")
-    assert compile_cache_dir() == str(tmp_path / "xdg" / "study" / "jax")
+    assert runtime.compile_cache_dir() == str(tmp_path / "xdg" / "study" / "jax")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert compile_cache_dir() == str(tmp_path / "home" / ".cache" / "study" / "jax")
+    assert runtime.compile_cache_dir() == str(tmp_path / "home" / ".cache" / "study" / "jax")
 
 
 def test_compile_cache_gives_the_same_bits(tmp_path):
@@ -367,8 +372,8 @@ def test_cpu_devices_one_per_core_unless_chosen(tmp_path):
     assert info() == usable_cpus()
     assert info(XLA_FLAGS="--xla_force_host_platform_device_count=3") == 3
     jax.devices()  # this process's backend runs: the default changes nothing, a count fails
-    assert use_cpu_devices() is None
+    assert runtime.configure(devices="auto") == (None, None)
     with pytest.raises(ConfigError, match="--cpu-devices 3"):
-        use_cpu_devices(3)
+        runtime.configure(devices=3)
     with pytest.raises(ConfigError, match="positive"):
-        use_cpu_devices(0)
+        runtime.configure(devices=0)

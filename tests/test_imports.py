@@ -157,3 +157,21 @@ def test_the_results_package_is_layered():
     assert graph["study.results"] <= set(RESULTS_MODULES) | RESULTS_LAYER
     for name, allowed in RESULTS_MODULES.items():
         assert graph[name] - RESULTS_LAYER <= allowed, name
+
+
+# What changing one of JAX's process-wide settings looks like in study's source.
+SETTING_JAX = ("jax.config.update", "jax.enable_x64", 'environ["XLA_FLAGS"] =')
+
+
+def test_only_the_runtime_changes_jax_settings():
+    """JAX's process-wide settings have one owner, study.runtime, which stands below every
+    module that computes: it imports none of study's JAX modules."""
+    graph = _import_graph()
+    assert graph["study.runtime"] <= {"study.host", "study.errors"}
+    assert "study.runtime" in graph["study.engine"] and "study.runtime" in graph["study.cli"]
+    changers = {
+        _module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if any(setting in path.read_text() for setting in SETTING_JAX)
+    }
+    assert changers == {"study.runtime"}

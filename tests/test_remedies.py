@@ -165,7 +165,7 @@ def test_l2_init_pulls_toward_the_initial_parameters():
     assert len(dead) > 30 and dead["dead_end"].all() and not runs["revived_by_intervention"].any()
 
 
-def test_new_remedy_values_do_not_recompile(caplog, fresh_compile_caches):
+def test_new_remedy_values_do_not_recompile(caplog):
     """redo_tau, shrink, perturb and l2_init are traced: new values share one program."""
     for intervention in ("redo", "shrink_perturb", "l2_init"):
         config = {"train": {"steps": 20, "intervention": intervention, "intervention_every": 10}}

@@ -93,14 +93,17 @@ def test_results_folder_holds_tidy_tables_and_a_manifest(finished):
         assert group["compile_s"] >= 0 and group["run_s"] > 0 and group["init_steps_per_s"] > 0
 
 
-def test_each_structural_group_compiles_exactly_once(tmp_path, caplog, fresh_compile_caches):
+def test_each_structural_group_compiles_exactly_once(tmp_path, caplog):
+    """A fresh Engine sees only this run's compiles, whatever earlier tests compiled."""
     study = tiny_study(data__offset=[0.0, 0.5, 1.0, 2.0])
+    programs = engine.Engine()
     with caplog.at_level(logging.WARNING), jax.log_compiles():
-        runner.run_study(study, tmp_path / "out", chunk_size=10, figures=False)
+        runner.run_study(study, tmp_path / "out", chunk_size=10, figures=False, engine=programs)
     compiles = [r for r in caplog.records if r.getMessage().startswith("Compiling jit(train)")]
     # 8 settings x 24 inits per group in chunks of at most 10 pairs: many chunks, 2 compiles
     assert len(plan_chunks(8, 24, 10)) > 2
     assert len(compiles) == 2
+    assert programs.compiles == 4  # a start and a training per group
 
 
 def test_plan_chunks_covers_every_pair_once_with_little_padding():

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from study import stream
+from study import runtime, stream
 from tests.helpers import standard_errors
 
 DIM, N_FLIPPING, WIDTH, BETA = 20, 15, 100, 0.7
@@ -191,9 +191,10 @@ def test_jit_and_vmap_over_keys_give_the_unvmapped_bits():
 def test_float64_sees_the_float32_stream():
     flip_every = 40
     single = run(jax.random.key(12), flip_every)
-    jax.config.update("jax_enable_x64", True)  # the conftest fixture turns it off again
-    double = run(jax.random.key(12), flip_every, dtype=jnp.float64)
-    assert double[1].dtype == np.float64 and double[0].thresholds.dtype == jnp.float64
+    with runtime.precision("float64"):
+        double = run(jax.random.key(12), flip_every, dtype=jnp.float64)
+        assert double[1].dtype == np.float64 and double[0].thresholds.dtype == jnp.float64
+    assert not jax.config.jax_enable_x64  # off again after the scope
     np.testing.assert_array_equal(single[1], double[1])
     np.testing.assert_array_equal(single[2], double[2])
 
