@@ -20,7 +20,6 @@ Adding a key is one entry in :data:`SCHEMA`.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import json
@@ -29,7 +28,7 @@ import tomllib
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from study.csvfile import load_csv
 from study.errors import ConfigError
@@ -420,48 +419,79 @@ _NUMERIC = tuple(key for key in SCHEMA if key.field and not key.structural)
 
 
 # --------------------------------------------------------------------------------------------
-# Structure (static) and Numeric (traced), their fields the setting keys' in schema order.
+# Structure (static) and Numeric (traced): the setting keys' fields in schema order, written out
+# so that a type checker sees them; tests/test_config.py holds them to SCHEMA (names, order,
+# types, defaults and the structural/numeric split), so SCHEMA stays the source of truth.
 # --------------------------------------------------------------------------------------------
 
 
-def _field_default(key: Key) -> Any:
-    """A field's default: the key's, or the one derived from the other keys' defaults."""
-    if key.derive is not None:
-        return key.derive({other.name: other.default for other in SCHEMA})
-    return tuple(key.default) if key.kind is list else key.default
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """The static part of a setting: all that changes shapes or the compiled program.
+
+    One field per structural key of :data:`SCHEMA`, in its order (``data.kind`` is
+    ``data_kind``, ``data.path`` is ``csv_path``, ``model.bias`` is ``use_bias``).
+    """
+
+    data_kind: str = "uniform"
+    dim: int = 2
+    n_samples: int = 256
+    standardize: bool = False
+    resample: bool = False
+    csv_path: str = ""
+    features: tuple[str, ...] = ()
+    target: str = "y"
+    function: str = "abs"
+    flipping_bits: int = 15
+    flip_every: int = 10_000
+    teacher_width: int = 100
+    teacher_beta: float = 0.7
+    probe_size: int = 2000
+    depth: int = 1
+    width: int = 1
+    activation: str = "relu"
+    init: str = "uniform"
+    use_bias: bool = True
+    bias_init: str = "zeros"
+    norm: str = "none"
+    flip_dead: bool = False
+    optimizer: str = "adam"
+    loss: str = "bce"  # derived: bce for the default (classification) data
+    steps: int = 1000
+    batch_size: int = 0
+    log_every: int = 10
+    curves: bool = False
+    intervention: str = "none"
+    intervention_every: int = 100
+    dtype: str = "float32"
+
+    @property
+    def full_batch(self) -> bool:
+        """Whether every step sees the whole training set."""
+        return self.batch_size in (0, self.n_samples)
 
 
-def _full_batch(structure: Any) -> bool:
-    return structure.batch_size in (0, structure.n_samples)
+class Numeric(NamedTuple):
+    """The traced part of a setting; each field a scalar, or ``[n_settings]`` when batched.
 
+    One field per numeric key of :data:`SCHEMA`, in its order. A NamedTuple, so that it is a
+    pytree that JAX maps and vmaps through without registration.
+    """
 
-Structure = dataclasses.make_dataclass(
-    "Structure",
-    [
-        (
-            key.field,
-            tuple[str, ...] if key.kind is list else key.kind,
-            dataclasses.field(default=_field_default(key)),
-        )
-        for key in _STRUCTURAL
-    ],
-    namespace={
-        "__module__": __name__,
-        "__doc__": "The static part of a setting: all that changes shapes or the compiled program.",
-        "full_batch": property(_full_batch, doc="Whether every step sees the whole training set."),
-    },
-    frozen=True,
-)
-
-Numeric = collections.namedtuple(
-    "Numeric",
-    [key.field for key in _NUMERIC],
-    defaults=[_field_default(key) for key in _NUMERIC],
-    module=__name__,
-)
-Numeric.__doc__ = (
-    "The traced part of a setting; each field a scalar, or ``[n_settings]`` when batched."
-)
+    offset: float = 2.0
+    target_scale: float = 1.0
+    target_shift: float = 0.0
+    leaky_slope: float = 0.01
+    init_range: float = 0.05
+    bias_scale: float = 0.05  # derived: model.init_range
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    dormant_tau: float = 0.0
+    redo_tau: float = 0.0
+    shrink: float = 0.8
+    perturb: float = 0.1
+    l2_init: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)

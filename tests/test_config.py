@@ -5,6 +5,7 @@ import dataclasses
 import pickle
 import re
 import tomllib
+import typing
 
 import pandas as pd
 import pytest
@@ -116,6 +117,36 @@ def test_structure_and_numeric_fields_are_the_schemas():
     assert structure_fields == tuple(k.field for k in SCHEMA if k.field and k.structural)
     assert Numeric._fields == NUMERIC_FIELDS
     assert Numeric._fields == tuple(k.field for k in SCHEMA if k.field and not k.structural)
+
+
+def _schema_field(key) -> tuple:
+    """What SCHEMA says a setting key's field is: name, type, default and the default's type
+    (a derived default from the other keys' defaults; a list key is a tuple of column names)."""
+    if key.derive is not None:
+        default = key.derive({other.name: other.default for other in SCHEMA})
+    else:
+        default = tuple(key.default) if key.kind is list else key.default
+    kind = tuple[str, ...] if key.kind is list else key.kind
+    return key.field, kind, default, type(default)
+
+
+def test_structure_and_numeric_are_declared_as_the_schema_says():
+    """The classes are written out for the type checker; SCHEMA stays the source of truth, so
+    a key added, moved, retyped or given another default in one place only fails here."""
+    hints = typing.get_type_hints(Structure)
+    declared = [
+        (field.name, hints[field.name], field.default, type(field.default))
+        for field in dataclasses.fields(Structure)
+    ]
+    assert declared == [_schema_field(k) for k in SCHEMA if k.field and k.structural]
+    assert Structure.__dataclass_params__.frozen  # hashable: a compiled program per structure
+
+    hints = typing.get_type_hints(Numeric)
+    defaults = Numeric._field_defaults
+    declared = [
+        (name, hints[name], defaults[name], type(defaults[name])) for name in Numeric._fields
+    ]
+    assert declared == [_schema_field(k) for k in SCHEMA if k.field and not k.structural]
 
 
 def test_structure_and_numeric_defaults_are_the_default_settings():
