@@ -552,9 +552,15 @@ def group_by_structure(settings: Iterable[Setting]) -> dict[Structure, list[Sett
 # --------------------------------------------------------------------------------------------
 
 
-def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
+def flatten(nested: Mapping[str, Any]) -> dict[str, Any]:
+    """A config in its TOML layout as flat keys, checked against the schema.
+
+    ``{"seed": 1, "model": {"width": 4}}`` becomes ``{"seed": 1, "model.width": 4}``: a section's
+    keys are written ``section.key``, top-level keys as they are; :func:`nest` is the inverse.
+    Raises a one-line ConfigError for a section or key that :data:`SCHEMA` does not name.
+    """
     flat = {}
-    for name, value in config.items():
+    for name, value in nested.items():
         if isinstance(value, Mapping):
             if name not in SECTIONS:
                 allowed = ", ".join(f"[{section}]" for section in SECTIONS)
@@ -569,6 +575,23 @@ def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
         if name not in KEYS:
             raise ConfigError(f"unknown key '{name}'; allowed: {', '.join(KEYS)}")
     return flat
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat keys in a config's TOML layout, the inverse of :func:`flatten`.
+
+    ``{"seed": 1, "model.width": 4}`` becomes ``{"seed": 1, "model": {"width": 4}}``; sections
+    and their keys keep the order in which they first appear. The keys are not checked here:
+    :func:`load_study` checks what it is given.
+    """
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        section, dot, key = name.partition(".")
+        if dot:
+            nested.setdefault(section, {})[key] = value
+        else:
+            nested[name] = value
+    return nested
 
 
 def _check_value(key: Key, value: Any) -> Any:
@@ -883,7 +906,7 @@ def _given_values(
     config: Mapping[str, Any], overrides: Iterable[str], top_level: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The keys the user gave, flat: the config's, then ``--set`` overrides, then keywords."""
-    flat = _flatten(config)
+    flat = flatten(config)
     for text in overrides:
         name, value = parse_override(text)
         flat[name] = value
@@ -915,18 +938,10 @@ def make_setting(**values: Any) -> Setting:
         if dotted not in KEYS or dotted in TOP_LEVEL:
             raise ConfigError(f"unknown setting {name!r}; use e.g. model_width for model.width")
         flat[dotted] = value
-    study = load_study(_nest(flat))
+    study = load_study(nest(flat))
     if len(study.settings) != 1:
         raise ConfigError("make_setting takes single values; use load_study for a sweep")
     return study.settings[0]
-
-
-def _nest(flat: Mapping[str, Any]) -> dict:
-    nested: dict[str, Any] = {}
-    for name, value in flat.items():
-        section, _, key = name.partition(".")
-        nested.setdefault(section, {})[key] = value
-    return nested
 
 
 def describe_keys() -> str:

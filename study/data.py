@@ -118,7 +118,7 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
 
     if values.get("data.resample", False) or values.get("data.kind") in STREAMS:
         return None
-    nested: dict = {}
+    flat = {}
     for name, value in values.items():
         if name not in config.KEYS or name in config.TOP_LEVEL:
             continue
@@ -128,10 +128,9 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
             value = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
         if isinstance(value, float) and np.isnan(value) and config.KEYS[name].nullable:
             value = None
-        section, _, key = name.partition(".")
-        nested.setdefault(section, {})[key] = value
+        flat[name] = value
     try:
-        setting = config.load_study(nested).settings[0]
+        setting = config.load_study(config.nest(flat)).settings[0]
     except (config.ConfigError, OSError):
         return None
     data_root, _ = key_streams(seed)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from study import cli
+from study.config import flatten, nest
 from study.errors import ConfigError
 
 TRAIN = {"train": {"steps": 4, "log_every": 2}}
@@ -50,13 +51,7 @@ def to_toml(config: dict) -> str:
 
 
 def with_change(dotted: str, value) -> dict:
-    config = {s: dict(t) for s, t in VALID.items()}
-    section, _, key = dotted.partition(".")
-    if key:
-        config.setdefault(section, {})[key] = value
-    else:
-        config[section] = value
-    return config
+    return nest({**flatten(VALID), dotted: value})
 
 
 def run_cli(folder: Path, config: dict | None = None, text: str | None = None, extra=()):

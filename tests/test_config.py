@@ -79,13 +79,7 @@ NUMERIC_FIELDS = (
 def _example_keys() -> dict:
     """example.toml parsed, its commented-out nullable keys (``# key = ...``) read as set."""
     text = re.sub(r"^# (\w+) = \.\.\.", r'\1 = "derived"', EXAMPLE_PATH.read_text(), flags=re.M)
-    flat = {}
-    for name, value in tomllib.loads(text).items():
-        if isinstance(value, dict):
-            flat.update((f"{name}.{sub}", sub_value) for sub, sub_value in value.items())
-        else:
-            flat[name] = value
-    return flat
+    return config.flatten(tomllib.loads(text))
 
 
 def test_example_lists_every_key_with_its_default():
@@ -104,6 +98,17 @@ def test_example_is_the_rendering_of_the_schema():
 def test_example_is_the_default_setting():
     (setting,) = load_study(EXAMPLE_PATH).settings
     assert setting == make_setting()
+
+
+def test_nest_and_flatten_are_inverses():
+    nested = {"seed": 3, "model": {"width": [1, 4], "depth": 2}, "train": {"steps": 5}}
+    flat = {"seed": 3, "model.width": [1, 4], "model.depth": 2, "train.steps": 5}
+    assert config.flatten(nested) == flat and config.nest(flat) == nested
+    assert list(config.nest(flat)) == ["seed", "model", "train"]  # the order given
+    with pytest.raises(ConfigError, match=r"^unknown section \[optim\]; allowed: \[data\]"):
+        config.flatten({"optim": {"lr": 1}})
+    with pytest.raises(ConfigError, match=r"^unknown key 'model.widht'; allowed: name, "):
+        config.flatten({"model": {"widht": 4}})
 
 
 def test_help_describes_every_key():
