@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
+from study import errors
 from study.errors import ConfigError, FolderError
 
 TIMEOUT_ENV = "STUDY_DISTRIBUTED_TIMEOUT"
@@ -256,22 +257,14 @@ def _first_line(error: BaseException) -> str:
 # Agreeing before computing.
 # --------------------------------------------------------------------------------------------
 
-_OK = 0
-
-
-def _status(error: BaseException) -> int:
-    if isinstance(error, ConfigError):
-        return 2
-    if isinstance(error, FolderError):
-        return 3
-    return 1
+_OK = errors.EXIT_OK
 
 
 def _peer_failed(status: int, process: int, doing: str) -> Exception:
     message = f"process {process} failed to {doing}; see its message"
-    if status == 2:
+    if status == ConfigError.exit_status:
         return ConfigError(message)
-    if status == 3:
+    if status == FolderError.exit_status:
         return FolderError(message)
     return PeerError(message)
 
@@ -290,7 +283,8 @@ def all_or_none(step: Callable[[], T], doing: str) -> T:
         value = step()
     except Exception as err:  # noqa: BLE001 - re-raised below, after telling the peers
         error = err
-    statuses = _allgather(np.asarray([_OK if error is None else _status(error)], np.int32))[:, 0]
+    status = _OK if error is None else errors.exit_status(error)
+    statuses = _allgather(np.asarray([status], np.int32))[:, 0]
     if error is not None:
         raise error
     failed = np.flatnonzero(statuses != _OK)
@@ -320,7 +314,7 @@ def from_writer(decide: Callable[[], Sequence[int]] | None, size: int, doing: st
             message[1:] = decision
         except Exception as err:  # noqa: BLE001 - re-raised below, after telling the peers
             error = err
-            message[0] = _status(err)
+            message[0] = errors.exit_status(err)
     with _peers_reachable():
         message = np.asarray(multihost_utils.broadcast_one_to_all(message))
     if error is not None:
@@ -355,7 +349,8 @@ def same_everywhere(fingerprint: str, what: str) -> None:
 # A line of JAX's C++ log (absl): level, date, time, thread, file:line]
 _JAX_LOG = re.compile(rb"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ \]]+:\d+\] ")
 _HOLD_S = 3.0  # JAX's log lines are shown if the child is still running this long after them
-_CLEAN = (0, 2, 3, 130)  # the child ended by itself (success, usage, folder, interrupted)
+# the child ended by itself (success, usage, folder, interrupted)
+_CLEAN = (_OK, ConfigError.exit_status, FolderError.exit_status, errors.EXIT_INTERRUPTED)
 _FLAGS = ("--coordinator", "--num-processes", "--process-id")
 
 
@@ -486,7 +481,7 @@ def _outcome(status: int, held: list[bytes], argv: Sequence[str]) -> int:
         _write(b"".join(held))
         return status
     text = b"".join(held).decode(errors="replace")
-    if status == 1:  # the child stopped by itself, after its one-line message
+    if status == errors.EXIT_ERROR:  # the child stopped by itself, after its one-line message
         lines = [line for line in text.splitlines() if line.startswith("study ")]
     else:
         lines = [f"study run: error: {_what_happened(status, text)}"]
@@ -495,7 +490,7 @@ def _outcome(status: int, held: list[bytes], argv: Sequence[str]) -> int:
         f"command, or run on process {WRITER}'s host alone: study {shlex.join(_alone(argv))}"
     )
     _write("".join(f"{line.rstrip()}\n" for line in lines).encode())
-    return 1
+    return errors.EXIT_ERROR
 
 
 def _what_happened(status: int, text: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from study import cli
+from study import cli, errors
 from study.config import flatten, nest
 from study.errors import ConfigError
 
@@ -366,3 +366,12 @@ def test_a_run_beyond_reason_is_refused_up_front_with_its_estimate(
     extra = ("--n-inits", str(n_inits), "--set", "train.steps=1000")
     code = run_cli(tmp_path, VALID, extra=extra)
     assert_refused(code, capsys, tmp_path, "n_inits", *fragments)
+
+
+def test_each_error_carries_its_exit_status():
+    """shared/INTERFACE.md: 2 bad input, 3 folder in use or another config's, 130 Ctrl-C, 1 else."""
+    assert errors.exit_status(ConfigError("x")) == 2
+    assert errors.exit_status(errors.FormatError("x")) == 2
+    assert errors.exit_status(errors.FolderError("x")) == 3
+    assert errors.exit_status(KeyboardInterrupt()) == errors.EXIT_INTERRUPTED == 130
+    assert errors.exit_status(ValueError("x")) == errors.EXIT_ERROR == 1
