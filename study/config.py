@@ -62,15 +62,15 @@ INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
 # --------------------------------------------------------------------------------------------
 
 
-def _positive(v):
+def _positive(v: float) -> str | None:
     return None if v > 0 else "must be > 0"
 
 
-def _non_negative(v):
+def _non_negative(v: float) -> str | None:
     return None if v >= 0 else "must be >= 0"
 
 
-def _unit_interval(v):
+def _unit_interval(v: float) -> str | None:
     return None if 0 <= v < 1 else "must be in [0, 1)"
 
 
@@ -531,7 +531,7 @@ class Study:
     n_inits: int
     seed: int
     settings: tuple[Setting, ...]
-    config: dict
+    config: dict[str, Any]
     axes: tuple[str, ...]
 
     def groups(self) -> dict[Structure, list[Setting]]:
@@ -838,7 +838,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def read_toml(path: str | Path) -> dict:
+def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file, turning every failure into a one-line ConfigError."""
     path = Path(path)
     try:
@@ -916,7 +916,7 @@ def _given_values(
 
 def _resolved_axes(settings: Iterable[Setting]) -> dict[str, Any]:
     """Every setting key with its resolved value, or the list of its values on a sweep axis."""
-    seen: dict[str, list] = {}
+    seen: dict[str, list[Any]] = {}
     for setting in settings:
         for name, value in setting.values:
             value = list(value) if isinstance(value, tuple) else value
