@@ -340,8 +340,7 @@ def test_any_sweep_that_lists_a_value_twice_is_refused(key, data):
         "train.optimizer": st.sampled_from(["sgd", "adam", "momentum"]),
     }[key]
     values = data.draw(st.lists(pool, min_size=2, max_size=5))
-    section, _, name = key.partition(".")
-    config = {section: {name: values}}
+    config = nest({key: values})
     if len(set(values)) < len(values):
         with pytest.raises(ConfigError, match=f"{key} = .* listed twice"):
             load_study(config)
