@@ -12,10 +12,15 @@ A config is a TOML file (or a dict) with top-level ``name``, ``n_inits`` and ``s
 sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a sweep axis; the grid
 is the product of all axes.
 
-:data:`SCHEMA` is the single source of truth: each key is declared there once, and
-:class:`Structure`, :class:`Numeric`, the validation, ``study/configs/example.toml``
-(:func:`render_example`) and the ``study run --help`` text (:func:`describe_keys`) follow from it.
-Adding a key is one entry in :data:`SCHEMA`.
+:data:`SCHEMA` is the single source of truth: each key is declared there once, and the
+validation, ``study/configs/example.toml`` (:func:`render_example`) and the ``study run --help``
+text (:func:`describe_keys`) follow from it. :class:`Structure` and :class:`Numeric` are written
+out so that a type checker sees their fields, and ``tests/test_config.py`` holds them to
+:data:`SCHEMA` (names, order, types, defaults). Adding a key is one entry in :data:`SCHEMA` and
+one field in the class the test names.
+
+:func:`flatten` and :func:`nest` turn a config's TOML layout into flat ``section.key`` names and
+back.
 """
 
 from __future__ import annotations
