@@ -33,10 +33,21 @@ import tomllib
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from study.csvfile import load_csv
 from study.errors import ConfigError
+
+if TYPE_CHECKING:
+    import jax
+    import numpy as np
+
+    # A numeric field holds a float in a setting, and an array once batched (``[n_settings]``,
+    # NumPy) or traced (JAX). At run time the name is the key's kind, float, which the fields'
+    # test reads; the config layer never imports JAX.
+    Number = float | np.ndarray | jax.Array
+else:
+    Number = float
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "tanh", "sigmoid")
 WEIGHT_INITS = (
@@ -483,20 +494,20 @@ class Numeric(NamedTuple):
     pytree that JAX maps and vmaps through without registration.
     """
 
-    offset: float = 2.0
-    target_scale: float = 1.0
-    target_shift: float = 0.0
-    leaky_slope: float = 0.01
-    init_range: float = 0.05
-    bias_scale: float = 0.05  # derived: model.init_range
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    dormant_tau: float = 0.0
-    redo_tau: float = 0.0
-    shrink: float = 0.8
-    perturb: float = 0.1
-    l2_init: float = 0.01
+    offset: Number = 2.0
+    target_scale: Number = 1.0
+    target_shift: Number = 0.0
+    leaky_slope: Number = 0.01
+    init_range: Number = 0.05
+    bias_scale: Number = 0.05  # derived: model.init_range
+    learning_rate: Number = 0.01
+    momentum: Number = 0.9
+    weight_decay: Number = 1e-4
+    dormant_tau: Number = 0.0
+    redo_tau: Number = 0.0
+    shrink: Number = 0.8
+    perturb: Number = 0.1
+    l2_init: Number = 0.01
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from study.config import Numeric, Structure
+from study.config import Number, Numeric, Structure
 
 # Above this many weights in a layer (fan_in * fan_out) a real matmul beats the elementwise form.
 ELEMENTWISE_MAX_WEIGHTS = 64
@@ -30,11 +30,9 @@ ELEMENTWISE_MAX_WEIGHTS = 64
 # Per layer ``(weights, bias)``, and with ``model.norm`` per hidden layer ``(weights, bias, gain,
 # shift)``; the output layer last.
 Params = tuple[tuple[jax.Array, ...], ...]
-# A scalar of Numeric: a float, or a traced array once vmapped.
-Scalar = jax.Array | float
 
 
-def activation(name: str, slope: Scalar) -> Callable[[jax.Array], jax.Array]:
+def activation(name: str, slope: Number) -> Callable[[jax.Array], jax.Array]:
     """The hidden activation ``name`` as a function of the pre-activation."""
 
     def leaky_relu(z: jax.Array) -> jax.Array:
@@ -52,7 +50,7 @@ def activation(name: str, slope: Scalar) -> Callable[[jax.Array], jax.Array]:
     }[name]
 
 
-def activation_gain(name: str, slope: Scalar) -> Scalar:
+def activation_gain(name: str, slope: Number) -> Number:
     """The gain of ``kaiming_uniform`` for an activation (as PyTorch's ``calculate_gain``):
     sqrt 2 for ReLU and the ReLU-like ELU, SiLU, GELU and softplus, sqrt(2 / (1 + slope^2))
     for leaky ReLU, 5/3 for tanh, 1 for sigmoid."""
@@ -62,7 +60,7 @@ def activation_gain(name: str, slope: Scalar) -> Scalar:
 
 
 def activation_and_derivative(
-    name: str, slope: Scalar, z: jax.Array
+    name: str, slope: Number, z: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """``(act(z), act'(z))`` in one pass; the derivative is exactly the one jax.grad uses."""
     return jax.jvp(activation(name, slope), (z,), (jnp.ones_like(z),))
@@ -142,7 +140,7 @@ def _draw(
     key: jax.Array,
     shape: tuple[int, ...],
     dtype: DTypeLike,
-    *bounds: Scalar,
+    *bounds: Number,
 ) -> jax.Array:
     """A float32 draw cast to ``dtype``: a float64 run starts from a float32 run's numbers."""
     return sampler(key, shape, jnp.float32, *bounds).astype(dtype)
@@ -153,9 +151,9 @@ def _init_weights(
     key: jax.Array,
     fan_in: int,
     fan_out: int,
-    init_range: Scalar,
+    init_range: Number,
     dtype: DTypeLike,
-    gain: Scalar = 1.0,
+    gain: Number = 1.0,
 ) -> jax.Array:
     shape = (fan_out, fan_in)
     if scheme == "kaiming_uniform":
@@ -177,7 +175,7 @@ def _init_weights(
 
 
 def _init_bias(
-    scheme: str, key: jax.Array, fan_out: int, bias_scale: Scalar, dtype: DTypeLike
+    scheme: str, key: jax.Array, fan_out: int, bias_scale: Number, dtype: DTypeLike
 ) -> jax.Array:
     if scheme == "zeros":
         return jnp.zeros((fan_out,), dtype)
