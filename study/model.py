@@ -15,7 +15,7 @@ step is a few fused loops over the samples; ``tests/test_model.py`` checks it ag
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -457,8 +457,9 @@ def unflatten(structure: Structure, flat: jax.Array) -> Params:
     return tuple(layers)
 
 
-def flatten(params: Params) -> jax.Array:
-    """All parameters as one vector ``float[n_params]``, the inverse of :func:`unflatten`."""
+def flatten(params: Sequence[Sequence[jax.Array]]) -> jax.Array:
+    """All parameters as one vector ``float[n_params]``, the inverse of :func:`unflatten`; also
+    any tree of the same layout, e.g. a per-parameter mask (lists of layers of leaves)."""
     return jnp.concatenate([leaf.reshape(-1) for layer in params for leaf in layer])
 
 
