@@ -27,9 +27,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check study tests scripts
+	$(BIN)/mypy
 
 reproduce: $(STAMP)
 	bash scripts/reproduce_all.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

@@ -31,9 +31,7 @@ Usage: ``python scripts/reproduce_remedies.py [--tiny] [--out DIR] [--force]``
 
 from __future__ import annotations
 
-import copy
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,14 +146,8 @@ def toml_value(value) -> str:
 
 def flat_config(task: Task) -> dict[str, object]:
     """The task's config as ``{"section.key": value}`` with the numeric axes at the baseline."""
-    with open(common.CONFIGS / task.config, "rb") as file:
-        nested = tomllib.load(file)
-    flat = {
-        f"{section}.{key}": value
-        for section, keys in nested.items()
-        if isinstance(keys, dict)
-        for key, value in keys.items()
-    }
+    given = config.flatten(config.read_toml(common.CONFIGS / task.config))
+    flat = {name: value for name, value in given.items() if name in config.SETTING_KEYS}
     flat.update(task.baseline)
     return flat
 
@@ -170,14 +162,9 @@ def remedy_values(baseline: Mapping[str, object], overrides: Mapping[str, object
 
 def refusal(task: Task, values: Mapping[str, object]) -> str | None:
     """The engine's one-line reason if it refuses this setting, else None."""
-    with open(common.CONFIGS / task.config, "rb") as file:
-        nested = tomllib.load(file)
-    nested = copy.deepcopy(nested)
-    for name, value in values.items():
-        section, _, key = name.partition(".")
-        nested.setdefault(section, {})[key] = value
+    given = config.flatten(config.read_toml(common.CONFIGS / task.config))
     try:
-        study.load_study(nested)
+        study.load_study(config.nest({**given, **values}))
     except study.ConfigError as error:
         return str(error).splitlines()[0]
     return None
@@ -265,14 +252,11 @@ def plan(task: Task, remedies: Mapping[str, Mapping], pending: Mapping[str, Mapp
 
 def config_axes(task: Task) -> dict[str, list]:
     """The config's sweep axes (its list-valued keys)."""
-    with open(common.CONFIGS / task.config, "rb") as file:
-        nested = tomllib.load(file)
+    given = config.flatten(config.read_toml(common.CONFIGS / task.config))
     return {
-        f"{section}.{key}": value
-        for section, keys in nested.items()
-        if isinstance(keys, dict)
-        for key, value in keys.items()
-        if isinstance(value, list)
+        name: value
+        for name, value in given.items()
+        if name in config.SETTING_KEYS and isinstance(value, list)
     }
 
 

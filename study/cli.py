@@ -14,9 +14,9 @@ import os
 import signal
 import sys
 
-from study.errors import ConfigError, FolderError
+from study.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, ConfigError, FolderError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FOLDER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_USAGE = ConfigError.exit_status  # a malformed flag is bad input, like a malformed config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -421,10 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         _draw_to_files()
     try:
         return COMMANDS[args.command](args)
-    except ConfigError as err:
-        return _fail(args.command, f"error: {err}", EXIT_USAGE)
-    except FolderError as err:
-        return _fail(args.command, f"error: {err}", EXIT_FOLDER)
+    except (ConfigError, FolderError) as err:
+        return _fail(args.command, f"error: {err}", err.exit_status)
     except KeyboardInterrupt:
         message = "interrupted; run the same command again to resume"
         return _fail(args.command, message, EXIT_INTERRUPTED)

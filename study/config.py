@@ -12,15 +12,19 @@ A config is a TOML file (or a dict) with top-level ``name``, ``n_inits`` and ``s
 sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a sweep axis; the grid
 is the product of all axes.
 
-:data:`SCHEMA` is the single source of truth: each key is declared there once, and
-:class:`Structure`, :class:`Numeric`, the validation, ``study/configs/example.toml``
-(:func:`render_example`) and the ``study run --help`` text (:func:`describe_keys`) follow from it.
-Adding a key is one entry in :data:`SCHEMA`.
+:data:`SCHEMA` is the single source of truth: each key is declared there once, and the
+validation, ``study/configs/example.toml`` (:func:`render_example`) and the ``study run --help``
+text (:func:`describe_keys`) follow from it. :class:`Structure` and :class:`Numeric` are written
+out so that a type checker sees their fields, and ``tests/test_config.py`` holds them to
+:data:`SCHEMA` (names, order, types, defaults). Adding a key is one entry in :data:`SCHEMA` and
+one field in the class the test names.
+
+:func:`flatten` and :func:`nest` turn a config's TOML layout into flat ``section.key`` names and
+back.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import json
@@ -29,10 +33,21 @@ import tomllib
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from study.csvfile import load_csv
 from study.errors import ConfigError
+
+if TYPE_CHECKING:
+    import jax
+    import numpy as np
+
+    # A numeric field holds a float in a setting, and an array once batched (``[n_settings]``,
+    # NumPy) or traced (JAX). At run time the name is the key's kind, float, which the fields'
+    # test reads; the config layer never imports JAX.
+    Number = float | np.ndarray | jax.Array
+else:
+    Number = float
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "tanh", "sigmoid")
 WEIGHT_INITS = (
@@ -63,15 +78,15 @@ INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
 # --------------------------------------------------------------------------------------------
 
 
-def _positive(v):
+def _positive(v: float) -> str | None:
     return None if v > 0 else "must be > 0"
 
 
-def _non_negative(v):
+def _non_negative(v: float) -> str | None:
     return None if v >= 0 else "must be >= 0"
 
 
-def _unit_interval(v):
+def _unit_interval(v: float) -> str | None:
     return None if 0 <= v < 1 else "must be in [0, 1)"
 
 
@@ -420,48 +435,79 @@ _NUMERIC = tuple(key for key in SCHEMA if key.field and not key.structural)
 
 
 # --------------------------------------------------------------------------------------------
-# Structure (static) and Numeric (traced), their fields the setting keys' in schema order.
+# Structure (static) and Numeric (traced): the setting keys' fields in schema order, written out
+# so that a type checker sees them; tests/test_config.py holds them to SCHEMA (names, order,
+# types, defaults and the structural/numeric split), so SCHEMA stays the source of truth.
 # --------------------------------------------------------------------------------------------
 
 
-def _field_default(key: Key) -> Any:
-    """A field's default: the key's, or the one derived from the other keys' defaults."""
-    if key.derive is not None:
-        return key.derive({other.name: other.default for other in SCHEMA})
-    return tuple(key.default) if key.kind is list else key.default
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """The static part of a setting: all that changes shapes or the compiled program.
+
+    One field per structural key of :data:`SCHEMA`, in its order (``data.kind`` is
+    ``data_kind``, ``data.path`` is ``csv_path``, ``model.bias`` is ``use_bias``).
+    """
+
+    data_kind: str = "uniform"
+    dim: int = 2
+    n_samples: int = 256
+    standardize: bool = False
+    resample: bool = False
+    csv_path: str = ""
+    features: tuple[str, ...] = ()
+    target: str = "y"
+    function: str = "abs"
+    flipping_bits: int = 15
+    flip_every: int = 10_000
+    teacher_width: int = 100
+    teacher_beta: float = 0.7
+    probe_size: int = 2000
+    depth: int = 1
+    width: int = 1
+    activation: str = "relu"
+    init: str = "uniform"
+    use_bias: bool = True
+    bias_init: str = "zeros"
+    norm: str = "none"
+    flip_dead: bool = False
+    optimizer: str = "adam"
+    loss: str = "bce"  # derived: bce for the default (classification) data
+    steps: int = 1000
+    batch_size: int = 0
+    log_every: int = 10
+    curves: bool = False
+    intervention: str = "none"
+    intervention_every: int = 100
+    dtype: str = "float32"
+
+    @property
+    def full_batch(self) -> bool:
+        """Whether every step sees the whole training set."""
+        return self.batch_size in (0, self.n_samples)
 
 
-def _full_batch(structure: Any) -> bool:
-    return structure.batch_size in (0, structure.n_samples)
+class Numeric(NamedTuple):
+    """The traced part of a setting; each field a scalar, or ``[n_settings]`` when batched.
 
+    One field per numeric key of :data:`SCHEMA`, in its order. A NamedTuple, so that it is a
+    pytree that JAX maps and vmaps through without registration.
+    """
 
-Structure = dataclasses.make_dataclass(
-    "Structure",
-    [
-        (
-            key.field,
-            tuple[str, ...] if key.kind is list else key.kind,
-            dataclasses.field(default=_field_default(key)),
-        )
-        for key in _STRUCTURAL
-    ],
-    namespace={
-        "__module__": __name__,
-        "__doc__": "The static part of a setting: all that changes shapes or the compiled program.",
-        "full_batch": property(_full_batch, doc="Whether every step sees the whole training set."),
-    },
-    frozen=True,
-)
-
-Numeric = collections.namedtuple(
-    "Numeric",
-    [key.field for key in _NUMERIC],
-    defaults=[_field_default(key) for key in _NUMERIC],
-    module=__name__,
-)
-Numeric.__doc__ = (
-    "The traced part of a setting; each field a scalar, or ``[n_settings]`` when batched."
-)
+    offset: Number = 2.0
+    target_scale: Number = 1.0
+    target_shift: Number = 0.0
+    leaky_slope: Number = 0.01
+    init_range: Number = 0.05
+    bias_scale: Number = 0.05  # derived: model.init_range
+    learning_rate: Number = 0.01
+    momentum: Number = 0.9
+    weight_decay: Number = 1e-4
+    dormant_tau: Number = 0.0
+    redo_tau: Number = 0.0
+    shrink: Number = 0.8
+    perturb: Number = 0.1
+    l2_init: Number = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,7 +547,7 @@ class Study:
     n_inits: int
     seed: int
     settings: tuple[Setting, ...]
-    config: dict
+    config: dict[str, Any]
     axes: tuple[str, ...]
 
     def groups(self) -> dict[Structure, list[Setting]]:
@@ -522,9 +568,15 @@ def group_by_structure(settings: Iterable[Setting]) -> dict[Structure, list[Sett
 # --------------------------------------------------------------------------------------------
 
 
-def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
+def flatten(nested: Mapping[str, Any]) -> dict[str, Any]:
+    """A config in its TOML layout as flat keys, checked against the schema.
+
+    ``{"seed": 1, "model": {"width": 4}}`` becomes ``{"seed": 1, "model.width": 4}``: a section's
+    keys are written ``section.key``, top-level keys as they are; :func:`nest` is the inverse.
+    Raises a one-line ConfigError for a section or key that :data:`SCHEMA` does not name.
+    """
     flat = {}
-    for name, value in config.items():
+    for name, value in nested.items():
         if isinstance(value, Mapping):
             if name not in SECTIONS:
                 allowed = ", ".join(f"[{section}]" for section in SECTIONS)
@@ -539,6 +591,23 @@ def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
         if name not in KEYS:
             raise ConfigError(f"unknown key '{name}'; allowed: {', '.join(KEYS)}")
     return flat
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat keys in a config's TOML layout, the inverse of :func:`flatten`.
+
+    ``{"seed": 1, "model.width": 4}`` becomes ``{"seed": 1, "model": {"width": 4}}``; sections
+    and their keys keep the order in which they first appear. The keys are not checked here:
+    :func:`load_study` checks what it is given.
+    """
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        section, dot, key = name.partition(".")
+        if dot:
+            nested.setdefault(section, {})[key] = value
+        else:
+            nested[name] = value
+    return nested
 
 
 def _check_value(key: Key, value: Any) -> Any:
@@ -785,7 +854,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name, value
 
 
-def read_toml(path: str | Path) -> dict:
+def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file, turning every failure into a one-line ConfigError."""
     path = Path(path)
     try:
@@ -853,7 +922,7 @@ def _given_values(
     config: Mapping[str, Any], overrides: Iterable[str], top_level: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The keys the user gave, flat: the config's, then ``--set`` overrides, then keywords."""
-    flat = _flatten(config)
+    flat = flatten(config)
     for text in overrides:
         name, value = parse_override(text)
         flat[name] = value
@@ -863,7 +932,7 @@ def _given_values(
 
 def _resolved_axes(settings: Iterable[Setting]) -> dict[str, Any]:
     """Every setting key with its resolved value, or the list of its values on a sweep axis."""
-    seen: dict[str, list] = {}
+    seen: dict[str, list[Any]] = {}
     for setting in settings:
         for name, value in setting.values:
             value = list(value) if isinstance(value, tuple) else value
@@ -885,18 +954,10 @@ def make_setting(**values: Any) -> Setting:
         if dotted not in KEYS or dotted in TOP_LEVEL:
             raise ConfigError(f"unknown setting {name!r}; use e.g. model_width for model.width")
         flat[dotted] = value
-    study = load_study(_nest(flat))
+    study = load_study(nest(flat))
     if len(study.settings) != 1:
         raise ConfigError("make_setting takes single values; use load_study for a sweep")
     return study.settings[0]
-
-
-def _nest(flat: Mapping[str, Any]) -> dict:
-    nested: dict[str, Any] = {}
-    for name, value in flat.items():
-        section, _, key = name.partition(".")
-        nested.setdefault(section, {})[key] = value
-    return nested
 
 
 def describe_keys() -> str:

@@ -10,13 +10,22 @@ import collections
 import csv
 import functools
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from study.errors import ConfigError
 
+if TYPE_CHECKING:  # pandas is imported when a file is read, not with the config
+    import pandas as pd
 
-def load_csv(path: str, features: tuple[str, ...], target: str, dtype: str = "float32"):
+# What a CSV resolves to: its feature columns, ``inputs: float64[n_samples, dim]`` and
+# ``targets: float64[n_samples]``.
+Table = tuple[tuple[str, ...], np.ndarray, np.ndarray]
+
+
+def load_csv(path: str, features: Iterable[str], target: str, dtype: str = "float32") -> Table:
     """Read a CSV of numeric features and a 0/1 target (cached while the file is unchanged).
 
     Returns ``(feature_names, inputs: float64[n_samples, dim], targets: float64[n_samples])``.
@@ -35,23 +44,29 @@ def load_csv(path: str, features: tuple[str, ...], target: str, dtype: str = "fl
 
 
 @functools.lru_cache(maxsize=32)
-def _read_csv(path: str, features: tuple[str, ...], target: str, dtype: str, version):
+def _read_csv(
+    path: str,
+    features: tuple[str, ...],
+    target: str,
+    dtype: str,
+    version: tuple[int, int] | None,
+) -> Table:
     frame = _read_frame(path)
     columns = _header(path, frame)
     if target not in columns:
         raise ConfigError(
             f"data.target = {target!r}: no such column in {path!r}; columns: {_some(columns)}"
         )
-    features = _check_features(path, features, target, columns)
-    inputs = _numeric(frame, features, path, dtype)
+    names = _check_features(path, features, target, columns)
+    inputs = _numeric(frame, names, path, dtype)
     targets = _numeric(frame, (target,), path, dtype)[:, 0]
     if not np.isin(targets, (0.0, 1.0)).all():
         bad = targets[~np.isin(targets, (0.0, 1.0))][0]
         raise ConfigError(f"data.target = {target!r}: values must be 0 or 1, found {bad!r}")
-    return features, inputs, targets
+    return names, inputs, targets
 
 
-def _read_frame(path: str):
+def _read_frame(path: str) -> pd.DataFrame:
     import pandas as pd
 
     try:
@@ -72,7 +87,7 @@ def _read_frame(path: str):
     return frame
 
 
-def _header(path: str, frame) -> list[str]:
+def _header(path: str, frame: pd.DataFrame) -> list[str]:
     """The column names as the file writes them (pandas renames a repeated name to ``a.1``)."""
     with open(path, newline="", encoding="utf-8-sig") as file:
         names = next(csv.reader(file), [])
@@ -82,9 +97,13 @@ def _header(path: str, frame) -> list[str]:
     return [str(c) for c in frame.columns]
 
 
-def _check_features(path: str, features, target: str, columns: list[str]) -> tuple[str, ...]:
+def _check_features(
+    path: str, given: tuple[str, ...], target: str, columns: list[str]
+) -> tuple[str, ...]:
+    """The feature columns: those given (all present, once each, not the target), or every
+    column but the target when none are given."""
     known = set(columns)
-    features = tuple(features) or tuple(c for c in columns if c != target)
+    features = given or tuple(c for c in columns if c != target)
     if not features:
         raise ConfigError(f"data.path = {path!r}: no feature columns besides the target")
     missing = [name for name in features if name not in known]
@@ -103,7 +122,7 @@ def _check_features(path: str, features, target: str, columns: list[str]) -> tup
     return features
 
 
-def _numeric(frame, names: tuple[str, ...], path: str, dtype: str) -> np.ndarray:
+def _numeric(frame: pd.DataFrame, names: tuple[str, ...], path: str, dtype: str) -> np.ndarray:
     """``float64[n, len(names)]``, every value a number that is finite in ``dtype``."""
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
@@ -130,8 +149,8 @@ def _numeric(frame, names: tuple[str, ...], path: str, dtype: str) -> np.ndarray
     return values
 
 
-def _some(names, shown: int = 10) -> str:
+def _some(names: Iterable[object], shown: int = 10) -> str:
     """The first names of a list, comma-separated, with a count of the rest."""
-    names = list(names)
-    rest = f", ... ({len(names) - shown} more)" if len(names) > shown else ""
-    return ", ".join(map(str, names[:shown])) + rest
+    listed = list(names)
+    rest = f", ... ({len(listed) - shown} more)" if len(listed) > shown else ""
+    return ", ".join(map(str, listed[:shown])) + rest

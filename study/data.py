@@ -11,26 +11,33 @@ the alternating direction (1, -1, 1, ...) is above the median projection.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from study import runtime
 from study.config import STREAMS, Numeric, Structure
 from study.csvfile import load_csv
+from study.errors import ConfigError
+
+# JAX arrays in the engine; NumPy arrays for a CSV file's data before they enter the program.
+ArrayT = TypeVar("ArrayT", jax.Array, np.ndarray)
 
 
-class Data(NamedTuple):
+class Data(NamedTuple, Generic[ArrayT]):
     """A training set: ``inputs: float[dim, n_samples]``, ``targets: float[n_samples]``."""
 
-    inputs: jax.Array
-    targets: jax.Array
+    inputs: ArrayT
+    targets: ArrayT
 
 
-def key_streams(seed) -> tuple[jax.Array, jax.Array]:
-    """``(data_root, init_root)``: the two independent key streams of a study seed."""
+def key_streams(seed: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """``(data_root, init_root)``: the two independent key streams of a study seed (an int, or
+    a ``uint32`` scalar, traced inside the compiled program)."""
     data_root, init_root = jax.random.split(jax.random.key(seed))
     return data_root, init_root
 
@@ -61,7 +68,9 @@ def standardize(inputs: jax.Array) -> jax.Array:
     return (inputs - mean) / jnp.where(std > 0, std, 1.0)
 
 
-def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data | None) -> Data:
+def make_data(
+    structure: Structure, numeric: Numeric, key: jax.Array, csv: Data[Any] | None
+) -> Data[jax.Array]:
     """The training set of one setting (traceable: ``numeric`` may hold tracers).
 
     Args:
@@ -77,6 +86,8 @@ def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data 
     # Draws are made in float32 and cast, so a float64 run sees a float32 run's data exactly.
     kind = structure.data_kind
     if kind == "csv":
+        if csv is None:
+            raise ValueError("data.kind = 'csv' needs the file's data (csv_data)")
         base, targets = csv.inputs.astype(dtype), csv.targets.astype(dtype)
     elif kind == "gaussian":
         base = jax.random.normal(key, shape, jnp.float32).astype(dtype)
@@ -96,7 +107,7 @@ def make_data(structure: Structure, numeric: Numeric, key: jax.Array, csv: Data 
     return Data(inputs.astype(dtype), targets.astype(dtype))
 
 
-def csv_data(structure: Structure) -> Data | None:
+def csv_data(structure: Structure) -> Data[np.ndarray] | None:
     """The CSV file of a structure as feature-major arrays, or None for synthetic data."""
     if structure.data_kind != "csv":
         return None
@@ -107,7 +118,7 @@ def csv_data(structure: Structure) -> Data | None:
     return Data(np.asarray(inputs.T, dtype), np.asarray(targets, dtype))
 
 
-def setting_inputs(values, seed: int) -> np.ndarray | None:
+def setting_inputs(values: Mapping[str, Any], seed: int) -> np.ndarray | None:
     """The training inputs ``float[n_samples, dim]`` the engine used for a setting and seed.
 
     The engine draws a setting's data set from the study seed's data stream
@@ -119,7 +130,7 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
 
     if values.get("data.resample", False) or values.get("data.kind") in STREAMS:
         return None
-    nested: dict = {}
+    flat = {}
     for name, value in values.items():
         if name not in config.KEYS or name in config.TOP_LEVEL:
             continue
@@ -129,11 +140,10 @@ def setting_inputs(values, seed: int) -> np.ndarray | None:
             value = [v for v in value.split(",") if v] if isinstance(value, str) else list(value)
         if isinstance(value, float) and np.isnan(value) and config.KEYS[name].nullable:
             value = None
-        section, _, key = name.partition(".")
-        nested.setdefault(section, {})[key] = value
+        flat[name] = value
     try:
-        setting = config.load_study(nested).settings[0]
-    except (config.ConfigError, OSError):
+        setting = config.load_study(config.nest(flat)).settings[0]
+    except (ConfigError, OSError):
         return None
     with runtime.precision(setting.structure.dtype):  # as the engine drew them
         data_root, _ = key_streams(seed)

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import jax
 import numpy as np
 
-from study import runtime
+from study import errors, runtime
 from study.errors import ConfigError, FolderError
 
 TIMEOUT_ENV = "STUDY_DISTRIBUTED_TIMEOUT"
@@ -246,22 +246,14 @@ def _first_line(error: BaseException) -> str:
 # Agreeing before computing.
 # --------------------------------------------------------------------------------------------
 
-_OK = 0
-
-
-def _status(error: BaseException) -> int:
-    if isinstance(error, ConfigError):
-        return 2
-    if isinstance(error, FolderError):
-        return 3
-    return 1
+_OK = errors.EXIT_OK
 
 
 def _peer_failed(status: int, process: int, doing: str) -> Exception:
     message = f"process {process} failed to {doing}; see its message"
-    if status == 2:
+    if status == ConfigError.exit_status:
         return ConfigError(message)
-    if status == 3:
+    if status == FolderError.exit_status:
         return FolderError(message)
     return PeerError(message)
 
@@ -280,7 +272,8 @@ def all_or_none(step: Callable[[], T], doing: str) -> T:
         value = step()
     except Exception as err:  # noqa: BLE001 - re-raised below, after telling the peers
         error = err
-    statuses = _allgather(np.asarray([_OK if error is None else _status(error)], np.int32))[:, 0]
+    status = _OK if error is None else errors.exit_status(error)
+    statuses = _allgather(np.asarray([status], np.int32))[:, 0]
     if error is not None:
         raise error
     failed = np.flatnonzero(statuses != _OK)
@@ -310,7 +303,7 @@ def from_writer(decide: Callable[[], Sequence[int]] | None, size: int, doing: st
             message[1:] = decision
         except Exception as err:  # noqa: BLE001 - re-raised below, after telling the peers
             error = err
-            message[0] = _status(err)
+            message[0] = errors.exit_status(err)
     with _peers_reachable():
         message = np.asarray(multihost_utils.broadcast_one_to_all(message))
     if error is not None:

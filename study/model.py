@@ -15,24 +15,32 @@ step is a few fused loops over the samples; ``tests/test_model.py`` checks it ag
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
-from study.config import Numeric, Structure
+from study.config import Number, Numeric, Structure
 
 # Above this many weights in a layer (fan_in * fan_out) a real matmul beats the elementwise form.
 ELEMENTWISE_MAX_WEIGHTS = 64
 
-Params = tuple[tuple[jax.Array, jax.Array], ...]
+# Per layer ``(weights, bias)``, and with ``model.norm`` per hidden layer ``(weights, bias, gain,
+# shift)``; the output layer last.
+Params = tuple[tuple[jax.Array, ...], ...]
 
 
-def activation(name: str, slope: jax.Array | float):
+def activation(name: str, slope: Number) -> Callable[[jax.Array], jax.Array]:
     """The hidden activation ``name`` as a function of the pre-activation."""
+
+    def leaky_relu(z: jax.Array) -> jax.Array:
+        return jnp.where(z > 0, z, slope * z)
+
     return {
         "relu": jax.nn.relu,  # relu'(0) = 0: a unit at exactly 0 everywhere is dead
-        "leaky_relu": lambda z: jnp.where(z > 0, z, slope * z),
+        "leaky_relu": leaky_relu,
         "elu": jax.nn.elu,
         "gelu": jax.nn.gelu,
         "silu": jax.nn.silu,
@@ -42,7 +50,7 @@ def activation(name: str, slope: jax.Array | float):
     }[name]
 
 
-def activation_gain(name: str, slope) -> jax.Array | float:
+def activation_gain(name: str, slope: Number) -> Number:
     """The gain of ``kaiming_uniform`` for an activation (as PyTorch's ``calculate_gain``):
     sqrt 2 for ReLU and the ReLU-like ELU, SiLU, GELU and softplus, sqrt(2 / (1 + slope^2))
     for leaky ReLU, 5/3 for tanh, 1 for sigmoid."""
@@ -51,7 +59,9 @@ def activation_gain(name: str, slope) -> jax.Array | float:
     return {"tanh": 5.0 / 3.0, "sigmoid": 1.0}.get(name, 2.0**0.5)
 
 
-def activation_and_derivative(name: str, slope, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+def activation_and_derivative(
+    name: str, slope: Number, z: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """``(act(z), act'(z))`` in one pass; the derivative is exactly the one jax.grad uses."""
     return jax.jvp(activation(name, slope), (z,), (jnp.ones_like(z),))
 
@@ -125,12 +135,26 @@ def sum_lanes(lanes: jax.Array, n: int) -> jax.Array:
 RAI_SIGMA_GAIN = 0.6007
 
 
-def _draw(sampler, key, shape, dtype, *bounds):
+def _draw(
+    sampler: Callable[..., jax.Array],
+    key: jax.Array,
+    shape: tuple[int, ...],
+    dtype: DTypeLike,
+    *bounds: Number,
+) -> jax.Array:
     """A float32 draw cast to ``dtype``: a float64 run starts from a float32 run's numbers."""
     return sampler(key, shape, jnp.float32, *bounds).astype(dtype)
 
 
-def _init_weights(scheme, key, fan_in, fan_out, init_range, dtype, gain=1.0):
+def _init_weights(
+    scheme: str,
+    key: jax.Array,
+    fan_in: int,
+    fan_out: int,
+    init_range: Number,
+    dtype: DTypeLike,
+    gain: Number = 1.0,
+) -> jax.Array:
     shape = (fan_out, fan_in)
     if scheme == "kaiming_uniform":
         limit = gain * jnp.sqrt(3.0 / fan_in)
@@ -150,7 +174,9 @@ def _init_weights(scheme, key, fan_in, fan_out, init_range, dtype, gain=1.0):
     raise ValueError(f"unknown weight init {scheme!r}")
 
 
-def _init_bias(scheme, key, fan_out, bias_scale, dtype):
+def _init_bias(
+    scheme: str, key: jax.Array, fan_out: int, bias_scale: Number, dtype: DTypeLike
+) -> jax.Array:
     if scheme == "zeros":
         return jnp.zeros((fan_out,), dtype)
     if scheme == "uniform":
@@ -162,7 +188,9 @@ def _init_bias(scheme, key, fan_out, bias_scale, dtype):
     raise ValueError(f"unknown bias init {scheme!r}")
 
 
-def _init_rai(key, fan_in, fan_out, use_bias, dtype):
+def _init_rai(
+    key: jax.Array, fan_in: int, fan_out: int, use_bias: bool, dtype: DTypeLike
+) -> tuple[jax.Array, jax.Array]:
     """Randomized asymmetric initialization (Lu, Shin, Su and Karniadakis 2019, arXiv 1903.06733).
 
     Each row of the augmented matrix ``[W, b]`` is N(0, 0.6007^2 / fan_in) except one entry,
@@ -192,7 +220,7 @@ def layer_sizes(structure: Structure) -> list[tuple[int, int]]:
 def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Params:
     """Draw one initialization: every layer's weights and biases, the output layer last."""
     dtype = jnp.dtype(structure.dtype)
-    params = []
+    params: list[tuple[jax.Array, ...]] = []
     for layer_key, (fan_in, fan_out) in zip(
         jax.random.split(key, structure.depth + 1), layer_sizes(structure), strict=True
     ):
@@ -288,7 +316,9 @@ class Layer(NamedTuple):
     inv_std: jax.Array | None
 
 
-def hidden_layer(structure: Structure, numeric: Numeric, layer, hidden: jax.Array) -> Layer:
+def hidden_layer(
+    structure: Structure, numeric: Numeric, layer: tuple[jax.Array, ...], hidden: jax.Array
+) -> Layer:
     """Run one hidden layer ``(weights, bias[, gain, shift])`` on ``hidden: float[fan_in, n]``."""
     weights, bias = layer[:2]
     z = dense(weights, hidden) + bias[:, None]
@@ -303,24 +333,27 @@ def hidden_layer(structure: Structure, numeric: Numeric, layer, hidden: jax.Arra
 
 def forward(structure: Structure, numeric: Numeric, params: Params, inputs: jax.Array) -> Forward:
     """Run the MLP on ``inputs: float[dim, n]``, keeping what the backward pass and metrics use."""
-    layers, hidden = [], inputs
+    layers: list[Layer] = []
+    hidden = inputs
     for layer in params[:-1]:
         layers.append(hidden_layer(structure, numeric, layer, hidden))
         hidden = layers[-1].output
     out_weights, out_bias = params[-1]
     output = dense(out_weights, hidden)[0] + out_bias[0]
-    normalized = structure.norm != "none"
+    # (None for every layer without model.norm, an array for every layer with it)
     return Forward(
         pre_activations=tuple(layer.pre_activation for layer in layers),
         derivatives=tuple(layer.derivative for layer in layers),
         activations=(inputs, *(layer.output for layer in layers)),
         output=output,
-        normalized=tuple(layer.normalized for layer in layers) if normalized else (),
-        inv_std=tuple(layer.inv_std for layer in layers) if normalized else (),
+        normalized=tuple(layer.normalized for layer in layers if layer.normalized is not None),
+        inv_std=tuple(layer.inv_std for layer in layers if layer.inv_std is not None),
     )
 
 
-def normalize_backward(norm: str, grad_hat: jax.Array, z_hat: jax.Array, inv_std: jax.Array):
+def normalize_backward(
+    norm: str, grad_hat: jax.Array, z_hat: jax.Array, inv_std: jax.Array
+) -> jax.Array:
     """``d loss / d z`` from ``d loss / d z_hat`` through :func:`normalize` (its Jacobian with
     the statistics differentiated too): ``inv_std * (g - mean(g) - z_hat * mean(g * z_hat))``."""
     mean_grad = _expand(norm, _mean_over(norm, grad_hat))
@@ -328,7 +361,9 @@ def normalize_backward(norm: str, grad_hat: jax.Array, z_hat: jax.Array, inv_std
     return _expand(norm, inv_std) * (grad_hat - mean_grad - z_hat * mean_proj)
 
 
-def loss_and_output_grad(loss: str, output: jax.Array, targets: jax.Array):
+def loss_and_output_grad(
+    loss: str, output: jax.Array, targets: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Mean loss and its derivative with respect to each output, ``float[n]``."""
     n = output.shape[-1]
     if loss == "bce":
@@ -387,7 +422,10 @@ def flat_gradient(
             upstream = dense_transpose(weights, upstream)
     # Each block is folded on its own (so the per-sample terms need not be stacked in memory);
     # the lanes are then added together, the same additions as sum_samples of the stack.
-    totals = sum_lanes(jnp.concatenate([fold_samples(r) for r in rows]), n) if rows else None
+    if rows:
+        totals = sum_lanes(jnp.concatenate([fold_samples(r) for r in rows]), n)
+    else:  # every gradient was finished above (large layers, no bias): no row is read
+        totals = jnp.zeros((0,), output_grad.dtype)
     pieces = [
         totals[part : part + leaf.size] if isinstance(part, int) else part
         for layer_parts, layer in zip(parts, params, strict=True)
@@ -399,7 +437,7 @@ def flat_gradient(
 def leaf_shapes(structure: Structure) -> list[tuple[tuple[int, ...], ...]]:
     """The shapes of every layer's parameters: ``(weights, bias)``, and for a hidden layer with
     ``model.norm`` also ``(gain, shift)``; the output layer last."""
-    shapes = []
+    shapes: list[tuple[tuple[int, ...], ...]] = []
     for layer, (fan_in, fan_out) in enumerate(layer_sizes(structure)):
         normalized = structure.norm != "none" and layer < structure.depth
         shapes.append(((fan_out, fan_in), (fan_out,)) + ((fan_out,), (fan_out,)) * normalized)
@@ -419,8 +457,9 @@ def unflatten(structure: Structure, flat: jax.Array) -> Params:
     return tuple(layers)
 
 
-def flatten(params: Params) -> jax.Array:
-    """All parameters as one vector ``float[n_params]``, the inverse of :func:`unflatten`."""
+def flatten(params: Sequence[Sequence[jax.Array]]) -> jax.Array:
+    """All parameters as one vector ``float[n_params]``, the inverse of :func:`unflatten`; also
+    any tree of the same layout, e.g. a per-parameter mask (lists of layers of leaves)."""
     return jnp.concatenate([leaf.reshape(-1) for layer in params for leaf in layer])
 
 
@@ -439,7 +478,13 @@ def backward(
     return tuple(layers)
 
 
-def loss_fn(structure: Structure, numeric: Numeric, params: Params, inputs, targets):
+def loss_fn(
+    structure: Structure,
+    numeric: Numeric,
+    params: Params,
+    inputs: jax.Array,
+    targets: jax.Array,
+) -> jax.Array:
     """The mean training loss; the reference that :func:`backward` must match under jax.grad."""
     output = forward(structure, numeric, params, inputs).output
     return loss_and_output_grad(structure.loss, output, targets)[0]

@@ -24,14 +24,16 @@ from collections.abc import Callable, Iterator, Sequence
 
 import jax
 
+from study import errors
 from study.distributed import WRITER, _several_processes, cluster_environment
-from study.errors import ConfigError
+from study.errors import ConfigError, FolderError
 
 SUPERVISED_ENV = "STUDY_SUPERVISED"  # set in a supervised child's environment
 # A line of JAX's C++ log (absl): level, date, time, thread, file:line]
 _JAX_LOG = re.compile(rb"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^ \]]+:\d+\] ")
 _HOLD_S = 3.0  # JAX's log lines are shown if the child is still running this long after them
-_CLEAN = (0, 2, 3, 130)  # the child ended by itself (success, usage, folder, interrupted)
+# the child ended by itself (success, usage, folder, interrupted)
+_CLEAN = (errors.EXIT_OK, ConfigError.exit_status, FolderError.exit_status, errors.EXIT_INTERRUPTED)
 _FLAGS = ("--coordinator", "--num-processes", "--process-id")
 
 
@@ -162,7 +164,7 @@ def _outcome(status: int, held: list[bytes], argv: Sequence[str]) -> int:
         _write(b"".join(held))
         return status
     text = b"".join(held).decode(errors="replace")
-    if status == 1:  # the child stopped by itself, after its one-line message
+    if status == errors.EXIT_ERROR:  # the child stopped by itself, after its one-line message
         lines = [line for line in text.splitlines() if line.startswith("study ")]
     else:
         lines = [f"study run: error: {_what_happened(status, text)}"]
@@ -171,7 +173,7 @@ def _outcome(status: int, held: list[bytes], argv: Sequence[str]) -> int:
         f"command, or run on process {WRITER}'s host alone: study {shlex.join(_alone(argv))}"
     )
     _write("".join(f"{line.rstrip()}\n" for line in lines).encode())
-    return 1
+    return errors.EXIT_ERROR
 
 
 def _what_happened(status: int, text: str) -> str:

@@ -742,7 +742,10 @@ def p_dead_init_theory(values, inputs=None) -> Theory:
         return reason
     x = np.asarray(inputs, dtype=float)
     depth, width = int(values.get("model.depth", 1)), int(values.get("model.width", 1))
-    family, scale = weight_law(values, x.shape[1], width)
+    law = weight_law(values, x.shape[1], width)
+    if law is None:  # (_why_not has refused every such init already)
+        return _none("weights that are not i.i.d. symmetric: no closed form")
+    family, scale = law
     kind, bias_scale = bias_law(values)
     if kind == "zeros":
         unit = first_unit_zero_bias(x, family)

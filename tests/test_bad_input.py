@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from study import cli
+from study import cli, errors
+from study.config import flatten, nest
 from study.errors import ConfigError
 
 TRAIN = {"train": {"steps": 4, "log_every": 2}}
@@ -50,13 +51,7 @@ def to_toml(config: dict) -> str:
 
 
 def with_change(dotted: str, value) -> dict:
-    config = {s: dict(t) for s, t in VALID.items()}
-    section, _, key = dotted.partition(".")
-    if key:
-        config.setdefault(section, {})[key] = value
-    else:
-        config[section] = value
-    return config
+    return nest({**flatten(VALID), dotted: value})
 
 
 def run_cli(folder: Path, config: dict | None = None, text: str | None = None, extra=()):
@@ -345,8 +340,7 @@ def test_any_sweep_that_lists_a_value_twice_is_refused(key, data):
         "train.optimizer": st.sampled_from(["sgd", "adam", "momentum"]),
     }[key]
     values = data.draw(st.lists(pool, min_size=2, max_size=5))
-    section, _, name = key.partition(".")
-    config = {section: {name: values}}
+    config = nest({key: values})
     if len(set(values)) < len(values):
         with pytest.raises(ConfigError, match=f"{key} = .* listed twice"):
             load_study(config)
@@ -371,3 +365,12 @@ def test_a_run_beyond_reason_is_refused_up_front_with_its_estimate(
     extra = ("--n-inits", str(n_inits), "--set", "train.steps=1000")
     code = run_cli(tmp_path, VALID, extra=extra)
     assert_refused(code, capsys, tmp_path, "n_inits", *fragments)
+
+
+def test_each_error_carries_its_exit_status():
+    """shared/INTERFACE.md: 2 bad input, 3 folder in use or another config's, 130 Ctrl-C, 1 else."""
+    assert errors.exit_status(ConfigError("x")) == 2
+    assert errors.exit_status(errors.FormatError("x")) == 2
+    assert errors.exit_status(errors.FolderError("x")) == 3
+    assert errors.exit_status(KeyboardInterrupt()) == errors.EXIT_INTERRUPTED == 130
+    assert errors.exit_status(ValueError("x")) == errors.EXIT_ERROR == 1

@@ -5,6 +5,7 @@ import dataclasses
 import pickle
 import re
 import tomllib
+import typing
 
 import pandas as pd
 import pytest
@@ -78,13 +79,7 @@ NUMERIC_FIELDS = (
 def _example_keys() -> dict:
     """example.toml parsed, its commented-out nullable keys (``# key = ...``) read as set."""
     text = re.sub(r"^# (\w+) = \.\.\.", r'\1 = "derived"', EXAMPLE_PATH.read_text(), flags=re.M)
-    flat = {}
-    for name, value in tomllib.loads(text).items():
-        if isinstance(value, dict):
-            flat.update((f"{name}.{sub}", sub_value) for sub, sub_value in value.items())
-        else:
-            flat[name] = value
-    return flat
+    return config.flatten(tomllib.loads(text))
 
 
 def test_example_lists_every_key_with_its_default():
@@ -105,6 +100,17 @@ def test_example_is_the_default_setting():
     assert setting == make_setting()
 
 
+def test_nest_and_flatten_are_inverses():
+    nested = {"seed": 3, "model": {"width": [1, 4], "depth": 2}, "train": {"steps": 5}}
+    flat = {"seed": 3, "model.width": [1, 4], "model.depth": 2, "train.steps": 5}
+    assert config.flatten(nested) == flat and config.nest(flat) == nested
+    assert list(config.nest(flat)) == ["seed", "model", "train"]  # the order given
+    with pytest.raises(ConfigError, match=r"^unknown section \[optim\]; allowed: \[data\]"):
+        config.flatten({"optim": {"lr": 1}})
+    with pytest.raises(ConfigError, match=r"^unknown key 'model.widht'; allowed: name, "):
+        config.flatten({"model": {"widht": 4}})
+
+
 def test_help_describes_every_key():
     lines = config.describe_keys().splitlines()
     assert [line.split()[0] for line in lines] == list(KEYS)
@@ -116,6 +122,36 @@ def test_structure_and_numeric_fields_are_the_schemas():
     assert structure_fields == tuple(k.field for k in SCHEMA if k.field and k.structural)
     assert Numeric._fields == NUMERIC_FIELDS
     assert Numeric._fields == tuple(k.field for k in SCHEMA if k.field and not k.structural)
+
+
+def _schema_field(key) -> tuple:
+    """What SCHEMA says a setting key's field is: name, type, default and the default's type
+    (a derived default from the other keys' defaults; a list key is a tuple of column names)."""
+    if key.derive is not None:
+        default = key.derive({other.name: other.default for other in SCHEMA})
+    else:
+        default = tuple(key.default) if key.kind is list else key.default
+    kind = tuple[str, ...] if key.kind is list else key.kind
+    return key.field, kind, default, type(default)
+
+
+def test_structure_and_numeric_are_declared_as_the_schema_says():
+    """The classes are written out for the type checker; SCHEMA stays the source of truth, so
+    a key added, moved, retyped or given another default in one place only fails here."""
+    hints = typing.get_type_hints(Structure)
+    declared = [
+        (field.name, hints[field.name], field.default, type(field.default))
+        for field in dataclasses.fields(Structure)
+    ]
+    assert declared == [_schema_field(k) for k in SCHEMA if k.field and k.structural]
+    assert Structure.__dataclass_params__.frozen  # hashable: a compiled program per structure
+
+    hints = typing.get_type_hints(Numeric)
+    defaults = Numeric._field_defaults
+    declared = [
+        (name, hints[name], defaults[name], type(defaults[name])) for name in Numeric._fields
+    ]
+    assert declared == [_schema_field(k) for k in SCHEMA if k.field and not k.structural]
 
 
 def test_structure_and_numeric_defaults_are_the_default_settings():
