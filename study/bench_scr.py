@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -14,7 +15,17 @@ from study.config import Setting, make_setting
 from study.errors import ConfigError
 from study.reference import SEED
 
-SCR = dict(runs=100, steps=3_000_000, single_runs=2, single_share=0.01)
+
+class ScrWorkload(NamedTuple):
+    """The SCR benchmark's size: learners, examples each, and the share timed one at a time."""
+
+    runs: int = 100
+    steps: int = 3_000_000
+    single_runs: int = 2
+    single_share: float = 0.01
+
+
+SCR = ScrWorkload()
 
 
 def scr_setting(steps: int, checks: int = 75) -> Setting:
@@ -33,8 +44,8 @@ def scr_setting(steps: int, checks: int = 75) -> Setting:
 
 
 def benchmark_scr(
-    runs: int = SCR["runs"],
-    steps: int = SCR["steps"],
+    runs: int = SCR.runs,
+    steps: int = SCR.steps,
     progress: Callable[[str], None] = print,
 ) -> dict:
     """``runs`` SCR learners on ``steps`` examples each, all at once (the engine), against the
@@ -50,23 +61,23 @@ def benchmark_scr(
     _, timings = time_engine(setting, runs)
     engine_rate = runs * steps / timings["run_s"]
 
-    single_steps = max(1, int(steps * SCR["single_share"]))
+    single_steps = max(1, int(steps * SCR.single_share))
     single = scr_setting(single_steps, checks=1)  # (fewer checks per example: its favour)
     structure, numeric = single.structure, single.numeric
     numerics = jax.tree.map(lambda v: np.asarray([v], np.float32), numeric)
     ids = np.asarray([single.setting_id], np.int32)
-    indices = np.arange(SCR["single_runs"], dtype=np.int32)
+    indices = np.arange(SCR.single_runs, dtype=np.int32)
     _, drawn = make_start(start_structure(structure))(np.uint32(SEED), numerics, ids, indices, None)
     one_run = jax.jit(lambda start: train_stream_one(structure, numeric, start))
     first = jax.tree.map(lambda a: a[0, 0], drawn)
     t0 = time.perf_counter()
     jax.block_until_ready(one_run(first))
     single_compile_s = time.perf_counter() - t0
-    progress(f"SCR: {SCR['single_runs']} runs one at a time on {single_steps:,} examples each")
+    progress(f"SCR: {SCR.single_runs} runs one at a time on {single_steps:,} examples each")
     t0 = time.perf_counter()
-    for index in range(SCR["single_runs"]):
+    for index in range(SCR.single_runs):
         jax.block_until_ready(one_run(jax.tree.map(lambda a, i=index: a[0, i], drawn)))
-    single_rate = SCR["single_runs"] * single_steps / (time.perf_counter() - t0)
+    single_rate = SCR.single_runs * single_steps / (time.perf_counter() - t0)
     return {
         "runs": runs,
         "steps": steps,

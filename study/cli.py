@@ -361,8 +361,8 @@ def _bench(args) -> int:
             compile_cache=not args.no_compile_cache,
         )
         result = bench_scr.benchmark_scr(
-            runs=bench_scr.SCR["runs"] if args.scr_runs is None else args.scr_runs,
-            steps=bench_scr.SCR["steps"] if args.scr_steps is None else args.scr_steps,
+            runs=bench_scr.SCR.runs if args.scr_runs is None else args.scr_runs,
+            steps=bench_scr.SCR.steps if args.scr_steps is None else args.scr_steps,
             progress=lambda message: print(f"[bench] {message}", flush=True),
         )
         print(bench_scr.format_scr(result))

@@ -150,7 +150,13 @@ def initialize(
         wait = timeouts["initialization_timeout"]
         log(f"{who}: joining the other processes (waiting up to {wait} s)")
     try:
-        jax.distributed.initialize(coordinator, num_processes, process_id, **timeouts)
+        jax.distributed.initialize(
+            coordinator,
+            num_processes,
+            process_id,
+            initialization_timeout=timeouts["initialization_timeout"],
+            heartbeat_timeout_seconds=timeouts["heartbeat_timeout_seconds"],
+        )
     except (RuntimeError, ValueError) as err:
         raise PeerError(f"could not join the other processes: {_first_line(err)}") from None
     if jax.process_count() == 1:
@@ -267,7 +273,7 @@ def all_or_none(step: Callable[[], T], doing: str) -> T:
     """
     if jax.process_count() == 1:
         return step()
-    value, error = None, None
+    error: Exception | None = None
     try:
         value = step()
     except Exception as err:  # noqa: BLE001 - re-raised below, after telling the peers
@@ -290,12 +296,14 @@ def from_writer(decide: Callable[[], Sequence[int]] | None, size: int, doing: st
     ``decide()``.
     """
     if jax.process_count() == 1:
+        assert decide is not None, "process 0 decides"
         return list(decide())
     from jax.experimental import multihost_utils
 
     message = np.zeros(size + 1, dtype=np.int32)
     error = None
     if is_writer():
+        assert decide is not None, "process 0 decides"
         try:
             decision = np.asarray(decide(), dtype=np.int32)
             if decision.shape != (size,):

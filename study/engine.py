@@ -215,7 +215,7 @@ class Engine:
         signature = (
             make.__name__,
             structure,
-            jax.config.jax_enable_x64,  # a program runs in the mode it was compiled in
+            runtime.setting("jax_enable_x64"),  # a program runs in the mode it was compiled in
             tuple(
                 (np.shape(leaf), str(leaf.dtype), str(getattr(leaf, "sharding", None)))
                 for leaf in jax.tree.leaves(args)

@@ -18,7 +18,7 @@ that importing this module does not load them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
-THEORY_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": "x"}
+THEORY_STYLE: dict[str, Any] = {"color": "black", "linestyle": ":", "linewidth": 1.4, "marker": "x"}
 # Proved bounds where no exact value is known: a hatched band between them, no fill.
 BOUNDS_STYLE = {"facecolor": "none", "edgecolor": "black", "hatch": "///", "linewidth": 0.6}
 BOUNDS_LABEL = "proved bounds"
@@ -55,6 +55,11 @@ SHORT = {
     "model.activation": "activation",
     "train.optimizer": "optimizer",
 }
+
+
+def _short(name: str | None) -> str:
+    """The short name of a setting key, for a panel's title."""
+    return SHORT.get(name, name) if name else ""
 
 
 def label(name: str) -> str:
@@ -160,7 +165,7 @@ def plot_proportion_vs(
             ax.set_xlabel(label(x) if i == 1 else "")
             ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
             if panel is not None:
-                ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}" if i == 0 else "")
+                ax.set_title(f"{_short(col)} = {_fmt(panel)}" if i == 0 else "")
     legend = _legend(fig, axes[0, -1], hue)
     title = fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
     _fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
@@ -255,7 +260,7 @@ def plot_survival(
         ax.set_xlabel(label("step"))
         ax.set_ylabel("fraction of networks alive" if j == 0 else "")
         if panel is not None:
-            ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
+            ax.set_title(f"{_short(col)} = {_fmt(panel)}")
     n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
     if curves["n_valid"].nunique() == 1:
         n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
@@ -305,7 +310,7 @@ def plot_heatmap(
         ax.set_xlabel(label(x))
         ax.set_ylabel(label(y) if j == 0 else "")
         if panel is not None:
-            ax.set_title(f"{SHORT.get(col, col)} = {_fmt(panel)}")
+            ax.set_title(f"{_short(col)} = {_fmt(panel)}")
     title = fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
     # each panel has its own tick labels on the left: a wider gap
     _fixed_layout(

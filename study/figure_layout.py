@@ -9,11 +9,12 @@ pass of its own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
 # The fixed layout of the figures, in inches (what tight_layout found for them, measured once).
@@ -52,7 +53,8 @@ def _fixed_layout(
     labels wider than "0.0"; the right one is the width of the legend, and a legend that hangs
     below the figure makes it taller. Only these texts are measured (by their font, not drawn).
     """
-    renderer = fig.canvas.get_renderer()
+    # figures are drawn on the Agg canvas (cli and plot_results choose it), which measures text
+    renderer = cast("FigureCanvasAgg", fig.canvas).get_renderer()
     width, height = fig.get_size_inches()
     side = max(_inches(title, renderer).width + 2 * EDGE_PAD_IN - width, 0) / 2
     if side:

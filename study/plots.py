@@ -73,19 +73,21 @@ def plot_results(
         names = {p.stem: results.cache_names(p.draw, p.arguments, formats) for p in plans}
     paths, missed = [], []
     for plan in plans:
-        kept = [store.get(name) for name in names.get(plan.stem) or []]
-        if not kept or None in kept:
+        kept = [store.get(name) for name in names.get(plan.stem) or []] if store else []
+        found = [data for data in kept if data is not None]
+        if not kept or len(found) < len(kept):
             missed.append(plan)
             continue
-        for suffix, data in zip(formats, kept, strict=True):
+        for suffix, data in zip(formats, found, strict=True):
             paths.append(folder.write_figure(f"{plan.stem}.{suffix}", data))
     drawn = _draw(folder, missed, formats, processes)
     if store is not None and missed:
         by_name = {path.name: path for path in drawn}
         for plan in missed:
-            if names[plan.stem] is None:  # arguments without a canonical form: not kept
+            plan_names = names[plan.stem]
+            if plan_names is None:  # arguments without a canonical form: not kept
                 continue
-            for suffix, name in zip(formats, names[plan.stem], strict=True):
+            for suffix, name in zip(formats, plan_names, strict=True):
                 store.keep(name, by_name[f"{plan.stem}.{suffix}"])
         store.prune()
     folder.record_figures(paths + drawn)

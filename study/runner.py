@@ -100,7 +100,7 @@ def group_label(structure: Structure, axes: Sequence[str]) -> str:
 def _manifest(study: Study, run_identity: dict, status: str, **extra) -> results.Manifest:
     import jax
 
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:
             versions[name] = metadata.version(name)
@@ -220,7 +220,7 @@ def _figures_drawn(folder: results.ResultsFolder, formats: Sequence[str]) -> boo
     """Whether every figure is there, in every format asked for."""
     if not folder.figures_complete():
         return False
-    drawn = {Path(name).suffix for name in folder.manifest.figures}
+    drawn = {Path(name).suffix for name in folder.manifest.figures or ()}
     return all(f".{suffix}" in drawn for suffix in formats)
 
 
@@ -299,7 +299,7 @@ def _run_groups(
                 def advance(pairs, compile_s, steps=structure.steps):
                     progress.advance(pairs, steps, compile_s)
 
-                runs, timing = run_group(
+                runs, group_timing = run_group(
                     structure,
                     settings,
                     study.n_inits,
@@ -312,9 +312,9 @@ def _run_groups(
                     "group": key,
                     "label": label,
                     "n_settings": len(settings),
-                    "compile_s": timing["compile_s"],
-                    "run_s": timing["run_s"],
-                    "init_steps_per_s": n_rows * structure.steps / max(timing["run_s"], 1e-9),
+                    "compile_s": group_timing["compile_s"],
+                    "run_s": group_timing["run_s"],
+                    "init_steps_per_s": n_rows * structure.steps / max(group_timing["run_s"], 1e-9),
                 }
                 results.save_group(folder, key, runs, timing)
             else:

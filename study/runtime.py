@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 
@@ -62,6 +62,11 @@ def configure(
     return Configured(count, folder)
 
 
+def setting(name: str) -> Any:
+    """The value of one of JAX's settings (``"jax_enable_x64"``) in this thread, as it is now."""
+    return getattr(jax.config, name)
+
+
 def compile_cache_dir() -> str:
     """Where compiled programs are kept: ``JAX_COMPILATION_CACHE_DIR`` when set, else ``jax/``
     in study's cache folder (:func:`study.host.cache_root`: ``STUDY_CACHE_DIR``, else
@@ -86,7 +91,7 @@ def _use_cpu_devices(count: int | None) -> int | None:
         if count is None:
             return None
         raise ConfigError(f"--cpu-devices {count}: {err}") from None
-    return jax.config.jax_num_cpu_devices
+    return setting("jax_num_cpu_devices")
 
 
 def _use_compile_cache(enabled: bool) -> str | None:
@@ -104,7 +109,7 @@ def _use_compile_cache(enabled: bool) -> str | None:
 def use_cpu_collectives(implementation: str = "gloo") -> None:
     """Let CPU devices of different processes talk through ``implementation`` (gloo: TCP),
     unless the user chose one; GPUs use NCCL anyway. Before ``jax.distributed.initialize``."""
-    if jax.config.jax_cpu_collectives_implementation is None:
+    if setting("jax_cpu_collectives_implementation") is None:
         jax.config.update("jax_cpu_collectives_implementation", implementation)
 
 

@@ -134,7 +134,7 @@ def matplotlibrc_files() -> list[Path]:
     config = os.environ.get("MPLCONFIGDIR") or Path.home() / ".config" / "matplotlib"
     places = [os.environ.get("MATPLOTLIBRC"), "matplotlibrc", Path(config) / "matplotlibrc"]
     found = []
-    for place in filter(None, places):
+    for place in (place for place in places if place):
         path = Path(place)
         path = path / "matplotlibrc" if path.is_dir() else path
         if path.is_file():

@@ -147,7 +147,8 @@ def clear(folder: Path) -> None:
     under the names ``study report`` and ``study compare`` give them.
     """
     try:
-        figures = read_manifest(folder).figures or ()
+        manifest = read_manifest(folder)
+        figures = (manifest.figures if manifest else None) or ()
     except FormatError:  # results of another version of study: which figures are ours is unknown
         figures = ()
     ours = [folder / RUNS, folder / CURVES, folder / SUMMARY, folder / REPORT_MD]

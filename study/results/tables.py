@@ -55,7 +55,7 @@ def split_curves(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]
             cell if isinstance(cell, np.ndarray) else np.full(length, np.nan)
             for cell, length in zip(runs[name], lengths, strict=True)
         ]
-        long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(parts) if parts else []
+        long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(parts) if parts else np.array([])
     return runs.drop(columns=names), pd.DataFrame(long)
 
 
