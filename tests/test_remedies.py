@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import study
-from study import model, train
+from study import model, remedies, train
 from study.config import load_study, make_setting
 from study.data import Data
 from study.train import make_train
@@ -52,7 +52,7 @@ def test_flip_dead_flips_exactly_the_dead_units_layer_by_layer():
     total_flipped = 0
     for seed in range(40):
         structure, numeric, params, data = _problem(depth=3, width=3, seed=seed)
-        flat, flipped = train.flip_dead_units(structure, numeric, data, model.flatten(params))
+        flat, flipped = remedies.flip_dead_units(structure, numeric, data, model.flatten(params))
         ours = model.unflatten(structure, flat)
         hidden, expected = np.asarray(data.inputs, np.float64), []
         for (weights, bias), (new_w, new_b) in zip(params[:-1], ours[:-1], strict=True):
@@ -96,7 +96,9 @@ def test_redo_redraws_exactly_the_dormant_units_and_clears_their_moments():
     )
     fresh = model.flatten(model.init_params(structure, numeric, jax.random.key(99)))
 
-    state, reset = train.redo(structure, numeric, data, train.TrainState(flat, opt_state), fresh)
+    state, reset = remedies.redo(
+        structure, numeric, data, remedies.TrainState(flat, opt_state), fresh
+    )
 
     activations = _numpy_forward(params, data.inputs)
     expected = []
