@@ -122,7 +122,9 @@ class ScaleByAdamState(NamedTuple):
     nu: optax.Updates
 
 
-def scale_by_adam(b1, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+def scale_by_adam(
+    b1: jax.Array | float, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
     """``optax.scale_by_adam`` with the bias corrections' ``b^t`` kept as running products.
 
     optax computes ``b1 ** t`` with ``pow``; on CPU, XLA's ``pow`` can round differently in the
@@ -171,7 +173,7 @@ def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def health(structure: Structure, numeric: Numeric, params, data: Data) -> Health:
+def health(structure: Structure, numeric: Numeric, params: model.Params, data: Data) -> Health:
     """Run the network on the whole training set and classify every hidden unit."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     loss, _ = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
@@ -254,7 +256,9 @@ FRESH_DRAWS = 1
 STREAM_DRAWS = 2
 
 
-def start_one(structure: Structure, numeric: Numeric, key: jax.Array, key_stream) -> Start:
+def start_one(
+    structure: Structure, numeric: Numeric, key: jax.Array, key_stream: jax.Array
+) -> Start:
     """Draw one initialization from its own ``key``: its parameters and its keys."""
     key_init, key_batch = jax.random.split(key)
     params = model.flatten(model.init_params(structure, numeric, key_init))
@@ -285,7 +289,15 @@ class Curves(NamedTuple):
 RARELY_ACTIVE_SHARE = 0.01
 
 
-def curve_point(structure, numeric, params, data: Data, now: Health, step, error) -> Curves:
+def curve_point(
+    structure: Structure,
+    numeric: Numeric,
+    params: model.Params,
+    data: Data,
+    now: Health,
+    step: jax.Array | int,
+    error: jax.Array,
+) -> Curves:
     """The curves' entries of one check: ``now`` (the health on ``data``) and two definitions
     that need the activations themselves."""
     fwd = model.forward(structure, numeric, params, data.inputs)
@@ -467,7 +479,10 @@ def _make_check_then_learn(
 
 
 def make_step(
-    structure: Structure, numeric: Numeric, optimizer: optax.GradientTransformation, initial
+    structure: Structure,
+    numeric: Numeric,
+    optimizer: optax.GradientTransformation,
+    initial: jax.Array,
 ) -> OptimizerStep:
     """``step(state, batch) -> (state, loss)``: one optimizer step on ``batch`` (its loss before
     the update), with the gradient term of a remedy (:func:`study.remedies.gradient_term`, which
@@ -492,7 +507,9 @@ def make_step(
     return step
 
 
-def fixed_source(structure: Structure, data: Data, key_batch: jax.Array, step: OptimizerStep):
+def fixed_source(
+    structure: Structure, data: Data, key_batch: jax.Array, step: OptimizerStep
+) -> Source:
     """A fixed training set ``data``: the checks run on all of it, the steps on its minibatches
     (an order per epoch drawn from ``key_batch``), the curves' error is the check's loss."""
 
