@@ -244,3 +244,29 @@ def test_redo_draws_do_not_depend_on_chunking():
     chunked = study.simulate(setting, n_inits=8, chunk_size=3)
     assert whole["reset_units_l1"].sum() > 0  # ReDo did re-draw units
     pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
+
+
+def test_structures_that_differ_only_in_training_keys_share_one_start():
+    """SCHEMA's phase: a remedy, the optimizer or the length of training leaves the start (data
+    and drawn parameters) alone; kaiming_uniform keeps the activation, whose gain it reads."""
+    plain = make_setting(model_width=3).structure
+    remedied = make_setting(
+        model_width=3,
+        model_flip_dead=True,
+        train_optimizer="sgd",
+        train_steps=40,
+        train_log_every=10,
+        train_curves=True,
+        train_intervention="redo",
+        train_intervention_every=20,
+        model_activation="tanh",
+    ).structure
+    assert train.start_structure(plain) == train.start_structure(remedied)
+    assert train.start_structure(plain) != train.start_structure(
+        make_setting(model_width=4).structure
+    )
+    relu, tanh = (
+        make_setting(model_init="kaiming_uniform", model_activation=name).structure
+        for name in ("relu", "tanh")
+    )
+    assert train.start_structure(relu) != train.start_structure(tanh)
