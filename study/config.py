@@ -107,6 +107,9 @@ class Key:
       in_id_at_default: False for keys added after results were committed: such a key enters a
         setting's id (and so its random draws) only when its value differs from the default,
         so that every setting that existed before draws the same networks as before.
+      phase: for a structural key, ``"start"`` when the start (the training data and the drawn
+        parameters, :func:`study.train.make_start`) may read it, ``"train"`` when only training
+        does: structures that differ only in ``"train"`` keys share one compiled start.
     """
 
     name: str
@@ -119,6 +122,7 @@ class Key:
     derive: Callable[[Mapping[str, Any]], Any] | None = None
     field_name: str = ""
     in_id_at_default: bool = True
+    phase: str = "start"
 
     @property
     def field(self) -> str:
@@ -237,7 +241,14 @@ SCHEMA: tuple[Key, ...] = (
         check=_non_negative,
     ),
     Key("model.width", int, 1, "units per hidden layer", check=_positive),
-    Key("model.activation", str, "relu", "hidden activation", choices=ACTIVATIONS),
+    Key(
+        "model.activation",
+        str,
+        "relu",
+        "hidden activation",
+        choices=ACTIVATIONS,
+        phase="train",  # (kaiming_uniform's scale reads it: see study.train.start_structure)
+    ),
     Key(
         "model.leaky_slope",
         float,
@@ -303,9 +314,10 @@ SCHEMA: tuple[Key, ...] = (
         "at init, from the input up, negate the incoming weights and bias of every hidden "
         "unit dead on the training inputs (a data-dependent sign flip)",
         in_id_at_default=False,
+        phase="train",
     ),
     # train
-    Key("train.optimizer", str, "adam", "optax optimizer", choices=OPTIMIZERS),
+    Key("train.optimizer", str, "adam", "optax optimizer", choices=OPTIMIZERS, phase="train"),
     Key(
         "train.loss",
         str,
@@ -316,6 +328,7 @@ SCHEMA: tuple[Key, ...] = (
         derive=lambda values: (
             "bce" if values["data.kind"] in ("uniform", "gaussian", "csv") else "mse"
         ),
+        phase="train",
     ),
     Key("train.learning_rate", float, 0.01, "step size", structural=False, check=_non_negative),
     Key(
@@ -335,13 +348,14 @@ SCHEMA: tuple[Key, ...] = (
         structural=False,
         check=_non_negative,
     ),
-    Key("train.steps", int, 1000, "optimizer steps", check=_positive),
+    Key("train.steps", int, 1000, "optimizer steps", check=_positive, phase="train"),
     Key(
         "train.batch_size",
         int,
         0,
         "minibatch size; 0 = full batch (a stream: 1, one new example per step)",
         check=_non_negative,
+        phase="train",
     ),
     Key(
         "train.log_every",
@@ -349,6 +363,7 @@ SCHEMA: tuple[Key, ...] = (
         10,
         "steps between death checks on the full training set; left out: min(10, train.steps)",
         check=_positive,
+        phase="train",
     ),
     Key(
         "train.dormant_tau",
@@ -365,6 +380,7 @@ SCHEMA: tuple[Key, ...] = (
         "record curves.parquet: error and units dead under each definition at every logged "
         "step (always on for streams)",
         in_id_at_default=False,
+        phase="train",
     ),
     Key(
         "train.intervention",
@@ -375,6 +391,7 @@ SCHEMA: tuple[Key, ...] = (
         "(Kumar et al. 2023)",
         choices=INTERVENTIONS,
         in_id_at_default=False,
+        phase="train",
     ),
     Key(
         "train.intervention_every",
@@ -383,6 +400,7 @@ SCHEMA: tuple[Key, ...] = (
         "steps between redo or shrink_perturb interventions; a multiple of train.log_every",
         check=_positive,
         in_id_at_default=False,
+        phase="train",
     ),
     Key(
         "train.redo_tau",

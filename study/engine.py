@@ -28,7 +28,7 @@ from study import distributed, runtime
 from study.config import Setting, Structure, Study, group_by_structure
 from study.data import csv_data
 from study.model import layer_sizes
-from study.train import Metrics, make_run, make_start, start_structure
+from study.train import Metrics, Result, make_run, make_start, start_structure
 
 # Bytes of working memory the automatic chunk size aims at per chunk on CPU; on an accelerator
 # the budget is a share of the device's memory.
@@ -149,7 +149,7 @@ def run_group(
     seed_array = np.uint32(seed % 2**32)
 
     compile_s = 0.0
-    results: list[tuple[Chunk, Metrics]] = []
+    results: list[tuple[Chunk, Result]] = []
     start = time.perf_counter()
     with runtime.precision(structure.dtype):  # a float64 group computes in float64
         for chunk in plan_chunks(len(settings), n_inits, chunk_size, len(devices)):
@@ -169,8 +169,8 @@ def run_group(
     return _to_frame(structure, settings, n_inits, results), timings
 
 
-def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Metrics, float]:
-    """Draw and train one chunk: ``(metrics on the host, seconds spent compiling)``."""
+def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Result, float]:
+    """Draw and train one chunk: ``(its Result on the host, seconds spent compiling)``."""
     t0 = time.perf_counter()
     draw = engine.compiled(start_structure(structure), args, make_start)
     compile_s = time.perf_counter() - t0
@@ -257,8 +257,11 @@ def _assemble(results, n_settings: int, n_inits: int) -> dict[str, np.ndarray]:
 
 def _curve_columns(structure: Structure, curves: dict[str, np.ndarray]) -> dict[str, list]:
     """``curve_<name>`` columns: per row, the curve over the logged steps as an array (stored as
-    a list column; :func:`study.results.write_results` turns them into ``curves.parquet``)."""
+    a list column; :func:`study.results.write_results` turns them into ``curves.parquet``); none
+    without ``train.curves`` (then the run recorded curves over zero checks)."""
     columns: dict[str, list] = {}
+    if not structure.curves:
+        return columns
     for field, values in curves.items():
         if values.ndim == 2:  # [rows, checks]
             columns[f"curve_{field}"] = list(values)
@@ -269,13 +272,10 @@ def _curve_columns(structure: Structure, curves: dict[str, np.ndarray]) -> dict[
 
 
 def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
-    """Assemble per-chunk metrics into one table: a row per (setting, initialization)."""
+    """Assemble per-chunk results into one table: a row per (setting, initialization)."""
     n_settings = len(settings)
-    curves = None
-    if structure.curves:  # the compiled run returned (Metrics, Curves)
-        curves = _assemble([(c, r[1]) for c, r in results], n_settings, n_inits)
-        results = [(c, r[0]) for c, r in results]
-    columns = _assemble(results, n_settings, n_inits)
+    columns = _assemble([(chunk, r.metrics) for chunk, r in results], n_settings, n_inits)
+    curves = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)
 
     frame: dict[str, Any] = {}
     for name, _ in settings[0].values:
@@ -287,8 +287,7 @@ def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
                 frame[f"{field}_l{layer + 1}"] = columns[field][:, layer]
         else:
             frame[field] = columns[field]
-    if curves is not None:
-        frame.update(_curve_columns(structure, curves))
+    frame.update(_curve_columns(structure, curves))
     table = pd.DataFrame(frame)
     for name in ("final_loss", "initial_loss", "final_accuracy", "predicted_positive"):
         table[name] = table[name].astype(np.float64)

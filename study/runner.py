@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from study import distributed, results, runtime
-from study.config import Setting, Structure, Study, load_study
+from study.config import SCHEMA, Setting, Structure, Study, load_study
 from study.errors import ConfigError
 from study.progress import make_progress
 
@@ -75,20 +75,13 @@ def group_key(structure: Structure, settings: Sequence[Setting], n_inits: int, s
 
 
 def group_label(structure: Structure, axes: Sequence[str]) -> str:
-    """The structural sweep values that tell this group apart, e.g. ``relu depth=2 width=4``."""
-    fields = {
-        "model.activation": structure.activation,
-        "model.depth": structure.depth,
-        "model.width": structure.width,
-        "model.init": structure.init,
-        "model.bias_init": structure.bias_init,
-        "train.optimizer": structure.optimizer,
-        "train.steps": structure.steps,
-        "train.batch_size": structure.batch_size,
-        "data.kind": structure.data_kind,
-        "data.n_samples": structure.n_samples,
-    }
-    shown = [f"{name.split('.')[1]}={value}" for name, value in fields.items() if name in axes]
+    """The structural sweep values that tell this group apart, e.g. ``depth=2 width=4``, in
+    SCHEMA order (every structural key of ``axes``); the activation when none is swept."""
+    shown = [
+        f"{key.name.partition('.')[2]}={getattr(structure, key.field)}"
+        for key in SCHEMA
+        if key.field and key.structural and key.name in axes
+    ]
     return " ".join(shown) or structure.activation
 
 

@@ -11,27 +11,33 @@ depends only on (seed, setting, index), never on how initializations are chunked
 One dataset per setting is drawn from the data stream of the seed and broadcast to all
 initializations (or, with ``data.resample``, one per initialization).
 
-Training is a ``lax.scan`` over logging intervals, each a ``lax.scan`` over ``log_every`` optimizer
-steps; after each interval the full training set is run forward once to record which units are
-dead. A unit is *dead* when its activation's derivative is 0 on every training input, *inactive*
+Training is one loop for every kind of data (:func:`run_checks`): a ``lax.scan`` over the death
+checks at steps 0, ``log_every``, ...; each checks the network's health, records it, applies a
+remedy when one is due (:mod:`study.remedies`) and trains ``log_every`` steps. What the steps
+learn from and what the checks run on is a :class:`Source`: a fixed training set (checked whole)
+or a stream learned one example per step (checked on a probe of its current distribution).
+A unit is *dead* when its activation's derivative is 0 on every input of the check, *inactive*
 when its pre-activation is <= 0 on every input (for ReLU the two coincide); the network is dead when
-some hidden layer has all its units dead, so its output is constant on the data.
+some hidden layer has all its units dead, so its output is constant on the data. The compiled
+run returns a :class:`Result` (metrics and curves; curves over zero checks when they are off).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
 
-from study import model, stream
-from study.config import STREAMS, Numeric, Structure
+from study import model, remedies, stream
+from study.config import SCHEMA, STREAMS, Numeric, Structure
 from study.data import Data, key_streams, make_data
+from study.remedies import TrainState
 
 
 class Metrics(NamedTuple):
@@ -116,7 +122,9 @@ class ScaleByAdamState(NamedTuple):
     nu: optax.Updates
 
 
-def scale_by_adam(b1, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+def scale_by_adam(
+    b1: jax.Array | float, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
     """``optax.scale_by_adam`` with the bias corrections' ``b^t`` kept as running products.
 
     optax computes ``b1 ** t`` with ``pow``; on CPU, XLA's ``pow`` can round differently in the
@@ -165,26 +173,14 @@ def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def dormant_units(activations: jax.Array, tau) -> jax.Array:
-    """Sokar et al. (2023) dormant neurons of one layer, ``activations: float[width, n]``.
-
-    The score of unit i is ``E|h_i| / mean_k E|h_k|`` over the inputs; the unit is dormant when
-    its score is <= tau. A layer whose units are all exactly 0 has score 0 everywhere.
-    """
-    mean_abs = model.sum_samples(jnp.abs(activations)) / activations.shape[-1]
-    layer_mean = mean_abs.mean()
-    score = jnp.where(layer_mean > 0, mean_abs / jnp.where(layer_mean > 0, layer_mean, 1.0), 0.0)
-    return score <= tau
-
-
-def health(structure: Structure, numeric: Numeric, params, data: Data) -> Health:
+def health(structure: Structure, numeric: Numeric, params: model.Params, data: Data) -> Health:
     """Run the network on the whole training set and classify every hidden unit."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     loss, _ = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
     dead = _per_layer(structure, [jnp.all(d == 0, axis=-1) for d in fwd.derivatives])
     inactive = _per_layer(structure, [jnp.all(z <= 0, axis=-1) for z in fwd.pre_activations])
     dormant = _per_layer(
-        structure, [dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]]
+        structure, [remedies.dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]]
     )
     finite = jnp.isfinite(loss) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
@@ -236,17 +232,6 @@ def _batch(structure: Structure, data: Data, key: jax.Array, step) -> Data:
     return Data(data.inputs[:, index], data.targets[index])
 
 
-class TrainState(NamedTuple):
-    """What the optimizer carries from step to step.
-
-    params: float[n_params], every parameter in one flat vector (:func:`study.model.flatten`).
-    opt_state: the optimizer's state for that vector.
-    """
-
-    params: jax.Array
-    opt_state: optax.OptState
-
-
 class Start(NamedTuple):
     """What training starts from, per initialization (vmapped: leading ``[n_settings, n_inits]``).
 
@@ -271,72 +256,13 @@ FRESH_DRAWS = 1
 STREAM_DRAWS = 2
 
 
-def start_one(structure: Structure, numeric: Numeric, key: jax.Array, key_stream) -> Start:
+def start_one(
+    structure: Structure, numeric: Numeric, key: jax.Array, key_stream: jax.Array
+) -> Start:
     """Draw one initialization from its own ``key``: its parameters and its keys."""
     key_init, key_batch = jax.random.split(key)
     params = model.flatten(model.init_params(structure, numeric, key_init))
     return Start(params, key_batch, jax.random.fold_in(key, FRESH_DRAWS), key_stream)
-
-
-def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start):
-    """Train one initialization from its drawn parameters (:func:`start_one`): its Metrics, or
-    with ``train.curves`` ``(Metrics, Curves)``. A stream goes to :func:`train_stream_one`.
-
-    The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
-    the checks, each followed by an interval of steps, except the last): every check compiles
-    to the same code, and the program holds one copy of it instead of three (compile time).
-    An intervention (ReDo, shrink and perturb) falls on a check: after it, the network is
-    checked again, so that a revival it causes is told from one that training causes.
-    """
-    if structure.data_kind in STREAMS:
-        return train_stream_one(structure, numeric, start)
-    # The optimizer works on all parameters as one flat vector: every optax optimizer used here is
-    # elementwise, so this is the same update, but one fused kernel per operation instead of one
-    # per parameter array (docs/performance.md).
-    optimizer = make_optimizer(structure.optimizer, numeric)
-    flipped = jnp.zeros((structure.depth,), jnp.int32)
-    initial = start.params
-    if structure.flip_dead:
-        initial, flipped = flip_dead_units(structure, numeric, data, initial)
-    run_steps = _make_run_steps(structure, numeric, data, start.key_batch, optimizer, initial)
-    intervene = _make_intervention(structure, numeric, data, start.key_fresh)
-    n_intervals, remainder = divmod(structure.steps, structure.log_every)
-
-    def check_then_train(carry: tuple[TrainState, History, Health, Health], index):
-        state, history, first, _ = carry
-        step = index * structure.log_every
-        now = health(structure, numeric, model.unflatten(structure, state.params), data)
-        history = _record(history, now, step)
-        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
-        point = None
-        if structure.curves:  # the state the check saw, before any intervention
-            params = model.unflatten(structure, state.params)
-            point = curve_point(structure, numeric, params, data, now, step, now.loss)
-        if intervene is not None:
-            due = (index > 0) & (step < structure.steps)
-            due = due & (step % structure.intervention_every == 0)
-            state, history = lax.cond(due, intervene, lambda *args: args[:2], state, history, step)
-        state = lax.cond(
-            index < n_intervals,
-            lambda s: run_steps(s, step, structure.log_every),
-            lambda s: s,
-            state,
-        )
-        return (state, history, first, now), point
-
-    params = model.unflatten(structure, initial)
-    shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, data)
-    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-    state = TrainState(initial, optimizer.init(initial))
-    carry = (state, _empty_history(placeholder.dead), placeholder, placeholder)
-    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    (state, history, first, end), curves = lax.scan(check_then_train, carry, checks)
-    if remainder:  # (not with curves: the config refuses it)
-        state = run_steps(state, n_intervals * structure.log_every, remainder)
-        end = health(structure, numeric, model.unflatten(structure, state.params), data)
-        history = _record(history, end, jnp.int32(structure.steps))
-    metrics = _metrics(structure, data, first, end, history, flipped)
-    return (metrics, curves) if structure.curves else metrics
 
 
 class Curves(NamedTuple):
@@ -363,7 +289,15 @@ class Curves(NamedTuple):
 RARELY_ACTIVE_SHARE = 0.01
 
 
-def curve_point(structure, numeric, params, data: Data, now: Health, step, error) -> Curves:
+def curve_point(
+    structure: Structure,
+    numeric: Numeric,
+    params: model.Params,
+    data: Data,
+    now: Health,
+    step: jax.Array | int,
+    error: jax.Array,
+) -> Curves:
     """The curves' entries of one check: ``now`` (the health on ``data``) and two definitions
     that need the activations themselves."""
     fwd = model.forward(structure, numeric, params, data.inputs)
@@ -383,60 +317,234 @@ def curve_point(structure, numeric, params, data: Data, now: Health, step, error
     )
 
 
-def train_stream_one(structure: Structure, numeric: Numeric, start: Start):
-    """Learn one initialization's own stream online, one example per step; ``(Metrics, Curves)``.
+class Result(NamedTuple):
+    """What the compiled run returns for one initialization, with curves on or off.
 
-    The stream (its teacher, slow bits and examples) comes from ``start.key_stream``. At every
-    logged step the network is checked on a probe of ``data.probe_size`` fresh inputs from the
-    current distribution, which stands for the training set of the other data kinds.
+    metrics: its :class:`Metrics`.
+    curves: its :class:`Curves` over ``C`` checks: every logged step with ``train.curves`` (a
+      stream always), ``C = 0`` without (:func:`no_curves`).
     """
-    optimizer = make_optimizer(structure.optimizer, numeric)
-    key, dtype = start.key_stream, jnp.dtype(structure.dtype)
+
+    metrics: Metrics
+    curves: Curves
+
+
+def no_curves(structure: Structure) -> Curves:
+    """Curves over zero checks: the shapes and dtypes of :func:`curve_point`'s, ``C = 0``."""
+    dtype = jnp.dtype(structure.dtype)
+    counts = jnp.zeros((0, structure.depth), jnp.int32)
+    return Curves(
+        step=jnp.zeros((0,), jnp.int32),
+        error=jnp.zeros((0,), dtype),
+        dead_units=counts,
+        inactive_units=counts,
+        dormant_units=counts,
+        rarely_active_units=counts,
+        zero_share=jnp.zeros((0, structure.depth), dtype),
+    )
+
+
+# step(state, batch) -> (state, the batch's loss before the update)
+OptimizerStep = Callable[[TrainState, Data], tuple[TrainState, jax.Array]]
+
+
+class Source(NamedTuple):
+    """Where one initialization's examples and checks come from: functions closed over the
+    structure and its data or stream (:func:`fixed_source`, :func:`stream_source`).
+
+    feed: the source's state at step 0, advanced with the training (a pytree: ``()`` for a fixed
+      training set, :class:`StreamFeed` for a stream).
+    check_data(feed, step) -> Data: the inputs the check at ``step`` judges the network on (the
+      training set, or a probe of the stream's current distribution).
+    learn(state, feed, first_step, n_steps) -> (state, feed): ``n_steps`` optimizer steps.
+    error(feed, index, now) -> float: the curves' error at check ``index``, whose health is ``now``.
+    """
+
+    feed: Any
+    check_data: Callable[[Any, Any], Data]
+    learn: Callable[[TrainState, Any, Any, int], tuple[TrainState, Any]]
+    error: Callable[[Any, jax.Array, Health], jax.Array]
+
+
+class Checks(NamedTuple):
+    """The carry of the scan over death checks (one initialization; ``L`` hidden layers of ``W``
+    units, ``n`` inputs per check).
+
+    state: TrainState, ``params: float[n_params]`` and the optimizer's state for them.
+    feed: the source's state (``()``, or a stream's :class:`StreamFeed`).
+    history: what the checks so far imply (``bool[L, W]`` masks, scalars, ``int32[L]`` resets).
+    first: Health at step 0 (``dead``, ``inactive``, ``dormant: bool[L, W]``; ``loss: float``;
+      ``finite: bool``; ``output: float[n]``).
+    last: Health at the latest check.
+    """
+
+    state: TrainState
+    feed: Any
+    history: History
+    first: Health
+    last: Health
+
+
+def run_checks(
+    structure: Structure,
+    numeric: Numeric,
+    source: Source,
+    state: TrainState,
+    key_fresh: jax.Array,
+    flipped: jax.Array,
+) -> Result:
+    """Train one initialization from ``state``: check its health, record, train ``log_every``
+    steps, maybe intervene; from step 0 to ``train.steps``.
+
+    The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
+    the checks, each followed by an interval of steps, except the last): every check compiles
+    to the same code, and the program holds one copy of it instead of three (compile time).
+    An intervention (:func:`study.remedies.make_intervention`, fresh draws from ``key_fresh``)
+    falls on a check: after it, the network is checked again, so that a revival it causes is
+    told from one that training causes. Steps after the last whole interval (never with curves)
+    are trained after the scan and checked once more. ``flipped``: ``int32[L]``, the units
+    flipped at initialization.
+    """
+    intervene = remedies.make_intervention(structure, numeric, key_fresh)
+    n_intervals, remainder = divmod(structure.steps, structure.log_every)
+    check_then_learn = _make_check_then_learn(structure, numeric, source, intervene)
+    shapes = jax.eval_shape(
+        lambda s, f: _check(structure, numeric, s, source.check_data(f, 0)), state, source.feed
+    )
+    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    carry = Checks(state, source.feed, _empty_history(placeholder.dead), placeholder, placeholder)
+    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
+    carry, curves = lax.scan(check_then_learn, carry, checks)
+    state, feed, history, end = carry.state, carry.feed, carry.history, carry.last
+    last_step = n_intervals * structure.log_every
+    if remainder:  # (not with curves: the config refuses it)
+        state, feed = source.learn(state, feed, last_step, remainder)
+        last_step = structure.steps
+        end = _check(structure, numeric, state, source.check_data(feed, last_step))
+        history = _record(history, end, jnp.int32(last_step))
+    data = source.check_data(feed, last_step)
+    metrics = _metrics(structure, data, carry.first, end, history, flipped)
+    return Result(metrics, curves if structure.curves else no_curves(structure))
+
+
+def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
+    return health(structure, numeric, model.unflatten(structure, state.params), data)
+
+
+def _make_check_then_learn(
+    structure: Structure,
+    numeric: Numeric,
+    source: Source,
+    intervene: remedies.Intervention | None,
+) -> Callable[[Checks, jax.Array], tuple[Checks, Curves | None]]:
+    """The body of :func:`run_checks`' scan, at check ``index`` (step ``index * log_every``):
+    check, record, the curves' point (with ``train.curves``), an intervention when one is due,
+    then ``log_every`` steps (except after the last check)."""
+    n_intervals = structure.steps // structure.log_every
+
+    def intervene_and_check(state, history, data, step) -> tuple[TrainState, History]:
+        state, reset = intervene(state, data, step)
+        history = history._replace(reset_units=history.reset_units + reset)
+        after = _check(structure, numeric, state, data)
+        return state, _record(history, after, step, after_intervention=True)
+
+    def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, Curves | None]:
+        step = index * structure.log_every
+        data = source.check_data(carry.feed, step)
+        now = _check(structure, numeric, carry.state, data)
+        history = _record(carry.history, now, step)
+        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), carry.first, now)
+        point = None
+        if structure.curves:  # the state the check saw, before any intervention
+            params = model.unflatten(structure, carry.state.params)
+            error = source.error(carry.feed, index, now)
+            point = curve_point(structure, numeric, params, data, now, step, error)
+        state = carry.state
+        if intervene is not None:
+            due = (index > 0) & (step < structure.steps)
+            due = due & (step % structure.intervention_every == 0)
+            state, history = lax.cond(
+                due, intervene_and_check, lambda s, h, *_: (s, h), state, history, data, step
+            )
+        state, feed = lax.cond(
+            index < n_intervals,
+            lambda s, f: source.learn(s, f, step, structure.log_every),
+            lambda s, f: (s, f),
+            state,
+            carry.feed,
+        )
+        return Checks(state, feed, history, first, now), point
+
+    return check_then_learn
+
+
+def make_step(
+    structure: Structure,
+    numeric: Numeric,
+    optimizer: optax.GradientTransformation,
+    initial: jax.Array,
+) -> OptimizerStep:
+    """``step(state, batch) -> (state, loss)``: one optimizer step on ``batch`` (its loss before
+    the update), with the gradient term of a remedy (:func:`study.remedies.gradient_term`, which
+    pulls toward the flat initial parameters ``initial``).
+
+    The optimizer works on all parameters as one flat vector: every optax optimizer used here is
+    elementwise, so this is the same update, but one fused kernel per operation instead of one
+    per parameter array (docs/performance.md).
+    """
+    pull = remedies.gradient_term(structure, numeric, initial)
+
+    def step(state: TrainState, batch: Data) -> tuple[TrainState, jax.Array]:
+        params = model.unflatten(structure, state.params)
+        fwd = model.forward(structure, numeric, params, batch.inputs)
+        loss, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
+        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias, structure.norm)
+        if pull is not None:
+            grads = grads + pull(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+
+    return step
+
+
+def fixed_source(
+    structure: Structure, data: Data, key_batch: jax.Array, step: OptimizerStep
+) -> Source:
+    """A fixed training set ``data``: the checks run on all of it, the steps on its minibatches
+    (an order per epoch drawn from ``key_batch``), the curves' error is the check's loss."""
+
+    def learn(state: TrainState, feed: tuple, first_step, n_steps: int) -> tuple[TrainState, tuple]:
+        def one_step(state: TrainState, index) -> tuple[TrainState, None]:
+            return step(state, _batch(structure, data, key_batch, index))[0], None
+
+        steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
+        return lax.scan(one_step, state, steps)[0], feed
+
+    return Source((), lambda feed, step: data, learn, lambda feed, index, now: now.loss)
+
+
+class StreamFeed(NamedTuple):
+    """A stream's position (``k`` slow bits, ``f`` fresh bits per example).
+
+    bits: the slow bits now, ``[k]``; targets: ``float[2^f]``, the teacher's outputs on the
+    current distribution; loss_sum: float, the examples' losses (each before its update) summed
+    since the last check.
+    """
+
+    bits: jax.Array
+    targets: jax.Array
+    loss_sum: jax.Array
+
+
+def stream_source(structure: Structure, key: jax.Array, step: OptimizerStep) -> Source:
+    """The stream of ``key`` (its teacher, slow bits and examples), learned online, one example
+    per step; each check runs on a probe of ``data.probe_size`` fresh inputs from the current
+    distribution, which stands for the training set of the other data kinds. The curves' error
+    is the mean loss over the examples since the previous check (NaN at step 0)."""
+    dtype = jnp.dtype(structure.dtype)
     teacher = stream.make_teacher(
         key, structure.dim, structure.teacher_width, structure.teacher_beta, dtype
     )
-    n_intervals = structure.steps // structure.log_every
-    learn = _make_online_steps(structure, numeric, optimizer, teacher, key)
-
-    def check_then_learn(carry, index):
-        state, bits, targets, total, history, first, _, _ = carry
-        step = index * structure.log_every
-        probe = stream.probe(teacher, bits, key, step, structure.probe_size)
-        params = model.unflatten(structure, state.params)
-        now = health(structure, numeric, params, probe)
-        history = _record(history, now, step)
-        first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), first, now)
-        error = jnp.where(index > 0, total / structure.log_every, jnp.nan)
-        point = curve_point(structure, numeric, params, probe, now, step, error)
-        steps = step + jnp.arange(structure.log_every, dtype=jnp.int32)
-        state, bits, targets, total = lax.cond(
-            index < n_intervals,
-            lambda c: learn(c, steps),
-            lambda c: c,
-            (state, bits, targets, jnp.zeros((), dtype)),
-        )
-        return (state, bits, targets, total, history, first, now, probe), point
-
-    bits = stream.initial_bits(key, structure.flipping_bits)
-    probe = stream.probe(teacher, bits, key, 0, structure.probe_size)
-    params = model.unflatten(structure, start.params)
-    shapes = jax.eval_shape(functools.partial(health, structure), numeric, params, probe)
-    placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-    state = TrainState(start.params, optimizer.init(start.params))
-    history = _empty_history(placeholder.dead)
-    targets = stream.exhaustive_probe(teacher, bits).targets
-    zero = jnp.zeros((), dtype)
-    carry = (state, bits, targets, zero, history, placeholder, placeholder, probe)
-    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    (*_, history, first, end, probe), curves = lax.scan(check_then_learn, carry, checks)
-    no_flips = jnp.zeros((structure.depth,), jnp.int32)
-    return _metrics(structure, probe, first, end, history, no_flips), curves
-
-
-def _make_online_steps(structure, numeric, optimizer, teacher, key):
-    """``learn((state, bits, targets, total), steps) -> the same``: one optimizer step per
-    example of the stream of ``key``, adding each example's loss (before its update) to
-    ``total``. ``targets`` are the teacher's outputs on the current distribution."""
     examples_key = stream.example_key(key)
 
     def next_bits(bits, targets, step):
@@ -445,115 +553,56 @@ def _make_online_steps(structure, numeric, optimizer, teacher, key):
         bits = stream.step_bits(bits, key, step, structure.flip_every)
         return bits, stream.exhaustive_probe(teacher, bits).targets
 
-    def online_step(carry, step):
-        state, bits, targets, total = carry
-        flip = (step > 0) & (step % structure.flip_every == 0)
-        bits, targets = lax.cond(flip, next_bits, lambda *a: a[:2], bits, targets, step)
-        x, y = stream.fast_example(bits, targets, examples_key, step)
-        params = model.unflatten(structure, state.params)
-        fwd = model.forward(structure, numeric, params, x[:, None])
-        loss, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, y[None])
-        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias, structure.norm)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        state = TrainState(optax.apply_updates(state.params, updates), opt_state)
-        return (state, bits, targets, total + loss), None
+    def online_step(carry: tuple[TrainState, StreamFeed], index):
+        state, feed = carry
+        flip = (index > 0) & (index % structure.flip_every == 0)
+        bits, targets = lax.cond(flip, next_bits, lambda *a: a[:2], feed.bits, feed.targets, index)
+        x, y = stream.fast_example(bits, targets, examples_key, index)
+        state, loss = step(state, Data(x[:, None], y[None]))
+        return (state, StreamFeed(bits, targets, feed.loss_sum + loss)), None
 
-    return lambda carry, steps: lax.scan(online_step, carry, steps)[0]
-
-
-def flip_dead_units(structure: Structure, numeric: Numeric, data: Data, flat: jax.Array):
-    """``model.flip_dead``: from the input up, negate the incoming weights and bias of every
-    hidden unit dead on the training inputs (each layer judged on the flipped layers below).
-
-    Returns the flipped parameters (flat) and the number of units flipped per layer, ``int32[L]``.
-    """
-    params, flipped = list(model.unflatten(structure, flat)), []
-    hidden = data.inputs
-    for index in range(structure.depth):
-        layer = params[index]
-        dead = jnp.all(model.hidden_layer(structure, numeric, layer, hidden).derivative == 0, -1)
-        sign = jnp.where(dead, -1, 1).astype(layer[0].dtype)
-        layer = (layer[0] * sign[:, None], layer[1] * sign, *layer[2:])
-        params[index] = layer
-        hidden = model.hidden_layer(structure, numeric, layer, hidden).output
-        flipped.append(jnp.sum(dead, dtype=jnp.int32))
-    return model.flatten(params), jnp.stack(flipped)
-
-
-def _make_intervention(structure: Structure, numeric: Numeric, data: Data, key_fresh):
-    """``intervene(state, history, step) -> (state, history)`` for ``train.intervention`` redo
-    or shrink_perturb, or None. Its fresh draws come from ``fold_in(key_fresh, step)``, so they
-    depend on the initialization and the step only."""
-    if structure.intervention not in ("redo", "shrink_perturb"):
-        return None
-
-    def intervene(state: TrainState, history: History, step) -> tuple[TrainState, History]:
-        key = jax.random.fold_in(key_fresh, step)
-        fresh = model.flatten(model.init_params(structure, numeric, key))
-        if structure.intervention == "shrink_perturb":
-            state = state._replace(params=numeric.shrink * state.params + numeric.perturb * fresh)
-        else:
-            state, reset = redo(structure, numeric, data, state, fresh)
-            history = history._replace(
-                reset_units=history.reset_units + jnp.sum(reset, axis=-1, dtype=jnp.int32)
-            )
-        after = health(structure, numeric, model.unflatten(structure, state.params), data)
-        return state, _record(history, after, step, after_intervention=True)
-
-    return intervene
-
-
-def redo(structure: Structure, numeric: Numeric, data: Data, state: TrainState, fresh):
-    """ReDo (Sokar et al. 2023): every hidden unit whose dormant score on the training set is
-    <= ``redo_tau`` gets its incoming parameters from the fresh initialization ``fresh`` (flat)
-    and zero outgoing weights; the optimizer's per-parameter state of both is reset to 0.
-
-    Returns the new state and the re-drawn units, ``bool[L, width]``.
-    """
-    params = model.unflatten(structure, state.params)
-    activations = model.forward(structure, numeric, params, data.inputs).activations[1:]
-    reset = jnp.stack([dormant_units(h, numeric.redo_tau) for h in activations])
-    incoming, outgoing = [], []
-    for index, layer in enumerate(params):
-        below = reset[index - 1][None, :] if index > 0 else jnp.zeros((1, 1), bool)
-        outgoing.append(
-            [jnp.broadcast_to(below, layer[0].shape)]
-            + [jnp.zeros(leaf.shape, bool) for leaf in layer[1:]]
-        )
-        own = reset[index] if index < structure.depth else jnp.zeros(layer[1].shape, bool)
-        incoming.append([jnp.broadcast_to(own[:, None], layer[0].shape)] + [own] * len(layer[1:]))
-    incoming, outgoing = model.flatten(incoming), model.flatten(outgoing)
-    params = jnp.where(outgoing, 0, jnp.where(incoming, fresh, state.params))
-    cleared = incoming | outgoing
-    opt_state = jax.tree.map(
-        lambda leaf: jnp.where(cleared, 0, leaf) if leaf.shape == params.shape else leaf,
-        state.opt_state,
-    )
-    return TrainState(params, opt_state), reset
-
-
-def _make_run_steps(structure, numeric, data, key_batch, optimizer, initial):
-    """``run_steps(state, first_step, n_steps) -> state``: ``n_steps`` optimizer steps.
-
-    ``initial``: the flat initial parameters, which L2-init pulls the parameters toward.
-    """
-
-    def optimizer_step(state: TrainState, step) -> tuple[TrainState, None]:
-        params = model.unflatten(structure, state.params)
-        batch = _batch(structure, data, key_batch, step)
-        fwd = model.forward(structure, numeric, params, batch.inputs)
-        _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
-        grads = model.flat_gradient(params, fwd, output_grad, structure.use_bias, structure.norm)
-        if structure.intervention == "l2_init":
-            grads = grads + numeric.l2_init * (state.params - initial)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), None
-
-    def run_steps(state: TrainState, first_step, n_steps) -> TrainState:
+    def learn(state: TrainState, feed: StreamFeed, first_step, n_steps: int):
         steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
-        return lax.scan(optimizer_step, state, steps)[0]
+        feed = feed._replace(loss_sum=jnp.zeros((), dtype))
+        return lax.scan(online_step, (state, feed), steps)[0]
 
-    return run_steps
+    def check_data(feed: StreamFeed, step) -> Data:
+        return stream.probe(teacher, feed.bits, key, step, structure.probe_size)
+
+    def error(feed: StreamFeed, index, now: Health) -> jax.Array:
+        return jnp.where(index > 0, feed.loss_sum / structure.log_every, jnp.nan)
+
+    bits = stream.initial_bits(key, structure.flipping_bits)
+    feed = StreamFeed(bits, stream.exhaustive_probe(teacher, bits).targets, jnp.zeros((), dtype))
+    return Source(feed, check_data, learn, error)
+
+
+def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) -> Result:
+    """Train one initialization from its drawn parameters (:func:`start_one`) on the training
+    set ``data`` (flipped first with ``model.flip_dead``). A stream goes to
+    :func:`train_stream_one`."""
+    if structure.data_kind in STREAMS:
+        return train_stream_one(structure, numeric, start)
+    optimizer = make_optimizer(structure.optimizer, numeric)
+    flipped = jnp.zeros((structure.depth,), jnp.int32)
+    initial = start.params
+    if structure.flip_dead:
+        initial, flipped = remedies.flip_dead_units(structure, numeric, data, initial)
+    step = make_step(structure, numeric, optimizer, initial)
+    source = fixed_source(structure, data, start.key_batch, step)
+    state = TrainState(initial, optimizer.init(initial))
+    return run_checks(structure, numeric, source, state, start.key_fresh, flipped)
+
+
+def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Result:
+    """Learn one initialization's own stream (from ``start.key_stream``) online, one example
+    per step (:func:`stream_source`)."""
+    optimizer = make_optimizer(structure.optimizer, numeric)
+    step = make_step(structure, numeric, optimizer, start.params)
+    source = stream_source(structure, start.key_stream, step)
+    state = TrainState(start.params, optimizer.init(start.params))
+    no_flips = jnp.zeros((structure.depth,), jnp.int32)
+    return run_checks(structure, numeric, source, state, start.key_fresh, no_flips)
 
 
 def _empty_history(dead: jax.Array) -> History:
@@ -601,32 +650,23 @@ def _metrics(structure, data: Data, start: Health, end: Health, history, flipped
     )
 
 
-# Structure fields that only training reads: the start (data and drawn parameters) does not
-# depend on them, so structures that differ only in these share one compiled start program.
-TRAINING_ONLY = dict(
-    activation="relu",
-    optimizer="sgd",
-    loss="bce",
-    steps=1,
-    batch_size=0,
-    log_every=1,
-    flip_dead=False,
-    intervention="none",
-    intervention_every=1,
-    curves=False,
-)
+# Structure fields that only training reads (SCHEMA's phase "train"): the start (data and drawn
+# parameters) does not depend on them, so structures that differ only in these share one
+# compiled start program.
+TRAINING_ONLY = tuple(key.field for key in SCHEMA if key.structural and key.phase == "train")
 
 
 def start_structure(structure: Structure) -> Structure:
-    """The structure that stands for every structure with the same data and initialization
-    (kaiming_uniform's scale depends on the activation, so there the activation is kept)."""
-    fields = dict(TRAINING_ONLY)
-    if structure.init == "kaiming_uniform":
-        del fields["activation"]
+    """The structure that stands for every structure with the same data and initialization:
+    its training-only fields at their defaults (kaiming_uniform's scale depends on the
+    activation, so there the activation is kept)."""
+    kept = ("activation",) if structure.init == "kaiming_uniform" else ()
+    standard = Structure()
+    fields = {name: getattr(standard, name) for name in TRAINING_ONLY if name not in kept}
     return dataclasses.replace(structure, **fields)
 
 
-def make_start(structure: Structure):
+def make_start(structure: Structure) -> jax.stages.Wrapped:
     """The compiled ``start(seed, numerics, setting_ids, init_indices, csv) -> (data, Start)``.
 
     ``data``: each setting's training set, leading shape ``[n_settings]`` (or, with
@@ -660,18 +700,18 @@ def make_start(structure: Structure):
     return jax.jit(start)
 
 
-def make_run(structure: Structure):
-    """The compiled ``run(numerics, data, start) -> Metrics`` that trains what ``make_start`` drew.
+def make_run(structure: Structure) -> jax.stages.Wrapped:
+    """The compiled ``run(numerics, data, start) -> Result`` that trains what ``make_start`` drew.
 
-    Returns Metrics whose fields have leading shape ``[n_settings, n_inits]`` (with
-    ``train.curves``, ``(Metrics, Curves)``, the curves ``[n_settings, n_inits, checks, ...]``).
-    One compile per structure and input shape; numeric values are traced.
+    Returns a :class:`Result` whose fields have leading shape ``[n_settings, n_inits]``: the
+    metrics, and the curves ``[n_settings, n_inits, checks, ...]`` (``checks = 0`` without
+    ``train.curves``). One compile per structure and input shape; numeric values are traced.
     """
     data_axis = 0 if structure.resample else None
 
-    def train(numerics: Numeric, data: Data, start: Start) -> Metrics:
-        def per_setting(numeric: Numeric, data: Data, start: Start) -> Metrics:
-            def per_init(data: Data, start: Start) -> Metrics:
+    def train(numerics: Numeric, data: Data, start: Start) -> Result:
+        def per_setting(numeric: Numeric, data: Data, start: Start) -> Result:
+            def per_init(data: Data, start: Start) -> Result:
                 return train_one(structure, numeric, data, start)
 
             return jax.vmap(per_init, in_axes=(data_axis, 0))(data, start)
@@ -681,15 +721,15 @@ def make_run(structure: Structure):
     return jax.jit(train)
 
 
-def make_train(structure: Structure):
-    """``train(seed, numerics, setting_ids, init_indices, csv) -> Metrics``: start, then run.
+def make_train(structure: Structure) -> Callable[..., Result]:
+    """``train(seed, numerics, setting_ids, init_indices, csv) -> Result``: start, then run.
 
-    Metrics' fields have leading shape ``[n_settings, n_inits]``; numeric values, seeds and
+    The Result's fields have leading shape ``[n_settings, n_inits]``; numeric values, seeds and
     indices are traced. (The engine calls the two compiled stages itself, to share the start.)
     """
     start, run = make_start(start_structure(structure)), make_run(structure)
 
-    def train(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None) -> Metrics:
+    def train(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None) -> Result:
         data, drawn = start(seed, numerics, setting_ids, init_indices, csv)
         return run(numerics, data, drawn)
 

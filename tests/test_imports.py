@@ -95,6 +95,9 @@ def test_the_import_graph_of_study_has_no_cycle():
     # the parse sees module-level and function-level imports (so a pass is not a parse that
     # found nothing) ...
     assert {"study.train", "study.config", "study.distributed"} <= graph["study.engine"]
+    # the remedies sit below the training loop that calls them
+    assert "study.remedies" in graph["study.train"]
+    assert "study.train" not in graph["study.remedies"]
     assert {"study.plots", "study.report", "study.bench"} <= graph["study.cli"]
     assert "study.plots" in graph["study.report"]  # inside write_report
     # ... and the modules split out of plots, bench and distributed sit in their layers: each

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import study
-from study import model, train
+from study import model, remedies, train
 from study.config import load_study, make_setting
 from study.data import Data
 from study.train import make_train
@@ -52,7 +52,7 @@ def test_flip_dead_flips_exactly_the_dead_units_layer_by_layer():
     total_flipped = 0
     for seed in range(40):
         structure, numeric, params, data = _problem(depth=3, width=3, seed=seed)
-        flat, flipped = train.flip_dead_units(structure, numeric, data, model.flatten(params))
+        flat, flipped = remedies.flip_dead_units(structure, numeric, data, model.flatten(params))
         ours = model.unflatten(structure, flat)
         hidden, expected = np.asarray(data.inputs, np.float64), []
         for (weights, bias), (new_w, new_b) in zip(params[:-1], ours[:-1], strict=True):
@@ -96,7 +96,9 @@ def test_redo_redraws_exactly_the_dormant_units_and_clears_their_moments():
     )
     fresh = model.flatten(model.init_params(structure, numeric, jax.random.key(99)))
 
-    state, reset = train.redo(structure, numeric, data, train.TrainState(flat, opt_state), fresh)
+    state, reset = remedies.redo(
+        structure, numeric, data, remedies.TrainState(flat, opt_state), fresh
+    )
 
     activations = _numpy_forward(params, data.inputs)
     expected = []
@@ -242,3 +244,29 @@ def test_redo_draws_do_not_depend_on_chunking():
     chunked = study.simulate(setting, n_inits=8, chunk_size=3)
     assert whole["reset_units_l1"].sum() > 0  # ReDo did re-draw units
     pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
+
+
+def test_structures_that_differ_only_in_training_keys_share_one_start():
+    """SCHEMA's phase: a remedy, the optimizer or the length of training leaves the start (data
+    and drawn parameters) alone; kaiming_uniform keeps the activation, whose gain it reads."""
+    plain = make_setting(model_width=3).structure
+    remedied = make_setting(
+        model_width=3,
+        model_flip_dead=True,
+        train_optimizer="sgd",
+        train_steps=40,
+        train_log_every=10,
+        train_curves=True,
+        train_intervention="redo",
+        train_intervention_every=20,
+        model_activation="tanh",
+    ).structure
+    assert train.start_structure(plain) == train.start_structure(remedied)
+    assert train.start_structure(plain) != train.start_structure(
+        make_setting(model_width=4).structure
+    )
+    relu, tanh = (
+        make_setting(model_init="kaiming_uniform", model_activation=name).structure
+        for name in ("relu", "tanh")
+    )
+    assert train.start_structure(relu) != train.start_structure(tanh)

@@ -290,3 +290,24 @@ def test_progress_eta_counts_initialization_steps_not_initializations(monkeypatc
     shown.advance(10, steps=10)  # 100 init-steps in 1 s
     shown.group(1, "long", 1, resumed=False)
     assert shown.eta() == pytest.approx(10 * 1000 / 100.0)  # not 10 pairs at 0.1 s each
+
+
+def test_group_labels_show_every_swept_structural_key_in_schema_order():
+    """Groups that differ only in a remedy or a normalization read apart (a hand-kept list of
+    ten keys labelled them all 'relu'); numeric axes are not shown."""
+    study = load_study(
+        {
+            "model": {"norm": ["none", "layer"], "width": [2, 3], "init_range": [0.1, 0.2]},
+            "train": {"steps": 5, "intervention": ["none", "l2_init"]},
+        }
+    )
+    labels = [runner.group_label(structure, study.axes) for structure in study.groups()]
+    assert labels[:3] == [
+        "width=2 norm=none intervention=none",
+        "width=2 norm=none intervention=l2_init",
+        "width=2 norm=layer intervention=none",
+    ]
+    assert len(set(labels)) == len(labels) == 8
+    assert runner.group_label(load_study({"train": {"steps": 5}}).settings[0].structure, ()) == (
+        "relu"
+    )

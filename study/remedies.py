@@ -1,0 +1,174 @@
+"""Remedies for dead units: the contract a remedy follows, and the remedies the engine has.
+
+A remedy acts on one initialization's training at one of three moments; the compiled loop of
+:mod:`study.train` calls each through one function here, chosen by the (static) structure, with
+its strengths traced from the :class:`~study.config.Numeric` values:
+
+* at initialization, on the drawn parameters: :func:`flip_dead_units` (``model.flip_dead``);
+* at every optimizer step, a term added to the gradient: :func:`gradient_term` (``l2_init``);
+* at a death check, every ``train.intervention_every`` steps: :func:`make_intervention`
+  (``redo``, ``shrink_perturb``).
+
+An intervention is ``intervene(state, data, step) -> (state, reset_units)``: a pure function of
+the :class:`TrainState`, the inputs the check ran on (``data``) and the step. It keeps every
+shape and dtype of the state; per-parameter optimizer state (the leaves shaped like the flat
+parameters) belongs to the parameters, so a remedy that replaces parameters clears theirs. Its
+fresh random draws come from ``fold_in(key_fresh, step)`` only, so a result depends on the seed,
+the setting and the initialization's index, never on chunking. ``reset_units: int32[L]`` counts
+the units it re-drew per hidden layer (Metrics' ``reset_units``). The loop checks the network
+again right after an intervention, so that a revival it causes is told from one training causes.
+
+A new remedy: a choice in :data:`study.config.INTERVENTIONS` with its strengths as numeric keys,
+then a branch in one of the three functions here (an intervention: an entry in
+:data:`AT_CHECKS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from study import model
+from study.config import Numeric, Structure
+from study.data import Data
+
+
+class TrainState(NamedTuple):
+    """What the optimizer carries from step to step, and what a remedy acts on.
+
+    params: float[n_params], every parameter in one flat vector (:func:`study.model.flatten`).
+    opt_state: the optimizer's state for that vector.
+    """
+
+    params: jax.Array
+    opt_state: optax.OptState
+
+
+# intervene(state, data, step) -> (state, reset_units int32[L])
+Intervention = Callable[[TrainState, Data, jax.Array], tuple[TrainState, jax.Array]]
+# A remedy at the checks: (structure, numeric, data, state, fresh) -> (state, reset_units), where
+# fresh: float[n_params] is a fresh initialization drawn for this step.
+Remedy = Callable[[Structure, Numeric, Data, TrainState, jax.Array], tuple[TrainState, jax.Array]]
+
+
+def dormant_units(activations: jax.Array, tau: jax.Array | float) -> jax.Array:
+    """Sokar et al. (2023) dormant neurons of one layer, ``activations: float[width, n]``.
+
+    The score of unit i is ``E|h_i| / mean_k E|h_k|`` over the inputs; the unit is dormant when
+    its score is <= tau. A layer whose units are all exactly 0 has score 0 everywhere. Returns
+    ``bool[width]``. (ReDo re-draws these units; the health check counts them.)
+    """
+    mean_abs = model.sum_samples(jnp.abs(activations)) / activations.shape[-1]
+    layer_mean = mean_abs.mean()
+    score = jnp.where(layer_mean > 0, mean_abs / jnp.where(layer_mean > 0, layer_mean, 1.0), 0.0)
+    return score <= tau
+
+
+def flip_dead_units(
+    structure: Structure, numeric: Numeric, data: Data, flat: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``model.flip_dead``: from the input up, negate the incoming weights and bias of every
+    hidden unit dead on the training inputs (each layer judged on the flipped layers below).
+
+    Returns the flipped parameters (flat) and the number of units flipped per layer, ``int32[L]``.
+    """
+    params, flipped = list(model.unflatten(structure, flat)), []
+    hidden = data.inputs
+    for index in range(structure.depth):
+        layer = params[index]
+        dead = jnp.all(model.hidden_layer(structure, numeric, layer, hidden).derivative == 0, -1)
+        sign = jnp.where(dead, -1, 1).astype(layer[0].dtype)
+        layer = (layer[0] * sign[:, None], layer[1] * sign, *layer[2:])
+        params[index] = layer
+        hidden = model.hidden_layer(structure, numeric, layer, hidden).output
+        flipped.append(jnp.sum(dead, dtype=jnp.int32))
+    return model.flatten(params), jnp.stack(flipped)
+
+
+def gradient_term(
+    structure: Structure, numeric: Numeric, initial: jax.Array
+) -> Callable[[jax.Array], jax.Array] | None:
+    """What a remedy adds to every step's flat gradient, as a function of the flat parameters;
+    None without one.
+
+    L2-init (Kumar et al. 2023): ``l2_init * (params - initial)``, the gradient of
+    ``(l2_init / 2) |params - initial|^2``, a pull toward the initial parameters ``initial``.
+    """
+    if structure.intervention != "l2_init":
+        return None
+    return lambda params: numeric.l2_init * (params - initial)
+
+
+def redo(
+    structure: Structure, numeric: Numeric, data: Data, state: TrainState, fresh: jax.Array
+) -> tuple[TrainState, jax.Array]:
+    """ReDo (Sokar et al. 2023): every hidden unit whose dormant score on the training set is
+    <= ``redo_tau`` gets its incoming parameters from the fresh initialization ``fresh`` (flat)
+    and zero outgoing weights; the optimizer's per-parameter state of both is reset to 0.
+
+    Returns the new state and the re-drawn units, ``bool[L, width]``.
+    """
+    params = model.unflatten(structure, state.params)
+    activations = model.forward(structure, numeric, params, data.inputs).activations[1:]
+    reset = jnp.stack([dormant_units(h, numeric.redo_tau) for h in activations])
+    incoming, outgoing = [], []
+    for index, layer in enumerate(params):
+        below = reset[index - 1][None, :] if index > 0 else jnp.zeros((1, 1), bool)
+        outgoing.append(
+            [jnp.broadcast_to(below, layer[0].shape)]
+            + [jnp.zeros(leaf.shape, bool) for leaf in layer[1:]]
+        )
+        own = reset[index] if index < structure.depth else jnp.zeros(layer[1].shape, bool)
+        incoming.append([jnp.broadcast_to(own[:, None], layer[0].shape)] + [own] * len(layer[1:]))
+    incoming, outgoing = model.flatten(incoming), model.flatten(outgoing)
+    params = jnp.where(outgoing, 0, jnp.where(incoming, fresh, state.params))
+    cleared = incoming | outgoing
+    opt_state = jax.tree.map(
+        lambda leaf: jnp.where(cleared, 0, leaf) if leaf.shape == params.shape else leaf,
+        state.opt_state,
+    )
+    return TrainState(params, opt_state), reset
+
+
+def _redo_remedy(
+    structure: Structure, numeric: Numeric, data: Data, state: TrainState, fresh: jax.Array
+) -> tuple[TrainState, jax.Array]:
+    """:func:`redo` as a remedy at the checks: the re-drawn units counted per layer."""
+    state, reset = redo(structure, numeric, data, state, fresh)
+    return state, jnp.sum(reset, axis=-1, dtype=jnp.int32)
+
+
+def shrink_perturb(
+    structure: Structure, numeric: Numeric, data: Data, state: TrainState, fresh: jax.Array
+) -> tuple[TrainState, jax.Array]:
+    """Shrink and perturb (Ash and Adams 2020): ``params <- shrink * params + perturb * fresh``,
+    the optimizer's state kept. No unit is re-drawn: ``reset_units`` is 0 in every layer."""
+    del data
+    params = numeric.shrink * state.params + numeric.perturb * fresh
+    return state._replace(params=params), jnp.zeros((structure.depth,), jnp.int32)
+
+
+# The remedies applied at the death checks, by ``train.intervention``.
+AT_CHECKS: dict[str, Remedy] = {"redo": _redo_remedy, "shrink_perturb": shrink_perturb}
+
+
+def make_intervention(
+    structure: Structure, numeric: Numeric, key_fresh: jax.Array
+) -> Intervention | None:
+    """``intervene(state, data, step) -> (state, reset_units int32[L])`` for the remedy of
+    ``train.intervention`` at the checks, or None. Its fresh initialization is drawn from
+    ``fold_in(key_fresh, step)``, so it depends on the initialization and the step only."""
+    remedy = AT_CHECKS.get(structure.intervention)
+    if remedy is None:
+        return None
+
+    def intervene(state: TrainState, data: Data, step: jax.Array) -> tuple[TrainState, jax.Array]:
+        key = jax.random.fold_in(key_fresh, step)
+        fresh = model.flatten(model.init_params(structure, numeric, key))
+        return remedy(structure, numeric, data, state, fresh)
+
+    return intervene
