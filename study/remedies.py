@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optax
 
 from study import model
-from study.config import Numeric, Structure
+from study.config import Number, Numeric, Structure
 from study.data import Data
 
 
@@ -55,7 +55,7 @@ Intervention = Callable[[TrainState, Data, jax.Array], tuple[TrainState, jax.Arr
 Remedy = Callable[[Structure, Numeric, Data, TrainState, jax.Array], tuple[TrainState, jax.Array]]
 
 
-def dormant_units(activations: jax.Array, tau: jax.Array | float) -> jax.Array:
+def dormant_units(activations: jax.Array, tau: Number) -> jax.Array:
     """Sokar et al. (2023) dormant neurons of one layer, ``activations: float[width, n]``.
 
     The score of unit i is ``E|h_i| / mean_k E|h_k|`` over the inputs; the unit is dormant when
@@ -100,7 +100,7 @@ def gradient_term(
     """
     if structure.intervention != "l2_init":
         return None
-    return lambda params: numeric.l2_init * (params - initial)
+    return lambda params: jnp.multiply(numeric.l2_init, params - initial)
 
 
 def redo(
@@ -124,14 +124,14 @@ def redo(
         )
         own = reset[index] if index < structure.depth else jnp.zeros(layer[1].shape, bool)
         incoming.append([jnp.broadcast_to(own[:, None], layer[0].shape)] + [own] * len(layer[1:]))
-    incoming, outgoing = model.flatten(incoming), model.flatten(outgoing)
-    params = jnp.where(outgoing, 0, jnp.where(incoming, fresh, state.params))
-    cleared = incoming | outgoing
+    into, out_of = model.flatten(incoming), model.flatten(outgoing)
+    flat = jnp.where(out_of, 0, jnp.where(into, fresh, state.params))
+    cleared = into | out_of
     opt_state = jax.tree.map(
-        lambda leaf: jnp.where(cleared, 0, leaf) if leaf.shape == params.shape else leaf,
+        lambda leaf: jnp.where(cleared, 0, leaf) if leaf.shape == flat.shape else leaf,
         state.opt_state,
     )
-    return TrainState(params, opt_state), reset
+    return TrainState(flat, opt_state), reset
 
 
 def _redo_remedy(
@@ -148,7 +148,7 @@ def shrink_perturb(
     """Shrink and perturb (Ash and Adams 2020): ``params <- shrink * params + perturb * fresh``,
     the optimizer's state kept. No unit is re-drawn: ``reset_units`` is 0 in every layer."""
     del data
-    params = numeric.shrink * state.params + numeric.perturb * fresh
+    params = jnp.multiply(numeric.shrink, state.params) + jnp.multiply(numeric.perturb, fresh)
     return state._replace(params=params), jnp.zeros((structure.depth,), jnp.int32)
 
 

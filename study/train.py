@@ -35,7 +35,7 @@ import optax
 from jax import lax
 
 from study import model, remedies, stream
-from study.config import SCHEMA, STREAMS, Numeric, Structure
+from study.config import SCHEMA, STREAMS, Number, Numeric, Structure
 from study.data import Data, key_streams, make_data
 from study.remedies import TrainState
 
@@ -122,9 +122,7 @@ class ScaleByAdamState(NamedTuple):
     nu: optax.Updates
 
 
-def scale_by_adam(
-    b1: jax.Array | float, b2: float = 0.999, eps: float = 1e-8
-) -> optax.GradientTransformation:
+def scale_by_adam(b1: Number, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
     """``optax.scale_by_adam`` with the bias corrections' ``b^t`` kept as running products.
 
     optax computes ``b1 ** t`` with ``pow``; on CPU, XLA's ``pow`` can round differently in the
@@ -424,7 +422,7 @@ def run_checks(
         history = _record(history, end, jnp.int32(last_step))
     data = source.check_data(feed, last_step)
     metrics = _metrics(structure, data, carry.first, end, history, flipped)
-    return Result(metrics, curves if structure.curves else no_curves(structure))
+    return Result(metrics, no_curves(structure) if curves is None else curves)
 
 
 def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
@@ -443,6 +441,7 @@ def _make_check_then_learn(
     n_intervals = structure.steps // structure.log_every
 
     def intervene_and_check(state, history, data, step) -> tuple[TrainState, History]:
+        assert intervene is not None  # (only called when there is one)
         state, reset = intervene(state, data, step)
         history = history._replace(reset_units=history.reset_units + reset)
         after = _check(structure, numeric, state, data)
@@ -531,7 +530,7 @@ class StreamFeed(NamedTuple):
     since the last check.
     """
 
-    bits: jax.Array
+    bits: stream.StreamState
     targets: jax.Array
     loss_sum: jax.Array
 
