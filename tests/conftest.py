@@ -9,9 +9,11 @@ import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # study run keeps compiled programs in the user's cache by default; the tests (and the processes
-# they start) use a temporary one instead, removed at the end.
-os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
-atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+# they start) use a temporary one instead, removed at the end. Under pytest-xdist the controller
+# makes it and removes it; its workers inherit it, so the whole suite shares one cache.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 # The same for the cache of figures (study.host.cache_root); each test gets an empty one of its
 # own in it (_empty_figure_cache).
 STUDY_CACHE_DIR = os.environ["STUDY_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-cache-")
