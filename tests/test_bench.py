@@ -4,15 +4,13 @@ results are those of the unoptimized formulation kept in the benchmark."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from study import bench
 from study.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 @pytest.mark.usefixtures("standard_dtype_promotion")  # the plain formulation uses optax's Adam

@@ -16,27 +16,11 @@ from study import analysis, data, engine, progress, results, runner
 from study.config import SETTING_KEYS, load_study
 from study.engine import plan_chunks
 from study.errors import ConfigError, FolderError
-
-# Two structural groups (width 1 and 2) of four numeric settings each; tiny, so fast.
-TINY = {
-    "name": "tiny",
-    "n_inits": 24,
-    "seed": 3,
-    "data": {"offset": [0.0, 2.0], "n_samples": 32},
-    "model": {"width": [1, 2], "init_range": [0.05, 0.5]},
-    "train": {"steps": 12, "log_every": 4},
-}
+from tests.helpers import tiny_config
 
 
 def tiny_study(**changes):
-    config = json.loads(json.dumps(TINY))
-    for dotted, value in changes.items():
-        section, _, key = dotted.partition("__")
-        if key:
-            config[section][key] = value
-        else:
-            config[section] = value
-    return load_study(config)
+    return load_study(tiny_config(**changes))
 
 
 @pytest.fixture(scope="module")
