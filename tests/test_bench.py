@@ -2,6 +2,7 @@
 results are those of the unoptimized formulation kept in the benchmark."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,8 @@ def test_benchmark_script_runs():
         capture_output=True,
         text=True,
         timeout=600,
+        # the study package of this checkout, not of whichever checkout pip installed
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["engine"]["init_steps_per_s_best"] > 0
