@@ -1,7 +1,7 @@
 """Shared test setup: strict JAX (rank and dtype promotion), a headless matplotlib, figures
 closed after each test, empty compile caches for the tests that count compiles, a
-temporary persistent compilation cache shared by every process of the session, an empty figure
-cache per test, and two pytest-xdist workers by default."""
+temporary persistent compilation cache shared by every process of the session (pytest-xdist's
+workers too, with ``-n``), and an empty figure cache per test."""
 
 import atexit
 import os
@@ -34,23 +34,6 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # No implicit promotion across dtype kinds (bool with int, int with float): the code says what
 # it casts. Subprocesses the tests start run with JAX's standard promotion.
 jax.config.update("jax_numpy_dtype_promotion", "strict")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config):
-    """Run the tests in two pytest-xdist workers, one per core of the project's 2-core machine
-    (the default suite took half the time), unless ``-n`` says otherwise; ``-n 0`` or
-    ``-p no:xdist`` run them in this process. Set here rather than in addopts, where ``-n``
-    would be refused once the plugin is off. Whole files go to a worker (loadfile): a
-    module-scoped fixture then runs once."""
-    if (
-        config.pluginmanager.hasplugin("xdist")
-        and "PYTEST_XDIST_WORKER" not in os.environ
-        and config.option.numprocesses is None
-    ):
-        config.option.numprocesses = 2
-        if config.option.dist == "no":
-            config.option.dist = "loadfile"
 
 
 @pytest.fixture(autouse=True)
