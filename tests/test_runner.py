@@ -154,12 +154,14 @@ def test_an_interrupted_run_resumes_from_its_finished_groups(tmp_path, finished,
 def test_a_different_config_is_refused_unless_forced(tmp_path, finished):
     folder = tmp_path / "tiny"
     runner.run_study(tiny_study(), folder, figures=False)
-    other = tiny_study(n_inits=12)
-    with pytest.raises(FolderError, match="different config.*n_inits: 24 there, 12 now"):
+    # another seed: the same compiled programs (another n_inits would compile both groups again)
+    other = tiny_study(seed=4)
+    with pytest.raises(FolderError, match="different config.*seed: 3 there, 4 now"):
         runner.run_study(other, folder, figures=False)
     assert (folder / "runs.parquet").read_bytes() == (finished / "runs.parquet").read_bytes()
     runner.run_study(other, folder, force=True, figures=False)
-    assert len(pd.read_parquet(folder / "runs.parquet")) == 8 * 12
+    forced = pd.read_parquet(folder / "runs.parquet")
+    assert len(forced) == 8 * 24 and not forced.equals(pd.read_parquet(finished / "runs.parquet"))
 
 
 def test_a_folder_that_is_not_a_results_folder_is_refused(tmp_path):
