@@ -1,6 +1,7 @@
 """Shared test setup: strict JAX (rank and dtype promotion), a headless matplotlib, figures
-closed after each test, a temporary persistent compilation cache, and an empty figure cache per
-test. (A test that counts compiles makes its own ``study.engine.Engine``; float64 is scoped by
+closed after each test, a temporary persistent compilation cache shared by every process of the
+session (pytest-xdist's workers too, with ``-n``), and an empty figure cache per test. (A test
+that counts compiles makes its own ``study.engine.Engine``; float64 is scoped by
 ``study.runtime.precision``, so no test leaves JAX's settings changed for the next.)"""
 
 import atexit
@@ -10,9 +11,11 @@ import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # study run keeps compiled programs in the user's cache by default; the tests (and the processes
-# they start) use a temporary one instead, removed at the end.
-os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
-atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+# they start) use a temporary one instead, removed at the end. Under pytest-xdist the controller
+# makes it and removes it; its workers inherit it, so the whole suite shares one cache.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-jax-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 # The same for the cache of figures (study.host.cache_root); each test gets an empty one of its
 # own in it (_empty_figure_cache).
 STUDY_CACHE_DIR = os.environ["STUDY_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-tests-cache-")

@@ -2,13 +2,99 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from study import analysis, results
-from study.config import KEYS, SETTING_KEYS
+from study import analysis, cli, results
+from study.config import KEYS, SETTING_KEYS, flatten, nest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tiny config of the tests that run whole studies: two structural groups (width 1 and 2) of
+# four numeric settings each. One definition, so that the tests of several files compile the
+# same programs once per session (tests vary it with tiny_config's changes).
+TINY = {
+    "name": "tiny",
+    "n_inits": 24,
+    "seed": 3,
+    "data": {"offset": [0.0, 2.0], "n_samples": 32},
+    "model": {"width": [1, 2], "init_range": [0.05, 0.5]},
+    "train": {"steps": 12, "log_every": 4},
+}
+
+
+def tiny_config(**changes) -> dict:
+    """A copy of TINY with ``changes``: ``section__key=value``, or ``key=value`` at the top."""
+    config = copy.deepcopy(TINY)
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition("__")
+        if key:
+            config.setdefault(section, {})[key] = value
+        else:
+            config[section] = value
+    return config
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def to_toml(config: dict) -> str:
+    """The TOML text of a config dict (top-level keys, then one table per section)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for section, table in config.items():
+        if isinstance(table, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+# A small valid config of the bad-input tests, which change one key of it at a time.
+VALID = {
+    "data": {"n_samples": 16},
+    "train": {"steps": 4, "log_every": 2},
+}
+
+
+def with_change(dotted: str, value) -> dict:
+    """VALID with one key (``section.key``, or a top-level key) set to ``value``."""
+    return nest({**flatten(VALID), dotted: value})
+
+
+def run_cli(folder: Path, config: dict | None = None, text: str | None = None, extra=()):
+    """Write the config into ``folder`` and run ``study run`` on it into ``folder/out``."""
+    path = folder / "study.toml"
+    path.write_text(text if text is not None else to_toml(config))
+    return cli.main(["run", str(path), "--out", str(folder / "out"), "--quiet", *extra])
+
+
+def assert_refused(code, capsys, folder: Path, *fragments):
+    """``study run`` refused its input: exit 2, one line on stderr naming ``fragments``, and
+    no output folder."""
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("study run: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not (folder / "out").exists()
 
 
 def standard_errors(p: float, n: int) -> float:

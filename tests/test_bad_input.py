@@ -15,62 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from study import cli, errors
-from study.config import flatten, nest
+from study.config import nest
 from study.errors import ConfigError
+from tests.helpers import VALID, assert_refused, run_cli, with_change
 
 TRAIN = {"train": {"steps": 4, "log_every": 2}}
-VALID = {
-    "data": {"n_samples": 16},
-    "train": {"steps": 4, "log_every": 2},
-}
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return str(value)
-
-
-def to_toml(config: dict) -> str:
-    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
-    for section, table in config.items():
-        if isinstance(table, dict):
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-    return "\n".join(lines) + "\n"
-
-
-def with_change(dotted: str, value) -> dict:
-    return nest({**flatten(VALID), dotted: value})
-
-
-def run_cli(folder: Path, config: dict | None = None, text: str | None = None, extra=()):
-    """Write the config into ``folder`` and run ``study run`` on it into ``folder/out``."""
-    path = folder / "study.toml"
-    path.write_text(text if text is not None else to_toml(config))
-    return cli.main(["run", str(path), "--out", str(folder / "out"), "--quiet", *extra])
-
-
-def assert_refused(code, capsys, folder: Path, *fragments):
-    out, err = capsys.readouterr()
-    assert code == 2, err
-    assert out == ""
-    assert err.count("\n") == 1 and err.startswith("study run: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
-    assert not (folder / "out").exists()
-
 
 BAD_VALUES = [
     # (key, value, fragments the message must contain)

@@ -2,17 +2,16 @@
 results are those of the unoptimized formulation (study.reference)."""
 
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from study import bench, reference
 from study.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 @pytest.mark.usefixtures("standard_dtype_promotion")  # the plain formulation uses optax's Adam
@@ -59,6 +58,8 @@ def test_benchmark_script_runs():
         capture_output=True,
         text=True,
         timeout=600,
+        # the study package of this checkout, not of whichever checkout pip installed
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["engine"]["init_steps_per_s_best"] > 0

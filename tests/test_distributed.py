@@ -20,24 +20,11 @@ import pytest
 from study import distributed, results, runner, supervisor
 from study.config import ConfigError, load_study
 from study.errors import FolderError
+from tests.helpers import ROOT, tiny_config, to_toml
 
-ROOT = Path(__file__).resolve().parents[1]
-# One structural group of two settings; 10 initializations, so 4 devices need padding and
-# --chunk-size 8 gives two chunks.
-TINY_TOML = """\
-name = "tiny"
-n_inits = 10
-seed = 7
-[data]
-offset = [0.0, 2.0]
-n_samples = 16
-[model]
-width = 2
-init_range = 0.5
-[train]
-steps = 8
-log_every = 4
-"""
+# The tests' tiny config with one structural group of two settings; 10 initializations, so 4
+# devices need padding and --chunk-size 8 gives two chunks.
+TINY_TOML = to_toml(tiny_config(n_inits=10, seed=7, model__width=2, model__init_range=0.5))
 PEER_TIMEOUT_S = 10  # joining, and silence of a peer, before a process gives up
 PROCESS_TIMEOUT_S = 120  # whole process, compile included
 
@@ -186,8 +173,8 @@ def test_processes_fail_together_and_a_missing_peer_stops_the_run(config, tmp_pa
 
 
 # Two structural groups, long enough that a process can be killed between them.
-TWO_GROUPS_TOML = TINY_TOML.replace("width = 2", "width = [2, 3]").replace(
-    "steps = 8", "steps = 30000"
+TWO_GROUPS_TOML = to_toml(
+    tiny_config(n_inits=10, seed=7, model__width=[2, 3], model__init_range=0.5, train__steps=30000)
 )
 EXIT_BOUND_S = 30  # a survivor must be gone this long after its peer died
 JAX_LOG = re.compile(r"^[IWEF]\d{4} |Check failure|^\s+@ +0x|Traceback", re.MULTILINE)

@@ -166,7 +166,8 @@ def test_same_seed_same_bits_and_chunking_does_not_matter(width, remedies):
     reference, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36)
     again, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36)
     pd.testing.assert_frame_equal(reference, again, check_exact=True)
-    for chunk_size in (1, 7):
+    # each chunk size is a compile; chunks of one on the small program only
+    for chunk_size in (1, 7) if width == 2 else (7,):
         chunked, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=chunk_size)
         pd.testing.assert_frame_equal(reference, chunked, check_exact=True)
     other_seed, _ = run_group(structure, settings, n_inits=12, seed=9, chunk_size=36)

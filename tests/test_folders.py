@@ -13,14 +13,7 @@ import study
 from study import cli, plots, results, runner
 from study.config import load_study
 from study.errors import ConfigError
-
-TINY = {
-    "name": "tiny",
-    "n_inits": 17,
-    "seed": 1,
-    "data": {"offset": [0.0, 2.0], "n_samples": 16},
-    "train": {"steps": 4, "log_every": 2},
-}
+from tests.helpers import TINY, tiny_config
 
 
 def tiny():
@@ -123,7 +116,7 @@ def test_compare_refuses_the_same_initializations_twice(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "same initializations" in err and "twice" in err
     other_seed = tmp_path / "seed2"
-    runner.run_study(load_study({**TINY, "seed": 2}), other_seed, figures=False)
+    runner.run_study(load_study(tiny_config(seed=2)), other_seed, figures=False)
     assert cli.main(["compare", str(folder), str(other_seed), "--by", "results"]) == 0
 
 
@@ -178,7 +171,7 @@ def test_results_of_a_version_without_the_new_keys_are_the_same_run(tmp_path):
     runner.run_study(tiny(), folder, figures=False)
     assert listing(folder)["runs.parquet"] == before["runs.parquet"]
     with pytest.raises(study.FolderError, match="train.curves"):
-        runner.run_study(load_study({**TINY, "train": {**TINY["train"], "curves": True}}), folder)
+        runner.run_study(load_study(tiny_config(train__curves=True)), folder)
 
 
 def test_a_committed_results_folder_without_its_manifest_is_run_again(tmp_path):

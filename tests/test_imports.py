@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import synthetic_runs, write_results_folder
+from tests.helpers import ROOT, synthetic_runs, write_results_folder
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "study"
 
 # Runs one command in a fresh interpreter and lists the JAX modules it loaded on the way.

@@ -18,23 +18,10 @@ import pytest
 from study import cli, results, runner
 from study.config import load_study
 from study.results import atomic
+from tests.helpers import ROOT, TINY, to_toml
 
-ROOT = Path(__file__).resolve().parents[1]
-# The same two groups as tests/test_runner.py, so compiled programs are shared in one session.
-TINY_TOML = """\
-name = "tiny"
-n_inits = 24
-seed = 3
-[data]
-offset = [0.0, 2.0]
-n_samples = 32
-[model]
-width = [1, 2]
-init_range = [0.05, 0.5]
-[train]
-steps = 12
-log_every = 4
-"""
+# The config of tests/test_runner.py, so compiled programs are shared in one session.
+TINY_TOML = to_toml(TINY)
 
 
 def _study_process(config: Path, out: Path, *extra: str) -> subprocess.Popen:

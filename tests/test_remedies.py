@@ -16,7 +16,7 @@ from study import model, remedies, train
 from study.config import load_study, make_setting
 from study.data import Data
 from study.train import make_train
-from tests.test_bad_input import assert_refused, run_cli, with_change
+from tests.helpers import assert_refused, run_cli, with_change
 
 
 def se(values) -> float:

@@ -16,27 +16,11 @@ from study import analysis, data, engine, progress, results, runner
 from study.config import SETTING_KEYS, load_study
 from study.engine import plan_chunks
 from study.errors import ConfigError, FolderError
-
-# Two structural groups (width 1 and 2) of four numeric settings each; tiny, so fast.
-TINY = {
-    "name": "tiny",
-    "n_inits": 24,
-    "seed": 3,
-    "data": {"offset": [0.0, 2.0], "n_samples": 32},
-    "model": {"width": [1, 2], "init_range": [0.05, 0.5]},
-    "train": {"steps": 12, "log_every": 4},
-}
+from tests.helpers import tiny_config
 
 
 def tiny_study(**changes):
-    config = json.loads(json.dumps(TINY))
-    for dotted, value in changes.items():
-        section, _, key = dotted.partition("__")
-        if key:
-            config[section][key] = value
-        else:
-            config[section] = value
-    return load_study(config)
+    return load_study(tiny_config(**changes))
 
 
 @pytest.fixture(scope="module")
@@ -173,12 +157,14 @@ def test_an_interrupted_run_resumes_from_its_finished_groups(tmp_path, finished,
 def test_a_different_config_is_refused_unless_forced(tmp_path, finished):
     folder = tmp_path / "tiny"
     runner.run_study(tiny_study(), folder, figures=False)
-    other = tiny_study(n_inits=12)
-    with pytest.raises(FolderError, match="different config.*n_inits: 24 there, 12 now"):
+    # another seed: the same compiled programs (another n_inits would compile both groups again)
+    other = tiny_study(seed=4)
+    with pytest.raises(FolderError, match="different config.*seed: 3 there, 4 now"):
         runner.run_study(other, folder, figures=False)
     assert (folder / "runs.parquet").read_bytes() == (finished / "runs.parquet").read_bytes()
     runner.run_study(other, folder, force=True, figures=False)
-    assert len(pd.read_parquet(folder / "runs.parquet")) == 8 * 12
+    forced = pd.read_parquet(folder / "runs.parquet")
+    assert len(forced) == 8 * 24 and not forced.equals(pd.read_parquet(finished / "runs.parquet"))
 
 
 def test_a_folder_that_is_not_a_results_folder_is_refused(tmp_path):

@@ -13,7 +13,7 @@ from study import cli, model, results, stream
 from study.config import load_study, make_setting
 from study.data import key_streams
 from study.train import STREAM_DRAWS, make_start, start_structure
-from tests.test_bad_input import assert_refused, run_cli
+from tests.helpers import assert_refused, run_cli
 
 SMALL = dict(
     data_kind="slowly_changing",
