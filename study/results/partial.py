@@ -1,7 +1,8 @@
 """The finished structural groups of an unfinished run, in ``DIR/.partial/``.
 
 Each finished group is ``group-<key>.parquet`` (its runs) beside ``group-<key>.json`` (its
-timing) and, when it records curves, ``group-<key>.curves.parquet`` (its curves). The timing and
+timing) and, when it records curves, ``curves-<key>.parquet`` (its curves; not named
+``group-*.parquet``, so those files stay one per finished group). The timing and
 the curves are written first, the runs last: a group's runs file exists only once the group is
 complete and written whole (:mod:`study.results.atomic`), so a resumed run reads exactly the
 groups finished.
@@ -38,7 +39,7 @@ def partial_path(folder: Path, key: str) -> Path:
 
 
 def _curves_path(folder: Path, key: str) -> Path:
-    return folder / PARTIAL / f"group-{key}.curves.parquet"
+    return folder / PARTIAL / f"curves-{key}.parquet"
 
 
 def save_group(
