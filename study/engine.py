@@ -179,20 +179,29 @@ def run_group(
                 distributed.shard(chunk.init_indices, devices),
                 csv,
             )
-            metrics, chunk_compile_s = _run_chunk(engine, structure, args)
+            result, chunk_compile_s = _run_chunk(engine, structure, args)
             compile_s += chunk_compile_s
-            results.append((chunk, metrics))
+            results.append((chunk, result))
             if on_chunk is not None:
                 on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
     timings = {"compile_s": compile_s, "run_s": time.perf_counter() - start - compile_s}
+    return GroupResult(*_tables(structure, settings, n_inits, results), timings)
+
+
+def _tables(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    results: list[tuple[Chunk, Result]],
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The chunks' results as the group's runs table and curves table (None without curves)."""
     n_settings = len(settings)
     metrics = _assemble([(chunk, r.metrics) for chunk, r in results], n_settings, n_inits)
     runs = _runs_table(structure, settings, n_inits, metrics)
-    curves = None
-    if structure.curves:
-        points = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)
-        curves = _curves_table(structure, runs, points)
-    return GroupResult(runs, curves, timings)
+    if not structure.curves:  # (the run recorded curves over zero checks)
+        return runs, None
+    points = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)
+    return runs, _curves_table(structure, runs, points)
 
 
 def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Result, float]:
@@ -281,7 +290,12 @@ def _assemble(results, n_settings: int, n_inits: int) -> dict[str, np.ndarray]:
     return columns
 
 
-def _runs_table(structure: Structure, settings, n_inits: int, metrics) -> pd.DataFrame:
+def _runs_table(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    metrics: dict[str, np.ndarray],
+) -> pd.DataFrame:
     """The runs table from the assembled metrics: a row per (setting, initialization)."""
     frame: dict[str, Any] = {}
     for name, _ in settings[0].values:
