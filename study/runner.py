@@ -269,7 +269,7 @@ def _compute(
         n_rows=len(table),
         timings=_timing_record(timings, time.perf_counter() - wall),
     )
-    results.write_results(folder, table, curves, summary, manifest)
+    results.write_results(folder, table, summary, manifest, curves=curves)
     results.remove_partial(folder)
 
 

@@ -39,9 +39,9 @@ def read_summary_csv(path: Path) -> pd.DataFrame:
 def write_results(
     folder: str | Path,
     runs: pd.DataFrame,
-    curves: pd.DataFrame | None,
     summary: pd.DataFrame,
     manifest: Manifest,
+    curves: pd.DataFrame | None = None,
 ) -> None:
     """Write a finished run: the tables first, the manifest that marks them complete last.
     ``curves`` (the long table of :class:`study.engine.GroupResult`) goes to ``curves.parquet``;
