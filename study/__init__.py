@@ -29,6 +29,7 @@ _LAZY = {
     "load_study": "study.config",
     "make_setting": "study.config",
     "simulate": "study.engine",
+    "simulate_curves": "study.engine",
     "run_group": "study.engine",
     "Engine": "study.engine",
     "configure": "study.runtime",

@@ -89,7 +89,7 @@ def cpu_name() -> str:
 
 def time_engine(setting: Setting, n_inits: int, chunk_size: int | None = None):
     """Run the engine once: ``(runs, timings)`` with init-steps/s added to the timings."""
-    runs, timings = run_group(setting.structure, [setting], n_inits, SEED, chunk_size)
+    runs, _, timings = run_group(setting.structure, [setting], n_inits, SEED, chunk_size)
     timings = dict(timings)
     timings["init_steps_per_s"] = n_inits * setting.structure.steps / timings["run_s"]
     return runs, timings

@@ -5,7 +5,9 @@ structures that draw the same data and parameters, and the training) and pandas:
 numeric parts of a structural group, splits the (setting, initialization) pairs into fixed-size
 chunks (padded, so every chunk has the same shape and the group compiles once), places each chunk
 on the devices (sharded along initializations: over every process's devices in a multi-process
-run, see :mod:`study.distributed`), and turns the metrics into rows.
+run, see :mod:`study.distributed`), and turns the results into two tables: the runs (a row per
+setting and initialization) and, when the group records curves, the curves (a row per setting,
+initialization and logged step; the columns of ``curves.parquet``). No cell holds an array.
 
 The compiled programs belong to an :class:`Engine`, passed down by the caller (one per process
 by default): it compiles each once per chunk shape and keeps a bounded number. A float64 group
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from study import distributed, runtime
-from study.config import Setting, Structure, Study, group_by_structure
+from study.config import SETTING_KEYS, Setting, Structure, Study, group_by_structure
 from study.data import csv_data
 from study.model import layer_sizes
 from study.train import Metrics, Result, make_run, make_start, start_structure
@@ -46,6 +48,24 @@ PER_LAYER = (
     "flipped_units",
     "reset_units",
 )
+
+
+class GroupResult(NamedTuple):
+    """What :func:`run_group` returns for one structural group.
+
+    runs: a row per setting and initialization, in setting then index order: the setting
+      columns, ``init``, the metrics (per hidden layer ``K`` as ``<metric>_lK``).
+    curves: a row per setting, initialization and logged step, in the runs' order then step
+      order: the setting columns, ``init``, ``step``, ``error`` and per hidden layer ``K``
+      ``dead_units_lK``, ``inactive_units_lK``, ``dormant_units_lK``,
+      ``rarely_active_units_lK``, ``zero_share_lK``; None when the group records no curves
+      (``train.curves`` off, and not a stream).
+    timings: ``{"compile_s": ..., "run_s": ...}``, seconds spent compiling and running.
+    """
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame | None
+    timings: dict[str, float]
 
 
 class Chunk(NamedTuple):
@@ -119,7 +139,7 @@ def run_group(
     devices: Sequence[jax.Device] | None = None,
     on_chunk: Callable[[int, float], None] | None = None,
     engine: Engine | None = None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
+) -> GroupResult:
     """Train ``n_inits`` initializations of each setting of one structural group.
 
     Args:
@@ -136,8 +156,7 @@ def run_group(
     Runs in JAX's 64-bit mode when the structure is float64 (:func:`study.runtime.precision`).
 
     Returns:
-      ``(runs, timings)``: a row per setting and initialization, in setting then index order,
-      and ``{"compile_s": ..., "run_s": ...}``.
+      a :class:`GroupResult`: the runs, the curves (None without curves) and the timings.
     """
     engine = default_engine() if engine is None else engine
     devices = list(devices or jax.devices())
@@ -160,13 +179,29 @@ def run_group(
                 distributed.shard(chunk.init_indices, devices),
                 csv,
             )
-            metrics, chunk_compile_s = _run_chunk(engine, structure, args)
+            result, chunk_compile_s = _run_chunk(engine, structure, args)
             compile_s += chunk_compile_s
-            results.append((chunk, metrics))
+            results.append((chunk, result))
             if on_chunk is not None:
                 on_chunk(chunk.n_settings * chunk.n_inits, chunk_compile_s)
     timings = {"compile_s": compile_s, "run_s": time.perf_counter() - start - compile_s}
-    return _to_frame(structure, settings, n_inits, results), timings
+    return GroupResult(*_tables(structure, settings, n_inits, results), timings)
+
+
+def _tables(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    results: list[tuple[Chunk, Result]],
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The chunks' results as the group's runs table and curves table (None without curves)."""
+    n_settings = len(settings)
+    metrics = _assemble([(chunk, r.metrics) for chunk, r in results], n_settings, n_inits)
+    runs = _runs_table(structure, settings, n_inits, metrics)
+    if not structure.curves:  # (the run recorded curves over zero checks)
+        return runs, None
+    points = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)
+    return runs, _curves_table(structure, runs, points)
 
 
 def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Result, float]:
@@ -257,43 +292,76 @@ def _assemble(results, n_settings: int, n_inits: int) -> dict[str, np.ndarray]:
     return columns
 
 
-def _curve_columns(structure: Structure, curves: dict[str, np.ndarray]) -> dict[str, list]:
-    """``curve_<name>`` columns: per row, the curve over the logged steps as an array (stored as
-    a list column; :func:`study.results.write_results` turns them into ``curves.parquet``); none
-    without ``train.curves`` (then the run recorded curves over zero checks)."""
-    columns: dict[str, list] = {}
-    if not structure.curves:
-        return columns
-    for field, values in curves.items():
-        if values.ndim == 2:  # [rows, checks]
-            columns[f"curve_{field}"] = list(values)
-        else:  # [rows, checks, layers]
-            for layer in range(structure.depth):
-                columns[f"curve_{field}_l{layer + 1}"] = list(values[:, :, layer])
-    return columns
-
-
-def _to_frame(structure, settings, n_inits, results) -> pd.DataFrame:
-    """Assemble per-chunk results into one table: a row per (setting, initialization)."""
-    n_settings = len(settings)
-    columns = _assemble([(chunk, r.metrics) for chunk, r in results], n_settings, n_inits)
-    curves = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)
-
+def _runs_table(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    metrics: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """The runs table from the assembled metrics: a row per (setting, initialization)."""
     frame: dict[str, Any] = {}
     for name, _ in settings[0].values:
         frame[name] = np.repeat([_table_value(s.as_dict[name]) for s in settings], n_inits)
-    frame["init"] = np.tile(np.arange(n_inits, dtype=np.int64), n_settings)
+    frame["init"] = np.tile(np.arange(n_inits, dtype=np.int64), len(settings))
     for field in Metrics._fields:
         if field in PER_LAYER:
             for layer in range(structure.depth):
-                frame[f"{field}_l{layer + 1}"] = columns[field][:, layer]
+                frame[f"{field}_l{layer + 1}"] = metrics[field][:, layer]
         else:
-            frame[field] = columns[field]
-    frame.update(_curve_columns(structure, curves))
+            frame[field] = metrics[field]
     table = pd.DataFrame(frame)
     for name in ("final_loss", "initial_loss", "final_accuracy", "predicted_positive"):
         table[name] = table[name].astype(np.float64)
     return table
+
+
+def _curves_table(
+    structure: Structure, runs: pd.DataFrame, points: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The long curves table: each row of ``runs`` repeated once per logged step, with its
+    curves' values at that step (``points``: the :class:`study.train.Curves` fields,
+    ``[rows, checks]`` or ``[rows, checks, layers]``)."""
+    n_checks = points["step"].shape[1]
+    frame = {name: np.repeat(runs[name].to_numpy(), n_checks) for name in _key_columns(runs)}
+    for field, values in points.items():
+        if values.ndim == 2:  # [rows, checks]
+            frame[field] = values.reshape(-1)
+        else:  # [rows, checks, layers]
+            for layer in range(structure.depth):
+                frame[f"{field}_l{layer + 1}"] = values[:, :, layer].reshape(-1)
+    return pd.DataFrame(frame)
+
+
+def _key_columns(table: pd.DataFrame) -> list[str]:
+    """The columns that say which run a row is of: the settings' (in SCHEMA order), ``init``."""
+    return [name for name in SETTING_KEYS if name in table] + ["init"]
+
+
+def concat_curves(tables: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
+    """One curves table from several (groups', or blocks of settings'), rows in the order given.
+
+    Columns come in the order they first appear. Groups may differ in their columns (a
+    shallower network has fewer layers): a table's rows are NaN in a column it lacks, and that
+    column is then float64. A None (a group without curves) adds no rows, but counts as a table
+    that lacks every curve column, so each of them is float64 (as ``curves.parquet`` has always
+    had it for a study that mixes groups with and without curves). None when no table has curves.
+    """
+    present = [table for table in tables if table is not None]
+    if not present:
+        return None
+    keys = _key_columns(present[0])
+    names = dict.fromkeys(name for table in present for name in table.columns if name not in keys)
+    frame = {name: np.concatenate([table[name].to_numpy() for table in present]) for name in keys}
+    for name in names:
+        frame[name] = np.concatenate(
+            [
+                table[name].to_numpy()
+                if table is not None and name in table
+                else np.full(0 if table is None else len(table), np.nan)
+                for table in tables
+            ]
+        )
+    return pd.DataFrame(frame)
 
 
 def _table_value(value):
@@ -318,9 +386,8 @@ def simulate(
         runs = study.simulate(study.make_setting(data_offset=2.0), n_inits=4000)
         runs["dead_init"].mean()   # about 1/3 on this cloud (theory.p_dead_relu_2d)
 
-    With curves (a stream, or ``train.curves``), ``curve_*`` columns hold each initialization's
-    curve over the logged steps as an array; ``study.results.split_curves(runs)`` turns them into
-    the long table of ``curves.parquet``.
+    The runs only; :func:`simulate_curves` returns the curves (a stream, or ``train.curves``)
+    beside them.
 
     Args:
       settings: a Setting, a list of them, or a Study (its n_inits and seed are the defaults).
@@ -331,6 +398,40 @@ def simulate(
 
     A float64 setting runs in JAX's 64-bit mode, which is off again afterwards.
     """
+    return _simulate(settings, n_inits, seed, chunk_size, engine)[0]
+
+
+def simulate_curves(
+    settings: Setting | Sequence[Setting] | Study,
+    n_inits: int | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    engine: Engine | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Train as :func:`simulate` does (same arguments); ``(runs, curves)``.
+
+    Example::
+
+        setting = study.make_setting(data_kind="slowly_changing", data_dim=20)
+        runs, curves = study.simulate_curves(setting, n_inits=10)
+        curves.groupby("step")["error"].mean()   # the mean online error at each logged step
+
+    ``curves`` is the long table of ``curves.parquet``: a row per setting, initialization and
+    logged step (:class:`GroupResult`'s ``curves``, the groups' tables joined by
+    :func:`concat_curves`); None when no setting records curves (a stream always does, other
+    data with ``train.curves``).
+    """
+    return _simulate(settings, n_inits, seed, chunk_size, engine)
+
+
+def _simulate(
+    settings: Setting | Sequence[Setting] | Study,
+    n_inits: int | None,
+    seed: int | None,
+    chunk_size: int | None,
+    engine: Engine | None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """:func:`simulate_curves`: every structural group run, its tables joined in group order."""
     if isinstance(settings, Study):
         n_inits = settings.n_inits if n_inits is None else n_inits
         seed = settings.seed if seed is None else seed
@@ -339,8 +440,10 @@ def simulate(
         settings = [settings]
     n_inits = 1000 if n_inits is None else n_inits
     seed = 0 if seed is None else seed
-    frames = [
-        run_group(structure, group, n_inits, seed, chunk_size, engine=engine)[0]
+    groups = [
+        run_group(structure, group, n_inits, seed, chunk_size, engine=engine)
         for structure, group in group_by_structure(settings).items()
     ]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    runs = [group.runs for group in groups]
+    table = pd.concat(runs, ignore_index=True) if len(runs) > 1 else runs[0]
+    return table, concat_curves([group.curves for group in groups])

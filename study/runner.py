@@ -3,8 +3,9 @@
 The study's settings are grouped by structure; each group is one compiled program
 (:func:`study.engine.run_group`), run in bounded chunks. A finished group is written at once to
 ``DIR/.partial/`` (atomically), so an interrupted run, rerun with the same command, skips the
-groups it finished. When every group is done, the runner writes ``runs.parquet`` (in grid order),
-``summary.csv`` (:func:`study.analysis.summarize`), ``manifest.json`` and the figures
+groups it finished. When every group is done, the runner writes ``runs.parquet`` and, with
+curves, ``curves.parquet`` (both in grid order), ``summary.csv``
+(:func:`study.analysis.summarize`), ``manifest.json`` and the figures
 (:func:`study.plots.plot_results`). See :mod:`study.results` for the folder's layout and lock.
 
 In a multi-process run (:mod:`study.distributed`) every process computes every group, sharded
@@ -241,7 +242,7 @@ def _compute(
     started = _now()
     groups = list(study.groups().items())
     keys = [group_key(structure, s, study.n_inits, study.seed) for structure, s in groups]
-    finished: dict[str, tuple[pd.DataFrame, dict]] = {}
+    finished: dict[str, results.PartialGroup] = {}
 
     def finished_groups() -> list[int]:
         results.write_manifest(folder, _manifest(study, run_identity, "running", started=started))
@@ -255,7 +256,7 @@ def _compute(
     distributed.from_writer(finished_groups, len(groups), "read the finished groups")
     wall = time.perf_counter()
     frames, timings = _run_groups(study, folder, groups, keys, finished, chunk_size, quiet, engine)
-    table = _in_grid_order(study, frames)
+    table, curves = _in_grid_order(study, frames)
     inputs = functools.partial(setting_inputs, seed=study.seed)
     summary = analysis.summarize(table, inputs=inputs)
     manifest = _manifest(
@@ -268,14 +269,15 @@ def _compute(
         n_rows=len(table),
         timings=_timing_record(timings, time.perf_counter() - wall),
     )
-    results.write_results(folder, table, summary, manifest)
+    results.write_results(folder, table, summary, manifest, curves=curves)
     results.remove_partial(folder)
 
 
 def _run_groups(
     study: Study, folder: Path, groups, keys, finished, chunk_size, quiet: bool, engine
 ):
-    """Train every group not in ``finished`` (saving each at once); ``(frames, timings)``."""
+    """Train every group not in ``finished`` (saving each at once); ``(frames, timings)``, a
+    frame ``(settings, runs, curves)`` per group (curves None without)."""
     from study.engine import run_group
 
     total = sum(len(settings) * structure.steps for structure, settings in groups) * study.n_inits
@@ -292,7 +294,7 @@ def _run_groups(
                 def advance(pairs, compile_s, steps=structure.steps):
                     progress.advance(pairs, steps, compile_s)
 
-                runs, group_timing = run_group(
+                runs, curves, group_timing = run_group(
                     structure,
                     settings,
                     study.n_inits,
@@ -309,12 +311,12 @@ def _run_groups(
                     "run_s": group_timing["run_s"],
                     "init_steps_per_s": n_rows * structure.steps / max(group_timing["run_s"], 1e-9),
                 }
-                results.save_group(folder, key, runs, timing)
+                results.save_group(folder, key, runs, curves, timing)
             else:
-                runs, timing = done
+                runs, curves, timing = done
                 timing = {**timing, "resumed": True}
                 progress.skip(n_rows, structure.steps)
-            frames.append((settings, runs))
+            frames.append((settings, runs, curves))
             timings.append(timing)
     finally:
         progress.close()
@@ -337,16 +339,25 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def _in_grid_order(study: Study, frames: list[tuple[list[Setting], pd.DataFrame]]) -> pd.DataFrame:
-    """One table from the groups' tables, settings in the config's grid order."""
+def _in_grid_order(
+    study: Study, frames: list[tuple[list[Setting], pd.DataFrame, pd.DataFrame | None]]
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The runs and curves tables from the groups' ones, settings in the config's grid order
+    (curves None when no group has them)."""
+    from study.engine import concat_curves
+
     position = {setting: i for i, setting in enumerate(study.settings)}
     blocks = []
-    for settings, runs in frames:
+    for settings, runs, curves in frames:
+        # a setting's rows are consecutive in both tables, as many in each as in every other
+        steps = 0 if curves is None else len(curves) // len(settings)
         for j, setting in enumerate(settings):
-            block = runs.iloc[j * study.n_inits : (j + 1) * study.n_inits]
-            blocks.append((position[setting], block))
-    blocks.sort(key=lambda item: item[0])
-    return pd.concat([block for _, block in blocks], ignore_index=True)
+            rows = runs.iloc[j * study.n_inits : (j + 1) * study.n_inits]
+            points = None if curves is None else curves.iloc[j * steps : (j + 1) * steps]
+            blocks.append((position[setting], rows, points))
+    blocks.sort(key=lambda block: block[0])
+    table = pd.concat([rows for _, rows, _ in blocks], ignore_index=True)
+    return table, concat_curves([points for _, _, points in blocks])
 
 
 def default_folder(name: str) -> Path:

@@ -163,14 +163,14 @@ def test_same_seed_same_bits_and_chunking_does_not_matter(width, remedies):
         train.update(intervention_every=10, intervention="redo", redo_tau=remedies["redo_tau"])
     study = load_study({"data": {"offset": 1.0}, "model": model, "train": train})
     ((structure, settings),) = study.groups().items()
-    reference, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36)
-    again, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36)
+    reference = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36).runs
+    again = run_group(structure, settings, n_inits=12, seed=8, chunk_size=36).runs
     pd.testing.assert_frame_equal(reference, again, check_exact=True)
     # each chunk size is a compile; chunks of one on the small program only
     for chunk_size in (1, 7) if width == 2 else (7,):
-        chunked, _ = run_group(structure, settings, n_inits=12, seed=8, chunk_size=chunk_size)
+        chunked = run_group(structure, settings, n_inits=12, seed=8, chunk_size=chunk_size).runs
         pd.testing.assert_frame_equal(reference, chunked, check_exact=True)
-    other_seed, _ = run_group(structure, settings, n_inits=12, seed=9, chunk_size=36)
+    other_seed = run_group(structure, settings, n_inits=12, seed=9, chunk_size=36).runs
     assert not np.array_equal(reference["final_loss"], other_seed["final_loss"])
 
 

@@ -154,6 +154,32 @@ def test_an_interrupted_run_resumes_from_its_finished_groups(tmp_path, finished,
     assert (folder / "runs.parquet").read_bytes() == (finished / "runs.parquet").read_bytes()
 
 
+def test_a_finished_group_keeps_its_curves_and_an_old_format_one_is_recomputed(tmp_path):
+    """A saved group comes back with its runs, curves and timing as written; one saved by the
+    previous format (its curves as columns of arrays among the runs) reads as not there."""
+    runs = pd.DataFrame({"model.depth": [1, 1], "init": [0, 1], "dead_end": [True, False]})
+    curves = pd.DataFrame(
+        {
+            "model.depth": np.repeat([1, 1], 3),
+            "init": np.repeat([0, 1], 3),
+            "step": np.tile(np.array([0, 5, 10], np.int32), 2),
+            "error": np.arange(6, dtype=np.float32),
+        }
+    )
+    results.save_group(tmp_path, "curved", runs, curves, {"run_s": 1.0})
+    results.save_group(tmp_path, "plain", runs, None, {"run_s": 2.0})
+    assert len(list((tmp_path / results.PARTIAL).glob("group-*.parquet"))) == 2
+    curved = results.load_group(tmp_path, "curved", 2)
+    pd.testing.assert_frame_equal(curved.runs, runs, check_exact=True)
+    pd.testing.assert_frame_equal(curved.curves, curves, check_exact=True)
+    assert curved.timing == {"run_s": 1.0}
+    assert results.load_group(tmp_path, "plain", 2).curves is None
+    assert results.load_group(tmp_path, "curved", 3) is None  # not the group's size
+    old = runs.assign(curve_step=[np.array([0, 5, 10])] * 2)
+    results.save_group(tmp_path, "old", old, None, {})
+    assert results.load_group(tmp_path, "old", 2) is None
+
+
 def test_a_different_config_is_refused_unless_forced(tmp_path, finished):
     folder = tmp_path / "tiny"
     runner.run_study(tiny_study(), folder, figures=False)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import study
-from study import cli, model, results, stream
+from study import cli, engine, model, results, stream
 from study.config import load_study, make_setting
 from study.data import key_streams
 from study.train import STREAM_DRAWS, make_start, start_structure
@@ -29,16 +29,17 @@ SMALL = dict(
 
 
 @pytest.fixture(scope="module")
-def small_runs():
-    """SMALL's runs (20 initializations, seed 5), shared by the tests that read them."""
-    return study.simulate(make_setting(**SMALL), n_inits=20, seed=5)
+def small_tables():
+    """SMALL's ``(runs, curves)`` (20 initializations, seed 5), shared by the tests that read
+    them."""
+    return study.simulate_curves(make_setting(**SMALL), n_inits=20, seed=5)
 
 
-def test_online_learning_matches_a_plain_per_example_reference(small_runs):
+def test_online_learning_matches_a_plain_per_example_reference(small_tables):
     """The engine's binned online error equals a plain loop: one example of the stream per
     step, jax.grad of the squared error, optax SGD (float32 rounding apart)."""
     setting = make_setting(**SMALL)
-    runs = small_runs
+    _, curves = small_tables
     structure, numeric = setting.structure, setting.numeric
     optimizer = optax.sgd(0.01)
 
@@ -69,7 +70,7 @@ def test_online_learning_matches_a_plain_per_example_reference(small_runs):
             )
             losses.append(float(loss))
         expected = np.asarray(losses).reshape(6, 50).mean(axis=1)
-        ours = runs["curve_error"][index]
+        ours = curves.loc[curves["init"] == index, "error"].to_numpy()
         assert np.isnan(ours[0]) and len(ours) == 7
         np.testing.assert_allclose(ours[1:], expected, rtol=2e-4)
 
@@ -105,7 +106,7 @@ def test_curves_have_a_row_per_logged_step_and_ordered_definitions(tmp_path):
     np.testing.assert_array_equal(last["dead_units_l1"], runs["dead_units_end_l1"])
 
 
-def test_every_setting_learns_the_same_streams_and_chunking_does_not_matter(small_runs):
+def test_every_setting_learns_the_same_streams_and_chunking_does_not_matter(small_tables):
     """Initialization i has one stream (teacher and examples) whatever the setting, so settings
     are compared on the same streams; results do not depend on chunking."""
     sweep = load_study(
@@ -122,8 +123,9 @@ def test_every_setting_learns_the_same_streams_and_chunking_does_not_matter(smal
     assert not np.array_equal(keys[0, 0], keys[0, 1])
     assert not np.array_equal(np.asarray(drawn.params[0]), np.asarray(drawn.params[1]))
 
-    chunked = study.simulate(make_setting(**SMALL), n_inits=20, seed=5, chunk_size=7)
-    pd.testing.assert_frame_equal(small_runs, chunked, check_exact=True)
+    chunked = study.simulate_curves(make_setting(**SMALL), n_inits=20, seed=5, chunk_size=7)
+    for whole, parts in zip(small_tables, chunked, strict=True):  # the runs, then the curves
+        pd.testing.assert_frame_equal(whole, parts, check_exact=True)
 
 
 def test_linear_model_and_sigmoid_learners():
@@ -163,20 +165,39 @@ def test_bad_stream_values_are_refused(tmp_path, capsys, section, key, value, fr
     assert_refused(run_cli(tmp_path, config), capsys, tmp_path, *fragments)
 
 
-def test_split_curves_aligns_groups_with_different_layers():
-    """A study mixing depths (or curves on and off) has curve columns some groups lack: each
-    row still gets one point per logged step, NaN where its group has no such column."""
-    runs = pd.DataFrame(
+def test_curves_of_groups_with_different_layers_join_into_one_table():
+    """A study mixing depths (or curves on and off) has curve columns some groups lack: the
+    joined table has every group's rows, NaN where a group has no such column; a group without
+    curves adds no rows (and, as the written tables always had it, makes the columns float)."""
+    shallow = pd.DataFrame(
+        {"model.depth": [0, 0], "init": [0, 0], "step": np.array([0, 5], np.int32)}
+    )
+    deep = pd.DataFrame(
         {
-            "model.depth": [0, 2],
-            "init": [0, 0],
-            "curve_step": [np.array([0, 5]), np.array([0, 5, 10])],
-            "curve_error": [np.array([np.nan, 1.0]), np.array([np.nan, 2.0, 3.0])],
-            "curve_dead_units_l2": [np.nan, np.array([0, 1, 1])],
+            "model.depth": [2, 2, 2],
+            "init": [0, 0, 0],
+            "step": np.array([0, 5, 10], np.int32),
+            "dead_units_l2": np.array([0, 1, 1], np.int32),
         }
     )
-    rest, curves = results.split_curves(runs)
-    assert list(rest.columns) == ["model.depth", "init"]
+    curves = engine.concat_curves([shallow, deep])
+    assert list(curves.columns) == ["model.depth", "init", "step", "dead_units_l2"]
     assert list(curves["model.depth"]) == [0, 0, 2, 2, 2]
-    assert list(curves["step"]) == [0, 5, 0, 5, 10]
+    assert list(curves["step"]) == [0, 5, 0, 5, 10] and curves["step"].dtype == np.int32
     np.testing.assert_array_equal(curves["dead_units_l2"], [np.nan, np.nan, 0, 1, 1])
+    with_none = engine.concat_curves([deep, None])
+    assert len(with_none) == 3 and with_none["step"].dtype == np.float64
+    assert engine.concat_curves([None, None]) is None
+
+
+def test_a_study_of_two_depths_has_one_curves_table_in_grid_order():
+    """Through the engine: groups of depths 2 and 1 give one table, rows in group order, the
+    second layer's columns NaN for the shallow group; the runs hold no curve columns."""
+    train = {"steps": 10, "log_every": 5, "curves": True}
+    sweep = load_study({"model": {"depth": [2, 1], "width": 3}, "train": train})
+    runs, curves = study.simulate_curves(sweep, n_inits=2, seed=1)
+    assert not [name for name in runs if name.startswith("curve")]
+    assert list(curves["model.depth"]) == [2] * 6 + [1] * 6
+    assert list(curves["step"]) == [0, 5, 10] * 4 and curves["step"].dtype == np.int32
+    assert curves["dead_units_l2"].isna().tolist() == [False] * 6 + [True] * 6
+    assert curves.columns.get_loc("dead_units_l2") == curves.columns.get_loc("dead_units_l1") + 1

@@ -38,7 +38,6 @@ from study.results.folder import (
 )
 from study.results.layout import (
     COMPARISONS,
-    CURVE_PREFIX,
     CURVES,
     FIGURE_DPI,
     FIGURES,
@@ -54,13 +53,18 @@ from study.results.layout import (
 from study.results.lock import locked
 from study.results.manifest import Manifest, file_digest, read_manifest, write_manifest
 from study.results.ownership import clear, open_folder, prepare
-from study.results.partial import load_group, partial_path, remove_partial, save_group
-from study.results.tables import split_curves, write_results
+from study.results.partial import (
+    PartialGroup,
+    load_group,
+    partial_path,
+    remove_partial,
+    save_group,
+)
+from study.results.tables import write_results
 
 __all__ = [
     "COMPARISONS",
     "CURVES",
-    "CURVE_PREFIX",
     "FIGURES",
     "FIGURE_CACHE_BYTES",
     "FIGURE_DPI",
@@ -76,6 +80,7 @@ __all__ = [
     "FigureCache",
     "FormatError",
     "Manifest",
+    "PartialGroup",
     "ResultsFolder",
     "atomic_write",
     "cache_names",
@@ -96,7 +101,6 @@ __all__ = [
     "runs_of",
     "save_figures",
     "save_group",
-    "split_curves",
     "write_csv",
     "write_json",
     "write_manifest",

@@ -11,7 +11,8 @@ A results folder ``DIR``::
                          folder, in the figure cache: :mod:`study.results.figure_cache`)
     report.md, .html     the report
     comparisons/         ``study compare`` tables
-    .partial/            finished structural groups of an unfinished run, one parquet file each
+    .partial/            finished structural groups of an unfinished run (their runs, curves
+                         and timings)
     run.lock             exists while a run writes into DIR
 
 Only names live here; which module reads or writes each file is said in
@@ -25,9 +26,6 @@ MANIFEST = "manifest.json"
 RUNS = "runs.parquet"
 SUMMARY = "summary.csv"
 CURVES = "curves.parquet"
-# Columns of the engine's runs that hold a curve per initialization (as arrays), the source of
-# curves.parquet; they are not written to runs.parquet.
-CURVE_PREFIX = "curve_"
 FIGURES = "figures"
 FIGURE_DPI = 200  # the resolution of the saved figures (pixels per inch)
 COMPARISONS = "comparisons"

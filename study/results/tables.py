@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from study.config import SCHEMA, SETTING_KEYS, TOP_LEVEL
+from study.config import SCHEMA, TOP_LEVEL
 from study.results import atomic
-from study.results.layout import CURVE_PREFIX, CURVES, RUNS, SUMMARY
+from study.results.layout import CURVES, RUNS, SUMMARY
 from study.results.manifest import Manifest, write_manifest
 
 # Text columns of summary.csv: read as text (an empty one is "", as in runs.parquet, not NaN;
@@ -37,35 +36,17 @@ def read_summary_csv(path: Path) -> pd.DataFrame:
     return summary
 
 
-def split_curves(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """``(runs without the curve columns, curves)``: the engine's per-initialization curves
-    (``curve_*`` columns of arrays) as the long table of ``curves.parquet``, a row per
-    (setting, initialization, logged step); None when the runs have no curves."""
-    names = [name for name in runs if name.startswith(CURVE_PREFIX)]
-    if not names:
-        return runs, None
-    # Groups of a study may differ: no curves (train.curves off), or fewer layers (a missing
-    # column is NaN there); every row has as many points as its steps, NaN where it has none.
-    steps = runs[f"{CURVE_PREFIX}step"].map(lambda v: v if isinstance(v, np.ndarray) else [])
-    lengths = steps.map(len).to_numpy()
-    keys = [name for name in SETTING_KEYS if name in runs] + ["init"]
-    long = {name: np.repeat(runs[name].to_numpy(), lengths) for name in keys}
-    for name in names:
-        parts = [
-            cell if isinstance(cell, np.ndarray) else np.full(length, np.nan)
-            for cell, length in zip(runs[name], lengths, strict=True)
-        ]
-        long[name.removeprefix(CURVE_PREFIX)] = np.concatenate(parts) if parts else np.array([])
-    return runs.drop(columns=names), pd.DataFrame(long)
-
-
 def write_results(
-    folder: str | Path, runs: pd.DataFrame, summary: pd.DataFrame, manifest: Manifest
+    folder: str | Path,
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    manifest: Manifest,
+    curves: pd.DataFrame | None = None,
 ) -> None:
     """Write a finished run: the tables first, the manifest that marks them complete last.
-    Curves among the runs' columns go to ``curves.parquet``."""
+    ``curves`` (the long table of :class:`study.engine.GroupResult`) goes to ``curves.parquet``;
+    None writes none."""
     folder = Path(folder)
-    runs, curves = split_curves(runs)
     if curves is not None:
         atomic.write_parquet(folder / CURVES, curves)
     atomic.write_parquet(folder / RUNS, runs)
