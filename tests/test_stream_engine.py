@@ -190,6 +190,7 @@ def test_curves_of_groups_with_different_layers_join_into_one_table():
     assert engine.concat_curves([None, None]) is None
 
 
+@pytest.mark.slow  # two compiles; concat_curves above and the CLI run above cover it by default
 def test_a_study_of_two_depths_has_one_curves_table_in_grid_order():
     """Through the engine: groups of depths 2 and 1 give one table, rows in group order, the
     second layer's columns NaN for the shallow group; the runs hold no curve columns."""
