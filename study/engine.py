@@ -396,7 +396,8 @@ def simulate(
       chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
       engine: the Engine whose compiled programs to use and keep (None: the process's own).
 
-    A float64 setting runs in JAX's 64-bit mode, which is off again afterwards.
+    A float64 setting's group runs in JAX's 64-bit mode, every other group with it off
+    (:func:`study.runtime.precision`).
     """
     return _simulate(settings, n_inits, seed, chunk_size, engine)[0]
 

@@ -1,7 +1,8 @@
 """The errors a user can cause, each with a one-line message and the exit status it ends in.
 
 The exit statuses of ``shared/INTERFACE.md`` are kept here, in one place; the command line
-(``study.cli``) and the multi-process supervisor (``study.distributed``) read them:
+(``study.cli``), the multi-process supervisor (``study.supervisor``) and the collectives that
+tell every process how one ended (``study.distributed``) read them:
 
 * :data:`EXIT_OK` (0): success.
 * :class:`ConfigError` (2): bad input (config, flag, data file or results folder to read).

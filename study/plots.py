@@ -50,12 +50,14 @@ __all__ = [
 
 
 def plot_results(
-    folder: results.ResultsFolder,
+    folder: results.ResultsFolder | str | Path,
     formats: Sequence[str] = ("png", "pdf"),
     processes: int | None = None,
     cache: bool = True,
 ) -> list[Path]:
     """Draw every figure that fits a results folder's grid into its ``figures/``.
+
+    ``folder``: a :class:`study.results.ResultsFolder`, or the path of one (opened here).
 
     Reads the folder's summary, runs and curves; trains nothing. Once all are written, the
     manifest lists them, so that a run killed while drawing is completed by its rerun.
@@ -66,6 +68,8 @@ def plot_results(
     figure cache (:class:`study.results.FigureCache`), not drawn, and every figure drawn is kept
     there; False draws every figure and leaves the cache as it is. Returns the paths written.
     """
+    if not isinstance(folder, results.ResultsFolder):
+        folder = results.ResultsFolder.open(folder)
     plans = figure_plans(folder.summary(), folder.runs(), folder.curves())
     store = results.FigureCache.open() if cache else None
     names: dict[str, list[str] | None] = {}

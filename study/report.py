@@ -507,10 +507,15 @@ def render_html(title: str, summary, manifest, judged, figures) -> str:
     )
 
 
-def write_report(folder: results.ResultsFolder) -> tuple[Path, Path]:
-    """Write the folder's ``report.md`` and ``report.html``; draws the figures if there are none."""
+def write_report(folder: results.ResultsFolder | str | Path) -> tuple[Path, Path]:
+    """Write the folder's ``report.md`` and ``report.html``; draws the figures if there are none.
+
+    ``folder``: a :class:`study.results.ResultsFolder`, or the path of one (opened here).
+    """
     from study import plots
 
+    if not isinstance(folder, results.ResultsFolder):
+        folder = results.ResultsFolder.open(folder)
     summary = folder.summary()
     manifest = folder.manifest
     if not folder.figure_files():

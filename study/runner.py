@@ -246,8 +246,9 @@ def _compute(
 
     def finished_groups() -> list[int]:
         results.write_manifest(folder, _manifest(study, run_identity, "running", started=started))
-        for (_, settings), key in zip(groups, keys, strict=True):
-            done = results.load_group(folder, key, len(settings) * study.n_inits)
+        for (structure, settings), key in zip(groups, keys, strict=True):
+            n_rows = len(settings) * study.n_inits
+            done = results.load_group(folder, key, n_rows, with_curves=structure.curves)
             if done is not None:
                 finished[key] = done
         return [key in finished for key in keys]

@@ -120,7 +120,11 @@ def precision(dtype: str) -> Iterator[None]:
     JAX computes in float64 only in 64-bit mode; scoped (and per thread), so a float64 group
     leaves the rest of the process in JAX's default float32, and a group's programs compile
     and run the same whatever ran before it. A compiled program must run in the mode it was
-    compiled in: the engine compiles and runs a group inside one ``with``.
+    compiled in: the engine compiles and runs a group inside one ``with``. (Before version 0.3
+    a float64 setting switched the mode on for the whole process, so the float32 groups of a
+    study that also held float64 ones, or of a process run with ``JAX_ENABLE_X64=1``, ran in
+    64-bit mode; such float32 rows can now differ from those in their last bits. No committed
+    study mixes the two.)
     """
     with jax.enable_x64(dtype == "float64"):
         yield

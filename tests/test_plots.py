@@ -23,7 +23,7 @@ from study.results import (
     read_summary,
     write_csv,
 )
-from tests.helpers import synthetic_runs, write_results_folder
+from tests.helpers import ROOT, synthetic_runs, write_results_folder
 
 
 def _grid_runs(n=60):
@@ -460,7 +460,7 @@ def test_figures_all_in_the_cache_do_not_import_matplotlib(results):
         [sys.executable, "-c", PLOT_IN_A_FRESH_PROCESS, str(results)],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         timeout=120,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+from tests.helpers import ROOT
+
+SCRIPTS = ROOT / "scripts"
 
 
 @pytest.fixture(scope="module")

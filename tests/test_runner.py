@@ -169,15 +169,18 @@ def test_a_finished_group_keeps_its_curves_and_an_old_format_one_is_recomputed(t
     results.save_group(tmp_path, "curved", runs, curves, {"run_s": 1.0})
     results.save_group(tmp_path, "plain", runs, None, {"run_s": 2.0})
     assert len(list((tmp_path / results.PARTIAL).glob("group-*.parquet"))) == 2
-    curved = results.load_group(tmp_path, "curved", 2)
+    curved = results.load_group(tmp_path, "curved", 2, with_curves=True)
     pd.testing.assert_frame_equal(curved.runs, runs, check_exact=True)
     pd.testing.assert_frame_equal(curved.curves, curves, check_exact=True)
     assert curved.timing == {"run_s": 1.0}
-    assert results.load_group(tmp_path, "plain", 2).curves is None
-    assert results.load_group(tmp_path, "curved", 3) is None  # not the group's size
+    assert results.load_group(tmp_path, "plain", 2, with_curves=False).curves is None
+    assert results.load_group(tmp_path, "curved", 3, with_curves=True) is None  # not its size
+    # a group that records curves but whose curves file is gone (or the other way round)
+    assert results.load_group(tmp_path, "plain", 2, with_curves=True) is None
+    assert results.load_group(tmp_path, "curved", 2, with_curves=False) is None
     old = runs.assign(curve_step=[np.array([0, 5, 10])] * 2)
     results.save_group(tmp_path, "old", old, None, {})
-    assert results.load_group(tmp_path, "old", 2) is None
+    assert results.load_group(tmp_path, "old", 2, with_curves=False) is None
 
 
 def test_a_different_config_is_refused_unless_forced(tmp_path, finished):

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from study import analysis, config, data
+from tests.helpers import ROOT
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "study" / "configs").glob("*.toml"))
+CONFIGS = sorted((ROOT / "study" / "configs").glob("*.toml"))
 
 
 def theory_of(path: Path) -> pd.DataFrame:

@@ -60,9 +60,10 @@ def remove_partial(folder: Path) -> None:
     shutil.rmtree(folder / PARTIAL, ignore_errors=True)
 
 
-def load_group(folder: Path, key: str, n_rows: int) -> PartialGroup | None:
+def load_group(folder: Path, key: str, n_rows: int, with_curves: bool) -> PartialGroup | None:
     """A finished group, or None if it is not (validly) there: missing, unreadable, not of
-    ``n_rows`` runs, or saved by an earlier version (its curves among the runs' columns)."""
+    ``n_rows`` runs, without the curves it records (``with_curves``), or saved by an earlier
+    version (its curves among the runs' columns)."""
     path = partial_path(folder, key)
     if not path.exists():
         return None
@@ -73,6 +74,8 @@ def load_group(folder: Path, key: str, n_rows: int) -> PartialGroup | None:
     except Exception:  # noqa: BLE001 - an unreadable file is recomputed, whatever the reason
         return None
     if len(runs) != n_rows or any(name.startswith(_ARRAY_CURVES_PREFIX) for name in runs):
+        return None
+    if (curves is not None) != with_curves:
         return None
     if curves is not None and n_rows and len(curves) % n_rows:  # not whole curves per run
         return None
