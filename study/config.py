@@ -71,6 +71,9 @@ LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")
 INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
+# the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
+# alike), which train.intervention_every times
+CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
 
 
 # --------------------------------------------------------------------------------------------
@@ -835,7 +838,7 @@ def _check_intervention(values: Mapping[str, Any]) -> None:
     """An intervention at fixed steps must fall on the death checks, inside the run."""
     every, steps = values["train.intervention_every"], values["train.steps"]
     log_every = values["train.log_every"]
-    if values["train.intervention"] not in ("redo", "shrink_perturb"):
+    if values["train.intervention"] not in CHECK_INTERVENTIONS:
         return
     if every % log_every:
         raise ConfigError(

@@ -13,7 +13,7 @@ import pytest
 
 import study
 from study import model, remedies, train
-from study.config import load_study, make_setting
+from study.config import CHECK_INTERVENTIONS, INTERVENTIONS, load_study, make_setting
 from study.data import Data
 from study.train import make_train
 from tests.helpers import assert_refused, run_cli, with_change
@@ -44,6 +44,12 @@ def _problem(depth=2, width=4, offset=2.0, seed=0, n=32):
     params = model.init_params(setting.structure, numeric, key_params)
     inputs = offset + jax.random.uniform(key_x, (setting.structure.dim, n), minval=-1, maxval=1)
     return setting.structure, numeric, params, Data(inputs, jnp.zeros(n))
+
+
+def test_the_config_knows_which_remedies_act_at_the_checks():
+    """config (JAX-free) names the remedies that act at the death checks, whose interval it
+    checks; the engine applies exactly those there."""
+    assert set(CHECK_INTERVENTIONS) == set(remedies.AT_CHECKS) < set(INTERVENTIONS)
 
 
 def test_flip_dead_flips_exactly_the_dead_units_layer_by_layer():
