@@ -90,7 +90,7 @@ def _timeouts() -> dict[str, int]:
     return {"initialization_timeout": seconds, "heartbeat_timeout_seconds": heartbeat}
 
 
-def _several_processes(coordinator, num_processes, process_id, environment) -> bool:
+def several_processes(coordinator, num_processes, process_id, environment) -> bool:
     """Check the flags; whether they (or the cluster environment) name several processes."""
     given = (coordinator, num_processes, process_id)
     if num_processes is not None and num_processes < 1:
@@ -141,7 +141,7 @@ def initialize(
     environment = cluster_environment()
     if all(value is None for value in given) and environment is None:
         return False
-    if not _several_processes(coordinator, num_processes, process_id, environment):
+    if not several_processes(coordinator, num_processes, process_id, environment):
         return False
     runtime.use_cpu_collectives("gloo")
     timeouts = _timeouts()

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from study import theory
-from study.figure_layout import COLORBAR_MARGIN_IN, GAP_IN, HEATMAP_GAP_IN, _fixed_layout
+from study.figure_layout import COLORBAR_MARGIN_IN, GAP_IN, HEATMAP_GAP_IN, fixed_layout
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -95,10 +95,11 @@ def _n_text(n_inits: pd.Series) -> str:
 
 
 def _fixed_text(fixed: dict) -> str:
-    return ", ".join(f"{SHORT.get(k, k)} = {_fmt(v)}" for k, v in fixed.items())
+    return ", ".join(f"{SHORT.get(k, k)} = {fmt(v)}" for k, v in fixed.items())
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
+    """A setting's value as titles, legends and file names show it (floats in ``g`` form)."""
     if isinstance(value, float | np.floating):
         return f"{value:g}"
     return str(value)
@@ -158,17 +159,17 @@ def plot_proportion_vs(
             ax = axes[i, j]
             for level in hue_levels:
                 rows = table if level is None else table[table[hue] == level]
-                _draw_proportion(ax, rows.sort_values(x), x, metric, _fmt(level), look[level])
+                _draw_proportion(ax, rows.sort_values(x), x, metric, fmt(level), look[level])
             if x == "model.init_range":
                 ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel(label(x) if i == 1 else "")
             ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
             if panel is not None:
-                ax.set_title(f"{_short(col)} = {_fmt(panel)}" if i == 0 else "")
+                ax.set_title(f"{_short(col)} = {fmt(panel)}" if i == 0 else "")
     legend = _legend(fig, axes[0, -1], hue)
     title = fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
-    _fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
+    fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
     return fig
 
 
@@ -255,12 +256,12 @@ def plot_survival(
                 step="post",
             )
             style = {**look[level], "markevery": max(len(rows) // 8, 1)}
-            ax.step(rows["step"], rows["alive"], where="post", label=_fmt(level), **style)
+            ax.step(rows["step"], rows["alive"], where="post", label=fmt(level), **style)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(label("step"))
         ax.set_ylabel("fraction of networks alive" if j == 0 else "")
         if panel is not None:
-            ax.set_title(f"{_short(col)} = {_fmt(panel)}")
+            ax.set_title(f"{_short(col)} = {fmt(panel)}")
     n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
     if curves["n_valid"].nunique() == 1:
         n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
@@ -268,7 +269,7 @@ def plot_survival(
     if fixed:
         title += "\n" + _fixed_text(fixed)
     legend = _legend(fig, axes[0, -1], hue)
-    _fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=col is not None)
+    fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=col is not None)
     return fig
 
 
@@ -304,16 +305,16 @@ def plot_heatmap(
             fmt=".2f",
             cbar=j == len(panels) - 1,
             cbar_kws={"label": "P(network dead) at end"},
-            xticklabels=[_fmt(v) for v in table.columns],
-            yticklabels=[_fmt(v) for v in table.index[::-1]],
+            xticklabels=[fmt(v) for v in table.columns],
+            yticklabels=[fmt(v) for v in table.index[::-1]],
         )
         ax.set_xlabel(label(x))
         ax.set_ylabel(label(y) if j == 0 else "")
         if panel is not None:
-            ax.set_title(f"{_short(col)} = {_fmt(panel)}")
+            ax.set_title(f"{_short(col)} = {fmt(panel)}")
     title = fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
     # each panel has its own tick labels on the left: a wider gap
-    _fixed_layout(
+    fixed_layout(
         fig,
         axes,
         title=title,
@@ -373,7 +374,7 @@ def plot_born_dead_vs_depth(
     ax.set_ylabel("P(network dead) at init")
     legend = _legend(fig, ax, hue)
     title = fig.suptitle(_title("P(born dead) against depth", summary, fixed or {}))
-    _fixed_layout(fig, np.array([[ax]]), title=title, legend=legend, panel_titles=False)
+    fixed_layout(fig, np.array([[ax]]), title=title, legend=legend, panel_titles=False)
     return fig
 
 
@@ -399,7 +400,7 @@ def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None
             if rows.empty:
                 continue
             style = {**look[level], "markevery": max(len(rows) // 8, 1)}
-            ax.plot(rows["step"], rows[name], label=_fmt(level), **style)
+            ax.plot(rows["step"], rows[name], label=fmt(level), **style)
             ax.fill_between(
                 rows["step"],
                 rows[f"{name}_lo"],
@@ -414,7 +415,7 @@ def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None
     if fixed:
         title += "\n" + _fixed_text(fixed)
     legend = _legend(fig, axes[0, -1], hue, "95% interval (mean)") if hue else None
-    _fixed_layout(
+    fixed_layout(
         fig,
         axes,
         title=fig.suptitle(title),

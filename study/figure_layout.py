@@ -1,6 +1,6 @@
 """The figures' fixed layout, in inches: margins and gaps placed without ``tight_layout``.
 
-:func:`_fixed_layout` places a figure's panels at margins and gaps measured once with
+:func:`fixed_layout` places a figure's panels at margins and gaps measured once with
 ``tight_layout`` for these figures (the ``*_IN`` constants), grown only by what varies: the lines
 of the suptitle and of the axis labels, y tick labels wider than "0.0", and the legend. Only
 those texts are measured (by their font, not drawn), so a figure is laid out without a drawing
@@ -32,7 +32,7 @@ AXIS_LABEL_LINE_IN = 0.18  # a line of an axis label after its first (10.6 pt x 
 TICK_LABEL_IN = 0.2  # the width of y tick labels that LEFT_IN leaves room for: "0.0" to "1.0"
 
 
-def _fixed_layout(
+def fixed_layout(
     fig: Figure,
     axes: np.ndarray,
     *,

@@ -20,7 +20,7 @@ import pandas as pd
 from study import analysis
 from study.figure_drawing import (
     SHORT,
-    _fmt,
+    fmt,
     plot_born_dead_vs_depth,
     plot_curves,
     plot_heatmap,
@@ -51,7 +51,7 @@ def _splits(table: pd.DataFrame, on_figure: Sequence[str]):
 def _file_stem(kind: str, fixed: dict) -> str:
     if not fixed:
         return kind
-    parts = [f"{SHORT.get(k, k.split('.')[-1])}-{_fmt(v)}" for k, v in fixed.items()]
+    parts = [f"{SHORT.get(k, k.split('.')[-1])}-{fmt(v)}" for k, v in fixed.items()]
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", kind + "__" + "__".join(parts))
 
 

@@ -1,8 +1,8 @@
 """Drawing figure plans in helper processes, so that a folder's figures are drawn several at once.
 
 A helper is a fresh ``python -c`` that reads its plans from a pickle file, draws and saves them
-(:func:`study.results.save_figures`) and prints the paths written: :func:`_start_helper`, then
-:func:`_finish_helper` for its paths (its error, if it failed), and :func:`_stop_helper` always,
+(:func:`study.results.save_figures`) and prints the paths written: :func:`start_helper`, then
+:func:`finish_helper` for its paths (its error, if it failed), and :func:`stop_helper` always,
 which kills it if it still runs. Not multiprocessing, whose spawned children import the caller's
 main module again (a user's script, or ``python -m study``), and not a fork of a process running
 JAX. Ctrl-C is for the process that started the helpers: they ignore it.
@@ -36,7 +36,7 @@ class _Helper(NamedTuple):
     plans_file: Path
 
 
-def _start_helper(folder, plans: list[FigurePlan], formats: Sequence[str]) -> _Helper:
+def start_helper(folder, plans: list[FigurePlan], formats: Sequence[str]) -> _Helper:
     handle, name = tempfile.mkstemp(prefix="study-figures-", suffix=".pickle")
     with os.fdopen(handle, "wb") as file:
         pickle.dump((str(folder), plans, tuple(formats)), file)
@@ -52,7 +52,7 @@ def _start_helper(folder, plans: list[FigurePlan], formats: Sequence[str]) -> _H
     return _Helper(process, Path(name))
 
 
-def _finish_helper(helper: _Helper) -> list[Path]:
+def finish_helper(helper: _Helper) -> list[Path]:
     """The paths a helper wrote, once it is done; its error if it failed."""
     out, err = helper.process.communicate()
     if helper.process.returncode != 0:
@@ -61,7 +61,7 @@ def _finish_helper(helper: _Helper) -> list[Path]:
     return [Path(line) for line in out.splitlines()]
 
 
-def _stop_helper(helper: _Helper) -> None:
+def stop_helper(helper: _Helper) -> None:
     if helper.process.poll() is None:  # this process failed or was interrupted first
         helper.process.kill()
         helper.process.communicate()

@@ -30,7 +30,7 @@ from study.figure_drawing import (
     styles,
 )
 from study.figure_plans import FigurePlan, figure_plans, figures
-from study.figure_pool import FIGURES_PER_PROCESS, _finish_helper, _start_helper, _stop_helper
+from study.figure_pool import FIGURES_PER_PROCESS, finish_helper, start_helper, stop_helper
 from study.host import usable_cpus
 
 __all__ = [
@@ -111,12 +111,12 @@ def _draw(
         processes = min(usable_cpus() // 2, len(plans) // FIGURES_PER_PROCESS)
     processes = max(min(processes, len(plans)), 1)
     shares = [plans[i::processes] for i in range(processes)]
-    helpers = [_start_helper(folder.path, share, formats) for share in shares[1:]]
+    helpers = [start_helper(folder.path, share, formats) for share in shares[1:]]
     try:
         paths = folder.save_figures(((p.stem, p.figure()) for p in shares[0]), formats)
         for helper in helpers:
-            paths += _finish_helper(helper)
+            paths += finish_helper(helper)
     finally:
         for helper in helpers:
-            _stop_helper(helper)
+            stop_helper(helper)
     return paths

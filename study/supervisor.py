@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 import jax
 
 from study import errors
-from study.distributed import WRITER, _several_processes, cluster_environment
+from study.distributed import WRITER, cluster_environment, several_processes
 from study.errors import ConfigError, FolderError
 
 SUPERVISED_ENV = "STUDY_SUPERVISED"  # set in a supervised child's environment
@@ -48,7 +48,7 @@ def needs_supervisor(coordinator=None, num_processes=None, process_id=None) -> b
     if (coordinator, num_processes, process_id) == (None, None, None) and environment is None:
         return False
     try:
-        return _several_processes(coordinator, num_processes, process_id, environment)
+        return several_processes(coordinator, num_processes, process_id, environment)
     except ConfigError:
         return False
 

@@ -408,13 +408,13 @@ def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monke
     for plan in plans[:2]:
         (cache / cache_names(plan.draw, plan.arguments, ("png",))[0]).unlink()
     shares = []
-    real = plots._start_helper
+    real = plots.start_helper
 
     def start_helper(folder, plans, formats):
         shares.append([plan.stem for plan in plans])
         return real(folder, plans, formats)
 
-    monkeypatch.setattr(plots, "_start_helper", start_helper)
+    monkeypatch.setattr(plots, "start_helper", start_helper)
     drawn = _count_draws(monkeypatch)
     _plot(results, formats=("png",), processes=len(plans))
     assert drawn + shares[0] == [plan.stem for plan in plans[:2]] and len(shares) == 1
