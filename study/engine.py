@@ -241,9 +241,7 @@ class Engine:
         """The programs kept now."""
         return len(self._executables)
 
-    def compiled(
-        self, structure: Structure, args: tuple[Any, ...], make: Callable = make_run
-    ) -> Callable:
+    def compiled(self, structure: Structure, args: tuple[Any, ...], make: Callable) -> Callable:
         """The compiled program ``make(structure)`` for the shapes and placement of ``args``.
 
         ``make`` is :func:`study.train.make_start` (the start, shared by the structures that

@@ -85,7 +85,7 @@ class Metrics(NamedTuple):
 
 
 class Health(NamedTuple):
-    """The state of one network on the full training set at one logged step.
+    """The state of one network at one check: on the whole training set, or a stream's probe.
 
     dead, inactive, dormant: bool[L, width]; loss: float; finite: bool (loss and parameters).
     """
@@ -99,7 +99,7 @@ class Health(NamedTuple):
 
 
 class History(NamedTuple):
-    """What the logged steps so far imply (carried through the scan over intervals)."""
+    """What the checks so far imply (carried through the scan over checks, :func:`run_checks`)."""
 
     ever_dead: jax.Array  # bool[L, width]
     revived_units: jax.Array  # bool[L, width]
