@@ -29,14 +29,8 @@ TINY = {
 
 def tiny_config(**changes) -> dict:
     """A copy of TINY with ``changes``: ``section__key=value``, or ``key=value`` at the top."""
-    config = copy.deepcopy(TINY)
-    for dotted, value in changes.items():
-        section, _, key = dotted.partition("__")
-        if key:
-            config.setdefault(section, {})[key] = value
-        else:
-            config[section] = value
-    return config
+    changed = {name.replace("__", "."): value for name, value in changes.items()}
+    return copy.deepcopy(nest({**flatten(TINY), **changed}))  # lists not shared with TINY
 
 
 def _toml_value(value) -> str:
