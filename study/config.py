@@ -10,7 +10,9 @@ A *setting* is one point of a study's grid. It has two parts, kept apart on purp
 
 A config is a TOML file (or a dict) with top-level ``name``, ``n_inits`` and ``seed`` and the
 sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a sweep axis; the grid
-is the product of all axes.
+is the product of all axes. ``[variants.NAME]`` tables (optional) each set single values of
+setting keys and run at every point of that grid; the config without them is itself a variant,
+named ``baseline`` or what a top-level ``reference`` says (:func:`load_study`).
 
 :data:`SCHEMA` is the single source of truth: each key is declared there once, and the
 validation, ``study/configs/example.toml`` (:func:`render_example`) and the ``study run --help``
@@ -29,9 +31,10 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 import tomllib
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -533,11 +536,17 @@ class Numeric(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One point of the grid: its flat config values, structure and numeric part."""
+    """One point of the grid: its flat config values, structure and numeric part, and the
+    variant it belongs to ("" when the config has no ``[variants.NAME]`` tables).
+
+    The variant is a label: it is not in ``values`` and not in :attr:`setting_id`, so a
+    setting's random draws follow from its values alone.
+    """
 
     values: tuple[tuple[str, Any], ...]
     structure: Structure
     numeric: Numeric
+    variant: str = ""
 
     @property
     def as_dict(self) -> dict[str, Any]:
@@ -562,7 +571,12 @@ class Setting:
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """A resolved config: its name, size, seed, the grid's settings and the raw config."""
+    """A resolved config: its name, size, seed, the grid's settings and the resolved config.
+
+    ``axes`` are the base config's sweep axes; ``variants`` the names of the variants, the
+    base config's first (its name is :attr:`reference`), or () when the config has none. The
+    settings are the base config's grid, then each variant's in the order of ``variants``.
+    """
 
     name: str
     n_inits: int
@@ -570,6 +584,12 @@ class Study:
     settings: tuple[Setting, ...]
     config: dict[str, Any]
     axes: tuple[str, ...]
+    variants: tuple[str, ...] = ()
+
+    @property
+    def reference(self) -> str:
+        """The base config's variant name ("" without variants)."""
+        return self.variants[0] if self.variants else ""
 
     def groups(self) -> dict[Structure, list[Setting]]:
         """Settings grouped by structure, in grid order: one compiled program per group."""
@@ -688,7 +708,9 @@ def _axis_values(key: Key, value: Any) -> list[Any]:
     return checked
 
 
-def _resolve(values: Mapping[str, Any], base_dir: Path, given: frozenset[str]) -> Setting:
+def _resolve(
+    values: Mapping[str, Any], base_dir: Path, given: frozenset[str], variant: str = ""
+) -> Setting:
     """Fill the defaults that depend on other keys and build the Structure and Numeric parts.
 
     The values of the returned setting are the resolved ones (a CSV's absolute path, its
@@ -699,13 +721,14 @@ def _resolve(values: Mapping[str, Any], base_dir: Path, given: frozenset[str]) -
       values: one value per setting key, in schema order.
       base_dir: the folder a relative ``data.path`` is relative to.
       given: the keys the user gave; the others may take defaults that depend on the data.
+      variant: the name of the variant the setting belongs to ("" without variants).
     """
     values, features = _read_data_file(values, base_dir, given)
     values = _derived_values(values, given)
     _check_consistent(values)
     structure = Structure(**_structure_fields(values, features))
     numeric = Numeric(**{key.field: values[key.name] for key in _NUMERIC})
-    return Setting(tuple(values.items()), structure, numeric)
+    return Setting(tuple(values.items()), structure, numeric, variant)
 
 
 def _read_data_file(
@@ -862,12 +885,19 @@ def _structure_fields(values: Mapping[str, Any], features: tuple[str, ...]) -> d
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``KEY=VALUE`` (VALUE in TOML syntax; a bare word is a string)."""
+    """Parse ``KEY=VALUE`` (VALUE in TOML syntax; a bare word is a string).
+
+    KEY is a config key, ``reference``, or ``variants.NAME.KEY`` (an override of variant NAME,
+    which it adds if the config has none of that name).
+    """
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. model.width=[1,4]")
     name, raw = (part.strip() for part in text.split("=", 1))
-    if name not in KEYS:
-        raise ConfigError(f"--set {name}: unknown key; allowed: {', '.join(KEYS)}")
+    if name not in KEYS and name != "reference" and not name.startswith("variants."):
+        raise ConfigError(
+            f"--set {name}: unknown key; allowed: {', '.join(KEYS)}, reference, "
+            "variants.NAME.KEY (a variant's override)"
+        )
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -900,10 +930,16 @@ def load_study(
 ) -> Study:
     """Resolve a config (a TOML path, a dict, or None for the default study) into a Study.
 
+    A config may hold ``[variants.NAME]`` tables, each overriding single setting keys of the
+    rest of the config (the base config, itself the variant that ``reference`` names, by
+    default ``baseline``); every variant runs at every point of the base config's grid, its
+    settings after the base config's (:attr:`Study.variants`, :attr:`Setting.variant`).
+
     Args:
       config: path to a TOML file, a nested dict in the same layout, or None for the default
         study shipped in ``study/configs/default.toml``.
-      overrides: ``KEY=VALUE`` strings, as given to ``--set``.
+      overrides: ``KEY=VALUE`` strings, as given to ``--set`` (also ``reference=NAME`` and
+        ``variants.NAME.KEY=VALUE``).
       base_dir: folder that a relative ``data.path`` is relative to (default: the config's).
       **top_level: ``n_inits``, ``seed`` or ``name`` overriding the config's.
     """
@@ -912,7 +948,9 @@ def load_study(
     if isinstance(config, str | Path):
         base_dir = Path(config).parent if base_dir is None else base_dir
         config = read_toml(config)
-    flat = _given_values(config, overrides, top_level)
+    parsed = [parse_override(text) for text in overrides]
+    reference, variants = _given_variants(config, parsed)
+    flat = _given_values(config, parsed, top_level)
     base_dir = Path.cwd() if base_dir is None else Path(base_dir)
 
     top = {name: _check_value(KEYS[name], flat.get(name, KEYS[name].default)) for name in TOP_LEVEL}
@@ -920,35 +958,46 @@ def load_study(
         name: _axis_values(KEYS[name], flat.get(name, KEYS[name].default)) for name in SETTING_KEYS
     }
     axes = tuple(name for name, values in axes_values.items() if len(values) > 1)
-    settings = tuple(
-        _resolve(dict(zip(axes_values, combo, strict=True)), base_dir, frozenset(flat))
-        for combo in itertools.product(*axes_values.values())
-    )
-    if len({setting.values for setting in settings}) < len(settings):
-        raise ConfigError(
-            f"the sweep over {', '.join(axes)} names one setting twice once derived values are "
-            "filled in (e.g. model.bias_scale left out is model.init_range); list each setting once"
-        )
+    given = frozenset(flat)
+    grids = {reference: _grid(axes_values, base_dir, given, reference if variants else "")}
+    for name, changes in variants.items():
+        grids[name] = _variant_grid(name, changes, axes_values, base_dir, given)
+    _check_distinct(grids, axes, reference, variants)
+    resolved = {**top, **_resolved_axes(grids[reference])}
+    if variants:
+        resolved.update(reference=reference, variants=_resolved_variants(grids, reference))
     return Study(
         name=top["name"],
         n_inits=top["n_inits"],
         seed=top["seed"],
-        settings=settings,
-        config={**top, **_resolved_axes(settings)},
+        settings=tuple(setting for grid in grids.values() for setting in grid),
+        config=resolved,
         axes=axes,
+        variants=tuple(grids) if variants else (),
     )
 
 
 def _given_values(
-    config: Mapping[str, Any], overrides: Iterable[str], top_level: Mapping[str, Any]
+    config: Mapping[str, Any],
+    overrides: Iterable[tuple[str, Any]],
+    top_level: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The keys the user gave, flat: the config's, then ``--set`` overrides, then keywords."""
-    flat = flatten(config)
-    for text in overrides:
-        name, value = parse_override(text)
-        flat[name] = value
+    """The keys the user gave to the base config, flat: the config's, then ``--set`` overrides,
+    then keywords (the variants and the reference are :func:`_given_variants`')."""
+    flat = flatten({name: value for name, value in config.items() if name not in _VARIANT_KEYS})
+    flat.update((name, value) for name, value in overrides if name in KEYS)
     flat.update((name, value) for name, value in top_level.items() if value is not None)
     return flat
+
+
+def _grid(
+    axes_values: Mapping[str, list[Any]], base_dir: Path, given: frozenset[str], variant: str
+) -> list[Setting]:
+    """The settings of every combination of ``axes_values`` in grid order (:func:`_resolve`)."""
+    return [
+        _resolve(dict(zip(axes_values, combo, strict=True)), base_dir, given, variant)
+        for combo in itertools.product(*axes_values.values())
+    ]
 
 
 def _resolved_axes(settings: Iterable[Setting]) -> dict[str, Any]:
@@ -962,11 +1011,215 @@ def _resolved_axes(settings: Iterable[Setting]) -> dict[str, Any]:
     return {name: values[0] if len(values) == 1 else values for name, values in seen.items()}
 
 
+# --------------------------------------------------------------------------------------------
+# Variants: [variants.NAME] tables of overrides, each run at every point of the base grid.
+# --------------------------------------------------------------------------------------------
+
+# The top-level names of a config that hold variants rather than keys.
+_VARIANT_KEYS = ("reference", "variants")
+# The name of the base config's variant when ``reference`` does not name it.
+BASELINE = "baseline"
+# The column of the runs, curves and summary tables that names a row's variant (only when the
+# config has variants).
+VARIANT_COLUMN = "variant"
+_VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_EXAMPLE_VARIANT = "e.g. [variants.slow] then train.learning_rate = 0.001"
+
+
+def _given_variants(
+    config: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The base config's variant name and each variant's overrides as flat keys (values not
+    checked yet): the config's ``[variants.NAME]`` tables, then ``--set variants.NAME.KEY=``."""
+    tables = config.get("variants", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError(
+            f"variants = {tables!r}: expected [variants.NAME] tables of overrides, "
+            f"{_EXAMPLE_VARIANT}"
+        )
+    variants = {name: _variant_keys(name, table) for name, table in tables.items()}
+    reference = config.get("reference")
+    for name, value in overrides:
+        if name == "reference":
+            reference = value
+        elif name.startswith("variants."):
+            variant, _, key = name.removeprefix("variants.").partition(".")
+            if not key:
+                raise ConfigError(
+                    f"--set {name}: expected variants.NAME.KEY=VALUE, "
+                    "e.g. variants.slow.train.learning_rate=0.001"
+                )
+            variants.setdefault(variant, {})[key] = value
+    if reference is not None and not variants:
+        raise ConfigError(
+            f"reference = {reference!r}: names the base config's variant, but the config has "
+            f"no [variants.NAME] table; remove it, or add variants ({_EXAMPLE_VARIANT})"
+        )
+    reference = BASELINE if reference is None else reference
+    _check_variant_name(reference, "reference = ")
+    for name in variants:
+        _check_variant_name(name, "variant name ")
+        if name == reference:
+            raise ConfigError(
+                f"[variants.{name}]: {name!r} is the name of the base config's variant "
+                f"(reference = {reference!r}); give this variant another name"
+            )
+    return reference, variants
+
+
+def _check_variant_name(name: Any, what: str) -> None:
+    """Refuse a name that is not a plain name: it labels the tables' rows and file names."""
+    if not isinstance(name, str) or not _VARIANT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what}{name!r}: a variant's name starts with a letter and holds only letters, "
+            "digits, '_' and '-' (64 characters at most)"
+        )
+
+
+def _variant_keys(name: str, table: Any) -> dict[str, Any]:
+    """A ``[variants.NAME]`` table as flat ``section.key`` names (checked later)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(
+            f"variants.{name} = {table!r}: expected a table of overrides, {_EXAMPLE_VARIANT}"
+        )
+    flat = {}
+    for section, value in table.items():
+        if not isinstance(value, Mapping):
+            flat[section] = value
+            continue
+        for key, sub_value in value.items():
+            if isinstance(sub_value, Mapping):
+                raise ConfigError(f"[variants.{name}] unknown section [{section}.{key}]")
+            flat[f"{section}.{key}"] = sub_value
+    return flat
+
+
+def _variant_value(name: str, key: str, value: Any, axes_values: Mapping[str, list]) -> Any:
+    """One override of variant ``name``, checked and converted as :func:`_check_value` does."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"[variants.{name}] {why}")
+
+    section, dot, _ = key.partition(".")
+    if key in TOP_LEVEL or key in _VARIANT_KEYS:
+        raise bad(
+            f"{key}: a top-level key; a variant overrides setting keys only "
+            f"({', '.join(f'[{s}]' for s in SECTIONS)}); set {key} at the top of the config"
+        )
+    if dot and section not in SECTIONS:
+        raise bad(f"unknown section [{section}]; allowed: {', '.join(f'[{s}]' for s in SECTIONS)}")
+    if key not in KEYS:
+        raise bad(f"unknown key '{key}'; allowed: {', '.join(SETTING_KEYS)}")
+    if len(axes_values[key]) > 1:
+        raise bad(
+            f"{key} = {value!r}: {key} is a sweep axis of the base config; a variant sets keys "
+            "that the sweep does not, and runs at every point of the sweep"
+        )
+    if isinstance(value, list) and (
+        KEYS[key].kind is not list or any(isinstance(v, list) for v in value)
+    ):
+        raise bad(
+            f"{key} = {value!r}: a variant sets single values, not a sweep; sweep {key} in the "
+            "base config"
+        )
+    try:
+        return _check_value(KEYS[key], value)
+    except ConfigError as err:
+        raise bad(str(err)) from None
+
+
+def _variant_grid(
+    name: str,
+    changes: Mapping[str, Any],
+    axes_values: Mapping[str, list[Any]],
+    base_dir: Path,
+    given: frozenset[str],
+) -> list[Setting]:
+    """Variant ``name``'s settings: the base config's grid with ``changes`` (flat keys) applied
+    to every point; a key given to the variant counts as given (for defaults that depend on it)."""
+    if not changes:
+        raise ConfigError(
+            f"[variants.{name}] sets no key; a variant overrides at least one setting key, "
+            f"{_EXAMPLE_VARIANT}"
+        )
+    values = dict(axes_values)
+    for key, value in changes.items():
+        values[key] = [_variant_value(name, key, value, axes_values)]
+    try:
+        return _grid(values, base_dir, given | frozenset(changes), name)
+    except ConfigError as err:
+        raise ConfigError(f"[variants.{name}] {err}") from None
+
+
+def _check_distinct(
+    grids: Mapping[str, Sequence[Setting]],
+    axes: Sequence[str],
+    reference: str,
+    variants: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Refuse two settings with the same resolved values: a sweep that names one setting twice,
+    or a variant identical (at some grid point) to the base config or to another variant.
+
+    ``grids``: each variant's settings in grid order, the base config's (``reference``) first;
+    ``variants``: each variant's overrides as given (named in the message).
+    """
+    for name, settings in grids.items():
+        if len({setting.values for setting in settings}) < len(settings):
+            prefix = "" if name == reference else f"[variants.{name}] "
+            raise ConfigError(
+                f"{prefix}the sweep over {', '.join(axes)} names one setting twice once derived "
+                "values are filled in (e.g. model.bias_scale left out is model.init_range); list "
+                "each setting once"
+            )
+    seen: dict[tuple, str] = {}
+    for name, settings in grids.items():
+        for setting in settings:
+            first = seen.setdefault(setting.values, name)
+            if first == name:
+                continue
+            other = f"the base config ('{first}')" if first == reference else f"[variants.{first}]"
+            everywhere = all(
+                a.values == b.values for a, b in zip(grids[first], settings, strict=True)
+            )
+            where = ", ".join(f"{axis} = {setting.as_dict[axis]!r}" for axis in axes)
+            changes = ", ".join(f"{key} = {value!r}" for key, value in variants[name].items())
+            raise ConfigError(
+                f"[variants.{name}] ({changes}) is identical to {other}"
+                + ("" if everywhere else f" at {where}")
+                + " once resolved (a key set to the value it has there, or derived alike); a "
+                "variant must change some setting"
+            )
+
+
+def _resolved_variants(
+    grids: Mapping[str, Sequence[Setting]], reference: str
+) -> dict[str, dict[str, Any]]:
+    """Each variant's resolved overrides, for the resolved config: every key whose value differs
+    from the base config's at some grid point, with its value (the list of its values, as on a
+    sweep axis, when it differs between grid points: a value derived from a swept key)."""
+    base = grids[reference]
+    resolved = {}
+    for name, settings in grids.items():
+        if name == reference:
+            continue
+        changed = {
+            key
+            for setting, base_setting in zip(settings, base, strict=True)
+            for key, value in setting.values
+            if value != base_setting.as_dict[key]
+        }
+        values = _resolved_axes(settings)
+        resolved[name] = {key: value for key, value in values.items() if key in changed}
+    return resolved
+
+
 def make_setting(**values: Any) -> Setting:
     """One setting from keyword values, e.g. ``make_setting(model_width=4, data_offset=0.0)``.
 
     Keyword names are config keys with the dot written as an underscore after the section
-    (``model_width`` for ``model.width``). Unnamed keys take their defaults.
+    (``model_width`` for ``model.width``). Unnamed keys take their defaults. The setting
+    belongs to no variant (``variant == ""``): variants are ``[variants.NAME]`` tables of a
+    config, resolved by :func:`load_study`.
     """
     flat = {}
     for name, value in values.items():
@@ -989,6 +1242,13 @@ def describe_keys() -> str:
         kind = "structural" if key.structural else "numeric"
         choices = f" ({', '.join(key.choices)})" if key.choices else ""
         lines.append(f"  {key.name} = {default}  [{kind}] {key.doc}{choices}")
+    lines += [
+        f'  reference = "{BASELINE}"  [variants] the name of the variant that the config without '
+        "its [variants.NAME] tables is (only with variants)",
+        "  [variants.NAME]  [variants] a variant: single values overriding setting keys, e.g. "
+        "train.learning_rate = 0.001, run at every point of the sweep; the tables gain a "
+        "variant column",
+    ]
     return "\n".join(lines)
 
 
@@ -998,6 +1258,17 @@ _EXAMPLE_HEADER = """\
 # Any key may be omitted (it takes the default shown). A value given as a list is a sweep
 # axis; the grid is the product of all axes, e.g. init_range = [0.05, 0.5].
 # Keys marked (nullable) default to a value derived from other keys; write them to override.
+"""
+
+
+_EXAMPLE_VARIANTS = f"""\
+# Variants (optional): each [variants.NAME] table sets single values of setting keys, written
+# as above, and runs at every point of the sweep; the config without its variants is itself the
+# variant named by reference (default "{BASELINE}"). The tables then gain a variant column.
+# reference = "{BASELINE}"   (a top-level key: write it before [data])
+#
+# [variants.slow]
+# train.learning_rate = 0.001\
 """
 
 
@@ -1019,4 +1290,4 @@ def render_example() -> str:
             meaning += f"; one of: {', '.join(key.choices)}"
         kind = "structural" if key.structural else "numeric (traced, sweeps share one compile)"
         lines.append(f"{assignment}   # {meaning} [{kind}]")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", _EXAMPLE_VARIANTS]) + "\n"
