@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from study import theory
-from study.config import SETTING_KEYS
+from study.config import SETTING_KEYS, VARIANT_COLUMN
 from study.errors import ConfigError
 
 # Boolean metrics summarized as proportions; the denominator is "valid" (not diverged) or "all".
@@ -91,8 +91,10 @@ def wilson_interval(successes, n, level: float = 0.95):
 
 
 def setting_columns(runs: pd.DataFrame) -> list[str]:
-    """The setting columns of a runs table, in schema order."""
-    return [name for name in SETTING_KEYS if name in runs.columns]
+    """The setting columns of a runs table: ``variant`` first when the study has variants, then
+    the config keys in schema order."""
+    variant = [VARIANT_COLUMN] if VARIANT_COLUMN in runs.columns else []
+    return variant + [name for name in SETTING_KEYS if name in runs.columns]
 
 
 def layer_columns(runs: pd.DataFrame, when: str) -> list[str]:
@@ -177,7 +179,7 @@ def summarize(
 
     Args:
       runs: the per-initialization table (``runs.parquet``).
-      by: the columns to group by; None = every setting column (a row per setting).
+      by: the columns to group by; None = every setting column, ``variant`` among them.
       inputs: the training inputs of a setting (see :func:`theory_per_setting`), for closed
         forms that depend on the data set (e.g. the 2-D ReLU formula). None = data-free only.
       level: confidence level of the intervals.

@@ -291,7 +291,8 @@ def _run(args) -> int:
         sys.stdout.flush()
         os._exit(EXIT_ERROR)
     if not args.quiet and distributed.is_writer():
-        _print_answer(folder, study.axes)
+        # with variants, the first comparison to suggest is between them
+        _print_answer(folder, ("variant", *study.axes) if study.variants else study.axes)
     return EXIT_OK
 
 

@@ -27,7 +27,14 @@ import numpy as np
 import pandas as pd
 
 from study import distributed, runtime
-from study.config import SETTING_KEYS, Setting, Structure, Study, group_by_structure
+from study.config import (
+    SETTING_KEYS,
+    VARIANT_COLUMN,
+    Setting,
+    Structure,
+    Study,
+    group_by_structure,
+)
 from study.data import csv_data
 from study.model import layer_sizes
 from study.train import Metrics, Result, make_run, make_start, start_structure
@@ -53,10 +60,12 @@ PER_LAYER = (
 class GroupResult(NamedTuple):
     """What :func:`run_group` returns for one structural group.
 
-    runs: a row per setting and initialization, in setting then index order: the setting
-      columns, ``init``, the metrics (per hidden layer ``K`` as ``<metric>_lK``).
+    runs: a row per setting and initialization, in setting then index order: ``variant`` (only
+      when the settings belong to variants), the setting columns, ``init``, the metrics (per
+      hidden layer ``K`` as ``<metric>_lK``).
     curves: a row per setting, initialization and logged step, in the runs' order then step
-      order: the setting columns, ``init``, ``step``, ``error`` and per hidden layer ``K``
+      order: the runs' key columns (``variant``, the setting columns, ``init``), ``step``,
+      ``error`` and per hidden layer ``K``
       ``dead_units_lK``, ``inactive_units_lK``, ``dormant_units_lK``,
       ``rarely_active_units_lK``, ``zero_share_lK``; None when the group records no curves
       (``train.curves`` off, and not a stream).
@@ -296,8 +305,11 @@ def _runs_table(
     n_inits: int,
     metrics: dict[str, np.ndarray],
 ) -> pd.DataFrame:
-    """The runs table from the assembled metrics: a row per (setting, initialization)."""
+    """The runs table from the assembled metrics: a row per (setting, initialization); its
+    first column is the variant's name when the study has variants."""
     frame: dict[str, Any] = {}
+    if settings[0].variant:
+        frame[VARIANT_COLUMN] = np.repeat([s.variant for s in settings], n_inits)
     for name, _ in settings[0].values:
         frame[name] = np.repeat([_table_value(s.as_dict[name]) for s in settings], n_inits)
     frame["init"] = np.tile(np.arange(n_inits, dtype=np.int64), len(settings))
@@ -331,8 +343,10 @@ def _curves_table(
 
 
 def _key_columns(table: pd.DataFrame) -> list[str]:
-    """The columns that say which run a row is of: the settings' (in SCHEMA order), ``init``."""
-    return [name for name in SETTING_KEYS if name in table] + ["init"]
+    """The columns that say which run a row is of: the variant (when there are variants), the
+    settings' (in SCHEMA order), ``init``."""
+    variant = [VARIANT_COLUMN] if VARIANT_COLUMN in table else []
+    return variant + [name for name in SETTING_KEYS if name in table] + ["init"]
 
 
 def concat_curves(tables: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:

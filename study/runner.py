@@ -60,29 +60,33 @@ def identity(study: Study) -> dict:
 
 
 def group_key(structure: Structure, settings: Sequence[Setting], n_inits: int, seed: int) -> str:
-    """A short hash naming one group's results (a different group never shares it)."""
-    text = json.dumps(
-        {
-            "format": results.FORMAT_VERSION,
-            "structure": dataclasses.asdict(structure),
-            "settings": [s.values for s in settings],
-            "n_inits": n_inits,
-            "seed": seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
+    """A short hash naming one group's results (a different group never shares it; the
+    variants' names count only when there are variants, so other groups keep their hash)."""
+    content = {
+        "format": results.FORMAT_VERSION,
+        "structure": dataclasses.asdict(structure),
+        "settings": [s.values for s in settings],
+        "n_inits": n_inits,
+        "seed": seed,
+    }
+    if any(s.variant for s in settings):  # the runs table names each row's variant
+        content["variants"] = [s.variant for s in settings]
+    text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def group_label(structure: Structure, axes: Sequence[str]) -> str:
+def group_label(structure: Structure, axes: Sequence[str], settings: Sequence[Setting] = ()) -> str:
     """The structural sweep values that tell this group apart, e.g. ``depth=2 width=4``, in
-    SCHEMA order (every structural key of ``axes``); the activation when none is swept."""
+    SCHEMA order (every structural key of ``axes``), then the variants of its ``settings``
+    (``variant=baseline,slow``); the activation when neither says anything."""
     shown = [
         f"{key.name.partition('.')[2]}={getattr(structure, key.field)}"
         for key in SCHEMA
         if key.field and key.structural and key.name in axes
     ]
+    variants = dict.fromkeys(s.variant for s in settings if s.variant)
+    if variants:
+        shown.append(f"variant={','.join(variants)}")
     return " ".join(shown) or structure.activation
 
 
@@ -287,7 +291,7 @@ def _run_groups(
     try:
         for index, ((structure, settings), key) in enumerate(zip(groups, keys, strict=True)):
             n_rows = len(settings) * study.n_inits
-            label = group_label(structure, study.axes)
+            label = group_label(structure, study.axes, settings)
             done = finished.pop(key, None)
             progress.group(index, label, len(settings), resumed=done is not None)
             if done is None:
@@ -378,6 +382,11 @@ def default_folder(name: str) -> Path:
 def fingerprint(study: Study, chunk_size: int | None) -> str:
     """What every process of a multi-process run must agree on (paths may differ by host)."""
     config = {k: v for k, v in study.config.items() if k != "data.path"}
+    if "variants" in config:  # (a variant may read another data file)
+        config["variants"] = {
+            name: {k: v for k, v in overrides.items() if k != "data.path"}
+            for name, overrides in config["variants"].items()
+        }
     data = sorted(
         results.file_digest(s.structure.csv_path) for s in study.settings if s.structure.csv_path
     )

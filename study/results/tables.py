@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.config import SCHEMA, TOP_LEVEL
+from study.config import SCHEMA, TOP_LEVEL, VARIANT_COLUMN
 from study.results import atomic
 from study.results.layout import CURVES, RUNS, SUMMARY
 from study.results.manifest import Manifest, write_manifest
@@ -19,6 +19,7 @@ from study.results.manifest import Manifest, write_manifest
 # Text columns of summary.csv: read as text (an empty one is "", as in runs.parquet, not NaN;
 # a target named "1" stays "1").
 TEXT_COLUMNS = (
+    VARIANT_COLUMN,
     *(key.name for key in SCHEMA if key.kind in (str, list) and key.name not in TOP_LEVEL),
     "theory",
     "theory_note",
