@@ -109,8 +109,17 @@ def figure_plans(
     return plans
 
 
-# The settings whose levels the curves' lines are, the first that varies.
-CURVE_HUES = ("model.activation", "model.depth", "train.learning_rate", "train.optimizer")
+# The settings whose levels the curves' lines are, the first that varies (the variants of a
+# config with variants, so that they are compared on one figure).
+CURVE_HUES = (
+    "variant",
+    "model.activation",
+    "model.depth",
+    "train.learning_rate",
+    "train.optimizer",
+)
+# The same for the survival curves; the activation when none varies.
+SURVIVAL_HUES = ("variant", "train.optimizer")
 
 
 def _curve_plans(curves: pd.DataFrame) -> list[FigurePlan]:
@@ -133,7 +142,7 @@ def figures(
 def _survival_plans(runs: pd.DataFrame) -> list[FigurePlan]:
     if (runs["train.steps"] <= runs["train.log_every"]).all():
         return []  # a single logged step after init: no curve to draw
-    hue = "train.optimizer" if _varies(runs, "train.optimizer") else "model.activation"
+    hue = next((name for name in SURVIVAL_HUES if _varies(runs, name)), "model.activation")
     col = "data.offset" if _varies(runs, "data.offset") else None
     on_figure = [hue] + ([col] if col else [])
     plans = []
