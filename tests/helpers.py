@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +50,29 @@ def _toml_value(value) -> str:
     return str(value)
 
 
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_tables(path: str, table: dict) -> list[str]:
+    """``[path]`` with its keys, then each table inside it (``[variants.slow.train]``)."""
+    lines = [f"[{path}]"]
+    lines += [
+        f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)
+    ]
+    for key, inner in table.items():
+        if isinstance(inner, dict):
+            lines += _toml_tables(f"{path}.{_toml_key(key)}", inner)
+    return lines
+
+
 def to_toml(config: dict) -> str:
-    """The TOML text of a config dict (top-level keys, then one table per section)."""
+    """The TOML text of a config dict (top-level keys, then one table per section, and one per
+    table inside a section, as ``[variants.slow.train]``)."""
     lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
     for section, table in config.items():
         if isinstance(table, dict):
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines += _toml_tables(_toml_key(section), table)
     return "\n".join(lines) + "\n"
 
 
