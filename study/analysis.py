@@ -378,6 +378,12 @@ def survival(runs: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.D
 
 # A 2x2 table whose smallest expected count is below this uses Fisher's exact test.
 MIN_EXPECTED_FOR_Z = 5.0
+# Metrics measured on a scale, compared by their means: the name -> its runs column.
+MEANS = {"final_loss": "final_loss", "final_accuracy": "final_accuracy"}
+# Every metric :func:`compare` takes.
+METRICS = (*PROPORTIONS, *MEANS)
+# The name of a folder's base variant when its config names none (``reference``).
+BASELINE = "baseline"
 
 
 def newcombe_interval(k1, n1, k2, n2, level: float = 0.95) -> tuple[float, float]:
@@ -391,6 +397,67 @@ def newcombe_interval(k1, n1, k2, n2, level: float = 0.95) -> tuple[float, float
     l2, u2 = wilson_interval(k2, n2, level)
     d = p2 - p1
     return d - np.hypot(p2 - l2, u1 - p1), d + np.hypot(u2 - p2, p1 - l1)
+
+
+def newcombe_paired_interval(
+    both: int, a_only: int, b_only: int, neither: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Interval for ``p_b - p_a`` of paired yes/no outcomes (Newcombe 1998, paired method 10).
+
+    Each of ``n`` networks is observed under level a and under level b: ``both`` had the event
+    under both, ``a_only`` under a only, ``b_only`` under b only, ``neither`` under neither. With
+    ``p_a = (both + a_only) / n``, ``p_b = (both + b_only) / n``, ``d = p_b - p_a``, the Wilson
+    intervals ``(l_a, u_a)`` and ``(l_b, u_b)`` of the two margins (:func:`wilson_interval`) and
+    the correlation ``phi`` of the 2x2 table::
+
+        lo = d - sqrt((p_b - l_b)^2 - 2 phi (p_b - l_b)(u_a - p_a) + (u_a - p_a)^2)
+        hi = d + sqrt((u_b - p_b)^2 - 2 phi (u_b - p_b)(p_a - l_a) + (p_a - l_a)^2)
+
+    ``phi = C / sqrt((both + a_only)(b_only + neither)(both + b_only)(a_only + neither))`` with
+    ``C = both * neither - a_only * b_only`` lowered by ``n / 2`` where it exceeds ``n / 2`` and
+    0 where it lies in ``[0, n / 2]`` (Newcombe's correction, which keeps the interval from being
+    too narrow); ``phi = 0`` where a margin is 0. Positively correlated outcomes (networks that die
+    under both levels) narrow the interval below :func:`newcombe_interval`'s. Where few pairs are
+    discordant it is conservative (coverage above the level: ``tests/test_paired.py``).
+
+    Reference: R. G. Newcombe, "Improved confidence intervals for the difference between binomial
+    proportions based on paired data", Statistics in Medicine 17 (1998) 2635-2650, method 10.
+
+    Returns:
+      ``(lo, hi)``; NaN for ``n = 0``.
+    """
+    n = both + a_only + b_only + neither
+    if n == 0:
+        return float("nan"), float("nan")
+    p_a, p_b = (both + a_only) / n, (both + b_only) / n
+    l_a, u_a = wilson_interval(both + a_only, n, level)
+    l_b, u_b = wilson_interval(both + b_only, n, level)
+    margins = float(both + a_only) * (b_only + neither) * (both + b_only) * (a_only + neither)
+    cross = float(both) * neither - float(a_only) * b_only
+    corrected = cross - n / 2 if cross > n / 2 else min(cross, 0.0)
+    phi = corrected / np.sqrt(margins) if margins > 0 else 0.0
+    below = (p_b - l_b) ** 2 - 2 * phi * (p_b - l_b) * (u_a - p_a) + (u_a - p_a) ** 2
+    above = (u_b - p_b) ** 2 - 2 * phi * (u_b - p_b) * (p_a - l_a) + (p_a - l_a) ** 2
+    d = p_b - p_a
+    return d - float(np.sqrt(max(below, 0.0))), d + float(np.sqrt(max(above, 0.0)))
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided p-value of McNemar's exact test of ``p_a = p_b`` on paired yes/no outcomes.
+
+    Only the ``m = a_only + b_only`` discordant pairs carry information; under the hypothesis
+    each falls either way with probability 1/2, so (the binomial being symmetric) the exact
+    two-sided binomial test gives ``p = min(1, 2 P(X <= min(a_only, b_only)))``,
+    ``X ~ Binomial(m, 1/2)``; ``p = 1`` when no pair is discordant.
+
+    Reference: Q. McNemar, "Note on the sampling error of the difference between correlated
+    proportions or percentages", Psychometrika 12 (1947) 153-157; the exact conditional form as
+    in A. Agresti, Categorical Data Analysis (3rd ed., Wiley 2013), on matched pairs.
+    """
+    m = a_only + b_only
+    if m == 0:
+        return 1.0
+    return float(min(1.0, 2 * stats.binom.cdf(min(a_only, b_only), m, 0.5)))
 
 
 def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[str, float]:
@@ -408,6 +475,49 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[str, float]
     se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     z = (k2 / n2 - k1 / n1) / se
     return "z", float(2 * stats.norm.sf(abs(z)))
+
+
+def welch_test(values_a, values_b, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Welch's t interval and test for ``mean_b - mean_a`` of two independent samples.
+
+    ``d = mean_b - mean_a``, ``se^2 = s_a^2 / n_a + s_b^2 / n_b`` (sample variances), degrees of
+    freedom ``se^4 / ((s_a^2 / n_a)^2 / (n_a - 1) + (s_b^2 / n_b)^2 / (n_b - 1))``
+    (Satterthwaite), interval ``d -+ t se`` with ``t`` the ``(1 + level) / 2`` quantile, and the
+    two-sided p-value of ``d / se``. Reference: B. L. Welch, "The generalization of 'Student's'
+    problem when several different population variances are involved", Biometrika 34 (1947) 28-35.
+
+    Args:
+      values_a, values_b: float[n_a], float[n_b], at least two values each.
+
+    Returns:
+      ``(d, lo, hi, p)``; with ``se = 0`` the interval is ``[d, d]`` and ``p`` is 1 if ``d = 0``,
+      else 0.
+    """
+    a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    var_a, var_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(var_a + var_b))
+    df = se**4 / (var_a**2 / (len(a) - 1) + var_b**2 / (len(b) - 1)) if se > 0 else 1.0
+    return _t_interval_test(float(b.mean() - a.mean()), se, df, level)
+
+
+def paired_t_test(differences, level: float = 0.95) -> tuple[float, float, float, float]:
+    """t interval and test for the mean of paired differences (``value_b - value_a`` per network).
+
+    ``d = mean``, ``se = s / sqrt(n)`` (sample standard deviation), ``n - 1`` degrees of freedom
+    (Student 1908, "The probable error of a mean", Biometrika 6, 1-25). Returns ``(d, lo, hi, p)``
+    as :func:`welch_test`; at least two differences.
+    """
+    d = np.asarray(differences, dtype=float)
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
+    return _t_interval_test(float(d.mean()), se, len(d) - 1, level)
+
+
+def _t_interval_test(difference: float, se: float, df: float, level: float):
+    if se == 0:
+        return difference, difference, difference, float(difference == 0)
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    p_value = float(2 * stats.t.sf(abs(difference) / se, df))
+    return difference, difference - half, difference + half, p_value
 
 
 def holm(p_values) -> np.ndarray:
@@ -437,35 +547,136 @@ def free_axes(table: pd.DataFrame, given: Sequence[str]) -> list[str]:
     return free
 
 
-def _check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float) -> None:
-    if metric not in PROPORTIONS:
-        raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(PROPORTIONS)}")
+def pairing_of(config: Mapping[str, Any]) -> str:
+    """How a results folder drew its networks, from its manifest's config: ``"shared"``
+    (initialization i of every setting starts from the same draw) or ``"independent"``; a
+    config that does not say predates shared draws, so its draws were independent."""
+    return str(config.get("pairing", "independent"))
+
+
+def shares_draws(configs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the networks of these folders (their manifests' configs) pair up by
+    initialization index: every folder drew them shared, all from one seed."""
+    return (
+        len(configs) > 0
+        and all(pairing_of(config) == "shared" for config in configs)
+        and len({config.get("seed") for config in configs}) == 1
+    )
+
+
+def reference_of(config: Mapping[str, Any]) -> str:
+    """The name of a folder's base variant: its config's ``reference``, else ``baseline``."""
+    return str(config.get("reference", BASELINE))
+
+
+def check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float, reference=None):
+    """Refuse (ConfigError, one line) what :func:`compare` cannot do; return the level of ``by``
+    that ``reference`` names (None for none): the level itself, or its text (``"2"`` for 2.0)."""
+    if metric not in METRICS:
+        raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(METRICS)}")
+    column = MEANS[metric] if metric in MEANS else PROPORTIONS[metric][0]
+    if column not in runs.columns:
+        raise ConfigError(f"--metric {metric}: these results have no {column} column")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha {alpha}: must be in (0, 1)")
-    if by not in runs.columns:
-        raise ConfigError(
-            f"--by {by}: not a column of the results; setting columns: "
-            f"{', '.join(setting_columns(runs))}"
-        )
-    if runs[by].nunique(dropna=False) < 2:
+    keys = setting_columns(runs) + [c for c in ("variant", "results") if c in runs.columns]
+    if by not in keys:
+        raise ConfigError(f"--by {by}: not a setting of these results; settings: {', '.join(keys)}")
+    levels = runs[by].drop_duplicates().sort_values().tolist()
+    if len(levels) < 2:
         raise ConfigError(f"--by {by}: takes a single value in these results; nothing to compare")
+    if reference is None:
+        return None
+    found = _level_named(levels, reference)
+    if found is None:
+        raise ConfigError(
+            f"--reference {reference}: not a level of {by}; levels: "
+            + ", ".join(str(level) for level in levels)
+        )
+    return found[0]
+
+
+def _level_named(levels: list, name) -> tuple | None:
+    """``(level,)`` for the level that ``name`` is or spells (``"2"`` for 2.0), else None."""
+    for level in levels:
+        if level == name or str(level).lower() == str(name).lower():
+            return (level,)
+    for level in levels:
+        try:
+            if float(level) == float(name):
+                return (level,)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def measure(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``runs`` with ``_value`` and ``_valid``: whether each initialization counts for ``metric``
+    and, if so, its event (a proportion: False where it does not count) or value (a mean).
+
+    A proportion over valid runs counts the initializations that did not diverge, one over all
+    of them every one; a mean counts those that did not diverge and have a finite value.
+    """
+    diverged = runs["diverged"].astype(bool)
+    if metric in MEANS:
+        value = runs[MEANS[metric]].astype(float)
+        return runs.assign(_value=value, _valid=~diverged & np.isfinite(value))
+    column, over = PROPORTIONS[metric]
+    valid = ~diverged if over == "valid" else pd.Series(True, index=runs.index)
+    return runs.assign(_value=runs[column].astype(bool) & valid, _valid=valid)
+
+
+def level_pairs(frame: pd.DataFrame, by: str, others: Sequence[str], reference=None):
+    """The comparisons of :func:`compare`: ``(setting, level_a, level_b, rows_a, rows_b)``.
+
+    Within each combination of ``others`` (``setting``: a dict of their values), every pair of
+    ``by``'s levels ``a < b``, or with ``reference`` the reference as ``a`` against every other
+    level as ``b`` (none where the combination lacks the reference); ``rows_a`` and ``rows_b``
+    are the rows of ``frame`` at each level.
+    """
+    groups = frame.groupby(list(others), sort=True, dropna=False) if others else [((), frame)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        cells = dict(list(group.groupby(by, sort=True, dropna=False)))
+        levels = list(cells)
+        if reference is None:
+            pairs = list(itertools.combinations(levels, 2))
+        else:
+            others_ = [level for level in levels if level != reference]
+            pairs = [(reference, level) for level in others_] if reference in cells else []
+        for level_a, level_b in pairs:
+            setting = dict(zip(others, key, strict=True))
+            yield setting, level_a, level_b, cells[level_a], cells[level_b]
+
+
+def pair_networks(rows_a: pd.DataFrame, rows_b: pd.DataFrame) -> pd.DataFrame | None:
+    """Two levels' networks side by side, matched on ``init``: ``init``, ``_value_a``,
+    ``_valid_a``, ``_value_b``, ``_valid_b`` (from :func:`measure`); None unless both levels
+    hold each of the same initialization indices once (then they are not pairs)."""
+    if "init" not in rows_a or "init" not in rows_b:
+        return None
+    init_a, init_b = rows_a["init"], rows_b["init"]
+    if init_a.duplicated().any() or init_b.duplicated().any() or set(init_a) != set(init_b):
+        return None
+    columns = ["init", "_value", "_valid"]
+    return rows_a[columns].merge(rows_b[columns], on="init", suffixes=("_a", "_b"))
+
+
+def _untested(test: str) -> dict:
+    nan = float("nan")
+    names = ("difference", "difference_lo", "difference_hi", "p_value")
+    return dict.fromkeys(names, nan) | {"test": test}
 
 
 def _compare_pair(first: dict, second: dict, alpha: float) -> dict:
-    """Counts, proportions, difference with its interval, and test of two levels' ``k`` of ``n``."""
+    """Counts, proportions, difference with its interval, and test of two levels' ``k`` of ``n``
+    (independent samples)."""
     k1, n1, k2, n2 = (int(first["k"]), int(first["n"]), int(second["k"]), int(second["n"]))
-    row = {"n_a": n1, "k_a": k1, "n_b": n2, "k_b": k2}
+    nan = float("nan")
+    row: dict[str, Any] = {"paired": False, "n_a": n1, "k_a": k1, "n_b": n2, "k_b": k2}
+    row |= {"k_a_only": nan, "k_b_only": nan}
     if n1 == 0 or n2 == 0:
-        nan = float("nan")
-        return row | dict(
-            p_a=nan,
-            p_b=nan,
-            difference=nan,
-            difference_lo=nan,
-            difference_hi=nan,
-            test="none (no valid runs)",
-            p_value=nan,
-        )
+        return row | dict(p_a=nan, p_b=nan) | _untested("none (no valid runs)")
     lo, hi = newcombe_interval(k1, n1, k2, n2, 1 - alpha)
     test, p_value = two_proportion_test(k1, n1, k2, n2)
     return row | dict(
@@ -479,47 +690,139 @@ def _compare_pair(first: dict, second: dict, alpha: float) -> dict:
     )
 
 
-def compare(
-    runs: pd.DataFrame, by: str, metric: str = "p_dead_end", alpha: float = 0.05
-) -> pd.DataFrame:
-    """Test every pair of levels of ``by``, within each combination of the other settings.
+def _compare_paired(pairs: pd.DataFrame, alpha: float) -> dict:
+    """:func:`_compare_pair` for the pairs of networks (:func:`pair_networks`) valid under both
+    levels: McNemar's exact test and Newcombe's paired interval."""
+    pairs = pairs[pairs["_valid_a"] & pairs["_valid_b"]]
+    event_a, event_b = pairs["_value_a"].to_numpy(bool), pairs["_value_b"].to_numpy(bool)
+    n = len(pairs)
+    both, a_only = int(np.sum(event_a & event_b)), int(np.sum(event_a & ~event_b))
+    b_only = int(np.sum(~event_a & event_b))
+    k_a, k_b = both + a_only, both + b_only
+    row: dict[str, Any] = {"paired": True, "n_a": n, "k_a": k_a, "n_b": n, "k_b": k_b}
+    row |= {"k_a_only": a_only, "k_b_only": b_only}
+    if n == 0:
+        nan = float("nan")
+        return row | dict(p_a=nan, p_b=nan) | _untested("none (no pair valid under both)")
+    lo, hi = newcombe_paired_interval(both, a_only, b_only, n - k_a - b_only, 1 - alpha)
+    return row | dict(
+        p_a=k_a / n,
+        p_b=k_b / n,
+        difference=k_b / n - k_a / n,
+        difference_lo=lo,
+        difference_hi=hi,
+        test="mcnemar",
+        p_value=mcnemar_exact(a_only, b_only),
+    )
 
-    Counts come from ``runs`` (a row per initialization). For each pair ``(a, b)`` of levels
-    with ``a < b``: the proportions, their difference ``p_b - p_a`` with a ``1 - alpha`` Newcombe
-    interval, the test (:func:`two_proportion_test`), and Holm-adjusted p-values across the whole
-    table; ``significant`` is ``p_holm < alpha``.
+
+def _compare_means(
+    rows_a: pd.DataFrame, rows_b: pd.DataFrame, pairs: pd.DataFrame | None, alpha: float
+) -> dict:
+    """Means of two levels, the difference ``b - a`` with its interval, and its test: the
+    paired t test on the pairs valid under both levels, else Welch's."""
+    if pairs is not None:
+        pairs = pairs[pairs["_valid_a"] & pairs["_valid_b"]]
+        values_a, values_b = pairs["_value_a"].to_numpy(float), pairs["_value_b"].to_numpy(float)
+    else:
+        values_a = rows_a.loc[rows_a["_valid"], "_value"].to_numpy(float)
+        values_b = rows_b.loc[rows_b["_valid"], "_value"].to_numpy(float)
+    nan = float("nan")
+    row: dict[str, Any] = {"paired": pairs is not None, "n_a": len(values_a)}
+    row["n_b"] = len(values_b)
+    row |= {"k_a_only": nan, "k_b_only": nan}
+    row |= {"mean_a": values_a.mean() if len(values_a) else nan}
+    row |= {"mean_b": values_b.mean() if len(values_b) else nan}
+    if min(len(values_a), len(values_b)) < 2:
+        return row | _untested("none (fewer than 2 valid runs)")
+    if pairs is not None:
+        test, result = "paired_t", paired_t_test(values_b - values_a, 1 - alpha)
+    else:
+        test, result = "welch", welch_test(values_a, values_b, 1 - alpha)
+    names = ("difference", "difference_lo", "difference_hi", "p_value")
+    return row | dict(zip(names, result, strict=True)) | {"test": test}
+
+
+def _compare_levels(rows_a, rows_b, metric: str, alpha: float, shared_draws: bool) -> dict:
+    """One row of :func:`compare`: paired where the draws are shared and the levels hold the
+    same initializations, else as independent samples."""
+    pairs = pair_networks(rows_a, rows_b) if shared_draws else None
+    if metric in MEANS:
+        return _compare_means(rows_a, rows_b, pairs, alpha)
+    if pairs is not None:
+        return _compare_paired(pairs, alpha)
+    first, second = ({"k": r["_value"].sum(), "n": r["_valid"].sum()} for r in (rows_a, rows_b))
+    return _compare_pair(first, second, alpha)
+
+
+# The columns of a comparison after the levels: of a proportion, and of a mean.
+PROPORTION_COLUMNS = ["paired", "n_a", "k_a", "n_b", "k_b", "k_a_only", "k_b_only", "p_a", "p_b"]
+MEAN_COLUMNS = ["paired", "n_a", "n_b", "k_a_only", "k_b_only", "mean_a", "mean_b"]
+TEST_COLUMNS = ["difference", "difference_lo", "difference_hi", "test", "p_value"]
+
+
+def compare(
+    runs: pd.DataFrame,
+    by: str,
+    metric: str = "p_dead_end",
+    alpha: float = 0.05,
+    *,
+    shared_draws: bool = False,
+    reference=None,
+) -> pd.DataFrame:
+    """Test levels of ``by`` against each other, within each combination of the other settings.
+
+    For each pair of levels ``(a, b)`` (``a`` the first level, ``b`` the second: ``a < b``, or
+    with ``reference``, ``a`` the reference and ``b`` each other level): the estimates under each
+    level, their difference ``b - a`` with a ``1 - alpha`` interval, the test, and Holm-adjusted
+    p-values across the whole table (``p_holm``); ``significant`` is ``p_holm < alpha``.
+
+    Paired (``paired``) with ``shared_draws`` (:func:`shares_draws`) where both levels hold the
+    same initialization indices: networks matched on ``init`` within the other settings, a pair
+    counted only if valid under both levels (not diverged; for a mean, finite), so ``n_a = n_b``
+    is the number of pairs. Otherwise the levels are independent samples of their valid runs.
+
+    A proportion (``p_dead_init``, ``p_dead_end``, ``p_revived``, ``p_diverged``): ``n_a``,
+    ``k_a``, ``n_b``, ``k_b``, ``p_a``, ``p_b``; ``k_a_only`` and ``k_b_only`` are the paired
+    networks with the event under one level only (for ``p_dead_end``: ``k_a_only`` dead under a
+    and alive under b, the networks b saved; ``k_b_only`` the networks b killed), empty unless
+    paired. ``test``: ``mcnemar`` (exact, :func:`mcnemar_exact`) with Newcombe's paired interval
+    (:func:`newcombe_paired_interval`) when paired, else ``fisher`` or ``z``
+    (:func:`two_proportion_test`) with Newcombe's interval (:func:`newcombe_interval`).
+
+    A mean (``final_loss``, ``final_accuracy``): ``n_a``, ``n_b``, ``mean_a``, ``mean_b``; the
+    test ``paired_t`` (:func:`paired_t_test`, per-network differences) when paired, else
+    ``welch`` (:func:`welch_test`); ``k_a_only`` and ``k_b_only`` are empty.
 
     Args:
-      runs: per-initialization table; a ``results`` column (several folders) may be ``by``.
+      runs: per-initialization table; a ``results`` column (several folders) or a ``variant``
+        column may be ``by``.
       by: the column whose levels are compared.
-      metric: ``p_dead_init``, ``p_dead_end``, ``p_revived`` or ``p_diverged``.
-      alpha: family-wise error level.
+      metric: one of :data:`METRICS`.
+      alpha: family-wise error level; the intervals are ``1 - alpha`` per comparison.
+      shared_draws: whether the runs' draws are shared across settings (one seed).
+      reference: a level of ``by`` (or its text) to compare every other level with; None = all
+        pairs.
     """
-    _check_comparison(runs, by, metric, alpha)
-    column, over = PROPORTIONS[metric]
+    reference = check_comparison(runs, by, metric, alpha, reference)
     others = free_axes(runs, [by])
-    frame = runs.assign(
-        _hit=runs[column].astype(bool),
-        _valid=~runs["diverged"].astype(bool) if over == "valid" else True,
-    )
-    frame["_hit"] &= frame["_valid"]
-    counts = (
-        frame.groupby(others + [by], sort=True, dropna=False)
-        .agg(k=("_hit", "sum"), n=("_valid", "sum"))
-        .reset_index()
-    )
-    rows = []
-    groups = counts.groupby(others, sort=True, dropna=False) if others else [((), counts)]
-    for key, group in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        levels = group.sort_values(by).to_dict("records")
-        for first, second in itertools.combinations(levels, 2):
-            row = dict(zip(others, key, strict=True))
-            row.update(level_a=first[by], level_b=second[by])
-            rows.append(row | _compare_pair(first, second, alpha))
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
+    rows = [
+        setting
+        | {"level_a": level_a, "level_b": level_b}
+        | _compare_levels(rows_a, rows_b, metric, alpha, shared_draws)
+        for setting, level_a, level_b, rows_a, rows_b in level_pairs(
+            measure(runs, metric), by, others, reference
+        )
+    ]
+    return _comparison_table(rows, by, metric, others, alpha) if rows else pd.DataFrame()
+
+
+def _comparison_table(rows: list[dict], by: str, metric: str, others, alpha: float):
+    """:func:`compare`'s rows as its table, in its order, with the Holm-adjusted p-values."""
+    columns = PROPORTION_COLUMNS if metric in PROPORTIONS else MEAN_COLUMNS
+    table = pd.DataFrame(rows)[[*others, "level_a", "level_b", *columns, *TEST_COLUMNS]]
+    for name in ("k_a_only", "k_b_only"):
+        table[name] = table[name].astype("Int64" if metric in PROPORTIONS else float)
     tested = table["p_value"].notna()
     table["p_holm"] = np.nan
     table.loc[tested, "p_holm"] = holm(table.loc[tested, "p_value"])

@@ -1,4 +1,4 @@
-"""The ``study`` command line: run, plot, report, compare, bench, info.
+"""The ``study`` command line: run, plot, report, compare, plan, bench, info.
 
 This is the only module that knows about argparse and exit statuses: each command's handler maps
 its flags to plain arguments of a library function and prints what it returns.
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for add in (_add_run, _add_plot, _add_report, _add_compare, _add_bench):
+    for add in (_add_run, _add_plot, _add_report, _add_compare, _add_plan, _add_bench):
         add(commands)
     commands.add_parser("info", help="JAX version, backend and devices", formatter_class=_formatter)
     return parser
@@ -192,24 +192,94 @@ def _add_report(commands) -> None:
 def _add_compare(commands) -> None:
     compare = commands.add_parser(
         "compare",
-        help="test differences in proportion between levels of a key",
+        help="test differences between levels of a key",
         formatter_class=_formatter,
-        description="For every pair of levels of KEY (within the other settings), test the "
-        "difference in a proportion (Fisher's exact test for small counts, a two-proportion z "
-        "test otherwise), Holm-corrected across the table. The confidence interval of each "
-        "difference (Newcombe) is per comparison, not adjusted; the p values and the "
-        "significant column are.",
+        description="For every pair of levels a < b of KEY (within the other settings), or with "
+        "--reference the reference as a against every other level as b, estimate the "
+        "difference b - a of a metric with its confidence interval and test it, Holm-corrected "
+        "across the table. The networks are compared in pairs when the folders drew them shared "
+        '(pairing = "shared" in every folder, one seed) and both levels hold the same '
+        "initializations: a pair counts only if neither of its networks diverged; for a "
+        "proportion McNemar's exact test and Newcombe's paired interval, with k_a_only and "
+        "k_b_only the networks with the event under a only and under b only (for p_dead_end: "
+        "the networks b saved and killed); for a mean, the paired t test. Otherwise the levels "
+        "are independent samples: Fisher's exact test for small counts or a two-proportion z "
+        "test, with Newcombe's interval; Welch's t test for a mean. The intervals are per "
+        "comparison, not adjusted; the p values (p_holm) and the significant column are. "
+        "Writes DIR/comparisons/KEY[.METRIC].csv (into the first DIR).",
     )
     compare.add_argument("dirs", metavar="DIR", nargs="+", help="results folders")
     compare.add_argument(
-        "--by", required=True, metavar="KEY", help="setting key to compare, e.g. data.offset"
+        "--by",
+        required=True,
+        metavar="KEY",
+        help="setting key to compare, e.g. data.offset, or variant",
     )
     compare.add_argument(
         "--metric",
         default="p_dead_end",
-        help="proportion to compare: p_dead_init, p_dead_end, p_revived, p_diverged",
+        help="what to compare: a proportion (p_dead_init, p_dead_end, p_revived, p_diverged) or "
+        "a mean (final_loss, final_accuracy)",
     )
     compare.add_argument("--alpha", type=float, default=0.05, help="family-wise error level")
+    _add_reference(compare)
+
+
+def _add_reference(parser) -> None:
+    parser.add_argument(
+        "--reference",
+        metavar="LEVEL",
+        help="compare every other level of KEY with this one (a = LEVEL) instead of every pair "
+        "(default: for --by variant the folder's reference variant, its config's reference or "
+        "baseline; for other keys every pair)",
+    )
+
+
+def _add_plan(commands) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="initializations needed, from a pilot run",
+        formatter_class=_formatter,
+        description="From a pilot results folder, for every pair of levels a < b of KEY (within "
+        "the other settings; or --reference against each other level): the initializations "
+        "each setting needs for a Wilson interval of P(metric) of the given half-width about "
+        "its pilot proportion, and the initializations per level needed to detect the given "
+        "difference with the given power: with independent draws (two-proportion z test, from "
+        "the pilot's p_a to p_a -+ difference towards 1/2) and with shared draws (McNemar's "
+        "test, Connor 1987, from the pilot's share of discordant pairs, when the pilot is "
+        "paired). alpha is split over the comparisons (Bonferroni), so the sizes hold under "
+        "compare's Holm correction. Prints a line per comparison and writes "
+        "DIR/comparisons/plan_KEY[.METRIC].csv.",
+    )
+    plan.add_argument("dir", metavar="DIR", help="pilot results folder")
+    plan.add_argument(
+        "--by", required=True, metavar="KEY", help="setting key to compare, e.g. variant"
+    )
+    plan.add_argument(
+        "--metric",
+        default="p_dead_end",
+        help="proportion to plan for: p_dead_init, p_dead_end, p_revived, p_diverged",
+    )
+    plan.add_argument(
+        "--difference",
+        type=float,
+        default=0.02,
+        help="difference of proportions to detect, in (0, 1)",
+    )
+    plan.add_argument(
+        "--half-width",
+        type=float,
+        default=0.01,
+        help="wanted half-width of each setting's interval, in (0, 0.5)",
+    )
+    plan.add_argument("--power", type=float, default=0.8, help="wanted power, in (0, 1)")
+    plan.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="family-wise error level (the intervals are 1 - alpha)",
+    )
+    _add_reference(plan)
 
 
 def _add_bench(commands) -> None:
@@ -338,13 +408,56 @@ def _compare(args) -> int:
 
     folders = [results.ResultsFolder.open(folder) for folder in args.dirs]
     runs = results.runs_of(folders)
-    table = analysis.compare(runs, args.by, args.metric, args.alpha)
+    configs = [folder.manifest.config for folder in folders]
+    table = analysis.compare(
+        runs,
+        args.by,
+        args.metric,
+        args.alpha,
+        shared_draws=analysis.shares_draws(configs),
+        reference=_reference(args, configs[0]),
+    )
     path = folders[0].write_comparison(analysis.comparison_name(args.by, args.metric), table)
     if table.empty:
         print(f"no pair of {args.by} levels shares the other settings; wrote {path}")
         return EXIT_OK
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _reference(args, config) -> str | None:
+    """--reference, or for --by variant the folder's reference variant."""
+    from study import analysis
+
+    if args.reference is None and args.by == "variant":
+        return analysis.reference_of(config)
+    return args.reference
+
+
+def _plan(args) -> int:
+    from study import analysis, planning, results
+
+    folder = results.ResultsFolder.open(args.dir)
+    table = planning.plan(
+        folder.runs(),
+        args.by,
+        args.metric,
+        difference=args.difference,
+        half_width=args.half_width,
+        power=args.power,
+        alpha=args.alpha,
+        reference=_reference(args, folder.manifest.config),
+        shared_draws=analysis.shares_draws([folder.manifest.config]),
+    )
+    path = folder.write_comparison(planning.plan_name(args.by, args.metric), table)
+    if table.empty:
+        print(f"no pair of {args.by} levels shares the other settings; wrote {path}")
+        return EXIT_OK
+    others = list(table.columns[2 : table.columns.get_loc("level_a")])
+    for row in table.to_dict("records"):
+        print(planning.describe(row, others))
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -409,6 +522,7 @@ COMMANDS = {
     "plot": _plot,
     "report": _report,
     "compare": _compare,
+    "plan": _plan,
     "bench": _bench,
     "info": _info,
 }

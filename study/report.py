@@ -214,6 +214,90 @@ def verdicts(summary: pd.DataFrame) -> list[Verdict]:
 
 
 # --------------------------------------------------------------------------------------------
+# Variants against the reference.
+# --------------------------------------------------------------------------------------------
+
+# What the variants table of a report says (where the run has variants).
+VARIANTS_NOTE = (
+    "Each variant against the reference variant, within the other settings. Where the draws are "
+    'shared (pairing = "shared"), each network under the variant is compared with the same '
+    "initialization under the reference, and a pair counts only if neither network diverged: "
+    "'dead at end' is P(dead at the end) under the reference and under the variant, 'change' "
+    "its difference with Newcombe's paired 95% interval, 'p (Holm)' McNemar's exact test "
+    "Holm-adjusted over the variants, 'saved' the networks dead at the end under the reference "
+    "and alive under the variant, 'killed' the reverse; the cost: the change of the final loss "
+    "and accuracy with paired t 95% intervals. Without shared draws the variants are "
+    "independent samples (Newcombe's interval, Fisher or z test, Welch's t) and saved and "
+    "killed are unknown (n/a)."
+)
+
+
+def variant_table(
+    runs: pd.DataFrame, reference: str, shared_draws: bool, level: float = 0.95
+) -> pd.DataFrame | None:
+    """The variants of a run against its reference, formatted for reading; None when the runs
+    have no ``variant`` column, a single variant, or none named ``reference``.
+
+    A row per variant other than the reference and combination of the other settings
+    (:func:`study.analysis.compare` with ``by="variant"``): P(dead at end) under the reference and
+    the variant, its change with its interval and Holm-adjusted p, ``saved`` and ``killed``
+    (``k_a_only``, ``k_b_only``: the reference is level a), and the change of the final loss and
+    accuracy (paired where ``shared_draws`` and the variants hold the same initializations).
+    """
+    if "variant" not in runs or reference not in set(runs["variant"]):
+        return None
+    if runs["variant"].nunique() < 2:
+        return None
+
+    def against_reference(metric: str) -> pd.DataFrame:
+        return analysis.compare(
+            runs, "variant", metric, 1 - level, shared_draws=shared_draws, reference=reference
+        )
+
+    dead = against_reference("p_dead_end")
+    loss, accuracy = (
+        against_reference(metric) if metric in runs else None
+        for metric in ("final_loss", "final_accuracy")
+    )
+    others = list(dead.columns[2 : dead.columns.get_loc("level_a")])
+    table = dead[others].copy()
+    table["variant"] = dead["level_b"]
+    table["pairs"] = [row["n_a"] if row["paired"] else "n/a" for row in dead.to_dict("records")]
+    table["dead at end"] = [
+        "n/a" if np.isnan(row["p_a"]) else f"{row['p_a']:.3f} -> {row['p_b']:.3f}"
+        for row in dead.to_dict("records")
+    ]
+    table["change"] = _changes(dead, "{:+.3f}")
+    table["p (Holm)"] = [f"{p:.3g}" if not np.isnan(p) else "n/a" for p in dead["p_holm"]]
+    for name, column in (("saved", "k_a_only"), ("killed", "k_b_only")):
+        table[name] = [str(k) if not pd.isna(k) else "n/a" for k in dead[column]]
+    table["loss change"] = _changes(loss, "{:+.3g}")
+    table["accuracy change"] = _changes(accuracy, "{:+.3f}")
+    return table.reset_index(drop=True)
+
+
+def _changes(comparison: pd.DataFrame | None, number: str) -> list[str] | str:
+    """Each row's ``difference [lo, hi]`` formatted with ``number``, or n/a (every row's, for
+    a metric the runs lack)."""
+    if comparison is None:
+        return "n/a"
+    text = f"{number} [{number}, {number}]"
+    return [
+        "n/a" if np.isnan(row["difference"]) else text.format(*row.values())
+        for row in comparison[["difference", "difference_lo", "difference_hi"]].to_dict("records")
+    ]
+
+
+def _variants_of(folder: results.ResultsFolder) -> pd.DataFrame | None:
+    """The variants table of a folder whose runs have variants (else None)."""
+    runs = folder.runs()
+    if "variant" not in runs:
+        return None
+    config = folder.manifest.config
+    return variant_table(runs, analysis.reference_of(config), analysis.shares_draws([config]))
+
+
+# --------------------------------------------------------------------------------------------
 # Rendering.
 # --------------------------------------------------------------------------------------------
 
@@ -364,15 +448,17 @@ THEORY_NOTE = (
 )
 
 
-def render_markdown(title: str, summary, manifest, judged, figures) -> str:
-    """``report.md``: the run, the claims each with its figure, the summary table, the rest.
+def render_markdown(title: str, summary, manifest, judged, figures, variants=None) -> str:
+    """``report.md``: the run, the claims each with its figure, the variants (if any), the
+    summary table, the rest.
 
     ``title`` names the run (its folder's name); ``figures`` are :class:`FigureFile` s; the
-    page links them from ``figures/``.
+    page links them from ``figures/``; ``variants``: :func:`variant_table` or None.
     """
     beside, rest = place_figures(judged, figures)
     lines = [f"# Dying-ReLU study report: {title}", ""]
-    contents = ["[Run](#run)", "[Claims](#claims)", "[Summary](#summary)"]
+    contents = ["[Run](#run)", "[Claims](#claims)"]
+    contents += ["[Variants](#variants)"] * (variants is not None) + ["[Summary](#summary)"]
     lines += ["Contents: " + ", ".join(contents + ["[Figures](#figures)"] * bool(rest)), ""]
     lines += ["## Run", ""] + [f"- {fact}" for fact in _facts(manifest, summary)]
     lines += ["", "## Claims", ""]
@@ -380,6 +466,8 @@ def render_markdown(title: str, summary, manifest, judged, figures) -> str:
         lines += [f"{i}. **{v.claim}** {v.verdict}. {v.evidence}", ""]
         if figure is not None:
             lines += [f"   ![{figure.caption}](figures/{figure.name})", ""]
+    if variants is not None:
+        lines += ["## Variants", "", VARIANTS_NOTE, "", _markdown_table(variants), ""]
     lines += ["## Summary", "", THEORY_NOTE, "", _markdown_table(summary_table(summary)), ""]
     if rest:
         lines += ["## Figures", ""]
@@ -423,13 +511,16 @@ def _html_figure(figure: FigureFile) -> str:
     )
 
 
-def _html_contents(judged: list[Verdict], rest: list[FigureFile]) -> list[str]:
+def _html_contents(judged: list[Verdict], rest: list[FigureFile], variants=None) -> list[str]:
     items = ['<li><a href="#run">Run</a></li>', '<li><a href="#claims">Claims</a><ol>']
     for i, v in enumerate(judged, 1):
         items.append(
             f'<li><a href="#claim-{i}">{html.escape(v.claim)}</a> {_html_verdict(v.verdict)}</li>'
         )
-    items += ["</ol></li>", '<li><a href="#summary">Summary table</a></li>']
+    items.append("</ol></li>")
+    if variants is not None:
+        items.append('<li><a href="#variants">Variants</a></li>')
+    items.append('<li><a href="#summary">Summary table</a></li>')
     if rest:
         items.append('<li><a href="#figures">Figures</a><ul>')
         for kind, group in _by_kind(rest).items():
@@ -473,6 +564,23 @@ def _html_table(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def _html_variants(variants: pd.DataFrame | None) -> list[str]:
+    if variants is None:
+        return []
+    esc = html.escape
+    head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in variants.columns)
+    rows = [
+        "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
+        for row in variants.itertuples(index=False)
+    ]
+    return [
+        f'<section id="variants"><h2>Variants</h2><p>{esc(VARIANTS_NOTE)}</p>',
+        f'<div class="table-box"><table><thead><tr>{head}</tr></thead><tbody>',
+        *rows,
+        "</tbody></table></div></section>",
+    ]
+
+
 def _html_figures(rest: list[FigureFile]) -> list[str]:
     if not rest:
         return []
@@ -483,7 +591,7 @@ def _html_figures(rest: list[FigureFile]) -> list[str]:
     return body + ["</section>"]
 
 
-def render_html(title: str, summary, manifest, judged, figures) -> str:
+def render_html(title: str, summary, manifest, judged, figures, variants=None) -> str:
     """``report.html``: :func:`render_markdown`'s contents as one self-contained page.
 
     A contents list, each claim with its figure, the summary table sortable and filterable by
@@ -492,10 +600,11 @@ def render_html(title: str, summary, manifest, judged, figures) -> str:
     esc = html.escape
     beside, rest = place_figures(judged, figures)
     body = [f"<h1>Dying-ReLU study report: {esc(title)}</h1>"]
-    body += _html_contents(judged, rest)
+    body += _html_contents(judged, rest, variants)
     body += ['<section id="run"><h2>Run</h2><ul>']
     body += [f"<li>{esc(fact)}</li>" for fact in _facts(manifest, summary)] + ["</ul></section>"]
     body += _html_claims(judged, beside)
+    body += _html_variants(variants)
     body += _html_table(summary_table(summary))
     body += _html_figures(rest)
     return (
@@ -523,9 +632,10 @@ def write_report(folder: results.ResultsFolder | str | Path) -> tuple[Path, Path
     figures = [FigureFile(name, data) for name, data in folder.read_figures()]
     judged = verdicts(summary)
     title = folder.path.name
+    variants = _variants_of(folder)
     return folder.write_report(
-        render_markdown(title, summary, manifest, judged, figures),
-        render_html(title, summary, manifest, judged, figures),
+        render_markdown(title, summary, manifest, judged, figures, variants),
+        render_html(title, summary, manifest, judged, figures, variants),
     )
 
 

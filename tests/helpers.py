@@ -113,10 +113,11 @@ def standard_errors(p: float, n: int) -> float:
     return (p * (1 - p) / n) ** 0.5
 
 
-def write_results_folder(folder: Path, runs: pd.DataFrame, seed: int = 0) -> Path:
-    """A complete results folder holding ``runs``, its summary and a minimal manifest."""
+def write_results_folder(folder: Path, runs: pd.DataFrame, seed: int = 0, **config) -> Path:
+    """A complete results folder holding ``runs``, its summary and a minimal manifest (whose
+    config has ``config``'s keys besides the name and seed, e.g. ``pairing="shared"``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = results.Manifest(config={"name": folder.name, "seed": seed})
+    manifest = results.Manifest(config={"name": folder.name, "seed": seed, **config})
     results.write_results(folder, runs, analysis.summarize(runs), manifest)
     return folder
 

@@ -31,10 +31,13 @@ def results_folder(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "command", [["plot"], ["report"], ["compare", "--by", "data.offset"]], ids=lambda c: c[0]
+    "command",
+    [["plot"], ["report"], ["compare", "--by", "data.offset"], ["plan", "--by", "data.offset"]],
+    ids=lambda c: c[0],
 )
 def test_reading_results_does_not_import_jax(results_folder, command):
-    """plot, report and compare read tables: they must start in a second, with no accelerator."""
+    """plot, report, compare and plan read tables: they must start in a second, with no
+    accelerator."""
     argv = [command[0], str(results_folder), *command[1:]]
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_JAX, *argv],
