@@ -208,8 +208,11 @@ CLAIM_NAMES = {
 }
 
 
-def verdicts(summary: pd.DataFrame) -> list[Verdict]:
-    """The five claims judged on one run's summary table."""
+def verdicts(summary: pd.DataFrame, reference: str = analysis.BASELINE) -> list[Verdict]:
+    """The five claims judged on one run's summary table; in a run with variants, on the
+    reference variant's rows only (the variants are judged against it in their own section)."""
+    if "variant" in summary:
+        summary = summary[summary["variant"] == reference]
     return [judge(summary) for judge in CLAIMS]
 
 
@@ -630,7 +633,7 @@ def write_report(folder: results.ResultsFolder | str | Path) -> tuple[Path, Path
     if not folder.figure_files():
         plots.plot_results(folder)
     figures = [FigureFile(name, data) for name, data in folder.read_figures()]
-    judged = verdicts(summary)
+    judged = verdicts(summary, analysis.reference_of(manifest.config))
     title = folder.path.name
     variants = _variants_of(folder)
     return folder.write_report(

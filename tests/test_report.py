@@ -35,6 +35,18 @@ def test_verdicts_follow_the_numbers():
     assert verdicts[0] == "Contradicted" and verdicts[3] == "Contradicted"
 
 
+def test_a_run_with_variants_is_judged_on_its_reference_variant():
+    """The claims read the reference variant's rows; another variant (here one whose dead
+    networks all came back) is judged against it in the Variants section, not pooled in."""
+    runs = synthetic_runs(0.3, 0.3, n=200, **{"data.offset": [0.0, 2.0]})
+    revived = runs.assign(variant="revive", revived=runs["dead_init"], dead_end=False)
+    pooled = pd.concat([runs.assign(variant="baseline"), revived], ignore_index=True)
+    alone = [v.verdict for v in report.verdicts(analysis.summarize(runs))]
+    summary = analysis.summarize(pooled)
+    assert [v.verdict for v in report.verdicts(summary, "baseline")] == alone
+    assert report.verdicts(summary, "revive")[0].verdict == "Contradicted"
+
+
 def test_bias_claim():
     runs = synthetic_runs(0.3, 0.1, n=400, **{"model.bias_init": ["zeros", "uniform"]})
     runs.loc[runs["model.bias_init"] == "uniform", ["dead_init", "dead_end"]] = False
