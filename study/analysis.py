@@ -572,9 +572,12 @@ def reference_of(config: Mapping[str, Any]) -> str:
 def check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float, reference=None):
     """Refuse (ConfigError, one line) what :func:`compare` cannot do; return the level of ``by``
     that ``reference`` names (None for none): the level itself, or its text (``"2"`` for 2.0)."""
-    if metric not in METRICS:
-        raise ConfigError(f"--metric {metric}: unknown; allowed: {', '.join(METRICS)}")
-    column = MEANS[metric] if metric in MEANS else PROPORTIONS[metric][0]
+    if metric not in METRICS and not _is_measure(runs, metric):
+        raise ConfigError(
+            f"--metric {metric}: unknown; allowed: {', '.join(METRICS)}, or a numeric column of "
+            "the runs"
+        )
+    column = PROPORTIONS[metric][0] if metric in PROPORTIONS else MEANS.get(metric, metric)
     if column not in runs.columns:
         raise ConfigError(f"--metric {metric}: these results have no {column} column")
     if not 0 < alpha < 1:
@@ -594,6 +597,17 @@ def check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float, ref
             + ", ".join(str(level) for level in levels)
         )
     return found[0]
+
+
+def _is_measure(runs: pd.DataFrame, column: str) -> bool:
+    """Whether ``column`` is a per-network number of ``runs`` (not a boolean, not a setting)
+    that :func:`compare` can take as a mean."""
+    return (
+        column in runs.columns
+        and column not in setting_columns(runs)
+        and pd.api.types.is_numeric_dtype(runs[column])
+        and not pd.api.types.is_bool_dtype(runs[column])
+    )
 
 
 def _level_named(levels: list, name) -> tuple | None:
@@ -618,8 +632,8 @@ def measure(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     of them every one; a mean counts those that did not diverge and have a finite value.
     """
     diverged = runs["diverged"].astype(bool)
-    if metric in MEANS:
-        value = runs[MEANS[metric]].astype(float)
+    if metric not in PROPORTIONS:
+        value = runs[MEANS.get(metric, metric)].astype(float)
         return runs.assign(_value=value, _valid=~diverged & np.isfinite(value))
     column, over = PROPORTIONS[metric]
     valid = ~diverged if over == "valid" else pd.Series(True, index=runs.index)
@@ -747,7 +761,7 @@ def _compare_levels(rows_a, rows_b, metric: str, alpha: float, shared_draws: boo
     """One row of :func:`compare`: paired where the draws are shared and the levels hold the
     same initializations, else as independent samples."""
     pairs = pair_networks(rows_a, rows_b) if shared_draws else None
-    if metric in MEANS:
+    if metric not in PROPORTIONS:
         return _compare_means(rows_a, rows_b, pairs, alpha)
     if pairs is not None:
         return _compare_paired(pairs, alpha)
@@ -790,7 +804,8 @@ def compare(
     (:func:`newcombe_paired_interval`) when paired, else ``fisher`` or ``z``
     (:func:`two_proportion_test`) with Newcombe's interval (:func:`newcombe_interval`).
 
-    A mean (``final_loss``, ``final_accuracy``): ``n_a``, ``n_b``, ``mean_a``, ``mean_b``; the
+    A mean (``final_loss``, ``final_accuracy``, or any other numeric, non-boolean column of
+    ``runs`` that is not a setting, e.g. ``initial_loss`` or one a caller added): ``n_a``, ``n_b``, ``mean_a``, ``mean_b``; the
     test ``paired_t`` (:func:`paired_t_test`, per-network differences) when paired, else
     ``welch`` (:func:`welch_test`); ``k_a_only`` and ``k_b_only`` are empty.
 
@@ -798,7 +813,7 @@ def compare(
       runs: per-initialization table; a ``results`` column (several folders) or a ``variant``
         column may be ``by``.
       by: the column whose levels are compared.
-      metric: one of :data:`METRICS`.
+      metric: one of :data:`METRICS`, or a numeric column of ``runs`` (compared by its mean).
       alpha: family-wise error level; the intervals are ``1 - alpha`` per comparison.
       shared_draws: whether the runs' draws are shared across settings (one seed).
       reference: a level of ``by`` (or its text) to compare every other level with; None = all

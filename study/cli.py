@@ -219,7 +219,8 @@ def _add_compare(commands) -> None:
         "--metric",
         default="p_dead_end",
         help="what to compare: a proportion (p_dead_init, p_dead_end, p_revived, p_diverged) or "
-        "a mean (final_loss, final_accuracy)",
+        "a mean (final_loss, final_accuracy, or any numeric column of runs.parquet, e.g. "
+        "initial_loss)",
     )
     compare.add_argument("--alpha", type=float, default=0.05, help="family-wise error level")
     _add_reference(compare)

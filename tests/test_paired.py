@@ -199,6 +199,20 @@ def test_means_paired_t_when_paired_and_welch_when_not():
     assert row["p_value"] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
 
 
+def test_any_numeric_column_is_compared_as_a_mean():
+    """A column the caller adds (or initial_loss) is a mean, as final_loss is; booleans and
+    settings are not."""
+    runs = _counted(10, 15, 3, 72)
+    runs["loss_copy"] = runs["final_loss"]
+    for shared in (True, False):
+        column = analysis.compare(runs, "data.offset", "loss_copy", shared_draws=shared)
+        named = analysis.compare(runs, "data.offset", "final_loss", shared_draws=shared)
+        assert column.drop(columns="metric").equals(named.drop(columns="metric"))
+    for not_a_measure in ("dead_end", "model.width", "no_such_column"):
+        with pytest.raises(ConfigError, match="numeric column"):
+            analysis.compare(runs, "data.offset", not_a_measure)
+
+
 def test_shared_draws_needs_every_folder_shared_and_one_seed():
     shared = {"pairing": "shared", "seed": 0}
     assert analysis.shares_draws([shared, dict(shared)])
