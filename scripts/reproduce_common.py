@@ -98,18 +98,24 @@ def proportion_table(frame: pd.DataFrame, by: Sequence[str], event: str) -> pd.D
     return table
 
 
-def mean_table(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
+def mean_table(
+    frame: pd.DataFrame,
+    by: Sequence[str],
+    value: str,
+    bounds: tuple[float | None, float | None] = (0.0, 1.0),
+) -> pd.DataFrame:
     """Mean of a per-network number per group, with a 95% normal interval (i.i.d. networks).
 
     Used for fractions of units: units of one network are not independent, networks are, so
-    the interval comes from the spread of the per-network fractions.
+    the interval comes from the spread of the per-network fractions. The interval is clipped
+    to ``bounds`` (a fraction's by default; ``(None, None)`` for a loss).
     """
     valid = frame[~frame["diverged"].astype(bool)]
     grouped = valid.groupby(list(by), sort=True)[value]
     table = grouped.agg(mean="mean", sd="std", n="count").reset_index()
     half = Z95 * table["sd"].fillna(0.0) / np.sqrt(table["n"])
-    table["mean_lo"] = (table["mean"] - half).clip(lower=0.0)
-    table["mean_hi"] = (table["mean"] + half).clip(upper=1.0)
+    table["mean_lo"] = (table["mean"] - half).clip(lower=bounds[0])
+    table["mean_hi"] = (table["mean"] + half).clip(upper=bounds[1])
     return table.drop(columns="sd")
 
 

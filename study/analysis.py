@@ -103,6 +103,17 @@ def layer_columns(runs: pd.DataFrame, when: str) -> list[str]:
     return [c for _, c in sorted(found)]
 
 
+def dead_share(runs: pd.DataFrame, when: str = "end") -> pd.Series:
+    """Per initialization: the share of its hidden units dead at ``when`` (``"init"`` or
+    ``"end"``), every hidden layer pooled: ``sum_K dead_units_<when>_lK / (depth * width)``.
+
+    Units of one network are not independent; networks are, so a mean of this share over
+    networks has its interval from their spread.
+    """
+    layers = layer_columns(runs, when)
+    return runs[layers].sum(axis=1) / (len(layers) * runs["model.width"])
+
+
 def _group_keys(runs: pd.DataFrame, by: Sequence[str] | None) -> list[str]:
     if by is None:
         return setting_columns(runs)
@@ -521,13 +532,17 @@ def _t_interval_test(difference: float, se: float, df: float, level: float):
 
 
 def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979); controls the family-wise error rate."""
+    """Holm's step-down adjusted p-values (Holm 1979); controls the family-wise error rate.
+
+    A NaN p-value (a comparison that could not be tested) stays NaN and is not counted in the
+    family.
+    """
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    order = np.argsort(p)
-    adjusted = np.empty(m)
+    tested = np.flatnonzero(~np.isnan(p))
+    m = len(tested)
+    adjusted = np.full(len(p), np.nan)
     running = 0.0
-    for rank, index in enumerate(order):
+    for rank, index in enumerate(tested[np.argsort(p[tested])]):
         running = max(running, min(1.0, (m - rank) * p[index]))
         adjusted[index] = running
     return adjusted
@@ -805,9 +820,10 @@ def compare(
     (:func:`two_proportion_test`) with Newcombe's interval (:func:`newcombe_interval`).
 
     A mean (``final_loss``, ``final_accuracy``, or any other numeric, non-boolean column of
-    ``runs`` that is not a setting, e.g. ``initial_loss`` or one a caller added): ``n_a``, ``n_b``, ``mean_a``, ``mean_b``; the
-    test ``paired_t`` (:func:`paired_t_test`, per-network differences) when paired, else
-    ``welch`` (:func:`welch_test`); ``k_a_only`` and ``k_b_only`` are empty.
+    ``runs`` that is not a setting, e.g. ``initial_loss`` or one a caller added): ``n_a``,
+    ``n_b``, ``mean_a``, ``mean_b``; the test ``paired_t`` (:func:`paired_t_test`, per-network
+    differences) when paired, else ``welch`` (:func:`welch_test`); ``k_a_only`` and
+    ``k_b_only`` are empty.
 
     Args:
       runs: per-initialization table; a ``results`` column (several folders) or a ``variant``
@@ -838,9 +854,7 @@ def _comparison_table(rows: list[dict], by: str, metric: str, others, alpha: flo
     table = pd.DataFrame(rows)[[*others, "level_a", "level_b", *columns, *TEST_COLUMNS]]
     for name in ("k_a_only", "k_b_only"):
         table[name] = table[name].astype("Int64" if metric in PROPORTIONS else float)
-    tested = table["p_value"].notna()
-    table["p_holm"] = np.nan
-    table.loc[tested, "p_holm"] = holm(table.loc[tested, "p_value"])
+    table["p_holm"] = holm(table["p_value"])
     table["significant"] = table["p_holm"] < alpha
     table.insert(0, "by", by)
     table.insert(1, "metric", metric)

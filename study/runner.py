@@ -25,10 +25,10 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -396,7 +396,7 @@ def fingerprint(study: Study, chunk_size: int | None) -> str:
 
 
 def run_config(
-    config: str | Path | None = None,
+    config: Mapping[str, Any] | str | Path | None = None,
     *,
     out: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -411,6 +411,9 @@ def run_config(
     engine: Engine | None = None,
 ) -> tuple[Study, Path]:
     """Load a config (as ``study run`` does) and run it; ``(study, results folder)``.
+
+    ``config``: a TOML path, a nested dict in the same layout (a relative ``data.path`` is then
+    relative to the current folder) or None, as :func:`study.config.load_study` takes.
 
     ``compile_cache``: keep compiled programs on disk for later runs
     (:func:`study.runtime.configure`); ``figures``, ``figure_cache``, ``engine``: as for

@@ -96,6 +96,15 @@ def test_summary_by_subset_pools_settings():
     np.testing.assert_allclose(summary["p_dead_init"], direct.to_numpy())
 
 
+def test_dead_share_pools_the_hidden_layers():
+    runs = synthetic_runs(0.3, 0.2, n=50, depth=3, **{"model.width": [4]})
+    direct = sum(runs[f"dead_units_end_l{k}"] for k in (1, 2, 3)) / 12
+    np.testing.assert_allclose(analysis.dead_share(runs), direct)
+    summary = analysis.summarize(runs)  # the mean of the pooled share is that of the layers'
+    layers = [summary[f"dead_frac_init_l{k}"].iloc[0] for k in (1, 2, 3)]
+    assert analysis.dead_share(runs, "init").mean() == pytest.approx(sum(layers) / 3)
+
+
 def test_all_diverged_gives_nan_and_says_so():
     runs = synthetic_runs(0.3, 0.2, n=50, p_diverged=1.0, **{"data.offset": [2.0]})
     row = analysis.summarize(runs).iloc[0]

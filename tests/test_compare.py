@@ -49,6 +49,10 @@ def test_fisher_for_small_counts_and_interval_contains_difference():
 def test_holm():
     np.testing.assert_allclose(analysis.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
     np.testing.assert_allclose(analysis.holm([0.5]), [0.5])
+    # an untested comparison (NaN) stays NaN and is not one of the family
+    np.testing.assert_allclose(
+        analysis.holm([0.01, np.nan, 0.04, 0.03]), [0.03, np.nan, 0.06, 0.06]
+    )
 
 
 def test_pairs_within_other_settings_and_holm_across_table():
