@@ -1,618 +1,323 @@
 """Remedies study (issue 12, item 2): what prevents dying ReLU, and at what cost.
 
-Every remedy is a set of config overrides (``REMEDIES``) applied to each task's baseline
-(``TASKS``); nothing is tuned to win. For every (task, remedy): P(dead at init), P(dead at end),
-P(revived) and P(inactive at end) with 95% Wilson intervals (and which way revived networks came
-back: P(revived by training), P(revived by intervention)), the initial and final loss and the final
-accuracy with 95% normal intervals, and the change in P(dead at end) from the task's baseline with
-a Newcombe interval and a Fisher/z p-value, Holm-adjusted across the whole table. Then the two
-CS231n claims: does a 0.01 bias consistently lower death (every task, three learning rates, and a
-3 x 64 network), and what share of a 3 x 64 network's units is dead after training against the
-learning rate (where does it cross 40%)?
+``study/configs/remedies_<task>.toml`` is a task's baseline with each remedy a ``[variants.NAME]``
+(none tuned); a remedy that is not a variant of a task is listed with why (the engine refuses it
+there, or it is the baseline). Per (task, remedy): proportions with Wilson intervals, means with
+normal ones, and the change from the baseline (``analysis.compare``: paired on shared draws, with
+``saved`` and ``killed`` the networks dead under only the baseline or only the remedy), Holm over
+the table; ``width_ratio``, for a remedy that leaves the start alike, the paired interval's width
+over the unpaired one's. Then the CS231n claims: does a 0.01 bias consistently lower death
+(``remedies_<task>_bias.toml`` and the 3 x 64 network of ``remedies_cs231n.toml`` at several
+learning rates), and is as much as 40% of that network dead at a high learning rate?
 
-Each task's config (``study/configs/remedies_<task>.toml``) is the baseline plus the numeric
-axes swept in the same compile: its bias is ``constant`` with ``bias_scale`` 0 (the zero bias,
-bit for bit) so that the constant-bias remedies are numeric values of the baseline's program, and
-its learning rate lists the smaller one and a larger one. Remedies that share the baseline's
-structural keys run in that one ``study run``; each other structural combination is one more
-``study run CONFIG --out results/remedies/runs/<task>/<group> --set ...`` with the numeric axes
-pinned to the values its remedies need. A remedy the engine refuses for a task (``study.load_study``
-raises) is recorded as not applicable with the engine's reason; one that changes nothing (He
-init on a task that is already He) as the baseline itself.
-
-Adding a remedy is one more entry of ``REMEDIES``; a remedy the engine does not have yet goes
-in ``PENDING`` (not run, listed with that note) until it has its keys.
-
-Writes ``results/remedies/``: ``summary.csv`` (a row per task and remedy), ``bias_claim.csv``,
-``lr_claim.csv``, ``claims.csv`` (the verdicts) and ``figures/*.png``; runs in ``runs/``.
-
+Writes ``results/remedies/``: ``summary.csv``, ``bias_claim.csv``, ``lr_claim.csv``,
+``claims.csv``, ``figures/*.png``; runs in ``runs/<config>/``.
 Usage: ``python scripts/reproduce_remedies.py [--tiny] [--out DIR] [--force]``
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import reproduce_common as common
-from scipy import stats
 
 import study
-from study import analysis, config
+from study import analysis, config, results, runner, runtime
 
-BASELINE = "baseline"
-# A remedy: config overrides relative to the task's baseline. A value may be a function of the
-# baseline's value of that key (the smaller learning rate is a tenth of each task's own).
-REMEDIES: dict[str, dict[str, object]] = {
-    "standardized data": {"data.standardize": True},
-    "leaky ReLU 0.01": {"model.activation": "leaky_relu", "model.leaky_slope": 0.01},
-    "leaky ReLU 0.1": {"model.activation": "leaky_relu", "model.leaky_slope": 0.1},
-    "ELU": {"model.activation": "elu"},
-    "bias 0.01": {"model.bias_init": "constant", "model.bias_scale": 0.01},
-    "bias 0.1": {"model.bias_init": "constant", "model.bias_scale": 0.1},
-    "He init": {"model.init": "he_normal"},
-    "RAI": {"model.init": "rai"},
-    "learning rate / 10": {"train.learning_rate": lambda base: base / 10},
-    "SGD instead of Adam": {"train.optimizer": "sgd"},
-    # Issue 12, item 1. The strengths are the papers' usual values, untuned; interventions every
-    # 100 steps (a multiple of every task's log_every, below its steps). Layer norm at width 1 is
-    # refused by the engine, and that task's row then says so.
-    "flip_dead": {"model.flip_dead": True},
-    "batch norm": {"model.norm": "batch"},
-    "layer norm": {"model.norm": "layer"},
-    "ReDo": {"train.intervention": "redo", "train.intervention_every": 100, "train.redo_tau": 0.0},
-    "shrink and perturb": {
-        "train.intervention": "shrink_perturb",
-        "train.intervention_every": 100,
-        "train.shrink": 0.8,
-        "train.perturb": 0.1,
-    },
-    "L2-init": {"train.intervention": "l2_init", "train.l2_init": 0.01},
+# Every remedy, in the tables' order (related ones together): its variant name and its label.
+REMEDIES = {
+    "standardized": "standardized data",
+    "leaky_relu_0_01": "leaky ReLU 0.01",
+    "leaky_relu_0_1": "leaky ReLU 0.1",
+    "elu": "ELU",
+    "bias_0_01": "bias 0.01",
+    "bias_0_1": "bias 0.1",
+    "he_init": "He init",
+    "rai": "RAI",
+    "lr_tenth": "learning rate / 10",
+    "sgd": "SGD instead of Adam",
+    "flip_dead": "flip_dead",
+    "batch_norm": "batch norm",
+    "layer_norm": "layer norm",
+    "redo": "ReDo",
+    "shrink_perturb": "shrink and perturb",
+    "l2_init": "L2-init",
 }
-# Remedies the engine does not have yet (none at present): listed in summary.csv with that note.
-PENDING: dict[str, dict[str, object]] = {}
-
-
-@dataclass(frozen=True)
-class Task:
-    """A task: its config (baseline plus numeric axes) and the baseline's point on those axes."""
-
-    name: str
-    config: str
-    title: str
-    baseline: Mapping[str, object]
-
-
-TASKS = (
-    Task(
-        "question",
-        "remedies_question.toml",
-        "2-1-1 ReLU, features in [1, 3]\nU(-0.05, 0.05), Adam 0.01",
-        {"model.bias_scale": 0.0, "train.learning_rate": 0.01},
-    ),
-    Task(
-        "two_layers",
-        "remedies_two_layers.toml",
-        "two ReLU layers of width 1, centered 2-D\nU(-0.05, 0.05), Adam 0.01",
-        {"model.bias_scale": 0.0, "train.learning_rate": 0.01},
-    ),
-    Task(
-        "lu_abs",
-        "remedies_lu_abs.toml",
-        "|x| fit, width 2, depth 10 (Lu et al.)\nHe normal, Adam 0.001",
-        {"model.bias_scale": 0.0, "train.learning_rate": 0.001},
-    ),
+TASKS = {
+    "question": "2-1-1 ReLU, features in [1, 3]\nU(-0.05, 0.05), Adam 0.01",
+    "two_layers": "two ReLU layers of width 1, centered 2-D\nU(-0.05, 0.05), Adam 0.01",
+    "lu_abs": "|x| fit, width 2, depth 10 (Lu et al.)\nHe normal, Adam 0.001",
+}
+CLAIMS = (
+    "a 0.01 bias consistently lowers death",
+    "as much as 40% of the network dead at a high learning rate",
 )
-CS231N_CONFIG = "remedies_cs231n.toml"
 CS231N_SHARE = 0.4
-BIAS_CLAIM = "a 0.01 bias consistently lowers death"
-LR_CLAIM = "as much as 40% of the network dead at a high learning rate"
-# A learning rate where fewer runs than this did not diverge says nothing about the survivors'
-# dead units (one survivor of 40 is no estimate): it is kept in the tables, but not used for the
-# 40% crossing, the bias comparison or the figure.
+# Where fewer runs than this did not diverge, the survivors say nothing (one of 40 is no
+# estimate): kept in the tables, left out of the bias comparison, the 40% crossing, the figure.
 MIN_VALID = 10
-TINY_OVERRIDES = ("train.steps=20", "train.log_every=10")
-TINY_TASKS = ("question",)
-# The baseline's compile only; layer norm is refused at the question's width 1 (not run).
-TINY_REMEDIES = ("bias 0.01", "bias 0.1", "learning rate / 10", "layer norm")
-TINY_CS231N = (
-    "model.width=4",
-    "train.steps=20",
-    "train.log_every=10",
-    "train.learning_rate=[0.1, 3.0]",
-)
+# --tiny: the question's baseline with three numeric variants (one compiled structure, one chunk
+# shape shared with its bias grid) and a 4-wide 3 x 64 network (the second structure).
+TINY = ("train.steps=20", "train.log_every=10")
+TINY_VARIANTS = ("bias_0_01", "bias_0_1", "lr_tenth")
+TINY_CS231N = ("model.width=4", "train.learning_rate=[0.1, 3.0]")
+PROPORTION = ["k_{}", "p_{}", "p_{}_lo", "p_{}_hi"]
+BIAS_COLUMNS = ["task", "train.learning_rate", "metric", "zero_bias", "bias_0.01", "difference"]
+BIAS_COLUMNS += ["difference_lo", "difference_hi", "n_zero_bias", "n_bias_0.01", "paired"]
+BIAS_COLUMNS += ["k_a_only", "k_b_only", "test", "p_value"]
 
 
-# --------------------------------------------------------------------------------------------
-# From the remedies table to `study run` calls.
-# --------------------------------------------------------------------------------------------
+def read(name: str) -> dict:
+    return config.read_toml(common.CONFIGS / f"{name}.toml")
 
 
-def toml_value(value) -> str:
-    """A value as ``--set KEY=VALUE`` takes it (TOML syntax)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
-
-
-def flat_config(task: Task) -> dict[str, object]:
-    """The task's config as ``{"section.key": value}`` with the numeric axes at the baseline."""
-    given = config.flatten(config.read_toml(common.CONFIGS / task.config))
-    flat = {name: value for name, value in given.items() if name in config.SETTING_KEYS}
-    flat.update(task.baseline)
-    return flat
-
-
-def remedy_values(baseline: Mapping[str, object], overrides: Mapping[str, object]) -> dict:
-    """The remedy's setting: the baseline's values with the overrides (callables applied)."""
-    values = dict(baseline)
-    for key, value in overrides.items():
-        values[key] = value(baseline[key]) if isinstance(value, Callable) else value
-    return values
-
-
-def refusal(task: Task, values: Mapping[str, object]) -> str | None:
-    """The engine's one-line reason if it refuses this setting, else None."""
-    given = config.flatten(config.read_toml(common.CONFIGS / task.config))
-    try:
-        study.load_study(config.nest({**given, **values}))
-    except study.ConfigError as error:
-        return str(error).splitlines()[0]
-    return None
-
-
-def structural(name: str) -> bool:
-    return name not in config.KEYS or config.KEYS[name].structural
-
-
-@dataclass
-class Group:
-    """One ``study run``: structural overrides of the config, numeric values to sweep."""
-
-    structure: dict[str, object]
-    numeric: dict[str, set] = field(default_factory=dict)
-
-    @property
-    def folder_name(self) -> str:
-        if not self.structure:
-            return BASELINE
-        parts = [f"{k.partition('.')[2]}-{v}" for k, v in sorted(self.structure.items())]
-        return "__".join(parts).lower()
-
-    def overrides(self) -> list[str]:
-        sets = [f"{k}={toml_value(v)}" for k, v in sorted(self.structure.items())]
-        for key, values in sorted(self.numeric.items()):
-            values = sorted(values)
-            sets.append(f"{key}={toml_value(values if len(values) > 1 else values[0])}")
-        return sets
-
-
-@dataclass
-class Plan:
-    """A task's runs: the groups, each remedy's group and setting, and the remedies not run."""
-
-    groups: list[Group]
-    members: dict[str, tuple[Group, dict]]
-    notes: dict[str, str]
-    numeric_keys: list[str]
-    baseline: dict[str, object]
-
-
-def plan(task: Task, remedies: Mapping[str, Mapping], pending: Mapping[str, Mapping]) -> Plan:
-    """Group the task's remedies by their structural keys (one ``study run`` per group).
-
-    Every numeric key that is a sweep axis of the task config or that some remedy changes is
-    pinned in every group to the values its members need; the baseline's group keeps the config's
-    axes too (the learning rates of the bias claim).
-    """
-    baseline = flat_config(task)
-    for key in {key for overrides in remedies.values() for key in overrides}:
-        if not structural(key):  # a numeric key the config leaves out: at its default
-            baseline.setdefault(key, config.KEYS[key].default)
-    axes = {k: v for k, v in config_axes(task).items() if not structural(k)}
-    settings, notes = {}, {}
-    for name, overrides in {BASELINE: {}, **remedies}.items():
-        values = remedy_values(baseline, overrides)
-        reason = refusal(task, values)
-        if name != BASELINE and values == baseline:
-            notes[name] = "same as the baseline for this task"
-        elif reason is not None:
-            notes[name] = f"refused by the engine: {reason}"
-        else:
-            settings[name] = values
-    notes.update({name: "not yet in the engine" for name in pending})
-    numeric_keys = sorted(
-        set(axes)
-        | {k for v in settings.values() for k in v if not structural(k) and v[k] != baseline[k]}
+def run(name: str, args, variants=None, overrides=()) -> tuple[study.Study, pd.DataFrame]:
+    """``study/configs/<name>.toml`` (only ``variants``, if given) into ``runs/<name>``."""
+    given = read(name)
+    if variants is not None:
+        given["variants"] = {k: v for k, v in given["variants"].items() if k in variants}
+    sizes = {"n_inits": 16, "chunk_size": 16, "quiet": True} if args.tiny else {}
+    common.say(f"study run {name}")
+    overrides = [*overrides, *(TINY if args.tiny else ())]
+    ran, folder = runner.run_config(
+        given, out=args.out / "runs" / name, overrides=overrides, force=args.force, **sizes
     )
-    groups: dict[tuple, Group] = {}
-    members = {}
-    for name, values in settings.items():
-        changed = {k: v for k, v in values.items() if structural(k) and v != baseline.get(k)}
-        signature = tuple(sorted((k, str(v)) for k, v in changed.items()))
-        if signature not in groups:
-            groups[signature] = Group(
-                changed, {k: set(axes.get(k, ())) if not changed else set() for k in numeric_keys}
-            )
-        group = groups[signature]
-        for key in numeric_keys:
-            group.numeric[key].add(values[key])
-        members[name] = (group, values)
-    return Plan(list(groups.values()), members, notes, numeric_keys, baseline)
+    return ran, results.ResultsFolder.open(folder).runs()
 
 
-def config_axes(task: Task) -> dict[str, list]:
-    """The config's sweep axes (its list-valued keys)."""
-    given = config.flatten(config.read_toml(common.CONFIGS / task.config))
-    return {
-        name: value
-        for name, value in given.items()
-        if name in config.SETTING_KEYS and isinstance(value, list)
-    }
+def not_variants(task: str) -> dict[str, str]:
+    """Each remedy that is not a variant of the task's config, with why: the engine refuses it
+    there, or it is the baseline (its overrides: as another task's config writes them)."""
+    written = {n: t for x in TASKS for n, t in read(f"remedies_{x}")["variants"].items()}
+    given = read(f"remedies_{task}")
+    base = config.flatten({k: v for k, v in given.items() if k not in ("variants", "reference")})
+    notes = {}
+    for name in (name for name in REMEDIES if name not in given["variants"]):
+        try:
+            remedy = study.load_study(config.nest(base | config.flatten(written[name])))
+        except study.ConfigError as error:
+            notes[name] = f"refused by the engine: {str(error).splitlines()[0]}"
+            continue
+        if remedy.settings[0].values != study.load_study(config.nest(base)).settings[0].values:
+            raise SystemExit(f"remedies_{task}.toml: {name} runs on this task; add it as a variant")
+        notes[name] = "same as the baseline for this task"
+    return notes
 
 
-# --------------------------------------------------------------------------------------------
-# Statistics (pandas and scipy only; no JAX).
-# --------------------------------------------------------------------------------------------
-
-
-def mean_interval(values: pd.Series) -> tuple[float, float, float]:
-    """Mean with a 95% normal interval (independent networks)."""
-    values = values.dropna()
-    if len(values) == 0:
-        return np.nan, np.nan, np.nan
-    half = common.Z95 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return values.mean(), values.mean() - half, values.mean() + half
-
-
-def mean_difference(first: pd.Series, second: pd.Series) -> tuple[float, float, float, float]:
-    """``mean(second) - mean(first)`` with a 95% Welch normal interval and Welch's p-value."""
-    first, second = first.dropna(), second.dropna()
-    if len(first) < 2 or len(second) < 2:
-        return np.nan, np.nan, np.nan, np.nan
-    difference = second.mean() - first.mean()
-    se = np.hypot(
-        first.std(ddof=1) / np.sqrt(len(first)), second.std(ddof=1) / np.sqrt(len(second))
+def changes_start(keys) -> bool:
+    """Whether a variant setting ``keys`` may start from other networks than the baseline: it
+    sets a structural key of phase "start", or a numeric key outside [train] (the start reads
+    the data's and the initialization's numbers; the [train] ones act in training only)."""
+    return any(
+        config.KEYS[k].phase == "start" and (config.KEYS[k].structural or k[:6] != "train.")
+        for k in keys
     )
-    if se == 0:
-        return difference, difference, difference, 1.0 if difference == 0 else 0.0
-    p_value = stats.ttest_ind(second, first, equal_var=False).pvalue
-    return difference, difference - common.Z95 * se, difference + common.Z95 * se, float(p_value)
 
 
-def some_layer_all(runs: pd.DataFrame, kind: str, when: str) -> pd.Series:
-    """Per network: some hidden layer has every unit ``kind`` (dead, inactive) at ``when``."""
-    width = runs["model.width"]
-    columns = [c for c in runs.columns if c.startswith(f"{kind}_units_{when}_l")]
-    return pd.concat([runs[c] == width for c in columns], axis=1).any(axis=1)
+def columns(table: pd.DataFrame, names: list[str], new: list[str]) -> pd.DataFrame:
+    return table[names].set_axis(new, axis=1)
 
 
-def select(frame: pd.DataFrame, values: Mapping[str, object], keys) -> pd.DataFrame:
-    mask = np.ones(len(frame), bool)
-    for key in keys:
-        mask &= np.isclose(frame[key].to_numpy(float), float(values[key]))
-    return frame[mask]
-
-
-def proportion_columns(name: str, k: int, n: int) -> dict:
-    lo, hi = analysis.wilson_interval(k, n)
-    return {
-        f"k_{name}": k,
-        f"p_{name}": k / n if n else np.nan,
-        f"p_{name}_lo": lo,
-        f"p_{name}_hi": hi,
-    }
-
-
-def remedy_row(summary: pd.DataFrame, runs: pd.DataFrame, values: Mapping, numeric: list) -> dict:
-    """One (task, remedy): counts and proportions from summary.csv, means from the runs."""
-    setting = select(summary, values, numeric)
-    assert len(setting) == 1, f"expected one setting for {values}, found {len(setting)}"
-    setting = setting.iloc[0]
-    mine = select(runs, values, numeric)
-    valid = mine[~mine["diverged"].astype(bool)]
-    n = int(setting["n_valid"])
-    alive_at_init = valid[~valid["dead_init"].astype(bool)]
-    row = {"n_inits": int(setting["n_inits"]), "n_valid": n}
-    row.update(proportion_columns("diverged", int(setting["k_diverged"]), row["n_inits"]))
-    for event in ("dead_init", "dead_end", "revived"):
-        row.update(proportion_columns(event, int(setting[f"k_{event}"]), n))
-    # Which way revived networks came back (without an intervention: by training, if at all).
-    for way in ("revived_by_training", "revived_by_intervention"):
-        row.update(proportion_columns(way, int(valid[way].sum()), n))
-    row.update(
-        proportion_columns(
-            "died_in_training", int(alive_at_init["dead_end"].sum()), len(alive_at_init)
+def per_variant(runs: pd.DataFrame) -> pd.DataFrame:
+    """A row per variant: counts and proportions with Wilson intervals, means with intervals."""
+    summary = analysis.summarize(runs, by="variant").set_index("variant")
+    events = ("diverged", "dead_init", "dead_end", "revived")
+    parts = [summary[["n_inits", "n_valid", *(f.format(e) for e in events for f in PROPORTION)]]]
+    inactive = [runs[c] == runs["model.width"] for c in runs if c.startswith("inactive_units_end")]
+    runs = runs.assign(inactive_end=pd.concat(inactive, axis=1).any(axis=1))
+    alive = runs[~runs["dead_init"].astype(bool)]  # died in training: of those alive at init
+    for event, name, rows in (
+        ("revived_by_training", "revived_by_training", runs),
+        ("revived_by_intervention", "revived_by_intervention", runs),
+        ("dead_end", "died_in_training", alive),
+        ("inactive_end", "inactive_end", runs),
+    ):
+        table = common.proportion_table(rows, ["variant"], event).set_index("variant")
+        parts.append(
+            columns(table, ["k", "p", "p_lo", "p_hi"], [f.format(name) for f in PROPORTION])
         )
-    )
-    row.update(
-        proportion_columns("inactive_end", int(some_layer_all(valid, "inactive", "end").sum()), n)
-    )
     for metric in ("initial_loss", "final_loss", "final_accuracy"):
-        row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = mean_interval(valid[metric])
-    return row, valid
+        table = common.mean_table(runs, ["variant"], metric, (None, None)).set_index("variant")
+        parts.append(columns(table, ["mean", "mean_lo", "mean_hi"], [metric, *bounds(metric)]))
+    return pd.concat(parts, axis=1)
 
 
-def summary_table(task_results: list[dict]) -> pd.DataFrame:
-    """A row per (task, remedy) with the change from the task's baseline; Holm over the table."""
-    rows = []
-    for result in task_results:
-        base, base_runs = result["rows"][BASELINE]
-        for name, (row, valid) in result["rows"].items():
-            entry = {"task": result["task"].name, "remedy": name, "note": ""}
-            entry["overrides"] = result["overrides"][name]
-            entry.update(row)
-            if name == BASELINE:  # the baseline is not compared with itself
-                rows.append(entry)
-                continue
-            for event in ("dead_init", "dead_end"):
-                k1, n1 = base[f"k_{event}"], base["n_valid"]
-                k2, n2 = row[f"k_{event}"], row["n_valid"]
-                lo, hi = analysis.newcombe_interval(k1, n1, k2, n2)
-                entry[f"diff_p_{event}"] = k2 / n2 - k1 / n1
-                entry[f"diff_p_{event}_lo"], entry[f"diff_p_{event}_hi"] = lo, hi
-            entry["test"], entry["p_value"] = analysis.two_proportion_test(
-                base["k_dead_end"], base["n_valid"], row["k_dead_end"], row["n_valid"]
-            )
-            for metric in ("final_loss", "final_accuracy"):
-                d, lo, hi, _ = mean_difference(base_runs[metric], valid[metric])
-                entry[f"diff_{metric}"], entry[f"diff_{metric}_lo"] = d, lo
-                entry[f"diff_{metric}_hi"] = hi
-            rows.append(entry)
-        for name, note in result["notes"].items():
-            rows.append({"task": result["task"].name, "remedy": name, "note": note})
-    table = pd.DataFrame(rows)
-    tested = table["p_value"].notna()
-    table["p_holm"] = np.nan
-    table.loc[tested, "p_holm"] = analysis.holm(table.loc[tested, "p_value"])
-    order = ["task", "remedy", "overrides", "n_inits", "n_valid"]
-    return table[order + [c for c in table.columns if c not in order and c != "note"] + ["note"]]
+def bounds(name: str) -> list[str]:
+    return [f"{name}_lo", f"{name}_hi"]
 
 
-def dead_unit_share(runs: pd.DataFrame) -> pd.Series:
-    """Per network: the share of hidden units (all layers pooled) dead at the end."""
-    columns = [c for c in runs.columns if c.startswith("dead_units_end_l")]
-    return runs[columns].sum(axis=1) / (len(columns) * runs["model.width"])
+def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
+    """Each variant against the baseline (``analysis.compare``): the change in P(dead at init),
+    P(dead at end), final loss and accuracy with intervals; the test of P(dead at end)."""
+
+    def compare(metric: str, paired: bool = shared) -> pd.DataFrame:
+        kwargs = {"shared_draws": paired, "reference": ran.reference}
+        return analysis.compare(runs, "variant", metric, **kwargs).set_index("level_b")
+
+    def change(metric: str) -> pd.DataFrame:
+        names = [f"diff_{metric}", *bounds(f"diff_{metric}")]
+        return columns(compare(metric), ["difference", *bounds("difference")], names)
+
+    end, unpaired = compare("p_dead_end"), compare("p_dead_end", paired=False)
+    tests = columns(
+        end,
+        ["paired", "k_a_only", "k_b_only", "test", "p_value"],
+        ["paired", "saved", "killed", "test", "p_value"],
+    )
+    alike = np.array([not changes_start(ran.config["variants"][name]) for name in end.index])
+    width = (end["difference_hi"] - end["difference_lo"]).where(end["paired"] & alike)
+    tests["width_ratio"] = width / (unpaired["difference_hi"] - unpaired["difference_lo"])
+    parts = [change("p_dead_init"), change("p_dead_end"), tests]
+    return pd.concat([*parts, change("final_loss"), change("final_accuracy")], axis=1)
+
+
+def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The task's rows of summary.csv (a remedy not run: its note) and of bias_claim.csv."""
+    ran, runs = run(f"remedies_{task}", args, TINY_VARIANTS if args.tiny else None)
+    table = per_variant(runs).join(changes(runs, ran, analysis.shares_draws([ran.config])))
+    written = {
+        n: "; ".join(f"{k}={json.dumps(v)}" for k, v in o.items())
+        for n, o in ran.config["variants"].items()
+    }
+    table.insert(0, "overrides", pd.Series(written, dtype=object))
+    notes = pd.DataFrame({"note": not_variants(task)}, dtype=object)
+    order = [n for n in ["baseline", *REMEDIES] if n in table.index or n in notes.index]
+    table = pd.concat([table, notes]).reindex(order).rename_axis("variant").reset_index()
+    table.insert(0, "remedy", table["variant"].map(REMEDIES).fillna(table["variant"]))
+    bias, bias_runs = run(f"remedies_{task}_bias", args)
+    return table.assign(task=task), bias_rows(bias, bias_runs, task, "p_dead_end")
+
+
+def bias_rows(ran: study.Study, runs: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """A zero against a 0.01 bias at each learning rate (``analysis.compare``); no test where
+    fewer than ``MIN_VALID`` runs did not diverge."""
+    shared = analysis.shares_draws([ran.config])
+    table = analysis.compare(runs, "model.bias_scale", metric, shared_draws=shared)
+    value = "p" if metric in analysis.PROPORTIONS else "mean"
+    names = {f"{value}_a": "zero_bias", f"{value}_b": "bias_0.01", "n_a": "n_zero_bias"}
+    table = table.rename(columns=names | {"n_b": "n_bias_0.01"}).assign(task=task)[BIAS_COLUMNS]
+    few = table[["n_zero_bias", "n_bias_0.01"]].min(axis=1) < MIN_VALID
+    table.loc[few, ["difference", *bounds("difference"), "p_value"]] = np.nan
+    return table
 
 
 def lr_claim_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Dead-unit share after training per (bias, learning rate) of the deep network."""
-    rows = []
-    for (bias, lr), part in runs.groupby(["model.bias_scale", "train.learning_rate"]):
-        valid = part[~part["diverged"].astype(bool)]
-        share, lo, hi = mean_interval(dead_unit_share(valid))
-        row = {"model.bias_scale": bias, "train.learning_rate": lr, "n_inits": len(part)}
-        row["n_valid"] = len(valid)
-        row.update(proportion_columns("diverged", int(part["diverged"].sum()), len(part)))
-        row.update({"dead_unit_share": share, "dead_unit_share_lo": lo, "dead_unit_share_hi": hi})
-        for column in sorted(c for c in part.columns if c.startswith("dead_units_end_l")):
-            layer = column.rpartition("_")[2]
-            row[f"dead_unit_share_{layer}"] = (valid[column] / valid["model.width"]).mean()
-        row["final_accuracy"] = valid["final_accuracy"].mean()
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """The share of dead units after training per (bias, learning rate) of the 3 x 64 network."""
+    by = ["model.bias_scale", "train.learning_rate"]
+    summary = analysis.summarize(runs, by=by).set_index(by)
+    share = common.mean_table(runs.assign(share=analysis.dead_share(runs)), by, "share")
+    parts = [summary[["n_inits", "n_valid", *(f.format("diverged") for f in PROPORTION)]]]
+    names = ["dead_unit_share", *bounds("dead_unit_share")]
+    parts.append(columns(share.set_index(by), ["mean", "mean_lo", "mean_hi"], names))
+    layers = summary.filter(regex="^dead_frac_end_l")
+    parts.append(layers.rename(columns=lambda c: c.replace("dead_frac_end", "dead_unit_share")))
+    table = pd.concat(parts, axis=1).assign(final_accuracy=summary["mean_final_accuracy"])
+    return table.reset_index()
 
 
 def crossing(table: pd.DataFrame, column: str, level: float) -> float:
-    """The learning rate where ``column`` first reaches ``level`` (log-linear interpolation).
-
-    Only learning rates with at least ``MIN_VALID`` runs that did not diverge count; ``inf``
-    when the level is not reached among them.
-    """
-    table = table[table["n_valid"] >= MIN_VALID].dropna(subset=[column])
-    table = table.sort_values("train.learning_rate")
+    """The learning rate where ``column`` first reaches ``level`` (log-linear interpolation);
+    ``inf`` where it does not."""
     lr, share = table["train.learning_rate"].to_numpy(), table[column].to_numpy()
     above = np.flatnonzero(share >= level)
-    if len(above) == 0:
-        return np.inf
+    if len(above) == 0 or above[0] == 0:
+        return float(lr[0]) if len(above) else np.inf
     i = above[0]
-    if i == 0:
-        return float(lr[0])
     t = (level - share[i - 1]) / (share[i] - share[i - 1])
     return float(np.exp(np.log(lr[i - 1]) + t * (np.log(lr[i]) - np.log(lr[i - 1]))))
 
 
-def bias_claim_table(task_results: list[dict], deep_runs: pd.DataFrame) -> pd.DataFrame:
-    """Bias 0.01 against zero bias at every learning rate of every task; Holm over the table.
-
-    For the three tasks the metric is P(network dead at end) (Newcombe interval, Fisher/z test);
-    for the 3 x 64 network, where whole networks do not die, the mean share of dead units
-    (Welch interval and test).
-    """
-    rows = []
-    for result in task_results:
-        runs = result["baseline_runs"]
-        runs = runs[~runs["diverged"].astype(bool)]
-        for lr, part in runs.groupby("train.learning_rate"):
-            zero = part[np.isclose(part["model.bias_scale"], 0.0)]
-            small = part[np.isclose(part["model.bias_scale"], 0.01)]
-            k1, n1 = int(zero["dead_end"].sum()), len(zero)
-            k2, n2 = int(small["dead_end"].sum()), len(small)
-            lo, hi = analysis.newcombe_interval(k1, n1, k2, n2)
-            _, p_value = analysis.two_proportion_test(k1, n1, k2, n2)
-            rows.append(
-                {
-                    "task": result["task"].name,
-                    "train.learning_rate": lr,
-                    "metric": "p_dead_end",
-                    "zero_bias": k1 / n1,
-                    "bias_0.01": k2 / n2,
-                    "difference": k2 / n2 - k1 / n1,
-                    "difference_lo": lo,
-                    "difference_hi": hi,
-                    "n_zero_bias": n1,
-                    "n_bias_0.01": n2,
-                    "p_value": p_value,
-                }
-            )
-    deep = deep_runs[~deep_runs["diverged"].astype(bool)]
-    for lr, part in deep.groupby("train.learning_rate"):
-        zero = dead_unit_share(part[np.isclose(part["model.bias_scale"], 0.0)])
-        small = dead_unit_share(part[np.isclose(part["model.bias_scale"], 0.01)])
-        d, lo, hi, p_value = mean_difference(zero, small)
-        if min(len(zero), len(small)) < MIN_VALID:
-            d = lo = hi = p_value = np.nan
-        rows.append(
-            {
-                "task": "deep_3x64",
-                "train.learning_rate": lr,
-                "metric": "dead_unit_share",
-                "zero_bias": zero.mean(),
-                "bias_0.01": small.mean(),
-                "difference": d,
-                "difference_lo": lo,
-                "difference_hi": hi,
-                "n_zero_bias": len(zero),
-                "n_bias_0.01": len(small),
-                "p_value": p_value,
-            }
-        )
-    table = pd.DataFrame(rows)
-    tested = table["p_value"].notna()
-    table["p_holm"] = np.nan
-    table.loc[tested, "p_holm"] = analysis.holm(table.loc[tested, "p_value"])
-    return table
-
-
-def claims_table(bias: pd.DataFrame, lr: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """The two CS231n claims with a verdict each, from the two claim tables."""
+def bias_verdict(bias: pd.DataFrame, alpha: float = 0.05) -> str:
     tested = bias[bias["p_holm"].notna()]
-    lower = tested[(tested["p_holm"] < alpha) & (tested["difference"] < 0)]
-    higher = tested[(tested["p_holm"] < alpha) & (tested["difference"] > 0)]
-    if len(lower) == len(tested):
-        verdict = "consistent improvement"
-    elif len(lower):
-        verdict = "not consistent"
-    else:
-        verdict = "no improvement shown"
-    bias_text = (
-        f"{verdict}: a 0.01 bias lowers death significantly (Holm {alpha:g}) in {len(lower)} of "
-        f"{len(tested)} (task, learning rate) cells, raises it in {len(higher)}, no clear change "
-        f"in {len(tested) - len(lower) - len(higher)}"
+    significant = tested["p_holm"] < alpha
+    lower = int((significant & (tested["difference"] < 0)).sum())
+    higher = int((significant & (tested["difference"] > 0)).sum())
+    verdict = "not consistent" if lower else "no improvement shown"
+    verdict = "consistent improvement" if lower == len(tested) > 0 else verdict
+    return (
+        f"{verdict}: a 0.01 bias lowers death significantly (Holm {alpha:g}) in {lower} of "
+        f"{len(tested)} (task, learning rate) cells, raises it in {higher}, no clear change "
+        f"in {len(tested) - lower - higher}"
     )
-    zero = lr[np.isclose(lr["model.bias_scale"], 0.0)].sort_values("train.learning_rate")
-    zero = zero[zero["n_valid"] >= MIN_VALID]
-    point = crossing(zero, "dead_unit_share", CS231N_SHARE)
+
+
+def lr_verdict(lr: pd.DataFrame) -> str:
+    zero = lr[np.isclose(lr["model.bias_scale"], 0.0) & (lr["n_valid"] >= MIN_VALID)]
+    zero = zero.sort_values("train.learning_rate")
     if zero.empty or (zero["k_diverged"] > 0).all():
-        lr_text = f"not measured: no learning rate where at least {MIN_VALID} runs never diverged"
-        return pd.DataFrame(
-            [
-                {"claim": BIAS_CLAIM, "verdict": bias_text},
-                {"claim": LR_CLAIM, "verdict": lr_text},
-            ]
-        )
+        return f"not measured: no learning rate where at least {MIN_VALID} runs never diverged"
+
+    def share(row) -> str:
+        value, low, high = row[["dead_unit_share", *bounds("dead_unit_share")]]
+        return f"{value:.3f} [{low:.3f}, {high:.3f}] at {row['train.learning_rate']:g}"
+
+    point = crossing(zero, "dead_unit_share", CS231N_SHARE)
     stable = zero[zero["k_diverged"] == 0].iloc[-1]
-    stable_text = (
-        f"at the largest rate where no run diverged ({stable['train.learning_rate']:g}) the share "
-        f"is {stable['dead_unit_share']:.3f} [{stable['dead_unit_share_lo']:.3f}, "
-        f"{stable['dead_unit_share_hi']:.3f}]"
-    )
     if np.isfinite(point):
         first = zero[zero["train.learning_rate"] >= point].iloc[0]
-        lr_text = (
+        text = (
             f"reached, at the edge of divergence: the share of dead units crosses 0.4 at a "
-            f"learning rate of about {point:.3g} (interpolated); at "
-            f"{first['train.learning_rate']:g} it is {first['dead_unit_share']:.3f} "
-            f"[{first['dead_unit_share_lo']:.3f}, "
-            f"{first['dead_unit_share_hi']:.3f}] with {first['p_diverged']:.0%} of runs diverged; "
-            + stable_text
+            f"learning rate of about {point:.3g} (interpolated); it is {share(first)} with "
+            f"{first['p_diverged']:.0%} of runs diverged"
         )
     else:
         peak = zero.loc[zero["dead_unit_share"].idxmax()]
-        lr_text = (
+        text = (
             f"not reached by runs that did not diverge: the largest share of dead units is "
-            f"{peak['dead_unit_share']:.3f} [{peak['dead_unit_share_lo']:.3f}, "
-            f"{peak['dead_unit_share_hi']:.3f}] at learning rate {peak['train.learning_rate']:g} "
-            f"({peak['p_diverged']:.0%} of runs diverged there); " + stable_text
+            f"{share(peak)} ({peak['p_diverged']:.0%} of runs diverged there)"
         )
-    return pd.DataFrame(
-        [
-            {"claim": BIAS_CLAIM, "verdict": bias_text},
-            {"claim": LR_CLAIM, "verdict": lr_text},
-        ]
-    )
+    return f"{text}; at the largest rate where no run diverged it is {share(stable)}"
 
 
-# --------------------------------------------------------------------------------------------
-# Figures (drawing only).
-# --------------------------------------------------------------------------------------------
-
-
-def figure_changes(table: pd.DataFrame, titles: Mapping[str, str], out: Path, alpha=0.05) -> None:
+def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
     """Every remedy's change in P(dead at end) from its task's baseline, a panel per task."""
-    run = table[table["remedy"].ne(BASELINE) & table["p_dead_end"].notna()]
-    tasks = list(dict.fromkeys(run["task"]))
-    order = list(REMEDIES)  # the table's order, related remedies together
-    remedies = sorted(
-        dict.fromkeys(run["remedy"]), key=lambda r: order.index(r) if r in order else len(order)
-    )
-    notes = table.set_index(["task", "remedy"])["note"].fillna("")
+    tasks = list(dict.fromkeys(table["task"]))
+    labels = [label for label in REMEDIES.values() if label in set(table["remedy"])]
     fig, axes = plt.subplots(
         1,
         len(tasks),
-        figsize=(4.2 * len(tasks), 0.32 * len(remedies) + 1.6),
+        figsize=(4.2 * len(tasks), 0.32 * len(labels) + 1.6),
         squeeze=False,
         sharey=True,
         layout="constrained",
     )
-    palette = common.plots.styles(["significant", "not significant"])
+    style = common.plots.styles(["significant", "not significant"])
     for ax, task in zip(axes[0], tasks, strict=True):
-        part = run[run["task"] == task].set_index("remedy")
-        for position, remedy in enumerate(remedies):
-            if remedy not in part.index:  # not run: why, without the engine's reason
-                why = notes.get((task, remedy), "").partition(":")[0] or "n/a"
-                box = {"facecolor": "white", "edgecolor": "none", "pad": 1}
-                ax.text(
-                    0, position, why, ha="center", va="center", fontsize=7, color="0.4", bbox=box
-                )
-                continue
-            row = part.loc[remedy]
-            kind = "significant" if row["p_holm"] < alpha else "not significant"
-            s = palette[kind]
+        part = table[table["task"] == task].set_index("remedy")
+        base, part = part.loc["baseline"], part.drop(index="baseline")
+        part = part.assign(y=[labels.index(label) for label in part.index])
+        ran = part[part["p_dead_end"].notna()]
+        for kind, rows in ran.groupby(ran["p_holm"] < alpha):
+            look = style["significant" if kind else "not significant"]
+            d, lo, hi = (rows[name] for name in ["diff_p_dead_end", *bounds("diff_p_dead_end")])
             ax.errorbar(
-                row["diff_p_dead_end"],
-                position,
-                xerr=[
-                    [row["diff_p_dead_end"] - row["diff_p_dead_end_lo"]],
-                    [row["diff_p_dead_end_hi"] - row["diff_p_dead_end"]],
-                ],
-                fmt=s["marker"],
-                color=s["color"],
-                markerfacecolor=s["color"] if kind == "significant" else "white",
+                d,
+                rows["y"],
+                xerr=[d - lo, hi - d],
+                fmt=look["marker"],
+                color=look["color"],
+                markerfacecolor=look["color"] if kind else "white",
                 capsize=3,
-                label=f"Holm p {'<' if kind == 'significant' else '>='} {alpha:g}",
+                label=f"Holm p {'<' if kind else '>='} {alpha:g}",
             )
-        base = table[(table["task"] == task) & (table["remedy"] == BASELINE)].iloc[0]
+        for note, y in part.loc[part["p_dead_end"].isna(), ["note", "y"]].itertuples(index=False):
+            box = {"facecolor": "white", "edgecolor": "none", "pad": 1}
+            ax.text(0, y, note.partition(":")[0], ha="center", va="center", fontsize=7, bbox=box)
         ax.axvline(0, color="black", lw=0.8)
         ax.axvline(-base["p_dead_end"], color="black", ls=":", lw=1.2, label="all death removed")
-        ax.set_xlim(-1.02, 1.02)
-        ax.set_yticks(range(len(remedies)), remedies)
-        ax.invert_yaxis()
-        ax.set_xlabel("change in P(dead at end) vs baseline")
-        ax.set_title(
-            f"{titles[task]}\nbaseline {base['p_dead_end']:.2f}, n = {int(base['n_valid'])} "
-            f"per remedy",
-            fontsize=8,
-        )
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    axes[0][-1].legend(
-        unique.values(),
-        unique.keys(),
-        fontsize=7,
-        frameon=False,
-        loc="upper left",
-        bbox_to_anchor=(1.0, 1.0),
-    )
+        ax.set(xlim=(-1.02, 1.02), xlabel="change in P(dead at end) vs baseline")
+        ax.set_yticks(range(len(labels)), labels)
+        n = f"n = {int(base['n_valid'])} per remedy"
+        ax.set_title(f"{TASKS[task]}\nbaseline {base['p_dead_end']:.2f}, {n}", fontsize=8)
+    axes[0][0].invert_yaxis()
+    handles = dict(zip(*reversed(axes[0][-1].get_legend_handles_labels()), strict=True))
+    legend = {"fontsize": 7, "frameon": False, "loc": "upper left", "bbox_to_anchor": (1, 1)}
+    axes[0][-1].legend(handles.values(), handles.keys(), **legend)
     common.save_figure(fig, out, "remedies_dead_end_change")
 
 
@@ -621,116 +326,54 @@ def figure_claims(bias: pd.DataFrame, lr: pd.DataFrame, out: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
     kept = lr[lr["n_valid"] >= MIN_VALID]
     shares = kept.assign(bias=[f"bias {b:g}" for b in kept["model.bias_scale"]])
-    common.interval_lines(
-        left,
-        shares,
-        "train.learning_rate",
-        "dead_unit_share",
-        "bias",
-        lo="dead_unit_share_lo",
-        hi="dead_unit_share_hi",
-        band=True,
-    )
+    common.interval_lines(left, shares, "train.learning_rate", "dead_unit_share", "bias", band=True)
     zero = lr[np.isclose(lr["model.bias_scale"], 0.0)].sort_values("train.learning_rate")
-    left.plot(
-        zero["train.learning_rate"],
-        zero["p_diverged"],
-        color="0.4",
-        ls="--",
-        lw=1,
-        label="share of runs diverged (bias 0)",
-    )
+    diverged = {"color": "0.4", "ls": "--", "lw": 1, "label": "share of runs diverged (bias 0)"}
+    left.plot(zero["train.learning_rate"], zero["p_diverged"], **diverged)
     left.axhline(CS231N_SHARE, color="black", ls=":", lw=1.2, label="CS231n: 40%")
-    left.set_xscale("log")
-    left.set_ylim(-0.02, 1.02)
-    left.set_xlabel("learning rate (SGD)")
+    left.set(xscale="log", ylim=(-0.02, 1.02), xlabel="learning rate (SGD)")
     left.set_ylabel("share of hidden units dead after training")
+    n = f"n = {int(lr['n_inits'].min())} networks per point"
     left.set_title(
-        f"3 hidden layers of 64, He normal, 10-D centered data\n"
-        f"n = {int(lr['n_inits'].min())} networks per point; diverged ones left out, and points "
-        f"with < {MIN_VALID} left",
+        f"3 hidden layers of 64, He normal, 10-D centered data\n{n}; diverged ones left out, "
+        f"and points with < {MIN_VALID} left",
         fontsize=8,
     )
-    left.legend(fontsize=7, frameon=False)
     deltas = bias[bias["metric"] == "p_dead_end"]
-    common.interval_lines(
-        right,
-        deltas,
-        "train.learning_rate",
-        "difference",
-        "task",
-        lo="difference_lo",
-        hi="difference_hi",
-    )
+    common.interval_lines(right, deltas, "train.learning_rate", "difference", "task")
     right.axhline(0, color="black", lw=0.8)
-    right.set_xscale("log")
-    right.set_xlabel("learning rate")
+    right.set(xscale="log", xlabel="learning rate")
     right.set_ylabel("change in P(dead at end)\nbias 0.01 minus zero bias")
     right.set_title("a 0.01 bias against a zero bias, per task and learning rate", fontsize=8)
+    left.legend(fontsize=7, frameon=False)
     right.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "remedies_cs231n_claims")
-
-
-# --------------------------------------------------------------------------------------------
-
-
-def run_task(task: Task, remedies, pending, out: Path, *, tiny: bool, force: bool) -> dict:
-    """Run every group of the task through ``study run``; a row per remedy that ran."""
-    task_plan = plan(task, remedies, pending)
-    result = {"task": task, "rows": {}, "notes": task_plan.notes, "overrides": {}}
-    for group in task_plan.groups:
-        runs, summary = common.run_config(
-            task.config,
-            out / "runs" / task.name / group.folder_name,
-            overrides=group.overrides() + (list(TINY_OVERRIDES) if tiny else []),
-            n_inits=16 if tiny else None,
-            force=force,
-            quiet=tiny,
-        )
-        if not group.structure:
-            result["baseline_runs"] = runs
-        for name, (member, values) in task_plan.members.items():
-            if member is not group:
-                continue
-            result["rows"][name] = remedy_row(summary, runs, values, task_plan.numeric_keys)
-            named = remedies.get(name, {})  # the remedy's own keys, even where at their default
-            changed = {
-                k: v for k, v in values.items() if k in named or v != task_plan.baseline.get(k)
-            }
-            result["overrides"][name] = "; ".join(
-                f"{k}={toml_value(v)}" for k, v in sorted(changed.items())
-            )
-    return result
 
 
 def main(argv=None) -> int:
     args = common.parse_args("remedies", __doc__.splitlines()[0], argv)
     common.theme()
-    tasks = [t for t in TASKS if not args.tiny or t.name in TINY_TASKS]
-    remedies = {k: v for k, v in REMEDIES.items() if not args.tiny or k in TINY_REMEDIES}
-    task_results = [
-        run_task(task, remedies, PENDING, args.out, tiny=args.tiny, force=args.force)
-        for task in tasks
-    ]
-    table = summary_table(task_results)
-    common.write_table(table, args.out, "summary.csv")
-    figure_changes(table, {t.name: t.title for t in tasks}, args.out)
-
-    deep_runs, _ = common.run_config(
-        CS231N_CONFIG,
-        args.out / "runs" / "deep_3x64",
-        overrides=TINY_CS231N if args.tiny else (),
-        n_inits=MIN_VALID if args.tiny else None,
-        force=args.force,
-        quiet=args.tiny,
+    runtime.configure(devices="auto")  # as `study run` does: a device per core
+    tasks = ["question"] if args.tiny else list(TASKS)
+    tables, bias = zip(*(task_table(task, args) for task in tasks), strict=True)
+    table = pd.concat(tables, ignore_index=True).assign(
+        p_holm=lambda t: analysis.holm(t["p_value"])
     )
-    bias = bias_claim_table(task_results, deep_runs)
+    table = table[["task", *(c for c in table if c not in ("task", "note")), "note"]]
+    deep, deep_runs = run("remedies_cs231n", args, overrides=TINY_CS231N if args.tiny else ())
+    deep_runs["dead_unit_share"] = analysis.dead_share(deep_runs)
+    bias_table = pd.concat([*bias, bias_rows(deep, deep_runs, "deep_3x64", "dead_unit_share")])
+    bias_table["p_holm"] = analysis.holm(bias_table["p_value"])
     lr = lr_claim_table(deep_runs)
-    claims = claims_table(bias, lr)
-    common.write_table(bias, args.out, "bias_claim.csv")
-    common.write_table(lr, args.out, "lr_claim.csv")
-    common.write_table(claims, args.out, "claims.csv")
-    figure_claims(bias, lr, args.out)
+    claims = pd.DataFrame({"claim": CLAIMS, "verdict": [bias_verdict(bias_table), lr_verdict(lr)]})
+    for name, frame in zip(
+        ("summary", "bias_claim", "lr_claim", "claims"),
+        (table, bias_table, lr, claims),
+        strict=True,
+    ):
+        common.write_table(frame, args.out, f"{name}.csv")
+    figure_changes(table, args.out)
+    figure_claims(bias_table, lr, args.out)
     for claim in claims.itertuples():
         common.say(f"{claim.claim}: {claim.verdict}")
     return 0

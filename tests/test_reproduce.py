@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from study import analysis
+from study.config import load_study
 from tests.helpers import ROOT
 
 SCRIPTS = ROOT / "scripts"
+CONFIGS = ROOT / "study" / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -86,53 +89,81 @@ def test_sokar2023(scripts, tmp_path):
     assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
 
 
-def test_remedies(scripts, tmp_path):
+def test_remedies(scripts, tmp_path, monkeypatch):
+    # Compared in pairs as on shared draws, whatever pairing the engine gives the folders, so that
+    # the paired columns are exercised (the tiny numbers mean nothing either way).
+    monkeypatch.setattr(analysis, "shares_draws", lambda configs: True)
     out = run_tiny(scripts, "remedies", tmp_path / "remedies")
     table = pd.read_csv(out / "summary.csv")
-    ran = table[table["n_valid"].notna()]
-    assert {"baseline", "bias 0.01", "bias 0.1", "learning rate / 10"} == set(ran["remedy"])
+    ran = table[table["n_valid"].notna()].set_index("variant")
+    assert {"baseline", "bias_0_01", "bias_0_1", "lr_tenth"} == set(ran.index)
+    assert ran.loc["lr_tenth", "remedy"] == "learning rate / 10"
     # The baseline is not compared with itself; every other row is, and Holm only raises p.
-    assert ran.loc[ran["remedy"] == "baseline", "p_value"].isna().all()
-    compared = ran[ran["remedy"] != "baseline"]
+    assert np.isnan(ran.loc["baseline", "p_value"])
+    compared = ran.drop(index="baseline")
     assert (compared["p_holm"] >= compared["p_value"] - 1e-12).all()
-    assert (
-        (compared["diff_p_dead_end_lo"] <= compared["diff_p_dead_end"])
-        & (compared["diff_p_dead_end"] <= compared["diff_p_dead_end_hi"])
-    ).all()
+    assert (compared["diff_p_dead_end_lo"] <= compared["diff_p_dead_end"]).all()
+    assert (compared["diff_p_dead_end"] <= compared["diff_p_dead_end_hi"]).all()
+    # Paired: the networks the remedy saved and killed make the change in P(dead at end).
+    assert compared["paired"].all() and (compared["test"] == "mcnemar").all()
+    change = (compared["killed"] - compared["saved"]) / compared["n_valid"]
+    np.testing.assert_allclose(change, compared["diff_p_dead_end"])
+    # The interval widths are compared only where the remedy leaves the start alike.
+    assert compared.loc[["bias_0_01", "bias_0_1"], "width_ratio"].isna().all()
+    assert compared.loc["lr_tenth", "width_ratio"] > 0
     # Which way networks came back: none of these remedies intervenes, so only by training.
     assert (ran["k_revived_by_intervention"] == 0).all()
     assert (ran["k_revived_by_training"] == ran["k_revived"]).all()
-    # A remedy the engine refuses is recorded with its reason, not run: layer norm at width 1.
-    refused = table.loc[table["remedy"] == "layer norm"].iloc[0]
+    # A remedy the engine refuses is listed with its reason, not run: layer norm at width 1.
+    refused = table.set_index("variant").loc["layer_norm"]
     assert np.isnan(refused["n_valid"])
     assert refused["note"].startswith("refused by the engine") and "width" in refused["note"]
+    bias = pd.read_csv(out / "bias_claim.csv")
+    assert list(bias["task"]) == ["question"] * 3 + ["deep_3x64"] * 2
+    assert bias["paired"].all() and (bias["p_holm"] >= bias["p_value"] - 1e-12).all()
     claims = pd.read_csv(out / "claims.csv")
     assert len(claims) == 2 and claims["verdict"].str.len().gt(0).all()
     assert pd.read_csv(out / "lr_claim.csv")["dead_unit_share"].between(0, 1).all()
 
 
-def test_remedies_plan(scripts):
-    """One `study run` per structural combination; numeric remedies share the baseline's."""
+def test_remedies_configs(scripts):
+    """Each task's config is its baseline with every remedy a variant that changes it, but those
+    the engine refuses there or that are the baseline, which the script lists with why; each
+    remedy is written alike on every task (a tenth of each task's learning rate); the bias
+    claim's grid is the baseline at three learning rates with a zero and a 0.01 bias."""
     remedies = scripts("remedies")
-    tasks = {task.name: task for task in remedies.TASKS}
-    plan = remedies.plan(tasks["question"], remedies.REMEDIES, remedies.PENDING)
-    # baseline, standardized, leaky, ELU, He, RAI, SGD, flip, batch norm, ReDo, shrink, L2-init
-    assert len(plan.groups) == 12
-    assert "refused by the engine" in plan.notes["layer norm"]  # width 1
-    redo, _ = plan.members["ReDo"]
-    assert redo.structure == {"train.intervention": "redo", "train.intervention_every": 100}
-    leaky, _ = plan.members["leaky ReLU 0.1"]
-    assert leaky is plan.members["leaky ReLU 0.01"][0]
-    assert "model.leaky_slope=[0.01, 0.1]" in leaky.overrides()
-    baseline, _ = plan.members["baseline"]
-    for name in ("bias 0.01", "bias 0.1", "learning rate / 10"):
-        assert plan.members[name][0] is baseline
-    lu = remedies.plan(tasks["lu_abs"], remedies.REMEDIES, remedies.PENDING)
-    assert lu.notes["He init"] == "same as the baseline for this task"  # already He there
-    assert "layer norm" in lu.members  # width 2
-    for task in remedies.TASKS:  # the engine takes every intervention on every task
-        members = remedies.plan(task, remedies.REMEDIES, remedies.PENDING).members
-        assert {"ReDo", "shrink and perturb", "L2-init"} <= set(members)
+    written = {}
+    for task in remedies.TASKS:
+        study = load_study(CONFIGS / f"remedies_{task}.toml")  # refuses a variant = baseline
+        notes = remedies.not_variants(task)
+        assert study.variants[0] == "baseline"
+        assert sorted(study.variants[1:] + tuple(notes)) == sorted(remedies.REMEDIES)
+        base = study.settings[0].as_dict
+        variants = dict(study.config["variants"])
+        rate = base["train.learning_rate"]
+        assert variants.pop("lr_tenth") == {"train.learning_rate": pytest.approx(rate / 10)}
+        for name, overrides in variants.items():
+            assert written.setdefault(name, overrides) == overrides, (task, name)
+        bias = load_study(CONFIGS / f"remedies_{task}_bias.toml")
+        rates = [rate / 10, rate, rate * 10]
+        grid = [
+            (s.as_dict["train.learning_rate"], s.as_dict["model.bias_scale"]) for s in bias.settings
+        ]
+        assert np.allclose(sorted(grid), [(r, b) for r in rates for b in (0.0, 0.01)])
+        for setting in bias.settings:
+            rest = {
+                k: v
+                for k, v in setting.as_dict.items()
+                if k not in ("train.learning_rate", "model.bias_scale")
+            }
+            assert rest == {k: v for k, v in base.items() if k in rest}
+    for task in ("question", "two_layers"):
+        (note,) = remedies.not_variants(task).values()
+        assert note.startswith("refused by the engine: model.norm = 'layer'") and "width" in note
+    assert remedies.not_variants("lu_abs") == {"he_init": "same as the baseline for this task"}
+    # Which remedies leave the start alike (their paired interval is compared with the unpaired).
+    assert not remedies.changes_start(["train.learning_rate", "train.optimizer", "model.flip_dead"])
+    assert remedies.changes_start(["model.bias_scale"]) and remedies.changes_start(["model.init"])
 
 
 @pytest.mark.slow  # three stream compiles, about a minute on 2 cores; the engine's stream tests
