@@ -8,9 +8,9 @@ A *setting* is one point of a study's grid. It has two parts, kept apart on purp
   pytree argument of the compiled program, so any number of them are vmapped through it and a
   new value never recompiles.
 
-A config is a TOML file (or a dict) with top-level ``name``, ``n_inits`` and ``seed`` and the
-sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a sweep axis; the grid
-is the product of all axes.
+A config is a TOML file (or a dict) with top-level ``name``, ``n_inits``, ``seed`` and
+``pairing`` and the sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a
+sweep axis; the grid is the product of all axes.
 
 :data:`SCHEMA` is the single source of truth: each key is declared there once, and the
 validation, ``study/configs/example.toml`` (:func:`render_example`) and the ``study run --help``
@@ -74,6 +74,10 @@ INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
 CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
+# How the settings of a study share random draws (top-level ``pairing``): "shared", initialization
+# i of every setting draws from the same keys (common random numbers, for paired comparisons);
+# "independent", each setting has keys of its own (the draws of every study before the key).
+PAIRINGS = ("shared", "independent")
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,8 +149,17 @@ SCHEMA: tuple[Key, ...] = (
         "seed",
         int,
         0,
-        "study seed; with the setting and index it fixes every random draw",
+        "study seed; with the index (and the setting, if pairing is independent) it fixes "
+        "every random draw",
         check=lambda v: None if 0 <= v < 2**32 else "must be in [0, 2^32)",
+    ),
+    Key(
+        "pairing",
+        str,
+        "shared",
+        "shared: initialization i of every setting draws the same numbers (paired "
+        "comparisons); independent: each setting its own (as every folder before this key)",
+        choices=PAIRINGS,
     ),
     # data
     Key(
@@ -562,7 +575,11 @@ class Setting:
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """A resolved config: its name, size, seed, the grid's settings and the raw config."""
+    """A resolved config: its name, size, seed, the grid's settings and the raw config.
+
+    ``pairing``: whether the settings share their random draws (:data:`PAIRINGS`); a top-level
+    key, so it is in ``config`` and in no setting (nor its id).
+    """
 
     name: str
     n_inits: int
@@ -570,6 +587,7 @@ class Study:
     settings: tuple[Setting, ...]
     config: dict[str, Any]
     axes: tuple[str, ...]
+    pairing: str = "shared"
 
     def groups(self) -> dict[Structure, list[Setting]]:
         """Settings grouped by structure, in grid order: one compiled program per group."""
@@ -905,7 +923,7 @@ def load_study(
         study shipped in ``study/configs/default.toml``.
       overrides: ``KEY=VALUE`` strings, as given to ``--set``.
       base_dir: folder that a relative ``data.path`` is relative to (default: the config's).
-      **top_level: ``n_inits``, ``seed`` or ``name`` overriding the config's.
+      **top_level: ``n_inits``, ``seed``, ``name`` or ``pairing`` overriding the config's.
     """
     if config is None:
         config = Path(__file__).parent / "configs" / "default.toml"
@@ -936,6 +954,7 @@ def load_study(
         settings=settings,
         config={**top, **_resolved_axes(settings)},
         axes=axes,
+        pairing=top["pairing"],
     )
 
 

@@ -59,19 +59,28 @@ def identity(study: Study) -> dict:
     }
 
 
-def group_key(structure: Structure, settings: Sequence[Setting], n_inits: int, seed: int) -> str:
-    """A short hash naming one group's results (a different group never shares it)."""
-    text = json.dumps(
-        {
-            "format": results.FORMAT_VERSION,
-            "structure": dataclasses.asdict(structure),
-            "settings": [s.values for s in settings],
-            "n_inits": n_inits,
-            "seed": seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
+def group_key(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    seed: int,
+    pairing: str = "shared",
+) -> str:
+    """A short hash naming one group's results (a different group never shares it).
+
+    Independent pairing hashes as groups did before the key existed, so an unfinished run of
+    then, resumed with ``pairing = "independent"``, finds the groups it finished.
+    """
+    named = {
+        "format": results.FORMAT_VERSION,
+        "structure": dataclasses.asdict(structure),
+        "settings": [s.values for s in settings],
+        "n_inits": n_inits,
+        "seed": seed,
+    }
+    if pairing != "independent":
+        named["pairing"] = pairing
+    text = json.dumps(named, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -229,7 +238,15 @@ def _follow(study: Study, chunk_size: int | None, engine: Engine | None) -> None
     done = distributed.from_writer(None, len(groups), "read the finished groups")
     for (structure, settings), finished in zip(groups, done, strict=True):
         if not finished:
-            run_group(structure, settings, study.n_inits, study.seed, chunk_size, engine=engine)
+            run_group(
+                structure,
+                settings,
+                study.n_inits,
+                study.seed,
+                chunk_size,
+                engine=engine,
+                pairing=study.pairing,
+            )
 
 
 def _compute(
@@ -241,7 +258,9 @@ def _compute(
 
     started = _now()
     groups = list(study.groups().items())
-    keys = [group_key(structure, s, study.n_inits, study.seed) for structure, s in groups]
+    keys = [
+        group_key(structure, s, study.n_inits, study.seed, study.pairing) for structure, s in groups
+    ]
     finished: dict[str, results.PartialGroup] = {}
 
     def finished_groups() -> list[int]:
@@ -303,6 +322,7 @@ def _run_groups(
                     chunk_size,
                     on_chunk=advance,
                     engine=engine,
+                    pairing=study.pairing,
                 )
                 timing = {
                     "group": key,
