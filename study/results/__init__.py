@@ -51,7 +51,13 @@ from study.results.layout import (
     SUMMARY,
 )
 from study.results.lock import locked
-from study.results.manifest import Manifest, file_digest, read_manifest, write_manifest
+from study.results.manifest import (
+    Manifest,
+    file_digest,
+    pairing_of,
+    read_manifest,
+    write_manifest,
+)
 from study.results.ownership import clear, open_folder, prepare
 from study.results.partial import (
     PartialGroup,
@@ -90,6 +96,7 @@ __all__ = [
     "load_group",
     "locked",
     "open_folder",
+    "pairing_of",
     "partial_path",
     "prepare",
     "read_curves",

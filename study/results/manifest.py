@@ -2,7 +2,8 @@
 
 :class:`Manifest` is its contents; :func:`read_manifest` reads it, refusing (FormatError) one of
 another ``format_version``; :func:`write_manifest` writes it (atomically) with the marker file
-that tells a folder of ours. :func:`file_digest` names the data files a run read.
+that tells a folder of ours. :func:`file_digest` names the data files a run read;
+:func:`pairing_of` says whether a folder's settings drew the same numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 from study.errors import ConfigError, FormatError
 from study.results import atomic
 from study.results.layout import FORMAT_VERSION, MANIFEST, MARKER, MARKER_TEXT
+
+# The pairing of a folder whose config does not record one: every folder written before the
+# key existed, when each setting drew its own numbers.
+PAIRING_BEFORE_THE_KEY = "independent"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +57,12 @@ class Manifest:
         return None if seed is None else int(seed)
 
     @property
+    def pairing(self) -> str:
+        """``"shared"`` when initialization i of every setting drew the same numbers (paired
+        comparisons), ``"independent"`` when each drew its own (a folder from before the key)."""
+        return str(self.config.get("pairing", PAIRING_BEFORE_THE_KEY))
+
+    @property
     def complete(self) -> bool:
         """Whether the run finished: every group written, the tables with it."""
         return self.status == "complete"
@@ -76,6 +87,13 @@ class Manifest:
         if fields.get("figures") is not None:
             fields["figures"] = tuple(fields["figures"])
         return cls(**fields)
+
+
+def pairing_of(manifest: Manifest) -> str:
+    """A results folder's pairing (:attr:`Manifest.pairing`): ``"shared"`` when its settings'
+    initialization i drew the same numbers, so they may be compared pair by pair, else
+    ``"independent"`` (also every folder written before the ``pairing`` key)."""
+    return manifest.pairing
 
 
 def _format_error(folder: Path, found: Any) -> FormatError:
