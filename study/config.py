@@ -558,7 +558,8 @@ class Setting:
 
     @property
     def setting_id(self) -> int:
-        """A stable 31-bit hash of the values; it is folded into every initialization's key.
+        """A stable 31-bit hash of the values; under ``pairing = "independent"`` it is folded
+        into every initialization's key (under "shared", a constant is: study.train.draw_ids_of).
 
         A float64 setting has the id of its float32 twin, so it draws the same networks and data
         and checks precision, not luck. Keys added since results were first committed count only
