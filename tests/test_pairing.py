@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import study
-from study import results, runner
+from study import report, results, runner
 from study.config import PAIRINGS, load_study, make_setting
 from study.data import key_streams
 from study.errors import ConfigError
@@ -224,6 +224,8 @@ def test_a_folder_from_before_the_key_resumes_only_under_independent_pairing(tmp
 
     assert run_cli(tmp_path, tiny_config(pairing="independent"), extra=["--no-figures"]) == 0
     assert (folder / "runs.parquet").read_bytes() == before
+    report.write_report(results.ResultsFolder.open(folder))
+    assert "seed 3, pairing independent" in (folder / "report.md").read_text()
     # another key too: the refusal names the first difference, as for any other config
     changed = tiny_config(seed=4)
     assert run_cli(tmp_path, changed, extra=["--no-figures"]) == 3
