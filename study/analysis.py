@@ -24,6 +24,7 @@ from scipy import stats
 from study import theory
 from study.config import SETTING_KEYS, VARIANT_COLUMN
 from study.errors import ConfigError
+from study.results.manifest import PAIRING_BEFORE_THE_KEY
 
 # Boolean metrics summarized as proportions; the denominator is "valid" (not diverged) or "all".
 PROPORTIONS = {
@@ -566,7 +567,7 @@ def pairing_of(config: Mapping[str, Any]) -> str:
     """How a results folder drew its networks, from its manifest's config: ``"shared"``
     (initialization i of every setting starts from the same draw) or ``"independent"``; a
     config that does not say predates shared draws, so its draws were independent."""
-    return str(config.get("pairing", "independent"))
+    return str(config.get("pairing", PAIRING_BEFORE_THE_KEY))
 
 
 def shares_draws(configs: Sequence[Mapping[str, Any]]) -> bool:

@@ -34,6 +34,7 @@ from study.config import Setting, make_setting
 from study.engine import auto_chunk_size, run_group
 from study.errors import ConfigError
 from study.reference import (
+    PAIRING,
     SEED,
     compare_with_plain,
     make_plain_train,
@@ -89,7 +90,9 @@ def cpu_name() -> str:
 
 def time_engine(setting: Setting, n_inits: int, chunk_size: int | None = None):
     """Run the engine once: ``(runs, timings)`` with init-steps/s added to the timings."""
-    runs, _, timings = run_group(setting.structure, [setting], n_inits, SEED, chunk_size)
+    runs, _, timings = run_group(
+        setting.structure, [setting], n_inits, SEED, chunk_size, pairing=PAIRING
+    )
     timings = dict(timings)
     timings["init_steps_per_s"] = n_inits * setting.structure.steps / timings["run_s"]
     return runs, timings

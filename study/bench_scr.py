@@ -13,7 +13,7 @@ import numpy as np
 from study.bench import time_engine
 from study.config import Setting, make_setting
 from study.errors import ConfigError
-from study.reference import SEED
+from study.reference import PAIRING, SEED
 
 
 class ScrWorkload(NamedTuple):
@@ -52,7 +52,7 @@ def benchmark_scr(
     same runs one at a time: one jitted program per run (not vmapped), a few timed on a share
     of the steps and extrapolated. Throughput in examples x runs per second, compile excluded.
     """
-    from study.train import make_start, start_structure, train_stream_one
+    from study.train import draw_ids_of, make_start, start_structure, train_stream_one
 
     if runs <= 0 or steps <= 0:
         raise ConfigError("--scr-runs and --scr-steps must be positive")
@@ -65,7 +65,7 @@ def benchmark_scr(
     single = scr_setting(single_steps, checks=1)  # (fewer checks per example: its favour)
     structure, numeric = single.structure, single.numeric
     numerics = jax.tree.map(lambda v: np.asarray([v], np.float32), numeric)
-    ids = np.asarray([single.setting_id], np.int32)
+    ids = draw_ids_of([single.setting_id], PAIRING)
     indices = np.arange(SCR.single_runs, dtype=np.int32)
     _, drawn = make_start(start_structure(structure))(np.uint32(SEED), numerics, ids, indices, None)
     one_run = jax.jit(lambda start: train_stream_one(structure, numeric, start))

@@ -8,11 +8,11 @@ A *setting* is one point of a study's grid. It has two parts, kept apart on purp
   pytree argument of the compiled program, so any number of them are vmapped through it and a
   new value never recompiles.
 
-A config is a TOML file (or a dict) with top-level ``name``, ``n_inits`` and ``seed`` and the
-sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a sweep axis; the grid
-is the product of all axes. ``[variants.NAME]`` tables (optional) each set single values of
-setting keys and run at every point of that grid; the config without them is itself a variant,
-named ``baseline`` or what a top-level ``reference`` says (:func:`load_study`).
+A config is a TOML file (or a dict) with top-level ``name``, ``n_inits``, ``seed`` and
+``pairing`` and the sections ``[data]``, ``[model]`` and ``[train]``. A value given as a list is a
+sweep axis; the grid is the product of all axes. ``[variants.NAME]`` tables (optional) each set
+single values of setting keys and run at every point of that grid; the config without them is
+itself a variant, named ``baseline`` or what a top-level ``reference`` says (:func:`load_study`).
 
 :data:`SCHEMA` is the single source of truth: each key is declared there once, and the
 validation, ``study/configs/example.toml`` (:func:`render_example`) and the ``study run --help``
@@ -77,6 +77,10 @@ INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
 CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
+# How the settings of a study share random draws (top-level ``pairing``): "shared", initialization
+# i of every setting draws from the same keys (common random numbers, for paired comparisons);
+# "independent", each setting has keys of its own (the draws of every study before the key).
+PAIRINGS = ("shared", "independent")
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,8 +152,17 @@ SCHEMA: tuple[Key, ...] = (
         "seed",
         int,
         0,
-        "study seed; with the setting and index it fixes every random draw",
+        "study seed; with the index (and the setting, if pairing is independent) it fixes "
+        "every random draw",
         check=lambda v: None if 0 <= v < 2**32 else "must be in [0, 2^32)",
+    ),
+    Key(
+        "pairing",
+        str,
+        "shared",
+        "shared: initialization i of every setting draws the same numbers (paired "
+        "comparisons); independent: each setting its own (as every folder before this key)",
+        choices=PAIRINGS,
     ),
     # data
     Key(
@@ -554,7 +567,8 @@ class Setting:
 
     @property
     def setting_id(self) -> int:
-        """A stable 31-bit hash of the values; it is folded into every initialization's key.
+        """A stable 31-bit hash of the values; under ``pairing = "independent"`` it is folded
+        into every initialization's key (under "shared", a constant is: study.train.draw_ids_of).
 
         A float64 setting has the id of its float32 twin, so it draws the same networks and data
         and checks precision, not luck. Keys added since results were first committed count only
@@ -576,6 +590,8 @@ class Study:
     ``axes`` are the base config's sweep axes; ``variants`` the names of the variants, the
     base config's first (its name is :attr:`reference`), or () when the config has none. The
     settings are the base config's grid, then each variant's in the order of ``variants``.
+    ``pairing``: whether the settings share their random draws (:data:`PAIRINGS`); a top-level
+    key, so it is in ``config`` and in no setting (nor its id).
     """
 
     name: str
@@ -585,6 +601,7 @@ class Study:
     config: dict[str, Any]
     axes: tuple[str, ...]
     variants: tuple[str, ...] = ()
+    pairing: str = "shared"
 
     @property
     def reference(self) -> str:
@@ -941,7 +958,7 @@ def load_study(
       overrides: ``KEY=VALUE`` strings, as given to ``--set`` (also ``reference=NAME`` and
         ``variants.NAME.KEY=VALUE``).
       base_dir: folder that a relative ``data.path`` is relative to (default: the config's).
-      **top_level: ``n_inits``, ``seed`` or ``name`` overriding the config's.
+      **top_level: ``n_inits``, ``seed``, ``name`` or ``pairing`` overriding the config's.
     """
     if config is None:
         config = Path(__file__).parent / "configs" / "default.toml"
@@ -974,6 +991,7 @@ def load_study(
         config=resolved,
         axes=axes,
         variants=tuple(grids) if variants else (),
+        pairing=top["pairing"],
     )
 
 

@@ -37,7 +37,7 @@ from study.config import (
 )
 from study.data import csv_data
 from study.model import layer_sizes
-from study.train import Metrics, Result, make_run, make_start, start_structure
+from study.train import Metrics, Result, draw_ids_of, make_run, make_start, start_structure
 
 # Bytes of working memory the automatic chunk size aims at per chunk on CPU; on an accelerator
 # the budget is a share of the device's memory.
@@ -148,6 +148,7 @@ def run_group(
     devices: Sequence[jax.Device] | None = None,
     on_chunk: Callable[[int, float], None] | None = None,
     engine: Engine | None = None,
+    pairing: str = "shared",
 ) -> GroupResult:
     """Train ``n_inits`` initializations of each setting of one structural group.
 
@@ -161,6 +162,8 @@ def run_group(
       on_chunk: called after each chunk with the number of real pairs it held and the seconds
         spent compiling for it (progress).
       engine: the Engine whose compiled programs to use and keep (None: the process's own).
+      pairing: ``"shared"``, initialization i of every setting draws the same numbers;
+        ``"independent"``, each setting its own (:func:`study.train.draw_ids_of`).
 
     Runs in JAX's 64-bit mode when the structure is float64 (:func:`study.runtime.precision`).
 
@@ -172,7 +175,7 @@ def run_group(
     # Every process must run chunks of the same shape: the size that fits the smallest host.
     chunk_size = chunk_size or distributed.smallest(auto_chunk_size(structure, devices))
     numerics = _stack_numerics(settings, structure.dtype)
-    setting_ids = np.asarray([s.setting_id for s in settings], dtype=np.int32)
+    draw_ids = draw_ids_of([s.setting_id for s in settings], pairing)
     csv = csv_data(structure)
     seed_array = np.uint32(seed % 2**32)
 
@@ -184,7 +187,7 @@ def run_group(
             args = (
                 seed_array,
                 jax.tree.map(lambda a, slots=chunk.setting_slots: a[slots], numerics),
-                setting_ids[chunk.setting_slots],
+                draw_ids[chunk.setting_slots],
                 distributed.shard(chunk.init_indices, devices),
                 csv,
             )
@@ -389,6 +392,7 @@ def simulate(
     seed: int | None = None,
     chunk_size: int | None = None,
     engine: Engine | None = None,
+    pairing: str | None = None,
 ) -> pd.DataFrame:
     """Train initializations of one setting or many; a row per setting and initialization.
 
@@ -407,11 +411,13 @@ def simulate(
       seed: study seed (default: the study's, else 0).
       chunk_size: (setting, initialization) pairs per compiled call; None = automatic.
       engine: the Engine whose compiled programs to use and keep (None: the process's own).
+      pairing: ``"shared"`` (initialization i of every setting draws the same numbers) or
+        ``"independent"`` (each setting its own); default: the study's, else ``"shared"``.
 
     A float64 setting's group runs in JAX's 64-bit mode, every other group with it off
     (:func:`study.runtime.precision`).
     """
-    return _simulate(settings, n_inits, seed, chunk_size, engine)[0]
+    return _simulate(settings, n_inits, seed, chunk_size, engine, pairing)[0]
 
 
 def simulate_curves(
@@ -420,6 +426,7 @@ def simulate_curves(
     seed: int | None = None,
     chunk_size: int | None = None,
     engine: Engine | None = None,
+    pairing: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Train as :func:`simulate` does (same arguments); ``(runs, curves)``.
 
@@ -434,7 +441,7 @@ def simulate_curves(
     :func:`concat_curves`); None when no setting records curves (a stream always does, other
     data with ``train.curves``).
     """
-    return _simulate(settings, n_inits, seed, chunk_size, engine)
+    return _simulate(settings, n_inits, seed, chunk_size, engine, pairing)
 
 
 def _simulate(
@@ -443,18 +450,21 @@ def _simulate(
     seed: int | None,
     chunk_size: int | None,
     engine: Engine | None,
+    pairing: str | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """:func:`simulate_curves`: every structural group run, its tables joined in group order."""
     if isinstance(settings, Study):
         n_inits = settings.n_inits if n_inits is None else n_inits
         seed = settings.seed if seed is None else seed
+        pairing = settings.pairing if pairing is None else pairing
         settings = settings.settings
     elif isinstance(settings, Setting):
         settings = [settings]
     n_inits = 1000 if n_inits is None else n_inits
     seed = 0 if seed is None else seed
+    pairing = "shared" if pairing is None else pairing
     groups = [
-        run_group(structure, group, n_inits, seed, chunk_size, engine=engine)
+        run_group(structure, group, n_inits, seed, chunk_size, engine=engine, pairing=pairing)
         for structure, group in group_by_structure(settings).items()
     ]
     runs = [group.runs for group in groups]

@@ -2,7 +2,8 @@
 
 ``jit(vmap(lax.scan))`` of a training loop that takes ``jax.grad`` of a plain MLP and steps an
 Optax optimizer per parameter array, for full-batch ReLU classification. It starts from the same
-initializations (the engine's keys under :data:`SEED`) on the same data as the engine, so the
+initializations (the engine's keys under :data:`SEED` and :data:`PAIRING`) on the same data as
+the engine, so the
 engine must reach the same dead/alive decision for every initialization, and the same losses
 and accuracy to float tolerance (:func:`compare_with_plain`, :func:`results_identical`).
 :mod:`study.bench` times it beside the engine.
@@ -21,8 +22,10 @@ from jax import lax
 from study import model
 from study.config import Setting
 from study.data import key_streams, make_data
+from study.train import draw_ids_of
 
 SEED = 0
+PAIRING = "shared"  # the benchmark's single setting draws as any setting of a study does
 
 # "The same metrics to float tolerance": final losses of the engine and the plain formulation
 # differ by rounding only (different summation order), never by more than this.
@@ -97,7 +100,7 @@ def workload_inputs(setting: Setting, n_inits: int):
     numeric = type(setting.numeric)(*(jnp.asarray(v, jnp.float32) for v in setting.numeric))
     data_root, init_root = key_streams(np.uint32(SEED))
     data = make_data(setting.structure, numeric, data_root, None)
-    setting_key = jax.random.fold_in(init_root, setting.setting_id)
+    setting_key = jax.random.fold_in(init_root, draw_ids_of([setting.setting_id], PAIRING)[0])
     keys = jax.vmap(lambda i: jax.random.fold_in(setting_key, i))(jnp.arange(n_inits))
     return keys, data
 

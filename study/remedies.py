@@ -14,7 +14,8 @@ the :class:`TrainState`, the inputs the check ran on (``data``) and the step. It
 shape and dtype of the state; per-parameter optimizer state (the leaves shaped like the flat
 parameters) belongs to the parameters, so a remedy that replaces parameters clears theirs. Its
 fresh random draws come from ``fold_in(key_fresh, step)`` only, so a result depends on the seed,
-the setting and the initialization's index, never on chunking. ``reset_units: int32[L]`` counts
+the initialization's index and its draw id (the setting's under independent pairing; shared
+ones draw alike), never on chunking. ``reset_units: int32[L]`` counts
 the units it re-drew per hidden layer (Metrics' ``reset_units``). The loop checks the network
 again right after an intervention, so that a revival it causes is told from one training causes.
 

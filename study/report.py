@@ -433,7 +433,8 @@ def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
     facts = [
         f"settings: {len(summary)}, initializations per setting: "
         + (f"{low}" if low == high else f"{low} to {high}"),
-        f"study: {manifest.config.get('name', '?')}, seed {manifest.seed}",
+        f"study: {manifest.config.get('name', '?')}, seed {manifest.seed}, "
+        f"pairing {manifest.pairing}",
     ]
     if manifest.backend:
         devices = ", ".join(

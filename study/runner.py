@@ -59,9 +59,19 @@ def identity(study: Study) -> dict:
     }
 
 
-def group_key(structure: Structure, settings: Sequence[Setting], n_inits: int, seed: int) -> str:
-    """A short hash naming one group's results (a different group never shares it; the
-    variants' names count only when there are variants, so other groups keep their hash)."""
+def group_key(
+    structure: Structure,
+    settings: Sequence[Setting],
+    n_inits: int,
+    seed: int,
+    pairing: str = "shared",
+) -> str:
+    """A short hash naming one group's results (a different group never shares it).
+
+    The variants' names count only when there are variants, and the pairing only when it is
+    not independent, so groups of runs from before either existed keep their hash (an
+    unfinished run of then, resumed with ``pairing = "independent"``, finds what it finished).
+    """
     content = {
         "format": results.FORMAT_VERSION,
         "structure": dataclasses.asdict(structure),
@@ -71,6 +81,8 @@ def group_key(structure: Structure, settings: Sequence[Setting], n_inits: int, s
     }
     if any(s.variant for s in settings):  # the runs table names each row's variant
         content["variants"] = [s.variant for s in settings]
+    if pairing != "independent":
+        content["pairing"] = pairing
     text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -233,7 +245,15 @@ def _follow(study: Study, chunk_size: int | None, engine: Engine | None) -> None
     done = distributed.from_writer(None, len(groups), "read the finished groups")
     for (structure, settings), finished in zip(groups, done, strict=True):
         if not finished:
-            run_group(structure, settings, study.n_inits, study.seed, chunk_size, engine=engine)
+            run_group(
+                structure,
+                settings,
+                study.n_inits,
+                study.seed,
+                chunk_size,
+                engine=engine,
+                pairing=study.pairing,
+            )
 
 
 def _compute(
@@ -245,7 +265,9 @@ def _compute(
 
     started = _now()
     groups = list(study.groups().items())
-    keys = [group_key(structure, s, study.n_inits, study.seed) for structure, s in groups]
+    keys = [
+        group_key(structure, s, study.n_inits, study.seed, study.pairing) for structure, s in groups
+    ]
     finished: dict[str, results.PartialGroup] = {}
 
     def finished_groups() -> list[int]:
@@ -307,6 +329,7 @@ def _run_groups(
                     chunk_size,
                     on_chunk=advance,
                     engine=engine,
+                    pairing=study.pairing,
                 )
                 timing = {
                     "group": key,

@@ -1,15 +1,20 @@
 """The compiled engine: train a block of settings x initializations in one ``jax.jit``.
 
-``make_train(structure)`` returns ``train(seed, numerics, setting_ids, init_indices, csv)``:
+``make_train(structure)`` returns ``train(seed, numerics, draw_ids, init_indices, csv)``:
 
 * ``numerics``: a :class:`~study.config.Numeric` of ``[n_settings]`` arrays (vmapped, traced);
-* ``setting_ids``: ``int32[n_settings]``, each setting's stable hash;
+* ``draw_ids``: ``uint32[n_settings]``, each setting's draw id (:func:`draw_ids_of`);
 * ``init_indices``: ``int32[n_inits]``, which initializations of each setting to train.
 
-An initialization's key is ``fold_in(fold_in(init_root(seed), setting_id), index)``, so its result
-depends only on (seed, setting, index), never on how initializations are chunked or sharded.
-One dataset per setting is drawn from the data stream of the seed and broadcast to all
-initializations (or, with ``data.resample``, one per initialization).
+An initialization's key is ``fold_in(fold_in(init_root(seed), draw_id), index)``, so its result
+depends only on (seed, draw id, index), never on how initializations are chunked or sharded. The
+draw id is the setting's id under ``pairing = "independent"`` and :data:`SHARED_DRAWS` for every
+setting under ``pairing = "shared"``: then initialization ``i`` of every setting draws the same
+numbers (what a draw makes of them, a scale or a shape, is the setting's), so settings that start
+alike start from the same network, with the same batch order and fresh draws (paired
+comparisons). One dataset per setting is drawn from the data stream of the seed and broadcast to
+all initializations (or, with ``data.resample``, one per initialization, from
+``fold_in(fold_in(data_root, draw_id), index)``).
 
 Training is one loop for every kind of data (:func:`run_checks`): a ``lax.scan`` over the death
 checks at steps 0, ``log_every``, ...; each checks the network's health, records it, applies a
@@ -26,17 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
 from study import model, remedies, stream
-from study.config import SCHEMA, STREAMS, Number, Numeric, Structure
+from study.config import PAIRINGS, SCHEMA, STREAMS, Number, Numeric, Structure
 from study.data import Data, key_streams, make_data
+from study.errors import ConfigError
 from study.remedies import TrainState
 
 
@@ -248,19 +255,57 @@ class Start(NamedTuple):
 
 
 # Folded into an initialization's key for the stream of its interventions' fresh draws (the
-# parameters and the minibatch order come from a split of the same key).
+# parameters and the minibatch order come from a split of the same key). Under independent
+# pairing it is FRESH_DRAWS, as before the pairing key, which makes the fresh draws' key equal the
+# minibatch order's (JAX's fold_in(key, i) is split(key)[i] for i < 2); shared draws fold
+# SHARED_FRESH_DRAWS instead, a key of their own.
 FRESH_DRAWS = 1
+SHARED_FRESH_DRAWS = 3
 # Folded into the data key, then the index, for an initialization's stream.
 STREAM_DRAWS = 2
+# The draw id of every setting under pairing = "shared", folded into the init root and (with
+# data.resample) the data root where a setting's id is under "independent". 2^31 is a value no
+# setting id takes (31 bits, config.Setting.setting_id) and not STREAM_DRAWS, so a shared
+# initialization's keys are never an independent one's, and fold_in(data_root, SHARED_DRAWS), the
+# root of the resampled data, is not the streams' root fold_in(data_root, STREAM_DRAWS).
+SHARED_DRAWS = 2**31
+
+
+def draw_ids_of(setting_ids: Sequence[int], pairing: str) -> np.ndarray:
+    """``uint32[n_settings]``: what each setting folds into its keys in place of its id.
+
+    ``pairing = "independent"``: the settings' ids, so each draws numbers of its own (the draws
+    before the key existed, bit for bit); ``"shared"``: :data:`SHARED_DRAWS` for all, so
+    initialization ``i`` draws the same numbers in every setting. Raises ConfigError for another
+    pairing.
+    """
+    if pairing not in PAIRINGS:
+        raise ConfigError(f"pairing = {pairing!r}: allowed: {', '.join(PAIRINGS)}")
+    ids = np.asarray(setting_ids, dtype=np.int64)
+    if pairing == "shared":
+        ids = np.full(ids.shape, SHARED_DRAWS, np.int64)
+    return ids.astype(np.uint32)
 
 
 def start_one(
-    structure: Structure, numeric: Numeric, key: jax.Array, key_stream: jax.Array
+    structure: Structure,
+    numeric: Numeric,
+    key: jax.Array,
+    key_stream: jax.Array,
+    fresh_tag: jax.Array | int = SHARED_FRESH_DRAWS,
 ) -> Start:
-    """Draw one initialization from its own ``key``: its parameters and its keys."""
+    """Draw one initialization from its own ``key``: its parameters and its keys (``fresh_tag``
+    is folded into ``key`` for the interventions' fresh draws: :func:`fresh_tag_of`)."""
     key_init, key_batch = jax.random.split(key)
     params = model.flatten(model.init_params(structure, numeric, key_init))
-    return Start(params, key_batch, jax.random.fold_in(key, FRESH_DRAWS), key_stream)
+    return Start(params, key_batch, jax.random.fold_in(key, fresh_tag), key_stream)
+
+
+def fresh_tag_of(draw_id: jax.Array) -> jax.Array:
+    """What a setting of this draw id folds in for its fresh draws: :data:`SHARED_FRESH_DRAWS`
+    under shared pairing, :data:`FRESH_DRAWS` (the draws before the key) under independent."""
+    shared = jnp.asarray(draw_id).astype(jnp.uint32) == np.uint32(SHARED_DRAWS)
+    return jnp.where(shared, SHARED_FRESH_DRAWS, FRESH_DRAWS).astype(jnp.uint32)
 
 
 class Curves(NamedTuple):
@@ -666,26 +711,28 @@ def start_structure(structure: Structure) -> Structure:
 
 
 def make_start(structure: Structure) -> jax.stages.Wrapped:
-    """The compiled ``start(seed, numerics, setting_ids, init_indices, csv) -> (data, Start)``.
+    """The compiled ``start(seed, numerics, draw_ids, init_indices, csv) -> (data, Start)``.
 
+    ``draw_ids``: ``uint32[n_settings]`` (:func:`draw_ids_of`; a setting's id is its own draw id).
     ``data``: each setting's training set, leading shape ``[n_settings]`` (or, with
     ``data.resample``, ``[n_settings, n_inits]``); ``Start``: leading shape
     ``[n_settings, n_inits]``. It reads only the fields of ``start_structure(structure)``.
     """
 
-    def start(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None):
+    def start(seed, numerics: Numeric, draw_ids, init_indices, csv: Data | None):
         data_root, init_root = key_streams(seed)
         stream_root = jax.random.fold_in(data_root, STREAM_DRAWS)
 
-        def per_setting(numeric: Numeric, setting_id):
-            setting_key = jax.random.fold_in(init_root, setting_id)
+        def per_setting(numeric: Numeric, draw_id):
+            setting_key = jax.random.fold_in(init_root, draw_id)
 
             def per_init(index) -> Start:
                 key = jax.random.fold_in(setting_key, index)
-                return start_one(structure, numeric, key, jax.random.fold_in(stream_root, index))
+                key_stream = jax.random.fold_in(stream_root, index)
+                return start_one(structure, numeric, key, key_stream, fresh_tag_of(draw_id))
 
             def resampled(index) -> Data:
-                data_key = jax.random.fold_in(jax.random.fold_in(data_root, setting_id), index)
+                data_key = jax.random.fold_in(jax.random.fold_in(data_root, draw_id), index)
                 return make_data(structure, numeric, data_key, csv)
 
             if structure.resample:
@@ -694,7 +741,7 @@ def make_start(structure: Structure) -> jax.stages.Wrapped:
                 data = make_data(structure, numeric, data_root, csv)
             return data, jax.vmap(per_init)(init_indices)
 
-        return jax.vmap(per_setting)(numerics, setting_ids)
+        return jax.vmap(per_setting)(numerics, draw_ids)
 
     return jax.jit(start)
 
@@ -721,15 +768,15 @@ def make_run(structure: Structure) -> jax.stages.Wrapped:
 
 
 def make_train(structure: Structure) -> Callable[..., Result]:
-    """``train(seed, numerics, setting_ids, init_indices, csv) -> Result``: start, then run.
+    """``train(seed, numerics, draw_ids, init_indices, csv) -> Result``: start, then run.
 
     The Result's fields have leading shape ``[n_settings, n_inits]``; numeric values, seeds and
     indices are traced. (The engine calls the two compiled stages itself, to share the start.)
     """
     start, run = make_start(start_structure(structure)), make_run(structure)
 
-    def train(seed, numerics: Numeric, setting_ids, init_indices, csv: Data | None) -> Result:
-        data, drawn = start(seed, numerics, setting_ids, init_indices, csv)
+    def train(seed, numerics: Numeric, draw_ids, init_indices, csv: Data | None) -> Result:
+        data, drawn = start(seed, numerics, draw_ids, init_indices, csv)
         return run(numerics, data, drawn)
 
     return train

@@ -180,3 +180,20 @@ def test_only_the_runtime_changes_jax_settings():
         if any(setting in path.read_text() for setting in SETTING_JAX)
     }
     assert changers == {"study.runtime"}
+
+
+# A function this long does several things; split it (docs/architecture.md, STYLE.md).
+MAX_FUNCTION_LINES = 59
+
+
+def test_no_function_of_60_lines_or_more():
+    """Every function of study/ (and of the scripts, once they are rewritten) reads in one
+    screen: fewer than 60 lines from its ``def`` to its last line."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {lines}")
+    assert not too_long, too_long

@@ -51,7 +51,12 @@ from study.results.layout import (
     SUMMARY,
 )
 from study.results.lock import locked
-from study.results.manifest import Manifest, file_digest, read_manifest, write_manifest
+from study.results.manifest import (
+    Manifest,
+    file_digest,
+    read_manifest,
+    write_manifest,
+)
 from study.results.ownership import clear, open_folder, prepare
 from study.results.partial import (
     PartialGroup,

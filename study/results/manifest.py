@@ -2,7 +2,8 @@
 
 :class:`Manifest` is its contents; :func:`read_manifest` reads it, refusing (FormatError) one of
 another ``format_version``; :func:`write_manifest` writes it (atomically) with the marker file
-that tells a folder of ours. :func:`file_digest` names the data files a run read.
+that tells a folder of ours. :func:`file_digest` names the data files a run read;
+:attr:`Manifest.pairing` says whether a folder's settings drew the same numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 from study.errors import ConfigError, FormatError
 from study.results import atomic
 from study.results.layout import FORMAT_VERSION, MANIFEST, MARKER, MARKER_TEXT
+
+# The pairing of a folder whose config does not record one: every folder written before the
+# key existed, when each setting drew its own numbers.
+PAIRING_BEFORE_THE_KEY = "independent"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +55,12 @@ class Manifest:
         """The study seed, which fixes the data sets that closed forms are evaluated on."""
         seed = self.config.get("seed")
         return None if seed is None else int(seed)
+
+    @property
+    def pairing(self) -> str:
+        """``"shared"`` when initialization i of every setting drew the same numbers (paired
+        comparisons), ``"independent"`` when each drew its own (a folder from before the key)."""
+        return str(self.config.get("pairing", PAIRING_BEFORE_THE_KEY))
 
     @property
     def complete(self) -> bool:

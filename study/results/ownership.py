@@ -30,7 +30,12 @@ from study.results.layout import (
     SUMMARY,
 )
 from study.results.lock import is_our_lock
-from study.results.manifest import has_marker, has_our_manifest, read_manifest
+from study.results.manifest import (
+    PAIRING_BEFORE_THE_KEY,
+    has_marker,
+    has_our_manifest,
+    read_manifest,
+)
 
 # The study package, which never holds results.
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -107,19 +112,40 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     recorded = {name: getattr(manifest, name) for name in identity}
     recorded["config"] = _with_new_defaults(recorded.get("config"), identity.get("config"))
     if recorded != identity:
-        raise FolderError(
-            f"{str(folder)!r} holds results of a different config "
-            f"({_first_difference(recorded, identity)}); use another --out, or --force to "
-            "replace them"
-        )
+        raise _different_config(folder, recorded, identity)
     return "resume"
+
+
+def _different_config(folder: Path, recorded: dict, identity: dict) -> FolderError:
+    """The refusal of a folder that holds another config's results; when the pairing alone
+    differs and the folder's is "independent" (every folder's from before the key), it says
+    what to add to the config to resume it."""
+    old, new = recorded.get("config") or {}, identity.get("config") or {}
+    paired_alike = {**recorded, "config": {**old, "pairing": new.get("pairing")}}
+    if (
+        old.get("pairing") == PAIRING_BEFORE_THE_KEY != new.get("pairing")
+        and paired_alike == identity
+    ):
+        return FolderError(
+            f'{str(folder)!r} was written with pairing = "{PAIRING_BEFORE_THE_KEY}" (each setting '
+            "its own draws, as every folder from before the pairing key); add "
+            f'pairing = "{PAIRING_BEFORE_THE_KEY}" to the config to resume it, or use --force to '
+            "replace it"
+        )
+    return FolderError(
+        f"{str(folder)!r} holds results of a different config "
+        f"({_first_difference(recorded, identity)}); use another --out, or --force to "
+        "replace them"
+    )
 
 
 def _with_new_defaults(old: dict | None, new: dict | None) -> dict | None:
     """An older run's config with the keys added since filled in where the new config has
-    their defaults: such keys change nothing (``Key.in_id_at_default``), so the run is the same."""
+    their defaults: such keys change nothing (``Key.in_id_at_default``), so the run is the same.
+    A config without ``pairing`` is one from before the key: its pairing is "independent"."""
     if old is None or new is None:
         return old
+    old = {**old, "pairing": old.get("pairing", PAIRING_BEFORE_THE_KEY)}
     keys = {key.name: key for key in SCHEMA}
     added = {
         name: value
