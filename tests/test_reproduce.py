@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study import analysis
 from study.config import load_study
 from tests.helpers import ROOT
 
@@ -89,10 +88,7 @@ def test_sokar2023(scripts, tmp_path):
     assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
 
 
-def test_remedies(scripts, tmp_path, monkeypatch):
-    # Compared in pairs as on shared draws, whatever pairing the engine gives the folders, so that
-    # the paired columns are exercised (the tiny numbers mean nothing either way).
-    monkeypatch.setattr(analysis, "shares_draws", lambda configs: True)
+def test_remedies(scripts, tmp_path):
     out = run_tiny(scripts, "remedies", tmp_path / "remedies")
     table = pd.read_csv(out / "summary.csv")
     ran = table[table["n_valid"].notna()].set_index("variant")
@@ -104,7 +100,7 @@ def test_remedies(scripts, tmp_path, monkeypatch):
     assert (compared["p_holm"] >= compared["p_value"] - 1e-12).all()
     assert (compared["diff_p_dead_end_lo"] <= compared["diff_p_dead_end"]).all()
     assert (compared["diff_p_dead_end"] <= compared["diff_p_dead_end_hi"]).all()
-    # Paired: the networks the remedy saved and killed make the change in P(dead at end).
+    # Paired (the draws are shared): the networks the remedy saved and killed make the change.
     assert compared["paired"].all() and (compared["test"] == "mcnemar").all()
     change = (compared["killed"] - compared["saved"]) / compared["n_valid"]
     np.testing.assert_allclose(change, compared["diff_p_dead_end"])
