@@ -66,10 +66,9 @@ MIN_VALID = 10
 TINY = ("train.steps=20", "train.log_every=10")
 TINY_VARIANTS = ("bias_0_01", "bias_0_1", "lr_tenth")
 TINY_CS231N = ("model.width=4", "train.learning_rate=[0.1, 3.0]")
-PROPORTION = ["k_{}", "p_{}", "p_{}_lo", "p_{}_hi"]
 BIAS_COLUMNS = ["task", "train.learning_rate", "metric", "zero_bias", "bias_0.01", "difference"]
 BIAS_COLUMNS += ["difference_lo", "difference_hi", "n_zero_bias", "n_bias_0.01", "paired"]
-BIAS_COLUMNS += ["k_a_only", "k_b_only", "test", "p_value"]
+BIAS_COLUMNS += ["saved", "killed", "test", "p_value"]
 
 
 def read(name: str) -> dict:
@@ -81,12 +80,12 @@ def run(name: str, args, variants=None, overrides=()) -> tuple[study.Study, pd.D
     given = read(name)
     if variants is not None:
         given["variants"] = {k: v for k, v in given["variants"].items() if k in variants}
-    sizes = {"n_inits": 16, "chunk_size": 16, "quiet": True} if args.tiny else {}
+    options = {"out": args.out / "runs" / name, "force": args.force, "figures": False}
+    options["overrides"] = [*overrides, *(TINY if args.tiny else ())]
+    if args.tiny:
+        options |= {"n_inits": 16, "chunk_size": 16}
     common.say(f"study run {name}")
-    overrides = [*overrides, *(TINY if args.tiny else ())]
-    ran, folder = runner.run_config(
-        given, out=args.out / "runs" / name, overrides=overrides, force=args.force, **sizes
-    )
+    ran, folder = runner.run_config(given, quiet=args.tiny, **options)
     return ran, results.ResultsFolder.open(folder).runs()
 
 
@@ -123,11 +122,19 @@ def columns(table: pd.DataFrame, names: list[str], new: list[str]) -> pd.DataFra
     return table[names].set_axis(new, axis=1)
 
 
+def bounds(name: str) -> list[str]:
+    return [f"{name}_lo", f"{name}_hi"]
+
+
+def proportion(name: str) -> list[str]:
+    return [f"k_{name}", f"p_{name}", *bounds(f"p_{name}")]
+
+
 def per_variant(runs: pd.DataFrame) -> pd.DataFrame:
     """A row per variant: counts and proportions with Wilson intervals, means with intervals."""
     summary = analysis.summarize(runs, by="variant").set_index("variant")
     events = ("diverged", "dead_init", "dead_end", "revived")
-    parts = [summary[["n_inits", "n_valid", *(f.format(e) for e in events for f in PROPORTION)]]]
+    parts = [summary[["n_inits", "n_valid", *(c for event in events for c in proportion(event))]]]
     inactive = [runs[c] == runs["model.width"] for c in runs if c.startswith("inactive_units_end")]
     runs = runs.assign(inactive_end=pd.concat(inactive, axis=1).any(axis=1))
     alive = runs[~runs["dead_init"].astype(bool)]  # died in training: of those alive at init
@@ -138,17 +145,11 @@ def per_variant(runs: pd.DataFrame) -> pd.DataFrame:
         ("inactive_end", "inactive_end", runs),
     ):
         table = common.proportion_table(rows, ["variant"], event).set_index("variant")
-        parts.append(
-            columns(table, ["k", "p", "p_lo", "p_hi"], [f.format(name) for f in PROPORTION])
-        )
+        parts.append(columns(table, ["k", "p", "p_lo", "p_hi"], proportion(name)))
     for metric in ("initial_loss", "final_loss", "final_accuracy"):
         table = common.mean_table(runs, ["variant"], metric, (None, None)).set_index("variant")
         parts.append(columns(table, ["mean", "mean_lo", "mean_hi"], [metric, *bounds(metric)]))
     return pd.concat(parts, axis=1)
-
-
-def bounds(name: str) -> list[str]:
-    return [f"{name}_lo", f"{name}_hi"]
 
 
 def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
@@ -194,24 +195,26 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def bias_rows(ran: study.Study, runs: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
-    """A zero against a 0.01 bias at each learning rate (``analysis.compare``); no test where
-    fewer than ``MIN_VALID`` runs did not diverge."""
+    """A zero against a 0.01 bias at each learning rate (``analysis.compare``; ``saved``: dead
+    under the zero bias only); no test where fewer than ``MIN_VALID`` runs did not diverge."""
     shared = analysis.shares_draws([ran.config])
     table = analysis.compare(runs, "model.bias_scale", metric, shared_draws=shared)
     value = "p" if metric in analysis.PROPORTIONS else "mean"
     names = {f"{value}_a": "zero_bias", f"{value}_b": "bias_0.01", "n_a": "n_zero_bias"}
-    table = table.rename(columns=names | {"n_b": "n_bias_0.01"}).assign(task=task)[BIAS_COLUMNS]
+    names |= {"n_b": "n_bias_0.01", "k_a_only": "saved", "k_b_only": "killed"}
+    table = table.rename(columns=names).assign(task=task)[BIAS_COLUMNS]
     few = table[["n_zero_bias", "n_bias_0.01"]].min(axis=1) < MIN_VALID
     table.loc[few, ["difference", *bounds("difference"), "p_value"]] = np.nan
     return table
 
 
 def lr_claim_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The share of dead units after training per (bias, learning rate) of the 3 x 64 network."""
+    """The share of dead units after training per (bias, learning rate) of the 3 x 64 network
+    (``runs`` with each network's ``dead_unit_share``)."""
     by = ["model.bias_scale", "train.learning_rate"]
     summary = analysis.summarize(runs, by=by).set_index(by)
-    share = common.mean_table(runs.assign(share=analysis.dead_share(runs)), by, "share")
-    parts = [summary[["n_inits", "n_valid", *(f.format("diverged") for f in PROPORTION)]]]
+    share = common.mean_table(runs, by, "dead_unit_share")
+    parts = [summary[["n_inits", "n_valid", *proportion("diverged")]]]
     names = ["dead_unit_share", *bounds("dead_unit_share")]
     parts.append(columns(share.set_index(by), ["mean", "mean_lo", "mean_hi"], names))
     layers = summary.filter(regex="^dead_frac_end_l")
@@ -278,13 +281,9 @@ def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
     """Every remedy's change in P(dead at end) from its task's baseline, a panel per task."""
     tasks = list(dict.fromkeys(table["task"]))
     labels = [label for label in REMEDIES.values() if label in set(table["remedy"])]
+    grid = {"squeeze": False, "sharey": True, "layout": "constrained"}
     fig, axes = plt.subplots(
-        1,
-        len(tasks),
-        figsize=(4.2 * len(tasks), 0.32 * len(labels) + 1.6),
-        squeeze=False,
-        sharey=True,
-        layout="constrained",
+        1, len(tasks), figsize=(4.2 * len(tasks), 0.32 * len(labels) + 1.6), **grid
     )
     style = common.plots.styles(["significant", "not significant"])
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -295,19 +294,14 @@ def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
         for kind, rows in ran.groupby(ran["p_holm"] < alpha):
             look = style["significant" if kind else "not significant"]
             d, lo, hi = (rows[name] for name in ["diff_p_dead_end", *bounds("diff_p_dead_end")])
-            ax.errorbar(
-                d,
-                rows["y"],
-                xerr=[d - lo, hi - d],
-                fmt=look["marker"],
-                color=look["color"],
-                markerfacecolor=look["color"] if kind else "white",
-                capsize=3,
-                label=f"Holm p {'<' if kind else '>='} {alpha:g}",
-            )
+            marker = {"fmt": look["marker"], "color": look["color"], "capsize": 3}
+            marker |= {"markerfacecolor": look["color"] if kind else "white"}
+            label = f"Holm p {'<' if kind else '>='} {alpha:g}"
+            ax.errorbar(d, rows["y"], xerr=[d - lo, hi - d], label=label, **marker)
         for note, y in part.loc[part["p_dead_end"].isna(), ["note", "y"]].itertuples(index=False):
+            text = {"ha": "center", "va": "center", "fontsize": 7, "color": "0.4"}
             box = {"facecolor": "white", "edgecolor": "none", "pad": 1}
-            ax.text(0, y, note.partition(":")[0], ha="center", va="center", fontsize=7, bbox=box)
+            ax.text(0, y, note.partition(":")[0], bbox=box, **text)
         ax.axvline(0, color="black", lw=0.8)
         ax.axvline(-base["p_dead_end"], color="black", ls=":", lw=1.2, label="all death removed")
         ax.set(xlim=(-1.02, 1.02), xlabel="change in P(dead at end) vs baseline")
@@ -356,9 +350,8 @@ def main(argv=None) -> int:
     runtime.configure(devices="auto")  # as `study run` does: a device per core
     tasks = ["question"] if args.tiny else list(TASKS)
     tables, bias = zip(*(task_table(task, args) for task in tasks), strict=True)
-    table = pd.concat(tables, ignore_index=True).assign(
-        p_holm=lambda t: analysis.holm(t["p_value"])
-    )
+    table = pd.concat(tables, ignore_index=True)
+    table["p_holm"] = analysis.holm(table["p_value"])
     table = table[["task", *(c for c in table if c not in ("task", "note")), "note"]]
     deep, deep_runs = run("remedies_cs231n", args, overrides=TINY_CS231N if args.tiny else ())
     deep_runs["dead_unit_share"] = analysis.dead_share(deep_runs)
@@ -366,11 +359,8 @@ def main(argv=None) -> int:
     bias_table["p_holm"] = analysis.holm(bias_table["p_value"])
     lr = lr_claim_table(deep_runs)
     claims = pd.DataFrame({"claim": CLAIMS, "verdict": [bias_verdict(bias_table), lr_verdict(lr)]})
-    for name, frame in zip(
-        ("summary", "bias_claim", "lr_claim", "claims"),
-        (table, bias_table, lr, claims),
-        strict=True,
-    ):
+    tables = {"summary": table, "bias_claim": bias_table, "lr_claim": lr, "claims": claims}
+    for name, frame in tables.items():
         common.write_table(frame, args.out, f"{name}.csv")
     figure_changes(table, args.out)
     figure_claims(bias_table, lr, args.out)
