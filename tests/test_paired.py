@@ -462,7 +462,7 @@ def test_report_without_variants_has_no_variants_section(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paired")
-    assert run_cli(folder, tiny_config()) == 0
+    assert run_cli(folder, tiny_config(), extra=["--no-figures"]) == 0  # compared, not drawn
     return folder / "out"
 
 
