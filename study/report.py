@@ -428,7 +428,8 @@ def _markdown_table(table: pd.DataFrame) -> str:
 
 
 def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
-    """The run's facts; no timings, so that a rerun writes the same report."""
+    """The run's facts; no timings and no device list (manifest.json has both), so that a rerun
+    on another machine writes the same report: results do not depend on the devices."""
     low, high = int(summary["n_inits"].min()), int(summary["n_inits"].max())
     facts = [
         f"settings: {len(summary)}, initializations per setting: "
@@ -437,10 +438,7 @@ def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
         f"pairing {manifest.pairing}",
     ]
     if manifest.backend:
-        devices = ", ".join(
-            f"{d.get('platform', '?')}:{d.get('id', '?')}" for d in manifest.devices
-        )
-        facts.append(f"backend: {manifest.backend}, devices: {devices or '?'}")
+        facts.append(f"backend: {manifest.backend}")
     return facts
 
 
