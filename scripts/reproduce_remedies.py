@@ -28,6 +28,7 @@ import reproduce_common as common
 
 import study
 from study import analysis, config, results, runner, runtime
+from study.train import same_start
 
 # Every remedy, in the tables' order (related ones together): its variant name and its label.
 REMEDIES = {
@@ -108,16 +109,6 @@ def not_variants(task: str) -> dict[str, str]:
     return notes
 
 
-def changes_start(keys) -> bool:
-    """Whether a variant setting ``keys`` may start from other networks than the baseline: it
-    sets a structural key of phase "start", or a numeric key outside [train] (the start reads
-    the data's and the initialization's numbers; the [train] ones act in training only)."""
-    return any(
-        config.KEYS[k].phase == "start" and (config.KEYS[k].structural or k[:6] != "train.")
-        for k in keys
-    )
-
-
 def columns(table: pd.DataFrame, names: list[str], new: list[str]) -> pd.DataFrame:
     return table[names].set_axis(new, axis=1)
 
@@ -170,7 +161,8 @@ def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
         ["paired", "k_a_only", "k_b_only", "test", "p_value"],
         ["paired", "saved", "killed", "test", "p_value"],
     )
-    alike = np.array([not changes_start(ran.config["variants"][name]) for name in end.index])
+    setting = {s.variant: s for s in ran.settings}  # one grid point per variant
+    alike = np.array([same_start(setting[ran.reference], setting[name]) for name in end.index])
     width = (end["difference_hi"] - end["difference_lo"]).where(end["paired"] & alike)
     tests["width_ratio"] = width / (unpaired["difference_hi"] - unpaired["difference_lo"])
     parts = [change("p_dead_init"), change("p_dead_end"), tests]

@@ -41,7 +41,7 @@ import optax
 from jax import lax
 
 from study import model, remedies, stream
-from study.config import PAIRINGS, SCHEMA, STREAMS, Number, Numeric, Structure
+from study.config import PAIRINGS, SCHEMA, STREAMS, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
 from study.remedies import TrainState
@@ -708,6 +708,21 @@ def start_structure(structure: Structure) -> Structure:
     standard = Structure()
     fields = {name: getattr(standard, name) for name in TRAINING_ONLY if name not in kept}
     return dataclasses.replace(structure, **fields)
+
+
+# The numeric fields the start reads: the data's (data.make_data) and the initialization's
+# scales (model.init_params); kaiming_uniform's gain also reads the activation's slope.
+START_NUMERICS = ("offset", "target_scale", "target_shift", "init_range", "bias_scale")
+
+
+def same_start(a: Setting, b: Setting) -> bool:
+    """Whether two settings start from the same training data and networks when their draws
+    are shared (``pairing = "shared"``): the same start structure and the same numbers where
+    the start reads them. False may be cautious (a scale the scheme does not read)."""
+    if start_structure(a.structure) != start_structure(b.structure):
+        return False
+    slope = ("leaky_slope",) if a.structure.init == "kaiming_uniform" else ()
+    return all(getattr(a.numeric, f) == getattr(b.numeric, f) for f in START_NUMERICS + slope)
 
 
 def make_start(structure: Structure) -> jax.stages.Wrapped:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import study
-from study import report, results, runner
+from study import report, results, runner, train
 from study.config import PAIRINGS, load_study, make_setting
 from study.data import key_streams
 from study.errors import ConfigError
@@ -253,3 +253,29 @@ def test_pairing_of_reads_what_the_manifest_records():
 def _a_group():
     setting = make_setting()
     return setting.structure, [setting], 4, 0
+
+
+def test_same_start_names_every_number_the_start_reads(starts):
+    """Every numeric field outside ``START_NUMERICS`` leaves the start (data and networks) bit
+    for bit as it is, so ``same_start`` may trust the others; each start number it names does
+    change the start (for the uniform scheme; kaiming_uniform's gain also reads the slope)."""
+    settings, start, _ = starts["shared"]
+    base = settings[0]
+    others = [f for f in base.numeric._fields if f not in train.START_NUMERICS]
+    numerics = [base.numeric] + [
+        base.numeric._replace(**{f: getattr(base.numeric, f) * 0.5 + 0.25}) for f in others
+    ]
+    stacked = jax.tree.map(lambda *v: np.asarray(v, np.float32), *numerics)
+    ids = draw_ids_of([0] * len(numerics), "shared")
+    data, drawn = start(np.uint32(3), stacked, ids, np.arange(64, dtype=np.int32), None)
+    for i, field in enumerate(others, start=1):
+        for leaf in jax.tree.leaves((data, drawn.params)):
+            np.testing.assert_array_equal(np.asarray(leaf)[i], np.asarray(leaf)[0], err_msg=field)
+    assert all(train.same_start(base, s) for s in settings[:5])
+    assert not train.same_start(base, settings[5])  # model.init_range 0.5
+    kaiming = make_setting(model_init="kaiming_uniform", model_activation="leaky_relu")
+    steeper = make_setting(
+        model_init="kaiming_uniform", model_activation="leaky_relu", model_leaky_slope=0.2
+    )
+    assert not train.same_start(kaiming, steeper)
+    assert train.same_start(make_setting(), make_setting(model_leaky_slope=0.2))
