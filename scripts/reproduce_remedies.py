@@ -27,7 +27,7 @@ import pandas as pd
 import reproduce_common as common
 
 import study
-from study import analysis, config, results, runner, runtime
+from study import analysis, config, data, results, runner, runtime
 from study.train import same_start
 
 # Every remedy, in the tables' order (related ones together): its variant name and its label.
@@ -183,7 +183,17 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.concat([table, notes]).reindex(order).rename_axis("variant").reset_index()
     table.insert(0, "remedy", table["variant"].map(REMEDIES).fillna(table["variant"]))
     bias, bias_runs = run(f"remedies_{task}_bias", args)
-    return table.assign(task=task), bias_rows(bias, bias_runs, task, "p_dead_end")
+    table = table.assign(task=task, constant_loss=constant_loss(ran))
+    return table, bias_rows(bias, bias_runs, task, "p_dead_end")
+
+
+def constant_loss(ran: study.Study) -> float:
+    """The loss of the best constant predictor on the task's training data: a network whose
+    final loss is not below it has learnt nothing a constant would not (issue 24)."""
+    values = ran.settings[0].as_dict  # the baseline; the remedies train on the same targets
+    made = data.setting_data(values, ran.seed)
+    assert made is not None, "the remedies' tasks are synthetic data, rebuilt from the seed"
+    return data.constant_loss(made.targets, values["train.loss"])
 
 
 def bias_rows(ran: study.Study, runs: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
@@ -307,6 +317,32 @@ def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
     common.save_figure(fig, out, "remedies_dead_end_change")
 
 
+def figure_costs(table: pd.DataFrame, out: Path) -> None:
+    """Every remedy's mean final loss (95% interval), a panel per task, against the baseline's
+    and the best constant predictor's: the cost side of the change in P(dead at end)."""
+    tasks = list(dict.fromkeys(table["task"]))
+    labels = ["baseline", *(label for label in REMEDIES.values() if label in set(table["remedy"]))]
+    grid = {"squeeze": False, "sharey": True, "layout": "constrained"}
+    size = (4.2 * len(tasks), 0.32 * len(labels) + 1.6)
+    fig, axes = plt.subplots(1, len(tasks), figsize=size, **grid)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        part = table[(table["task"] == task) & table["final_loss"].notna()].set_index("remedy")
+        y = [labels.index(label) for label in part.index]
+        loss, lo, hi = (part[name] for name in ["final_loss", *bounds("final_loss")])
+        ax.errorbar(loss, y, xerr=[loss - lo, hi - loss], fmt="o", color="black", capsize=3)
+        ax.axvline(part.loc["baseline", "final_loss"], color="0.5", lw=0.8, label="baseline")
+        constant = part["constant_loss"].iloc[0]
+        ax.axvline(constant, color="black", ls=":", lw=1.2, label="best constant predictor")
+        ax.set(xscale="log", xlabel="mean final training loss (log scale)")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels overlap on short axes
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_title(f"{TASKS[task]}\nconstant predictor: {constant:.4f}", fontsize=8)
+    axes[0][0].invert_yaxis()
+    legend = {"fontsize": 7, "frameon": False, "loc": "upper left", "bbox_to_anchor": (1, 1)}
+    axes[0][-1].legend(**legend)
+    common.save_figure(fig, out, "remedies_final_loss")
+
+
 def figure_claims(bias: pd.DataFrame, lr: pd.DataFrame, out: Path) -> None:
     """(a) dead-unit share of a 3 x 64 network against the learning rate; (b) the 0.01 bias."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
@@ -355,6 +391,7 @@ def main(argv=None) -> int:
     for name, frame in tables.items():
         common.write_table(frame, args.out, f"{name}.csv")
     figure_changes(table, args.out)
+    figure_costs(table, args.out)
     figure_claims(bias_table, lr, args.out)
     for claim in claims.itertuples():
         common.say(f"{claim.claim}: {claim.verdict}")

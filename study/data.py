@@ -119,7 +119,14 @@ def csv_data(structure: Structure) -> Data[np.ndarray] | None:
 
 
 def setting_inputs(values: Mapping[str, Any], seed: int) -> np.ndarray | None:
-    """The training inputs ``float[n_samples, dim]`` the engine used for a setting and seed.
+    """The training inputs ``float[n_samples, dim]`` the engine used for a setting and seed
+    (:func:`setting_data`), or None where they cannot be rebuilt."""
+    made = setting_data(values, seed)
+    return None if made is None else made.inputs.T
+
+
+def setting_data(values: Mapping[str, Any], seed: int) -> Data[np.ndarray] | None:
+    """The training set (feature-major, float64) the engine used for a setting and seed.
 
     The engine draws a setting's data set from the study seed's data stream
     (:func:`key_streams`), so it is rebuilt here exactly, without training. Returns
@@ -148,4 +155,19 @@ def setting_inputs(values: Mapping[str, Any], seed: int) -> np.ndarray | None:
     with runtime.precision(setting.structure.dtype):  # as the engine drew them
         data_root, _ = key_streams(seed)
         made = make_data(setting.structure, setting.numeric, data_root, csv_data(setting.structure))
-        return np.asarray(made.inputs, dtype=float).T
+        return Data(np.asarray(made.inputs, dtype=float), np.asarray(made.targets, dtype=float))
+
+
+def constant_loss(targets: np.ndarray, loss: str) -> float:
+    """The training loss of the best constant predictor of ``targets``: their variance for the
+    squared error (``mse``, the mean's loss), the entropy of the mean label for ``bce`` (in
+    nats: ln 2 for balanced labels). A trained network worse than this has not fit the data."""
+    targets = np.asarray(targets, dtype=float)
+    if loss == "mse":
+        return float(np.mean((targets - targets.mean()) ** 2))
+    if loss == "bce":
+        mean = float(targets.mean())
+        if mean in (0.0, 1.0):
+            return 0.0
+        return float(-(mean * np.log(mean) + (1 - mean) * np.log1p(-mean)))
+    raise ValueError(f"loss {loss!r}: allowed: mse, bce")

@@ -93,6 +93,9 @@ def test_remedies(scripts, tmp_path):
     table = pd.read_csv(out / "summary.csv")
     ran = table[table["n_valid"].notna()].set_index("variant")
     assert {"baseline", "bias_0_01", "bias_0_1", "lr_tenth"} == set(ran.index)
+    # Exactly balanced labels: the best constant predicts 1/2, at a loss of ln 2.
+    assert table["constant_loss"].to_numpy() == pytest.approx(np.log(2), rel=1e-6)  # as written
+    assert (out / "figures" / "remedies_final_loss.png").stat().st_size > 1000
     assert ran.loc["lr_tenth", "remedy"] == "learning rate / 10"
     # The baseline is not compared with itself; every other row is, and Holm only raises p.
     assert np.isnan(ran.loc["baseline", "p_value"])

@@ -278,6 +278,25 @@ def test_setting_inputs_rebuilds_the_engine_data():
     assert not np.array_equal(rebuilt, other)
 
 
+def test_constant_loss_is_the_best_constant_predictors_loss():
+    """The closed forms (variance; entropy of the mean label) against a numerical minimum of
+    the engine's losses over constant outputs, on rebuilt engine data."""
+    from scipy.optimize import minimize_scalar
+
+    from study import config, data
+
+    fit = config.make_setting(data_kind="function", data_function="abs", data_dim=1)
+    targets = data.setting_data(dict(fit.values), seed=0).targets
+    best = minimize_scalar(lambda c: np.mean((targets - c) ** 2))
+    assert data.constant_loss(targets, "mse") == pytest.approx(best.fun, rel=1e-9)
+    labels = data.setting_data(dict(config.make_setting().values), seed=0).targets
+    labels = labels[: len(labels) * 3 // 4]  # not balanced: mean label 1/3 or so
+    best = minimize_scalar(lambda c: np.mean(np.logaddexp(0, c) - labels * c))
+    assert data.constant_loss(labels, "bce") == pytest.approx(best.fun, rel=1e-9)
+    assert data.constant_loss(np.array([0.0, 1.0]), "bce") == pytest.approx(np.log(2))
+    assert data.constant_loss(np.ones(4), "bce") == 0.0
+
+
 def _block_diagonal(*blocks):
     size = sum(len(b) for b in blocks)
     r, start = np.zeros((size, size)), 0
