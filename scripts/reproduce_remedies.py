@@ -173,6 +173,7 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The task's rows of summary.csv (a remedy not run: its note) and of bias_claim.csv."""
     ran, runs = run(f"remedies_{task}", args, TINY_VARIANTS if args.tiny else None)
     table = per_variant(runs).join(changes(runs, ran, analysis.shares_draws([ran.config])))
+    table["cannot_die"] = pd.Series({s.variant: cannot_die(s) for s in ran.settings})
     written = {
         n: "; ".join(f"{k}={json.dumps(v)}" for k, v in o.items())
         for n, o in ran.config["variants"].items()
@@ -185,6 +186,15 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     bias, bias_runs = run(f"remedies_{task}_bias", args)
     table = table.assign(task=task, constant_loss=constant_loss(ran))
     return table, bias_rows(bias, bias_runs, task, "p_dead_end")
+
+
+def cannot_die(setting: config.Setting) -> bool:
+    """Whether P(dead at end) is 0 by definition: an activation whose derivative is never 0
+    (leaky ReLU; ELU up to float32 rounding below z = -17.3) or batch norm (a unit's normalized
+    pre-activation has mean 0 over the batch, so it is positive somewhere unless constant).
+    Such remedies' P(dead) changes are reported but left out of the Holm family (issue 24)."""
+    never = setting.structure.activation in ("leaky_relu", "elu")
+    return never or setting.structure.norm == "batch"
 
 
 def constant_loss(ran: study.Study) -> float:
@@ -293,12 +303,14 @@ def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
         base, part = part.loc["baseline"], part.drop(index="baseline")
         part = part.assign(y=[labels.index(label) for label in part.index])
         ran = part[part["p_dead_end"].notna()]
-        for kind, rows in ran.groupby(ran["p_holm"] < alpha):
-            look = style["significant" if kind else "not significant"]
+        kinds = np.where(ran["cannot_die"].astype(bool), 2, (ran["p_holm"] < alpha).astype(int))
+        for kind, rows in ran.groupby(kinds):
+            look = style["significant" if kind == 1 else "not significant"]
             d, lo, hi = (rows[name] for name in ["diff_p_dead_end", *bounds("diff_p_dead_end")])
-            marker = {"fmt": look["marker"], "color": look["color"], "capsize": 3}
-            marker |= {"markerfacecolor": look["color"] if kind else "white"}
-            label = f"Holm p {'<' if kind else '>='} {alpha:g}"
+            color = "0.6" if kind == 2 else look["color"]
+            marker = {"fmt": look["marker"], "color": color, "capsize": 3}
+            marker |= {"markerfacecolor": "white" if kind == 0 else color}
+            label = [f"Holm p >= {alpha:g}", f"Holm p < {alpha:g}", "0 dead by definition"][kind]
             ax.errorbar(d, rows["y"], xerr=[d - lo, hi - d], label=label, **marker)
         for note, y in part.loc[part["p_dead_end"].isna(), ["note", "y"]].itertuples(index=False):
             text = {"ha": "center", "va": "center", "fontsize": 7, "color": "0.4"}
@@ -379,7 +391,8 @@ def main(argv=None) -> int:
     tasks = ["question"] if args.tiny else list(TASKS)
     tables, bias = zip(*(task_table(task, args) for task in tasks), strict=True)
     table = pd.concat(tables, ignore_index=True)
-    table["p_holm"] = analysis.holm(table["p_value"])
+    family = ~table["cannot_die"].fillna(False).astype(bool)  # P(dead) can change there
+    table["p_holm"] = analysis.holm(table["p_value"].where(family))
     table = table[["task", *(c for c in table if c not in ("task", "note")), "note"]]
     deep, deep_runs = run("remedies_cs231n", args, overrides=TINY_CS231N if args.tiny else ())
     deep_runs["dead_unit_share"] = analysis.dead_share(deep_runs)
