@@ -49,6 +49,30 @@ REMEDIES = {
     "shrink_perturb": "shrink and perturb",
     "l2_init": "L2-init",
 }
+# Where each remedy's strength comes from (summary.csv's `source`): what was read, or that there
+# is none. ReDo's dormant threshold is inert on layers of one unit (a unit's score is 0 or 1).
+SOURCES = {
+    "baseline": "the task's own setting (its config)",
+    "standardized": "no strength: zero mean and unit variance per feature",
+    "leaky_relu_0_01": "slope 0.01: CS231n notes, neural-networks-1 ('0.01, or so')",
+    "leaky_relu_0_1": "slope 0.1: the leaky ReLU compared in Clevert et al. 2016 (via a summary)",
+    "elu": "alpha 1: Clevert et al. 2016 (via a summary), JAX's default",
+    "bias_0_01": "0.01: CS231n notes, neural-networks-2",
+    "bias_0_1": "no published value: ten times the CS231n 0.01",
+    "he_init": "no strength: N(0, 2 / fan_in), He et al. 2015",
+    "rai": "no strength: Lu et al. 2019 derive every parameter",
+    "lr_tenth": "no published value: a tenth of the task's learning rate",
+    "sgd": "no published value: plain SGD at the task's learning rate",
+    "flip_dead": "no published remedy found: this project's own",
+    "batch_norm": "no strength: Ioffe & Szegedy 2015",
+    "layer_norm": "no strength: Ba et al. 2016",
+    "redo": "tau 0.1: Sokar et al. 2023, Sec. 5 and App. Table 1 (quoted by the first author, "
+    "google/dopamine issue 226); period 100 steps: no published value for this setting",
+    "shrink_perturb": "shrink 0.4, perturb 0.1: Ash & Adams 2020's code default "
+    "(JordanAsh/warm_start run.py), applied once per round there, every 100 steps here",
+    "l2_init": "lambda 1e-2 (the gradient gains 0.02 (theta - theta0)): Kumar et al. 2023, "
+    "Sec. 5, Tables 3-4",
+}
 TASKS = {
     "question": "2-1-1 ReLU, features in [1, 3]\nU(-0.05, 0.05), Adam 0.01",
     "two_layers": "two ReLU layers of width 1, centered 2-D\nU(-0.05, 0.05), Adam 0.01",
@@ -183,6 +207,7 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     order = [n for n in ["baseline", *REMEDIES] if n in table.index or n in notes.index]
     table = pd.concat([table, notes]).reindex(order).rename_axis("variant").reset_index()
     table.insert(0, "remedy", table["variant"].map(REMEDIES).fillna(table["variant"]))
+    table.insert(2, "source", table["variant"].map(SOURCES))
     bias, bias_runs = run(f"remedies_{task}_bias", args)
     table = table.assign(task=task, constant_loss=constant_loss(ran))
     return table, bias_rows(bias, bias_runs, task, "p_dead_end")

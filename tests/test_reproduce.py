@@ -137,6 +137,7 @@ def test_remedies_configs(scripts):
         notes = remedies.not_variants(task)
         assert study.variants[0] == "baseline"
         assert sorted(study.variants[1:] + tuple(notes)) == sorted(remedies.REMEDIES)
+        assert set(remedies.SOURCES) == {"baseline", *remedies.REMEDIES}  # each names its source
         base = study.settings[0].as_dict
         variants = dict(study.config["variants"])
         rate = base["train.learning_rate"]
