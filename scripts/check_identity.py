@@ -3,7 +3,8 @@
 Trains a grid of structures that between them reach every code path of the engine (batch
 training at two widths, depth 2 with Adam, leaky ReLU with momentum, float64, an MSE target with
 curves, ReDo, shrink and perturb, L2-init, flip_dead with layer norm, batch norm, a stream with
-curves) through ``study.simulate_curves`` and saves or compares the per-initialization tables,
+curves, CReLU with the orthogonal init, warmup and weight decay) through
+``study.simulate_curves`` and saves or compares the per-initialization tables,
 bit for bit (``pandas.testing.assert_frame_equal(check_exact=True)``). The grid runs with
 ``pairing = "independent"``, the draws of every tree before the pairing key, so a tree from
 before it can be compared too::
@@ -56,6 +57,14 @@ CASES: dict[str, dict] = {
         model_width=3, model_depth=2, model_flip_dead=True, model_norm="layer", train_steps=30
     ),
     "batchnorm": dict(model_width=3, model_norm="batch", train_steps=30),
+    "crelu_orthogonal": dict(
+        model_activation="crelu", model_init="orthogonal", model_depth=2, model_width=3,
+        train_weight_decay=0.01, train_warmup_steps=10, train_steps=30,
+    ),
+    "decay_rmsprop": dict(
+        train_optimizer="rmsprop", train_weight_decay=[0.0, 0.001], train_warmup_steps=5,
+        model_width=2, train_steps=30,
+    ),
     "stream": dict(
         data_kind="slowly_changing", data_dim=8, data_flipping_bits=4, data_flip_every=20,
         data_teacher_width=5, data_probe_size=50, model_width=5, train_steps=80,
@@ -98,6 +107,9 @@ def main(argv: list[str]) -> int:
         if what == "save":
             table.to_parquet(path)
             print(f"{name}: saved {table.shape}")
+            continue
+        if not path.exists():  # a case added since the reference was saved
+            print(f"{name}: new, no reference {table.shape}")
             continue
         reference = pd.read_parquet(path)
         try:

@@ -49,10 +49,24 @@ if TYPE_CHECKING:
     # NumPy) or traced (JAX). At run time the name is the key's kind, float, which the fields'
     # test reads; the config layer never imports JAX.
     Number = float | np.ndarray | jax.Array
+    # The same for a numeric key whose kind is int (a count of steps): traced as a float array of
+    # the group's dtype, like every numeric field.
+    Count = int | np.ndarray | jax.Array
 else:
     Number = float
+    Count = int
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "tanh", "sigmoid")
+ACTIVATIONS = (
+    "relu",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "silu",
+    "softplus",
+    "tanh",
+    "sigmoid",
+    "crelu",
+)
 WEIGHT_INITS = (
     "uniform",
     "normal",
@@ -61,6 +75,7 @@ WEIGHT_INITS = (
     "glorot_uniform",
     "rai",
     "kaiming_uniform",
+    "orthogonal",
 )
 BIAS_INITS = ("zeros", "uniform", "normal", "constant")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
@@ -77,6 +92,9 @@ INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
 CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
+# train.weight_decay's default for adamw, the one optimizer that read the key before it applied to
+# every optimizer (then every setting resolved it to this value: Setting.setting_id).
+ADAMW_WEIGHT_DECAY = 1e-4
 # How the settings of a study share random draws (top-level ``pairing``): "shared", initialization
 # i of every setting draws from the same keys (common random numbers, for paired comparisons);
 # "independent", each setting has keys of its own (the draws of every study before the key).
@@ -259,14 +277,24 @@ SCHEMA: tuple[Key, ...] = (
         "hidden layers; 0 = a linear model (inputs straight to the output)",
         check=_non_negative,
     ),
-    Key("model.width", int, 1, "units per hidden layer", check=_positive),
+    Key(
+        "model.width",
+        int,
+        1,
+        "units (pre-activations) per hidden layer; under crelu each has two outputs",
+        check=_positive,
+    ),
     Key(
         "model.activation",
         str,
         "relu",
-        "hidden activation",
+        "hidden activation; crelu = [relu(z), relu(-z)] per unit (Shang et al. 2016): a layer "
+        "of width units has 2 * width outputs, the next layer 2 * width inputs; a unit is dead "
+        "only where z = 0 on every input",
         choices=ACTIVATIONS,
-        phase="train",  # (kaiming_uniform's scale reads it: see study.train.start_structure)
+        # (the drawn parameters read it where it sets a gain or crelu's shapes: see
+        # study.train.start_structure)
+        phase="train",
     ),
     Key(
         "model.leaky_slope",
@@ -282,7 +310,9 @@ SCHEMA: tuple[Key, ...] = (
         "uniform",
         "weight init: uniform = U(-init_range, init_range), "
         "normal = N(0, init_range^2), he_*, glorot_uniform, rai (Lu et al. 2019), "
-        "kaiming_uniform = U(-b, b), b = gain sqrt(3 / fan_in) with the activation's gain",
+        "kaiming_uniform = U(-b, b), b = gain sqrt(3 / fan_in) with the activation's gain, "
+        "orthogonal = orthonormal rows or columns times the activation's gain (Saxe et al. "
+        "2014; the output layer's gain 1)",
         choices=WEIGHT_INITS,
     ),
     Key(
@@ -362,10 +392,24 @@ SCHEMA: tuple[Key, ...] = (
     Key(
         "train.weight_decay",
         float,
-        1e-4,
-        "adamw decoupled weight decay",
+        None,
+        "weight decay for every optimizer: adam and adamw decoupled (AdamW: update = -rate * "
+        "(adam's + weight_decay * param)), sgd, momentum, nesterov and rmsprop L2 "
+        "(weight_decay * param added to the gradient); 0 = off; default: 1e-4 for adamw, 0 "
+        "for the others",
         structural=False,
         check=_non_negative,
+        derive=lambda values: ADAMW_WEIGHT_DECAY if values["train.optimizer"] == "adamw" else 0.0,
+    ),
+    Key(
+        "train.warmup_steps",
+        int,
+        0,
+        "linear learning-rate warmup: step t (from 0) uses rate * min(1, (t + 1) / "
+        "warmup_steps) (Goyal et al. 2017); 0 = off (1 is the same); at most train.steps",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
     ),
     Key("train.steps", int, 1000, "optimizer steps", check=_positive, phase="train"),
     Key(
@@ -539,7 +583,8 @@ class Numeric(NamedTuple):
     bias_scale: Number = 0.05  # derived: model.init_range
     learning_rate: Number = 0.01
     momentum: Number = 0.9
-    weight_decay: Number = 1e-4
+    weight_decay: Number = 0.0  # derived: 1e-4 for adamw, 0 for the other optimizers
+    warmup_steps: Count = 0
     dormant_tau: Number = 0.0
     redo_tau: Number = 0.0
     shrink: Number = 0.8
@@ -572,15 +617,39 @@ class Setting:
 
         A float64 setting has the id of its float32 twin, so it draws the same networks and data
         and checks precision, not luck. Keys added since results were first committed count only
-        away from their defaults (``Key.in_id_at_default``).
+        away from their defaults (``Key.in_id_at_default``), and ``train.weight_decay`` counts as
+        it did when adamw alone read it (:func:`_weight_decay_in_id`).
         """
+        as_dict = self.as_dict
         values = tuple(
-            (name, "float32" if name == "train.dtype" else value)
+            (name, _value_in_id(name, value, as_dict))
             for name, value in self.values
             if KEYS[name].in_id_at_default or value != KEYS[name].default
         )
         text = json.dumps(values, sort_keys=True, default=str)
         return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def _value_in_id(name: str, value: Any, values: Mapping[str, Any]) -> Any:
+    """What :attr:`Setting.setting_id` hashes for one key of a setting's ``values``."""
+    if name == "train.dtype":
+        return "float32"
+    if name == "train.weight_decay":
+        return _weight_decay_in_id(value, values["train.optimizer"])
+    return value
+
+
+def _weight_decay_in_id(weight_decay: float, optimizer: str) -> Any:
+    """``train.weight_decay`` in a setting id. Before it applied to every optimizer, only adamw
+    read it and every setting resolved it to :data:`ADAMW_WEIGHT_DECAY` unless given: so another
+    optimizer's 0 (off: the run every such setting made then) counts as that value, keeping
+    those settings' ids and draws; a decay that such an optimizer now applies counts tagged, so
+    that its id is not the id of the same setting without decay."""
+    if optimizer == "adamw":
+        return weight_decay
+    if weight_decay == 0:
+        return ADAMW_WEIGHT_DECAY
+    return ["decay for every optimizer", weight_decay]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -803,6 +872,12 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"train.batch_size = {values['train.batch_size']}: larger than data.n_samples = "
             f"{n_samples}; allowed: 0 (full batch) to {n_samples}"
+        )
+    if values["train.warmup_steps"] > values["train.steps"]:
+        raise ConfigError(
+            f"train.warmup_steps = {values['train.warmup_steps']}: longer than train.steps = "
+            f"{values['train.steps']}, the rate would never reach train.learning_rate; allowed: "
+            f"0 (off) to {values['train.steps']}"
         )
     if values["train.log_every"] > values["train.steps"]:
         raise ConfigError(

@@ -32,8 +32,22 @@ ELEMENTWISE_MAX_WEIGHTS = 64
 Params = tuple[tuple[jax.Array, ...], ...]
 
 
+def crelu(z: jax.Array) -> jax.Array:
+    """Concatenated ReLU (Shang, Sohn, Almeida and Lee 2016, arXiv 1603.05201) of pre-activations
+    ``z: float[units, ...]``: ``[relu(z), relu(-z)]`` stacked on the first axis,
+    ``float[2 * units, ...]``. Its derivative in z is 1 (first half) where z > 0, -1 (second
+    half) where z < 0, and 0 in both at z = 0: a unit is dead only where z = 0 on every input."""
+    return jnp.concatenate([jax.nn.relu(z), jax.nn.relu(-z)], axis=0)
+
+
+def outputs_per_unit(name: str) -> int:
+    """How many outputs the activation ``name`` gives each hidden unit: 2 for crelu, else 1."""
+    return 2 if name == "crelu" else 1
+
+
 def activation(name: str, slope: Number) -> Callable[[jax.Array], jax.Array]:
-    """The hidden activation ``name`` as a function of the pre-activation."""
+    """The hidden activation ``name`` as a function of the pre-activations ``float[units, n]``
+    (``float[units, n]`` out, ``float[2 * units, n]`` for crelu)."""
 
     def leaky_relu(z: jax.Array) -> jax.Array:
         return jnp.where(z > 0, z, slope * z)
@@ -47,13 +61,18 @@ def activation(name: str, slope: Number) -> Callable[[jax.Array], jax.Array]:
         "softplus": jax.nn.softplus,
         "tanh": jnp.tanh,
         "sigmoid": jax.nn.sigmoid,
+        "crelu": crelu,
     }[name]
 
 
 def activation_gain(name: str, slope: Number) -> Number:
-    """The gain of ``kaiming_uniform`` for an activation (as PyTorch's ``calculate_gain``):
-    sqrt 2 for ReLU and the ReLU-like ELU, SiLU, GELU and softplus, sqrt(2 / (1 + slope^2))
-    for leaky ReLU, 5/3 for tanh, 1 for sigmoid."""
+    """The gain of ``kaiming_uniform`` and ``orthogonal`` for an activation (as PyTorch's
+    ``calculate_gain``): sqrt 2 for ReLU and the ReLU-like ELU, SiLU, GELU, softplus and CReLU,
+    sqrt(2 / (1 + slope^2)) for leaky ReLU, 5/3 for tanh, 1 for sigmoid.
+
+    For CReLU, sqrt 2 with the next layer's fan-in counted as ``2 * width`` keeps the scale of
+    the pre-activations as for ReLU: each of the ``2 * width`` outputs has second moment
+    ``E[z^2] / 2`` (``relu(z)^2 + relu(-z)^2 = z^2``), as a ReLU output does."""
     if name == "leaky_relu":
         return jnp.sqrt(2.0 / (1.0 + slope * slope))
     return {"tanh": 5.0 / 3.0, "sigmoid": 1.0}.get(name, 2.0**0.5)
@@ -62,8 +81,36 @@ def activation_gain(name: str, slope: Number) -> Number:
 def activation_and_derivative(
     name: str, slope: Number, z: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """``(act(z), act'(z))`` in one pass; the derivative is exactly the one jax.grad uses."""
+    """``(act(z), act'(z))`` in one pass; the derivative is exactly the one jax.grad uses.
+
+    For crelu both are ``float[2 * units, n]``: the derivative of each output in its unit's z.
+    """
     return jax.jvp(activation(name, slope), (z,), (jnp.ones_like(z),))
+
+
+def to_units(per_output: jax.Array, units: int) -> jax.Array:
+    """A hidden layer's per-output values ``[outputs, ...]`` per unit ``[units, ...]``: a CReLU
+    layer's two halves (``relu(z)``'s, then ``relu(-z)``'s) added, first + second; another
+    layer's as they are (one output per unit)."""
+    if per_output.shape[0] == units:
+        return per_output
+    return per_output[:units] + per_output[units:]
+
+
+def to_outputs(per_unit: jax.Array, name: str) -> jax.Array:
+    """Per-unit values ``[units, ...]`` repeated for each output of their unit under the
+    activation ``name`` (``[2 * units, ...]`` for crelu), the inverse layout of :func:`to_units`."""
+    return jnp.concatenate([per_unit] * outputs_per_unit(name), axis=0)
+
+
+def dead_units(derivative: jax.Array, units: int) -> jax.Array:
+    """``bool[units]``: the units whose activation's derivative is 0 on every input, from
+    ``derivative: float[outputs, n]``; a CReLU unit when both its outputs' are (z = 0 on every
+    input)."""
+    silent = jnp.all(derivative == 0, axis=-1)
+    if silent.shape[0] == units:
+        return silent
+    return silent[:units] & silent[units:]
 
 
 def _sum_in_order(values: jax.Array, axis: int) -> jax.Array:
@@ -171,7 +218,25 @@ def _init_weights(
     if scheme == "glorot_uniform":
         limit = jnp.sqrt(6.0 / (fan_in + fan_out))
         return _draw(jax.random.uniform, key, shape, dtype, -limit, limit)
+    if scheme == "orthogonal":
+        return _orthogonal(key, fan_in, fan_out).astype(dtype) * jnp.asarray(gain, dtype)
     raise ValueError(f"unknown weight init {scheme!r}")
+
+
+def _orthogonal(key: jax.Array, fan_in: int, fan_out: int) -> jax.Array:
+    """A ``float32[fan_out, fan_in]`` matrix of the orthogonal group's Haar measure (Saxe,
+    McClelland and Ganguli 2014, arXiv 1312.6120): orthonormal columns (``W^T W = I``) when
+    ``fan_out >= fan_in``, orthonormal rows (``W W^T = I``) otherwise.
+
+    The Q of the QR decomposition of a Gaussian ``[max, min]`` matrix, its columns' signs set by
+    R's diagonal so that the law is Haar's (Mezzadri 2007, arXiv math-ph/0609050), as
+    ``jax.nn.initializers.orthogonal`` draws it. Drawn and decomposed in float32: a float64 run
+    starts from a float32 run's numbers, rounded once.
+    """
+    rows, columns = max(fan_in, fan_out), min(fan_in, fan_out)
+    q, r = jnp.linalg.qr(jax.random.normal(key, (rows, columns), jnp.float32))
+    q = q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(jnp.float32)[None, :]
+    return q if fan_out >= fan_in else q.T
 
 
 def _init_bias(
@@ -212,9 +277,16 @@ def _init_rai(
 
 
 def layer_sizes(structure: Structure) -> list[tuple[int, int]]:
-    """``(fan_in, fan_out)`` of every layer, the output layer last."""
-    sizes = [structure.dim] + [structure.width] * structure.depth + [1]
-    return list(zip(sizes[:-1], sizes[1:], strict=True))
+    """``(fan_in, fan_out)`` of every layer, the output layer last.
+
+    ``model.width`` counts units (pre-activations): a hidden layer has ``fan_out = width``; the
+    layer after it reads the units' outputs, ``fan_in = 2 * width`` under crelu (``width``
+    otherwise). Scaled inits (he_*, glorot_uniform, kaiming_uniform, RAI) use that fan-in.
+    """
+    outputs = structure.width * outputs_per_unit(structure.activation)
+    fan_ins = [structure.dim] + [outputs] * structure.depth
+    fan_outs = [structure.width] * structure.depth + [1]
+    return list(zip(fan_ins, fan_outs, strict=True))
 
 
 def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Params:
@@ -228,7 +300,8 @@ def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Param
             params.append(_init_rai(layer_key, fan_in, fan_out, structure.use_bias, dtype))
             continue
         key_w, key_b = jax.random.split(layer_key)
-        # kaiming_uniform: the hidden layers' gain is their activation's, the output's 1 (linear)
+        # kaiming_uniform, orthogonal: the hidden layers' gain is their activation's, the
+        # output's 1 (linear)
         hidden = len(params) < structure.depth
         gain = activation_gain(structure.activation, numeric.leaky_slope) if hidden else 1.0
         weights = _init_weights(
@@ -258,8 +331,10 @@ class Forward(NamedTuple):
 
     pre_activations: per hidden layer, what the activation sees, ``float[width, n]`` (after the
       normalization's gain and shift when ``model.norm`` is on).
-    derivatives: per hidden layer, the activation's derivative ``float[width, n]``.
-    activations: the input ``float[dim, n]`` then each hidden layer's output ``float[width, n]``.
+    derivatives: per hidden layer, the derivative of each output in its unit's pre-activation,
+      ``float[outputs, n]`` (``outputs = width``, or ``2 * width`` under crelu).
+    activations: the input ``float[dim, n]`` then each hidden layer's output
+      ``float[outputs, n]``.
     output: ``float[n]``, the logit (bce) or the prediction (mse).
     normalized: per hidden layer, the normalized pre-activations ``float[width, n]`` (empty
       without ``model.norm``).
@@ -405,7 +480,8 @@ def flat_gradient(
     for layer in reversed(range(len(params))):
         weights, bias = params[layer][:2]
         if layer < len(params) - 1:
-            upstream = upstream * fwd.derivatives[layer]  # through the activation
+            # through the activation (a CReLU unit's two outputs both depend on its z)
+            upstream = to_units(upstream * fwd.derivatives[layer], bias.shape[0])
             if norm != "none":  # through the gain and shift, then the normalization
                 gain, z_hat = params[layer][2], fwd.normalized[layer]
                 parts[layer][2:] = [add_rows(upstream * z_hat), add_rows(upstream)]

@@ -56,14 +56,18 @@ Intervention = Callable[[TrainState, Data, jax.Array], tuple[TrainState, jax.Arr
 Remedy = Callable[[Structure, Numeric, Data, TrainState, jax.Array], tuple[TrainState, jax.Array]]
 
 
-def dormant_units(activations: jax.Array, tau: Number) -> jax.Array:
-    """Sokar et al. (2023) dormant neurons of one layer, ``activations: float[width, n]``.
+def dormant_units(activations: jax.Array, tau: Number, units: int) -> jax.Array:
+    """Sokar et al. (2023) dormant neurons of one layer of ``units`` units, ``activations:
+    float[outputs, n]``.
 
     The score of unit i is ``E|h_i| / mean_k E|h_k|`` over the inputs; the unit is dormant when
-    its score is <= tau. A layer whose units are all exactly 0 has score 0 everywhere. Returns
-    ``bool[width]``. (ReDo re-draws these units; the health check counts them.)
+    its score is <= tau. A CReLU unit's ``E|h_i|`` is its two outputs' added,
+    ``E relu(z) + E relu(-z) = E|z|``. A layer whose units are all exactly 0 has score 0
+    everywhere. Returns ``bool[units]``. (ReDo re-draws these units; the health check counts
+    them.)
     """
     mean_abs = model.sum_samples(jnp.abs(activations)) / activations.shape[-1]
+    mean_abs = model.to_units(mean_abs, units)
     layer_mean = mean_abs.mean()
     score = jnp.where(layer_mean > 0, mean_abs / jnp.where(layer_mean > 0, layer_mean, 1.0), 0.0)
     return score <= tau
@@ -81,7 +85,8 @@ def flip_dead_units(
     hidden = data.inputs
     for index in range(structure.depth):
         layer = params[index]
-        dead = jnp.all(model.hidden_layer(structure, numeric, layer, hidden).derivative == 0, -1)
+        derivative = model.hidden_layer(structure, numeric, layer, hidden).derivative
+        dead = model.dead_units(derivative, structure.width)
         sign = jnp.where(dead, -1, 1).astype(layer[0].dtype)
         layer = (layer[0] * sign[:, None], layer[1] * sign, *layer[2:])
         params[index] = layer
@@ -115,10 +120,15 @@ def redo(
     """
     params = model.unflatten(structure, state.params)
     activations = model.forward(structure, numeric, params, data.inputs).activations[1:]
-    reset = jnp.stack([dormant_units(h, numeric.redo_tau) for h in activations])
+    reset = jnp.stack([dormant_units(h, numeric.redo_tau, structure.width) for h in activations])
     incoming, outgoing = [], []
     for index, layer in enumerate(params):
-        below = reset[index - 1][None, :] if index > 0 else jnp.zeros((1, 1), bool)
+        # the outgoing weights of a re-drawn unit: every output's (both of a CReLU unit's)
+        below = (
+            model.to_outputs(reset[index - 1], structure.activation)[None, :]
+            if index > 0
+            else jnp.zeros((1, 1), bool)
+        )
         outgoing.append(
             [jnp.broadcast_to(below, layer[0].shape)]
             + [jnp.zeros(leaf.shape, bool) for leaf in layer[1:]]

@@ -641,6 +641,16 @@ NO_THEORY = {
     "(saturation), where the engine counts the unit dead: no closed form",
     "sigmoid": "sigmoid'(z) > 0, but it rounds to 0 in float32 for z > 16.6 or z < -87.3 "
     "(saturation): no closed form",
+    "crelu": "crelu'(z) = (1 if z > 0, -1 if z < 0) is 0 in both outputs only at z = 0: a unit "
+    "is dead only where its pre-activation is exactly 0 on every input (zero weights and bias, "
+    "or all-zero inputs), never for the draws of a continuous init short of rounding; the ReLU "
+    "closed forms do not apply",
+}
+# Why the inits that are not i.i.d. symmetric have no closed form.
+NOT_IID = {
+    "rai": "RAI: weights are not i.i.d. symmetric (one Beta(2, 1) entry per row)",
+    "orthogonal": "orthogonal: a layer's rows are orthonormal, so its units' weights are not "
+    "independent",
 }
 
 
@@ -712,9 +722,7 @@ def _why_not(values, inputs) -> Theory | None:
         return _none(NO_THEORY.get(activation, f"{activation}: no closed form"))
     init = values.get("model.init", "uniform")
     if init not in SYMMETRIC_INITS:
-        return _none(
-            f"{init}: weights are not i.i.d. symmetric (RAI: one Beta(2, 1) entry per row)"
-        )
+        return _none(NOT_IID.get(init, f"{init}: weights are not i.i.d. symmetric"))
     kind, scale = bias_law(values)
     if kind == "constant":
         return _none(f"constant bias {scale:g} != 0: no closed form")

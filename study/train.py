@@ -22,7 +22,9 @@ remedy when one is due (:mod:`study.remedies`) and trains ``log_every`` steps. W
 learn from and what the checks run on is a :class:`Source`: a fixed training set (checked whole)
 or a stream learned one example per step (checked on a probe of its current distribution).
 A unit is *dead* when its activation's derivative is 0 on every input of the check, *inactive*
-when its pre-activation is <= 0 on every input (for ReLU the two coincide); the network is dead when
+when its pre-activation is <= 0 on every input (for ReLU the two coincide; a CReLU unit is dead
+only where its pre-activation is 0 on every input, and inactive when its relu(z) half is silent,
+the unit that would be dead as a ReLU, while its relu(-z) half carries -z); the network is dead when
 some hidden layer has all its units dead, so its output is constant on the data. The compiled
 run returns a :class:`Result` (metrics and curves; curves over zero checks when they are off).
 """
@@ -41,7 +43,7 @@ import optax
 from jax import lax
 
 from study import model, remedies, stream
-from study.config import PAIRINGS, SCHEMA, STREAMS, Number, Numeric, Setting, Structure
+from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
 from study.remedies import TrainState
@@ -156,36 +158,84 @@ def scale_by_adam(b1: Number, b2: float = 0.999, eps: float = 1e-8) -> optax.Gra
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
-    """The optax optimizer ``name`` with traced hyperparameters from ``numeric``."""
-    lr, momentum = numeric.learning_rate, numeric.momentum
-    if name == "sgd":
-        return optax.sgd(lr)
-    if name == "momentum":
-        return optax.sgd(lr, momentum=momentum)
-    if name == "nesterov":
-        return optax.sgd(lr, momentum=momentum, nesterov=True)
-    if name == "adam":
-        return optax.chain(scale_by_adam(momentum), optax.scale_by_learning_rate(lr))
-    if name == "adamw":
-        return optax.chain(
-            scale_by_adam(momentum),
-            optax.add_decayed_weights(numeric.weight_decay),
-            optax.scale_by_learning_rate(lr),
+def warmup_schedule(learning_rate: Number, warmup_steps: Count) -> Callable[[jax.Array], jax.Array]:
+    """The learning rate of update ``t`` (0, 1, ...) under linear warmup over ``W`` steps:
+    ``rate * min(1, (t + 1) / max(W, 1))``.
+
+    The gradual warmup of Goyal et al. (2017, arXiv 1706.02677): the rate grows linearly from
+    ``rate / W`` at the first update to ``rate`` at update ``W - 1``, then stays there. (optax's
+    ``linear_schedule(0, rate, W)`` and the common ``rate * t / W`` start at 0, an update that
+    does nothing.) ``W = 0`` is no warmup (and ``W = 1`` the same): the factor is exactly 1, and
+    ``rate * 1`` is ``rate`` in IEEE arithmetic, so the updates are those without the schedule
+    bit for bit (after a warmup, too, the factor is exactly 1).
+    """
+
+    dtype = jnp.result_type(learning_rate)  # the group's float dtype
+    length = jnp.maximum(jnp.asarray(warmup_steps, dtype), 1)
+
+    def rate(count: jax.Array) -> jax.Array:
+        return jnp.multiply(learning_rate, jnp.minimum(1, (count + 1).astype(dtype) / length))
+
+    return rate
+
+
+def add_weight_decay(weight_decay: Number) -> optax.GradientTransformation:
+    """``updates + weight_decay * params``, and the updates untouched where ``weight_decay`` is 0.
+
+    A select rather than an add of ``0 * params``: a ``-0`` update and non-finite parameters stay
+    as they were, so decay 0 is the optimizer without decay bit for bit. (optax's
+    ``add_decayed_weights`` skips a Python 0, but not a traced one.)
+    """
+
+    def update_fn(updates, state, params=None):
+        decayed = jax.tree.map(
+            lambda g, p: jnp.where(weight_decay == 0, g, g + weight_decay * p), updates, params
         )
-    if name == "rmsprop":
-        return optax.rmsprop(lr, momentum=momentum)
-    raise ValueError(f"unknown optimizer {name!r}")
+        return decayed, state
+
+    return optax.GradientTransformation(optax.init_empty_state, update_fn)
+
+
+def make_optimizer(name: str, numeric: Numeric) -> optax.GradientTransformation:
+    """The optax optimizer ``name`` with traced hyperparameters from ``numeric``.
+
+    The learning rate follows :func:`warmup_schedule` (``train.warmup_steps``), where optax's
+    aliases put it. ``train.weight_decay``: adam and adamw decoupled, as ``optax.adamw``
+    (update ``-rate * (adam + weight_decay * params)``, Loshchilov and Hutter 2019); sgd,
+    momentum, nesterov and rmsprop L2 (``weight_decay * params`` added to the gradient, before
+    the optimizer). adamw keeps ``optax.add_decayed_weights``, its form before the key applied
+    to every optimizer; the others :func:`add_weight_decay`, so that 0 changes nothing.
+    """
+    rate = warmup_schedule(numeric.learning_rate, numeric.warmup_steps)
+    momentum, weight_decay = numeric.momentum, numeric.weight_decay
+    if name in ("adam", "adamw"):
+        decoupled = (
+            optax.add_decayed_weights(weight_decay)
+            if name == "adamw"
+            else add_weight_decay(weight_decay)
+        )
+        return optax.chain(scale_by_adam(momentum), decoupled, optax.scale_by_learning_rate(rate))
+    optimizers = {
+        "sgd": lambda: optax.sgd(rate),
+        "momentum": lambda: optax.sgd(rate, momentum=momentum),
+        "nesterov": lambda: optax.sgd(rate, momentum=momentum, nesterov=True),
+        "rmsprop": lambda: optax.rmsprop(rate, momentum=momentum),
+    }
+    if name not in optimizers:
+        raise ValueError(f"unknown optimizer {name!r}")
+    return optax.chain(add_weight_decay(weight_decay), optimizers[name]())
 
 
 def health(structure: Structure, numeric: Numeric, params: model.Params, data: Data) -> Health:
     """Run the network on the whole training set and classify every hidden unit."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     loss, _ = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
-    dead = _per_layer(structure, [jnp.all(d == 0, axis=-1) for d in fwd.derivatives])
+    units = structure.width
+    dead = _per_layer(structure, [model.dead_units(d, units) for d in fwd.derivatives])
     inactive = _per_layer(structure, [jnp.all(z <= 0, axis=-1) for z in fwd.pre_activations])
     dormant = _per_layer(
-        structure, [remedies.dormant_units(h, numeric.dormant_tau) for h in fwd.activations[1:]]
+        structure,
+        [remedies.dormant_units(h, numeric.dormant_tau, units) for h in fwd.activations[1:]],
     )
     finite = jnp.isfinite(loss) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)])
@@ -315,8 +365,9 @@ class Curves(NamedTuple):
     (a stream; NaN at step 0) or the training loss at the check (other data); per layer
     ``int32[C, L]`` counts of units dead (activation derivative 0 on every input of the check),
     inactive (pre-activation <= 0 on every input), dormant (score <= train.dormant_tau) and
-    rarely active (pre-activation > 0 on fewer than 1% of the inputs), and ``float[C, L]``
-    zero_share, the share of zero entries among the layer's activations.
+    rarely active (pre-activation > 0, under crelu != 0, on fewer than 1% of the inputs), and
+    ``float[C, L]`` zero_share, the share of zero entries among the layer's activations (its
+    ``2 * width`` outputs under crelu, about half of them 0 on any input).
     """
 
     step: jax.Array
@@ -345,7 +396,12 @@ def curve_point(
     that need the activations themselves."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     n = data.inputs.shape[-1]
-    active = [model.sum_samples((z > 0).astype(z.dtype)) / n for z in fwd.pre_activations]
+    # a CReLU unit is active on an input where either output is: z != 0
+    crelu = structure.activation == "crelu"
+    active = [
+        model.sum_samples(((z != 0) if crelu else (z > 0)).astype(z.dtype)) / n
+        for z in fwd.pre_activations
+    ]
     zero = [jnp.mean(h == 0) for h in fwd.activations[1:]]
     count = functools.partial(jnp.sum, axis=-1, dtype=jnp.int32)
     rarely = _per_layer(structure, [share < RARELY_ACTIVE_SHARE for share in active])
@@ -694,6 +750,8 @@ def _metrics(structure, data: Data, start: Health, end: Health, history, flipped
     )
 
 
+# The weight inits whose scale is the activation's gain (study.model.activation_gain).
+GAINED_INITS = ("kaiming_uniform", "orthogonal")
 # Structure fields that only training reads (SCHEMA's phase "train"): the start (data and drawn
 # parameters) does not depend on them, so structures that differ only in these share one
 # compiled start program.
@@ -702,16 +760,18 @@ TRAINING_ONLY = tuple(key.field for key in SCHEMA if key.structural and key.phas
 
 def start_structure(structure: Structure) -> Structure:
     """The structure that stands for every structure with the same data and initialization:
-    its training-only fields at their defaults (kaiming_uniform's scale depends on the
-    activation, so there the activation is kept)."""
-    kept = ("activation",) if structure.init == "kaiming_uniform" else ()
+    its training-only fields at their defaults. The activation is kept where the drawn
+    parameters depend on it: kaiming_uniform's and orthogonal's scale is its gain, and crelu
+    doubles the fan-in of the layers after a hidden layer."""
+    reads_activation = structure.init in GAINED_INITS or structure.activation == "crelu"
+    kept = ("activation",) if reads_activation else ()
     standard = Structure()
     fields = {name: getattr(standard, name) for name in TRAINING_ONLY if name not in kept}
     return dataclasses.replace(structure, **fields)
 
 
 # The numeric fields the start reads: the data's (data.make_data) and the initialization's
-# scales (model.init_params); kaiming_uniform's gain also reads the activation's slope.
+# scales (model.init_params); the gained inits (GAINED_INITS) also read the activation's slope.
 START_NUMERICS = ("offset", "target_scale", "target_shift", "init_range", "bias_scale")
 
 
@@ -721,7 +781,7 @@ def same_start(a: Setting, b: Setting) -> bool:
     the start reads them. False may be cautious (a scale the scheme does not read)."""
     if start_structure(a.structure) != start_structure(b.structure):
         return False
-    slope = ("leaky_slope",) if a.structure.init == "kaiming_uniform" else ()
+    slope = ("leaky_slope",) if a.structure.init in GAINED_INITS else ()
     return all(getattr(a.numeric, f) == getattr(b.numeric, f) for f in START_NUMERICS + slope)
 
 

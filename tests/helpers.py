@@ -130,6 +130,7 @@ def synthetic_runs(p_init, p_end, n=500, p_diverged=0.0, depth=1, seed=0, **axes
     for _, setting in grid.iterrows():
         frame = pd.DataFrame({k: [KEYS[k].default] * n for k in SETTING_KEYS})
         frame["model.bias_scale"] = 0.05
+        frame["train.weight_decay"] = 0.0  # derived: 0 for adam
         frame["train.loss"] = "bce"
         frame["data.features"] = ""
         for name, value in setting.items():

@@ -68,6 +68,7 @@ NUMERIC_FIELDS = (
     "learning_rate",
     "momentum",
     "weight_decay",
+    "warmup_steps",
     "dormant_tau",
     "redo_tau",
     "shrink",

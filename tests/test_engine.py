@@ -217,7 +217,8 @@ def test_running_power_adam_matches_optax(optimizer):
     """Our Adam (bias corrections as running products) is optax's Adam to float rounding."""
     from study.train import make_optimizer
 
-    numeric = make_setting().numeric._replace(learning_rate=0.05, momentum=0.8, weight_decay=0.01)
+    decay = 0.01 if optimizer == "adamw" else 0.0  # (adam with decay is adamw: test_new_remedies)
+    numeric = make_setting().numeric._replace(learning_rate=0.05, momentum=0.8, weight_decay=decay)
     reference = {
         "adam": optax.adam(0.05, b1=0.8),
         "adamw": optax.adamw(0.05, b1=0.8, weight_decay=0.01),

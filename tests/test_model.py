@@ -37,6 +37,11 @@ STRUCTURES = [
     dict(model_depth=2, model_width=12, model_norm="batch", model_activation="elu"),  # matmul
     dict(model_depth=2, model_width=3, model_norm="layer"),
     dict(model_depth=3, model_width=4, model_norm="layer", data_kind="function", data_dim=1),
+    # crelu: two outputs per unit, so the next layer's fan-in doubles
+    dict(model_depth=1, model_width=1, model_activation="crelu"),
+    dict(model_depth=3, model_width=3, model_activation="crelu", data_dim=4),
+    dict(model_depth=2, model_width=6, model_activation="crelu"),  # matmul path (72 weights)
+    dict(model_depth=2, model_width=3, model_activation="crelu", model_norm="batch"),
 ]
 
 

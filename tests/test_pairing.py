@@ -16,7 +16,7 @@ import pytest
 
 import study
 from study import report, results, runner, train
-from study.config import PAIRINGS, load_study, make_setting
+from study.config import ADAMW_WEIGHT_DECAY, PAIRINGS, load_study, make_setting
 from study.data import key_streams
 from study.errors import ConfigError
 from study.train import (
@@ -195,11 +195,14 @@ def test_chunking_does_not_change_shared_draws(starts):
 @pytest.mark.parametrize("case", GOLDEN_CONFIGS)
 def test_independent_pairing_reproduces_the_draws_before_the_key(case):
     """Every column of the golden runs table (made by the tree before the key), bit for bit;
-    columns added since are not in it."""
+    columns added since are not in it. train.weight_decay was adamw's alone then: the tables
+    record its 1e-4 for adam, which did not read it, and the same runs resolve it to 0 (off)."""
     golden = pd.read_parquet(GOLDEN / f"pairing_golden_{case}.parquet")
     config = {**GOLDEN_CONFIGS[case], "pairing": "independent"}
     runs = study.simulate(load_study(config))
     assert set(golden.columns) <= set(runs.columns)
+    assert (golden.pop("train.weight_decay") == ADAMW_WEIGHT_DECAY).all()
+    assert (runs["train.optimizer"] == "adam").all() and (runs["train.weight_decay"] == 0).all()
     pd.testing.assert_frame_equal(golden, runs[golden.columns], check_exact=True)
 
 

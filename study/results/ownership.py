@@ -110,10 +110,36 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     except FormatError as err:
         raise FolderError(str(err)) from None
     recorded = {name: getattr(manifest, name) for name in identity}
-    recorded["config"] = _with_new_defaults(recorded.get("config"), identity.get("config"))
+    written = recorded.get("config")
+    recorded["config"] = _with_new_defaults(written, identity.get("config"))
     if recorded != identity:
-        raise _different_config(folder, recorded, identity)
+        refusal = _decay_read_by_adamw_only(folder, written, recorded, identity)
+        raise refusal or _different_config(folder, recorded, identity)
     return "resume"
+
+
+# A key added when train.weight_decay came to apply to every optimizer: a config written without
+# it is from when adamw alone read the weight decay.
+_ADDED_WITH_DECAY_FOR_ALL = "train.warmup_steps"
+
+
+def _decay_read_by_adamw_only(
+    folder: Path, written: dict | None, recorded: dict, identity: dict
+) -> FolderError | None:
+    """The refusal of a folder written when adamw alone read ``train.weight_decay``, where that
+    key is all that differs: it recorded 1e-4 for settings whose optimizer did not read it, and
+    the same runs now resolve it to 0, so its tables would mislabel them; None otherwise."""
+    old, new = recorded.get("config") or {}, identity.get("config") or {}
+    if written is None or _ADDED_WITH_DECAY_FOR_ALL in written:
+        return None
+    decay = "train.weight_decay"
+    if {**recorded, "config": {**old, decay: new.get(decay)}} != identity:
+        return None
+    return FolderError(
+        f"{str(folder)!r} was written when only adamw read {decay} ({old.get(decay)!r} there, "
+        f"{new.get(decay)!r} now: the other optimizers now decay too, off by default); use "
+        "--force to rewrite it (the same draws), or another --out"
+    )
 
 
 def _different_config(folder: Path, recorded: dict, identity: dict) -> FolderError:
