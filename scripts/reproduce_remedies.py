@@ -48,6 +48,10 @@ REMEDIES = {
     "redo": "ReDo",
     "shrink_perturb": "shrink and perturb",
     "l2_init": "L2-init",
+    "warmup": "warmup (a tenth)",
+    "weight_decay": "weight decay 0.01",
+    "crelu": "CReLU",
+    "orthogonal": "orthogonal init",
 }
 # Where each remedy's strength comes from (summary.csv's `source`): what was read, or that there
 # is none. ReDo's dormant threshold is inert on layers of one unit (a unit's score is 0 or 1).
@@ -72,6 +76,12 @@ SOURCES = {
     "(JordanAsh/warm_start run.py), applied once per round there, every 100 steps here",
     "l2_init": "lambda 1e-2 (the gradient gains 0.02 (theta - theta0)): Kumar et al. 2023, "
     "Sec. 5, Tables 3-4",
+    "warmup": "no published value for runs this short: a tenth of the steps (Ma & Yarats 2021's "
+    "2 / (1 - beta2) = 2000 steps is longer than every run); linear, Goyal et al. 2017",
+    "weight_decay": "0.01 decoupled (AdamW): PyTorch's AdamW default (the paper, Loshchilov & "
+    "Hutter 2019, not read)",
+    "crelu": "no strength: Shang et al. 2016; the next layer reads twice the width",
+    "orthogonal": "no strength: Saxe et al. 2014; gain sqrt 2, PyTorch's calculate_gain('relu')",
 }
 TASKS = {
     "question": "2-1-1 ReLU, features in [1, 3]\nU(-0.05, 0.05), Adam 0.01",
@@ -215,10 +225,11 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def cannot_die(setting: config.Setting) -> bool:
     """Whether P(dead at end) is 0 by definition: an activation whose derivative is never 0
-    (leaky ReLU; ELU up to float32 rounding below z = -17.3). Such remedies' P(dead) changes
+    (leaky ReLU; ELU up to float32 rounding below z = -17.3; CReLU unless its pre-activation is
+    exactly 0 on every input). Such remedies' P(dead) changes
     are reported but left out of the Holm family (issue 24). Batch norm is not among them: its
     trained gain and shift can silence a unit (9 of 200 |x| fits ended dead under it)."""
-    return setting.structure.activation in ("leaky_relu", "elu")
+    return setting.structure.activation in ("leaky_relu", "elu", "crelu")
 
 
 def constant_loss(ran: study.Study) -> float:

@@ -128,7 +128,8 @@ def test_remedies(scripts, tmp_path):
 def test_remedies_configs(scripts):
     """Each task's config is its baseline with every remedy a variant that changes it, but those
     the engine refuses there or that are the baseline, which the script lists with why; each
-    remedy is written alike on every task (a tenth of each task's learning rate); the bias
+    remedy is written alike on every task (a tenth of each task's learning rate, warmup over a
+    tenth of its steps); the bias
     claim's grid is the baseline at three learning rates with a zero and a 0.01 bias."""
     remedies = scripts("remedies")
     written = {}
@@ -142,6 +143,8 @@ def test_remedies_configs(scripts):
         variants = dict(study.config["variants"])
         rate = base["train.learning_rate"]
         assert variants.pop("lr_tenth") == {"train.learning_rate": pytest.approx(rate / 10)}
+        warmup = {"train.warmup_steps": base["train.steps"] // 10}
+        assert variants.pop("warmup") == warmup  # a tenth of each task's steps
         for name, overrides in variants.items():
             assert written.setdefault(name, overrides) == overrides, (task, name)
         bias = load_study(CONFIGS / f"remedies_{task}_bias.toml")
