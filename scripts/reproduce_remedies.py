@@ -27,7 +27,7 @@ import pandas as pd
 import reproduce_common as common
 
 import study
-from study import analysis, config, data, results, runner, runtime
+from study import analysis, config, data, results, runner, runtime, theory
 from study.train import same_start
 
 # Every remedy, in the tables' order (related ones together): its variant name and its label.
@@ -195,7 +195,8 @@ def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
         ["paired", "k_a_only", "k_b_only", "test", "p_value"],
         ["paired", "saved", "killed", "test", "p_value"],
     )
-    setting = {s.variant: s for s in ran.settings}  # one grid point per variant
+    setting = {s.variant: s for s in ran.settings}
+    assert len(setting) == len(ran.settings), "a remedies config is one grid point per variant"
     alike = np.array([same_start(setting[ran.reference], setting[name]) for name in end.index])
     width = (end["difference_hi"] - end["difference_lo"]).where(end["paired"] & alike)
     tests["width_ratio"] = width / (unpaired["difference_hi"] - unpaired["difference_lo"])
@@ -229,7 +230,8 @@ def cannot_die(setting: config.Setting) -> bool:
     exactly 0 on every input). Such remedies' P(dead) changes
     are reported but left out of the Holm family (issue 24). Batch norm is not among them: its
     trained gain and shift can silence a unit (9 of 200 |x| fits ended dead under it)."""
-    return setting.structure.activation in ("leaky_relu", "elu", "crelu")
+    activation, slope = setting.structure.activation, setting.numeric.leaky_slope
+    return activation in ("elu", "crelu") or (activation in theory.NEVER_DEAD and slope != 0)
 
 
 def constant_loss(ran: study.Study) -> float:

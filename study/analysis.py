@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from study import theory
-from study.config import SETTING_KEYS, VARIANT_COLUMN
+from study.config import BASELINE, SETTING_KEYS, VARIANT_COLUMN
 from study.errors import ConfigError
 from study.results.manifest import PAIRING_BEFORE_THE_KEY
 
@@ -394,8 +394,6 @@ MIN_EXPECTED_FOR_Z = 5.0
 MEANS = {"final_loss": "final_loss", "final_accuracy": "final_accuracy"}
 # Every metric :func:`compare` takes.
 METRICS = (*PROPORTIONS, *MEANS)
-# The name of a folder's base variant when its config names none (``reference``).
-BASELINE = "baseline"
 
 
 def newcombe_interval(k1, n1, k2, n2, level: float = 0.95) -> tuple[float, float]:
@@ -598,7 +596,7 @@ def check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float, ref
         raise ConfigError(f"--metric {metric}: these results have no {column} column")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha {alpha}: must be in (0, 1)")
-    keys = setting_columns(runs) + [c for c in ("variant", "results") if c in runs.columns]
+    keys = setting_columns(runs) + [c for c in ("results",) if c in runs.columns]
     if by not in keys:
         raise ConfigError(f"--by {by}: not a setting of these results; settings: {', '.join(keys)}")
     levels = runs[by].drop_duplicates().sort_values().tolist()
@@ -615,12 +613,18 @@ def check_comparison(runs: pd.DataFrame, by: str, metric: str, alpha: float, ref
     return found[0]
 
 
+# Per-network columns that are numbers but no measure to average: the initialization's index,
+# and the step of death (-1 for a network that never died).
+NOT_MEASURES = ("init", "death_step")
+
+
 def _is_measure(runs: pd.DataFrame, column: str) -> bool:
     """Whether ``column`` is a per-network number of ``runs`` (not a boolean, not a setting)
     that :func:`compare` can take as a mean."""
     return (
         column in runs.columns
         and column not in setting_columns(runs)
+        and column not in NOT_MEASURES
         and pd.api.types.is_numeric_dtype(runs[column])
         and not pd.api.types.is_bool_dtype(runs[column])
     )
@@ -628,8 +632,12 @@ def _is_measure(runs: pd.DataFrame, column: str) -> bool:
 
 def _level_named(levels: list, name) -> tuple | None:
     """``(level,)`` for the level that ``name`` is or spells (``"2"`` for 2.0), else None."""
+    for same in (lambda level: level == name, lambda level: str(level) == str(name)):
+        for level in levels:
+            if same(level):
+                return (level,)
     for level in levels:
-        if level == name or str(level).lower() == str(name).lower():
+        if str(level).lower() == str(name).lower():
             return (level,)
     for level in levels:
         try:

@@ -369,10 +369,12 @@ def _run(args) -> int:
 
 def _print_answer(folder, axes) -> None:
     """What the run found, in a few lines, and the commands to run next."""
-    from study import report, results
+    from study import analysis, report, results
 
     print(folder)
-    for line in report.headline(results.ResultsFolder.open(folder).summary()):
+    opened = results.ResultsFolder.open(folder)
+    reference = analysis.reference_of(opened.manifest.config)
+    for line in report.headline(opened.summary(), reference):
         print(f"  {line}")
     print(f"next: study report {folder}   (claims, tables and figures in report.html)")
     if axes:

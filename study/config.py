@@ -133,8 +133,9 @@ class Key:
       derive: for a key without a default, its value from the setting's other values.
       field_name: its attribute in Structure or Numeric when that is not the name after the dot.
       in_id_at_default: False for keys added after results were committed: such a key enters a
-        setting's id (and so its random draws) only when its value differs from the default,
-        so that every setting that existed before draws the same networks as before.
+        setting's id (and so, under ``pairing = "independent"``, its random draws) only when its
+        value differs from the default, so that every setting that existed before draws the same
+        networks as before.
       phase: for a structural key, ``"start"`` when the start (the training data and the drawn
         parameters, :func:`study.train.make_start`) may read it, ``"train"`` when only training
         does: structures that differ only in ``"train"`` keys share one compiled start.
@@ -597,8 +598,9 @@ class Setting:
     """One point of the grid: its flat config values, structure and numeric part, and the
     variant it belongs to ("" when the config has no ``[variants.NAME]`` tables).
 
-    The variant is a label: it is not in ``values`` and not in :attr:`setting_id`, so a
-    setting's random draws follow from its values alone.
+    The variant is a label: it is not in ``values`` and not in :attr:`setting_id`, so it never
+    changes a setting's random draws (under shared pairing they follow from the seed and the
+    index, under independent pairing from the values too).
     """
 
     values: tuple[tuple[str, Any], ...]

@@ -142,7 +142,7 @@ def _sizes(row: dict, difference: float, half_width: float, power: float, alpha:
             row["p_a"], target, row["alpha_each"], power
         )
     elif row["n_pilot_a"]:
-        notes.append(f"p_a {row['p_a']:.3g} is less than the difference from 0 and 1")
+        notes.append(f"p_a {row['p_a']:.3g} +- the difference falls outside [0, 1]")
     psi = row["discordance"]
     if np.isnan(psi):
         notes.append("pilot not paired (draws not shared, or other initializations)")

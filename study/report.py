@@ -227,11 +227,11 @@ VARIANTS_NOTE = (
     "initialization under the reference, and a pair counts only if neither network diverged: "
     "'dead at end' is P(dead at the end) under the reference and under the variant, 'change' "
     "its difference with Newcombe's paired 95% interval, 'p (Holm)' McNemar's exact test "
-    "Holm-adjusted over the variants, 'saved' the networks dead at the end under the reference "
-    "and alive under the variant, 'killed' the reverse; the cost: the change of the final loss "
-    "and accuracy with paired t 95% intervals. Without shared draws the variants are "
-    "independent samples (Newcombe's interval, Fisher or z test, Welch's t) and saved and "
-    "killed are unknown (n/a)."
+    "Holm-adjusted over every row of the table (variants by other settings), 'saved' the "
+    "networks dead at the end under the reference and alive under the variant, 'killed' the "
+    "reverse; the cost: the change of the final loss and accuracy with paired t 95% intervals. "
+    "Without shared draws the variants are independent samples (Newcombe's interval, Fisher or "
+    "z test, Welch's t) and saved and killed are unknown (n/a)."
 )
 
 
@@ -641,8 +641,9 @@ def write_report(folder: results.ResultsFolder | str | Path) -> tuple[Path, Path
     )
 
 
-def headline(summary: pd.DataFrame) -> list[str]:
-    """A few lines that answer the question for a run's grid, for the end of ``study run``.
+def headline(summary: pd.DataFrame, reference: str = analysis.BASELINE) -> list[str]:
+    """A few lines that answer the question for a run's grid, for the end of ``study run``
+    (``reference``: the reference variant, whose rows the claims read in a run with variants).
 
     The settings with the highest and lowest P(dead at end) with their intervals, how many
     networks dead at initialization or during training came back, any setting whose estimate
@@ -674,7 +675,7 @@ def headline(summary: pd.DataFrame) -> list[str]:
         lines.append(
             f"theory disagrees with the estimate in {len(disagree)} setting(s): see the report"
         )
-    judged = zip(CLAIMS, verdicts(summary), strict=True)
+    judged = zip(CLAIMS, verdicts(summary, reference), strict=True)
     short = (f"{CLAIM_NAMES[judge]}: {v.verdict.split(' (')[0].lower()}" for judge, v in judged)
     lines.append("claims: " + "; ".join(short))
     return lines

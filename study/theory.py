@@ -649,8 +649,8 @@ NO_THEORY = {
 # Why the inits that are not i.i.d. symmetric have no closed form.
 NOT_IID = {
     "rai": "RAI: weights are not i.i.d. symmetric (one Beta(2, 1) entry per row)",
-    "orthogonal": "orthogonal: a layer's rows are orthonormal, so its units' weights are not "
-    "independent",
+    "orthogonal": "orthogonal: a layer's rows (or columns) are orthonormal, so its units' "
+    "weights are not independent",
 }
 
 

@@ -483,3 +483,16 @@ def test_compare_and_plan_on_a_real_run(tiny_run, capsys):
     assert len(out) == len(plan) + 1 == 5 and out[-1].startswith("wrote ")
     assert out[0].startswith("data.offset 0.0 vs 2.0 (") and "per level independent" in out[0]
     assert plan["n_unpaired"].notna().all() and (plan["paired"] == paired).all()
+
+
+def test_reference_and_metric_are_read_as_given():
+    """An exact level name wins over one that differs only in case; the index of a network and
+    its step of death are numbers but no measure to compare."""
+    assert analysis._level_named(["A", "a"], "a") == ("a",)
+    assert analysis._level_named(["A", "b"], "a") == ("A",)
+    assert analysis._level_named([0.5, 2.0], "2") == (2.0,)
+    runs = synthetic_runs(0.3, 0.1, n=50, **{"data.offset": [0.0, 2.0]})
+    runs["death_step"] = -1
+    for column in ("init", "death_step"):
+        with pytest.raises(ConfigError, match=f"--metric {column}"):
+            analysis.compare(runs, "data.offset", column)

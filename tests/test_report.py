@@ -45,6 +45,11 @@ def test_a_run_with_variants_is_judged_on_its_reference_variant():
     summary = analysis.summarize(pooled)
     assert [v.verdict for v in report.verdicts(summary, "baseline")] == alone
     assert report.verdicts(summary, "revive")[0].verdict == "Contradicted"
+    # study run's closing lines read the same rows as the report, whatever the reference's name
+    renamed = analysis.summarize(pooled.replace({"variant": {"baseline": "control"}}))
+    claims = report.headline(renamed, "control")[-1]
+    assert claims == report.headline(analysis.summarize(runs))[-1]
+    assert report.headline(renamed)[-1] != claims  # "baseline" names no rows there
 
 
 def test_bias_claim():
