@@ -493,3 +493,20 @@ def test_a_folder_from_when_adamw_alone_read_the_decay_is_refused_with_why(tmp_p
     pd.testing.assert_frame_equal(
         pd.read_parquet(folder / "runs.parquet"), before, check_exact=True
     )
+
+
+def test_a_folder_from_before_is_refused_where_the_config_now_decays_another_optimizer(
+    tmp_path, capsys
+):
+    """An old folder whose config gave sgd a weight decay (unread then, applied now) records
+    the same value the config resolves to today: still refused (exit 3), its runs had none."""
+    config = tiny_config(model__width=2, train__optimizer="sgd", train__weight_decay=1e-4)
+    assert run_cli(tmp_path, config, extra=["--no-figures"]) == 0
+    folder = tmp_path / "out"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["config"]["train.warmup_steps"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert run_cli(tmp_path, config, extra=["--no-figures"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only adamw read train.weight_decay" in err

@@ -112,9 +112,11 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     recorded = {name: getattr(manifest, name) for name in identity}
     written = recorded.get("config")
     recorded["config"] = _with_new_defaults(written, identity.get("config"))
+    refusal = _decay_read_by_adamw_only(folder, written, recorded, identity)
+    if refusal is not None:
+        raise refusal
     if recorded != identity:
-        refusal = _decay_read_by_adamw_only(folder, written, recorded, identity)
-        raise refusal or _different_config(folder, recorded, identity)
+        raise _different_config(folder, recorded, identity)
     return "resume"
 
 
@@ -126,20 +128,36 @@ _ADDED_WITH_DECAY_FOR_ALL = "train.warmup_steps"
 def _decay_read_by_adamw_only(
     folder: Path, written: dict | None, recorded: dict, identity: dict
 ) -> FolderError | None:
-    """The refusal of a folder written when adamw alone read ``train.weight_decay``, where that
-    key is all that differs: it recorded 1e-4 for settings whose optimizer did not read it, and
-    the same runs now resolve it to 0, so its tables would mislabel them; None otherwise."""
+    """The refusal of a folder written when adamw alone read ``train.weight_decay``: where that
+    key is all that differs (it recorded 1e-4 for settings whose optimizer did not read it, and
+    the same runs now resolve it to 0), or where the config now decays an optimizer other than
+    adamw (its runs did not), its tables would mislabel the runs; None otherwise."""
     old, new = recorded.get("config") or {}, identity.get("config") or {}
     if written is None or _ADDED_WITH_DECAY_FOR_ALL in written:
         return None
     decay = "train.weight_decay"
-    if {**recorded, "config": {**old, decay: new.get(decay)}} != identity:
+    rest_alike = {**recorded, "config": {**old, decay: new.get(decay)}} == identity
+    if (recorded == identity or not rest_alike) and not _decays_beyond_adamw(new):
         return None
     return FolderError(
         f"{str(folder)!r} was written when only adamw read {decay} ({old.get(decay)!r} there, "
         f"{new.get(decay)!r} now: the other optimizers now decay too, off by default); use "
         "--force to rewrite it (the same draws), or another --out"
     )
+
+
+def _decays_beyond_adamw(config: dict) -> bool:
+    """Whether a resolved config may decay an optimizer other than adamw (cautious: any
+    non-zero decay beside any other optimizer, in the grid or a variant)."""
+    variants = (config.get("variants") or {}).values()
+    values = [config, *variants]
+
+    def listed(name: str) -> list:
+        found = [v.get(name) for v in values if name in v]
+        return [x for v in found for x in (v if isinstance(v, list) else [v])]
+
+    others = any(name != "adamw" for name in listed("train.optimizer"))
+    return others and any(value for value in listed("train.weight_decay"))
 
 
 def _different_config(folder: Path, recorded: dict, identity: dict) -> FolderError:
