@@ -61,7 +61,15 @@ def _train_tiny(optimizer: str, **changes):
     return settings, result.metrics
 
 
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+# momentum and nesterov take sgd's path through the decay (L2 on the gradient) and optax's own
+# momentum: slow only, sgd stands for them by default (two compiles per case)
+SGD_ALIKE = ("momentum", "nesterov")
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [pytest.param(o, marks=pytest.mark.slow) if o in SGD_ALIKE else o for o in OPTIMIZERS],
+)
 def test_warmup_and_decay_off_are_todays_engine_bit_for_bit(optimizer, monkeypatch):
     """The compiled engine with warmup 0 and weight decay 0 (adamw: its default 1e-4, as
     before) against the same engine with today's optimizer: every metric, bit for bit."""

@@ -108,7 +108,8 @@ def _keys(key: jax.Array) -> np.ndarray:
 
 def test_settings_that_differ_in_training_start_from_the_same_draws(starts):
     """Learning rate, optimizer, intervention, steps: bit-identical parameters, batch order
-    keys and fresh-draw keys for every index under shared pairing; none alike under independent."""
+    keys and fresh-draw keys for every index under shared pairing; none alike under independent,
+    but the streams' keys, which never depend on the setting."""
     _, _, drawn = starts["shared"]
     params = np.asarray(drawn.params)  # [settings, inits, n_params]
     for other in range(1, 5):
@@ -121,6 +122,8 @@ def test_settings_that_differ_in_training_start_from_the_same_draws(starts):
     for other in range(1, 5):
         assert not np.any(np.all(apart[other] == apart[0], axis=-1))
         assert not np.any(np.all(_keys(alone.key_fresh)[other] == _keys(alone.key_fresh)[0], -1))
+        # a stream depends on the seed and the index only, under either pairing
+        np.testing.assert_array_equal(_keys(alone.key_stream)[other], _keys(alone.key_stream)[0])
 
 
 def test_shared_fresh_draws_have_a_key_of_their_own(starts):

@@ -12,7 +12,7 @@ import study
 from study import cli, engine, model, results, stream
 from study.config import load_study, make_setting
 from study.data import key_streams
-from study.train import SHARED_DRAWS, STREAM_DRAWS, make_start, start_structure
+from study.train import SHARED_DRAWS, STREAM_DRAWS
 from tests.helpers import assert_refused, run_cli
 
 SMALL = dict(
@@ -106,23 +106,9 @@ def test_curves_have_a_row_per_logged_step_and_ordered_definitions(tmp_path):
     np.testing.assert_array_equal(last["dead_units_l1"], runs["dead_units_end_l1"])
 
 
-def test_every_setting_learns_the_same_streams_and_chunking_does_not_matter(small_tables):
-    """Initialization i has one stream (teacher and examples) whatever the setting, so settings
-    are compared on the same streams; results do not depend on chunking."""
-    sweep = load_study(
-        {"data": {"kind": "slowly_changing"}, "train": {"learning_rate": [0.1, 0.2]}}
-    )
-    ((structure, settings),) = sweep.groups().items()
-    numerics = jax.tree.map(lambda *v: np.asarray(v, np.float32), *(s.numeric for s in settings))
-    ids = np.asarray([s.setting_id for s in settings], np.int32)
-    _, drawn = make_start(start_structure(structure))(
-        np.uint32(0), numerics, ids, np.arange(3, dtype=np.int32), None
-    )
-    keys = jax.random.key_data(drawn.key_stream)  # [settings, inits, ...]
-    np.testing.assert_array_equal(keys[0], keys[1])
-    assert not np.array_equal(keys[0, 0], keys[0, 1])
-    assert not np.array_equal(np.asarray(drawn.params[0]), np.asarray(drawn.params[1]))
-
+def test_chunking_does_not_change_a_stream_run(small_tables):
+    """Results do not depend on chunking (that initialization i has one stream whatever the
+    setting, under either pairing, is tests/test_pairing.py's)."""
     chunked = study.simulate_curves(make_setting(**SMALL), n_inits=20, seed=5, chunk_size=7)
     for whole, parts in zip(small_tables, chunked, strict=True):  # the runs, then the curves
         pd.testing.assert_frame_equal(whole, parts, check_exact=True)
