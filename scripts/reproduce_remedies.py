@@ -207,7 +207,9 @@ def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
 def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The task's rows of summary.csv (a remedy not run: its note) and of bias_claim.csv."""
     ran, runs = run(f"remedies_{task}", args, TINY_VARIANTS if args.tiny else None)
-    table = per_variant(runs).join(changes(runs, ran, analysis.shares_draws([ran.config])))
+    table = per_variant(runs).join(
+        changes(runs, ran, analysis.shares_draws([(ran.pairing, ran.seed)]))
+    )
     table["cannot_die"] = pd.Series({s.variant: cannot_die(s) for s in ran.settings})
     written = {
         n: "; ".join(f"{k}={json.dumps(v)}" for k, v in o.items())
@@ -246,7 +248,7 @@ def constant_loss(ran: study.Study) -> float:
 def bias_rows(ran: study.Study, runs: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
     """A zero against a 0.01 bias at each learning rate (``analysis.compare``; ``saved``: dead
     under the zero bias only); no test where fewer than ``MIN_VALID`` runs did not diverge."""
-    shared = analysis.shares_draws([ran.config])
+    shared = analysis.shares_draws([(ran.pairing, ran.seed)])
     table = analysis.compare(runs, "model.bias_scale", metric, shared_draws=shared)
     value = "p" if metric in analysis.PROPORTIONS else "mean"
     names = {f"{value}_a": "zero_bias", f"{value}_b": "bias_0.01", "n_a": "n_zero_bias"}

@@ -24,7 +24,6 @@ from scipy import stats
 from study import theory
 from study.config import BASELINE, SETTING_KEYS, VARIANT_COLUMN
 from study.errors import ConfigError
-from study.results.manifest import PAIRING_BEFORE_THE_KEY
 
 # Boolean metrics summarized as proportions; the denominator is "valid" (not diverged) or "all".
 PROPORTIONS = {
@@ -561,20 +560,14 @@ def free_axes(table: pd.DataFrame, given: Sequence[str]) -> list[str]:
     return free
 
 
-def pairing_of(config: Mapping[str, Any]) -> str:
-    """How a results folder drew its networks, from its manifest's config: ``"shared"``
-    (initialization i of every setting starts from the same draw) or ``"independent"``; a
-    config that does not say predates shared draws, so its draws were independent."""
-    return str(config.get("pairing", PAIRING_BEFORE_THE_KEY))
-
-
-def shares_draws(configs: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether the networks of these folders (their manifests' configs) pair up by
-    initialization index: every folder drew them shared, all from one seed."""
+def shares_draws(draws: Sequence[tuple[str, int | None]]) -> bool:
+    """Whether the networks of these folders pair up by initialization index, from each
+    folder's ``(pairing, seed)`` (``Manifest.pairing``, ``Manifest.seed``): every folder drew
+    them shared, all from one seed."""
     return (
-        len(configs) > 0
-        and all(pairing_of(config) == "shared" for config in configs)
-        and len({config.get("seed") for config in configs}) == 1
+        len(draws) > 0
+        and all(pairing == "shared" for pairing, _ in draws)
+        and len({seed for _, seed in draws}) == 1
     )
 
 

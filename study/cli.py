@@ -417,7 +417,9 @@ def _compare(args) -> int:
         args.by,
         args.metric,
         args.alpha,
-        shared_draws=analysis.shares_draws(configs),
+        shared_draws=analysis.shares_draws(
+            [(f.manifest.pairing, f.manifest.seed) for f in folders]
+        ),
         reference=_reference(args, configs[0]),
     )
     path = folders[0].write_comparison(analysis.comparison_name(args.by, args.metric), table)
@@ -452,7 +454,7 @@ def _plan(args) -> int:
         power=args.power,
         alpha=args.alpha,
         reference=_reference(args, folder.manifest.config),
-        shared_draws=analysis.shares_draws([folder.manifest.config]),
+        shared_draws=analysis.shares_draws([(folder.manifest.pairing, folder.manifest.seed)]),
     )
     path = folder.write_comparison(planning.plan_name(args.by, args.metric), table)
     if table.empty:

@@ -297,7 +297,8 @@ def _variants_of(folder: results.ResultsFolder) -> pd.DataFrame | None:
     if "variant" not in runs:
         return None
     config = folder.manifest.config
-    return variant_table(runs, analysis.reference_of(config), analysis.shares_draws([config]))
+    shared = analysis.shares_draws([(folder.manifest.pairing, folder.manifest.seed)])
+    return variant_table(runs, analysis.reference_of(config), shared)
 
 
 # --------------------------------------------------------------------------------------------

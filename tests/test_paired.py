@@ -214,13 +214,13 @@ def test_any_numeric_column_is_compared_as_a_mean():
 
 
 def test_shared_draws_needs_every_folder_shared_and_one_seed():
-    shared = {"pairing": "shared", "seed": 0}
-    assert analysis.shares_draws([shared, dict(shared)])
-    assert not analysis.shares_draws([shared, {"pairing": "shared", "seed": 1}])
-    assert not analysis.shares_draws([shared, {"pairing": "independent", "seed": 0}])
-    assert not analysis.shares_draws([shared, {"seed": 0}])  # before pairing: independent
+    shared = ("shared", 0)
+    assert analysis.shares_draws([shared, shared])
+    assert not analysis.shares_draws([shared, ("shared", 1)])
+    assert not analysis.shares_draws([shared, ("independent", 0)])
+    before = results.Manifest(config={"seed": 0})  # before the pairing key: independent
+    assert not analysis.shares_draws([shared, (before.pairing, 0)])
     assert not analysis.shares_draws([])
-    assert analysis.pairing_of({}) == "independent"
 
 
 def _two_folders(tmp_path, seed_b: int, pairing_b: str | None):
@@ -468,7 +468,7 @@ def tiny_run(tmp_path_factory):
 
 def test_compare_and_plan_on_a_real_run(tiny_run, capsys):
     manifest = results.ResultsFolder.open(tiny_run).manifest
-    paired = analysis.shares_draws([manifest.config])
+    paired = analysis.shares_draws([(manifest.pairing, manifest.seed)])
     by = ["--by", "data.offset"]
     assert cli.main(["compare", str(tiny_run), *by, "--metric", "final_loss"]) == 0
     table = pd.read_csv(tiny_run / "comparisons" / "data.offset.final_loss.csv")
