@@ -249,7 +249,7 @@ def test_a_folder_from_before_the_key_resumes_only_under_independent_pairing(tmp
     assert "seed: 3 there, 4 now" in capsys.readouterr().err
 
 
-def test_pairing_of_reads_what_the_manifest_records():
+def test_a_manifest_says_its_pairing():
     assert results.Manifest(config={"pairing": "shared"}).pairing == "shared"
     assert results.Manifest(config={"seed": 0}).pairing == "independent"
     assert results.Manifest(config={"pairing": "independent"}).pairing == "independent"
