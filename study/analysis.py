@@ -681,7 +681,8 @@ def level_pairs(frame: pd.DataFrame, by: str, others: Sequence[str], reference=N
 
 
 def pair_networks(rows_a: pd.DataFrame, rows_b: pd.DataFrame) -> pd.DataFrame | None:
-    """Two levels' networks side by side, matched on ``init``: ``init``, ``_value_a``,
+    """Two levels' networks side by side, matched on ``init``, the pairs valid under both (a
+    network that diverged in either arm leaves its pair out): ``init``, ``_value_a``,
     ``_valid_a``, ``_value_b``, ``_valid_b`` (from :func:`measure`); None unless both levels
     hold each of the same initialization indices once (then they are not pairs)."""
     if "init" not in rows_a or "init" not in rows_b:
@@ -690,7 +691,8 @@ def pair_networks(rows_a: pd.DataFrame, rows_b: pd.DataFrame) -> pd.DataFrame | 
     if init_a.duplicated().any() or init_b.duplicated().any() or set(init_a) != set(init_b):
         return None
     columns = ["init", "_value", "_valid"]
-    return rows_a[columns].merge(rows_b[columns], on="init", suffixes=("_a", "_b"))
+    pairs = rows_a[columns].merge(rows_b[columns], on="init", suffixes=("_a", "_b"))
+    return pairs[pairs["_valid_a"] & pairs["_valid_b"]]
 
 
 def _untested(test: str) -> dict:
@@ -722,9 +724,8 @@ def _compare_pair(first: dict, second: dict, alpha: float) -> dict:
 
 
 def _compare_paired(pairs: pd.DataFrame, alpha: float) -> dict:
-    """:func:`_compare_pair` for the pairs of networks (:func:`pair_networks`) valid under both
-    levels: McNemar's exact test and Newcombe's paired interval."""
-    pairs = pairs[pairs["_valid_a"] & pairs["_valid_b"]]
+    """:func:`_compare_pair` for the pairs of networks valid under both levels
+    (:func:`pair_networks`): McNemar's exact test and Newcombe's paired interval."""
     event_a, event_b = pairs["_value_a"].to_numpy(bool), pairs["_value_b"].to_numpy(bool)
     n = len(pairs)
     both, a_only = int(np.sum(event_a & event_b)), int(np.sum(event_a & ~event_b))
@@ -753,7 +754,6 @@ def _compare_means(
     """Means of two levels, the difference ``b - a`` with its interval, and its test: the
     paired t test on the pairs valid under both levels, else Welch's."""
     if pairs is not None:
-        pairs = pairs[pairs["_valid_a"] & pairs["_valid_b"]]
         values_a, values_b = pairs["_value_a"].to_numpy(float), pairs["_value_b"].to_numpy(float)
     else:
         values_a = rows_a.loc[rows_a["_valid"], "_value"].to_numpy(float)

@@ -119,11 +119,9 @@ def _pilot(rows_a: pd.DataFrame, rows_b: pd.DataFrame, shared_draws: bool) -> di
         row[f"p_{level}"] = float(rows["_value"].sum()) / n if n else float("nan")
     row["discordance"] = float("nan")
     pairs = analysis.pair_networks(rows_a, rows_b) if shared_draws else None
-    if pairs is not None:
-        pairs = pairs[pairs["_valid_a"] & pairs["_valid_b"]]
-        if len(pairs):
-            row["paired"] = True
-            row["discordance"] = float((pairs["_value_a"] != pairs["_value_b"]).mean())
+    if pairs is not None and len(pairs):
+        row["paired"] = True
+        row["discordance"] = float((pairs["_value_a"] != pairs["_value_b"]).mean())
     return row
 
 
