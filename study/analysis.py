@@ -712,10 +712,16 @@ def _compare_pair(first: dict, second: dict, alpha: float) -> dict:
         return row | dict(p_a=nan, p_b=nan) | _untested("none (no valid runs)")
     lo, hi = newcombe_interval(k1, n1, k2, n2, 1 - alpha)
     test, p_value = two_proportion_test(k1, n1, k2, n2)
-    return row | dict(
-        p_a=k1 / n1,
-        p_b=k2 / n2,
-        difference=k2 / n2 - k1 / n1,
+    return row | _proportions(k1 / n1, k2 / n2, lo, hi, test, p_value)
+
+
+def _proportions(p_a: float, p_b: float, lo: float, hi: float, test: str, p_value: float):
+    """The columns of a compared proportion: both levels', the difference ``b - a`` with its
+    interval, the test and its p-value."""
+    return dict(
+        p_a=p_a,
+        p_b=p_b,
+        difference=p_b - p_a,
         difference_lo=lo,
         difference_hi=hi,
         test=test,
@@ -737,15 +743,7 @@ def _compare_paired(pairs: pd.DataFrame, alpha: float) -> dict:
         nan = float("nan")
         return row | dict(p_a=nan, p_b=nan) | _untested("none (no pair valid under both)")
     lo, hi = newcombe_paired_interval(both, a_only, b_only, n - k_a - b_only, 1 - alpha)
-    return row | dict(
-        p_a=k_a / n,
-        p_b=k_b / n,
-        difference=k_b / n - k_a / n,
-        difference_lo=lo,
-        difference_hi=hi,
-        test="mcnemar",
-        p_value=mcnemar_exact(a_only, b_only),
-    )
+    return row | _proportions(k_a / n, k_b / n, lo, hi, "mcnemar", mcnemar_exact(a_only, b_only))
 
 
 def _compare_means(

@@ -548,13 +548,20 @@ def _html_claims(judged: list[Verdict], beside: list[FigureFile | None]) -> list
     return body + ["</section>"]
 
 
-def _html_table(table: pd.DataFrame) -> list[str]:
+def _html_head_and_rows(table: pd.DataFrame) -> tuple[str, list[str]]:
+    """A table's header cells and its rows as HTML, every value escaped."""
     esc = html.escape
     head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in table.columns)
     rows = [
         "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
         for row in table.itertuples(index=False)
     ]
+    return head, rows
+
+
+def _html_table(table: pd.DataFrame) -> list[str]:
+    esc = html.escape
+    head, rows = _html_head_and_rows(table)
     return [
         '<section id="summary"><h2>Summary table</h2>',
         f"<p>{esc(THEORY_NOTE)} Click a header to sort; type words (or name=value) to filter.</p>",
@@ -570,14 +577,9 @@ def _html_table(table: pd.DataFrame) -> list[str]:
 def _html_variants(variants: pd.DataFrame | None) -> list[str]:
     if variants is None:
         return []
-    esc = html.escape
-    head = "".join(f'<th scope="col">{esc(str(c))}</th>' for c in variants.columns)
-    rows = [
-        "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
-        for row in variants.itertuples(index=False)
-    ]
+    head, rows = _html_head_and_rows(variants)
     return [
-        f'<section id="variants"><h2>Variants</h2><p>{esc(VARIANTS_NOTE)}</p>',
+        f'<section id="variants"><h2>Variants</h2><p>{html.escape(VARIANTS_NOTE)}</p>',
         f'<div class="table-box"><table><thead><tr>{head}</tr></thead><tbody>',
         *rows,
         "</tbody></table></div></section>",
