@@ -92,7 +92,8 @@ def test_remedies(scripts, tmp_path):
     out = run_tiny(scripts, "remedies", tmp_path / "remedies")
     table = pd.read_csv(out / "summary.csv")
     ran = table[table["n_valid"].notna()].set_index("variant")
-    assert {"baseline", "bias_0_01", "bias_0_1", "lr_tenth"} == set(ran.index)
+    assert {"baseline", "bias_0_01", "bias_0_1", "lr_tenth"} == set(ran.index[~is_tuned(ran)])
+    assert {"baseline_tuned", "bias_0_01_tuned"} == set(ran.index[is_tuned(ran)])
     # Exactly balanced labels: the best constant predicts 1/2, at a loss of ln 2.
     assert table["constant_loss"].to_numpy() == pytest.approx(np.log(2), rel=1e-6)  # as written
     assert (out / "figures" / "remedies_final_loss.png").stat().st_size > 1000
@@ -121,15 +122,49 @@ def test_remedies(scripts, tmp_path):
     assert list(bias["task"]) == ["question"] * 3 + ["deep_3x64"] * 2
     assert bias["paired"].all() and (bias["p_holm"] >= bias["p_value"] - 1e-12).all()
     claims = pd.read_csv(out / "claims.csv")
-    assert len(claims) == 2 and claims["verdict"].str.len().gt(0).all()
-    assert pd.read_csv(out / "lr_claim.csv")["dead_unit_share"].between(0, 1).all()
+    assert len(claims) == 3 and claims["verdict"].str.len().gt(0).all()
+    lr = pd.read_csv(out / "lr_claim.csv")
+    assert lr["dead_unit_share"].between(0, 1).all()
+    assert (lr["final_accuracy_lo"] <= lr["final_accuracy"]).all()
+    check_tuning(out, ran)
+
+
+def is_tuned(table: pd.DataFrame) -> pd.Series:
+    return table["strength"] == "tuned"
+
+
+def check_tuning(out: Path, summary: pd.DataFrame) -> None:
+    """Each grid's chosen value is the lowest mean final loss of the choosing half (no value
+    diverged in this tiny run), and its row reports the other half, recomputed from the runs."""
+    tuning = pd.read_csv(out / "tuning.csv")
+    assert set(tuning["remedy"]) == {"baseline", "bias_0_01"}
+    assert (tuning.groupby("remedy").size() == 4).all()  # an equal budget: four values each
+    runs = pd.read_parquet(out / "runs" / "remedies_question" / "runs.parquet")
+    half = runs["init"].max() // 2 + 1
+    for remedy, grid in tuning.groupby("remedy"):
+        choosing = runs[runs["init"] < half].groupby("variant")["final_loss"].mean()
+        np.testing.assert_allclose(grid["final_loss"], choosing[grid["variant"]], rtol=1e-6)
+        (chosen,) = grid.loc[grid["chosen"], "variant"]
+        assert chosen == grid.set_index("variant")["final_loss"].idxmin()
+        reported = runs[(runs["init"] >= half) & (runs["variant"] == chosen)]
+        row = summary.loc[f"{remedy}_tuned"]
+        assert row["n_valid"] == len(reported) == half
+        assert row["p_dead_end"] == pytest.approx(reported["dead_end"].mean(), abs=1e-6)
+        assert row["tuned_value"] == grid.set_index("variant").loc[chosen, "value"]
+
+
+def test_cs231n_data_is_the_scripts(scripts):
+    """The committed CS231n task data are what the script's generator makes."""
+    made = scripts("remedies").xor_data()
+    committed = pd.read_csv(CONFIGS / "data" / "cs231n_xor.csv")
+    pd.testing.assert_frame_equal(made, committed)
 
 
 def test_remedies_configs(scripts):
     """Each task's config is its baseline with every remedy a variant that changes it, but those
     the engine refuses there or that are the baseline, which the script lists with why; each
-    remedy is written alike on every task (a tenth of each task's learning rate, warmup over a
-    tenth of its steps); the bias
+    remedy is written alike on every task (a tenth of each task's learning rate at ten times its
+    steps, warmup over a tenth of its steps); the bias
     claim's grid is the baseline at three learning rates with a zero and a 0.01 bias."""
     remedies = scripts("remedies")
     written = {}
@@ -142,7 +177,11 @@ def test_remedies_configs(scripts):
         base = study.settings[0].as_dict
         variants = dict(study.config["variants"])
         rate = base["train.learning_rate"]
-        assert variants.pop("lr_tenth") == {"train.learning_rate": pytest.approx(rate / 10)}
+        assert variants.pop("lr_tenth") == {  # matched progress: ten times the steps
+            "train.learning_rate": pytest.approx(rate / 10),
+            "train.steps": base["train.steps"] * 10,
+            "train.log_every": base["train.log_every"] * 10,
+        }
         warmup = {"train.warmup_steps": base["train.steps"] // 10}
         assert variants.pop("warmup") == warmup  # a tenth of each task's steps
         for name, overrides in variants.items():
