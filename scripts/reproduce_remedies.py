@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import remedies_tuning as tuning
+import remedies_verdicts
 import reproduce_common as common
 
 import study
@@ -560,6 +561,9 @@ def main(argv=None) -> int:
     tables |= {"bias_claim": bias_table, "lr_claim": lr, "claims": claims}
     for name, frame in tables.items():
         common.write_table(frame, args.out, f"{name}.csv")
+    verdicts = remedies_verdicts.verdict_table(table)
+    (args.out / "verdicts.md").write_text(remedies_verdicts.markdown(verdicts, table))
+    common.say(f"wrote {args.out / 'verdicts.md'}")
     figure_changes(table, args.out)
     figure_costs(table, args.out)
     figure_claims(bias_table, lr, args.out)

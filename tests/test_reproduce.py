@@ -127,6 +127,16 @@ def test_remedies(scripts, tmp_path):
     assert lr["dead_unit_share"].between(0, 1).all()
     assert (lr["final_accuracy_lo"] <= lr["final_accuracy"]).all()
     check_tuning(out, ran)
+    # The verdicts: a Markdown line per compared row, "no significant change" only with the
+    # largest change its interval leaves possible.
+    lines = [line for line in (out / "verdicts.md").read_text().splitlines() if line[:2] == "| "]
+    assert len(lines) == len(compared) + 1  # and the header
+    for line, (_, row) in zip(lines[1:], compared.iterrows(), strict=True):
+        if row["p_holm"] >= 0.05:
+            assert f"no significant change (Holm p {row['p_holm']:.2g}; none beyond" in line
+            assert f"±{row['max_change']:.3f}" in line
+        else:
+            assert ("fewer dead" if row["diff_p_dead_end"] < 0 else "more dead") in line
 
 
 def is_tuned(table: pd.DataFrame) -> pd.Series:
