@@ -179,3 +179,50 @@ def test_dohare2024(scripts, tmp_path):
         "dead_share_lr0.01.png",
         "learning_rates.png",
     }
+
+
+def test_dohare_learners_against_the_linear_baseline_are_paired_by_stream(scripts):
+    """comparisons.csv: each learner's window error against the linear learner's on the same
+    streams, as scipy's paired t test, Holm-adjusted over the table; the best linear learner is
+    the one with the lowest mean error in the window."""
+    from scipy import stats
+
+    dohare = scripts("dohare2024")
+    rng = np.random.default_rng(0)
+    n, steps = 30, np.arange(0, 601, 50)
+    stream = rng.normal(1.0, 0.3, n)  # a stream's difficulty, shared by every learner
+    rows = []
+    learners = [("relu", 1, 0.01, 0.4), ("tanh", 1, 0.01, 0.0)]
+    learners += [("relu", 0, 0.01, 0.1), ("relu", 0, 0.003, 0.0)]  # linear learners (depth 0)
+    for activation, depth, lr, shift in learners:
+        for step in steps:
+            error = stream + shift + rng.normal(0, 0.05, n)
+            rows.append(pd.DataFrame({"model.activation": activation, "model.depth": depth,
+                                      "train.learning_rate": lr, "init": np.arange(n),
+                                      "step": step, "error": error}))  # fmt: skip
+    per_run = dohare.window_errors(pd.concat(rows, ignore_index=True))
+    table = dohare.linear_comparisons(per_run)
+    end = per_run[per_run["window"] == "end"]
+
+    def errors(learner, lr):
+        own = end[(end["learner"] == learner) & (end["train.learning_rate"] == lr)]
+        return own.sort_values("init")["error"].to_numpy()
+
+    row = table[(table["window"] == "end") & (table["learner"] == "relu")]
+    assert sorted(row["linear_rate"]) == [0.003, 0.01] and row["best_linear"].sum() == 1
+    best = row[row["best_linear"]].iloc[0]
+    assert best["linear_rate"] == 0.003  # the linear learner with the lower error
+    direct = stats.ttest_rel(errors("relu", 0.01), errors("linear", 0.003))
+    assert best["p_value"] == pytest.approx(direct.pvalue, rel=1e-9)
+    assert best["ratio"] == pytest.approx(
+        errors("relu", 0.01).mean() / errors("linear", 0.003).mean()
+    )
+    holm = np.minimum(
+        1, np.maximum.accumulate(np.sort(table["p_value"]) * np.arange(len(table), 0, -1))
+    )
+    assert np.allclose(np.sort(table["p_holm"]), holm)
+    last = steps.max()
+    assert set(per_run["window"]) == {"mid", "end"}
+    assert per_run.groupby("window")["error"].size().to_dict() == {"mid": 4 * n, "end": 4 * n}
+    inside = steps[(steps > last * 5 / 6) & (steps <= last)]
+    assert len(inside) == 2  # 550 and 600: the last sixth of the stream
