@@ -73,8 +73,21 @@ def test_lu2019(scripts, tmp_path):
 def test_arnekvist2020(scripts, tmp_path):
     out = run_tiny(scripts, "arnekvist2020", tmp_path / "arnekvist2020")
     table = pd.read_csv(out / "summary.csv")
-    assert len(table) == 16  # 4 momenta x 4 target scales, one shift
+    assert len(table) == 32  # two arms of 4 momenta x 4 target scales, one shift
     assert table["unit_dead_end"].between(0, 1).all()
+    fixed_step = table[table["arm"] == "fixed effective step"]
+    assert np.allclose(fixed_step["effective_step"], 0.01)  # lr = 0.01 (1 - mu)
+    fixed_rate = table[table["arm"] == "fixed learning rate"]
+    assert np.allclose(fixed_rate["effective_step"], 0.01 / (1 - fixed_rate["train.momentum"]))
+    # mu = 0 is the same setting in both arms, from the same draws: the same counts
+    at_zero = [part[part["train.momentum"] == 0] for part in (fixed_step, fixed_rate)]
+    assert list(at_zero[0]["p_dead_end"]) == list(at_zero[1]["p_dead_end"])
+    tests = pd.read_csv(out / "comparisons.csv")
+    sizes = tests.groupby(["arm", "family"]).size().to_dict()
+    assert sizes == {
+        (arm, family): 24 for arm in set(table["arm"]) for family in ("momentum", "target scale")
+    }  # fmt: skip; 6 pairs in each of 4 cells
+    assert tests["paired"].all() and (tests["test"] == "mcnemar").all()
 
 
 def test_sokar2023(scripts, tmp_path):
