@@ -93,10 +93,13 @@ def test_arnekvist2020(scripts, tmp_path):
 def test_sokar2023(scripts, tmp_path):
     out = run_tiny(scripts, "sokar2023", tmp_path / "sokar2023")
     table = pd.read_csv(out / "summary.csv")
-    assert len(table) == 3  # relu x 3 thresholds
+    assert len(table) == 6  # two regimes (positive and centered data) x relu x 3 thresholds
     # For ReLU, a unit is 0-dormant exactly when its output is 0 on every input: dead.
-    at_zero = table[table["train.dormant_tau"] == 0.0].iloc[0]
-    assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    for _, at_zero in table[table["train.dormant_tau"] == 0.0].iterrows():
+        assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    tests = pd.read_csv(out / "orderings.csv")  # one activation: only its growth is tested
+    assert list(tests["measure"]) == ["dormant growth"] * 2
+    assert np.allclose(tests["difference"], tests["share_higher"] - tests["share_lower"], atol=1e-5)
     # A dead ReLU unit outputs 0, so it is tau-dormant for every tau >= 0.
     assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
 
