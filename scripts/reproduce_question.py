@@ -4,7 +4,8 @@ Measures, for sgd, momentum and adam at two learning rates: P(dead at init), P(d
 share of networks dead at init that ever revive (the claim: none), the same on standardized data,
 leaky ReLU beside ReLU, a bias drawn U(-a, a) instead of 0, and the class every dead network
 predicts with its accuracy. Writes ``results/question/``: ``summary.csv`` (a row per setting),
-``revival.csv``, ``dead_networks.csv``, ``figures/*.png``; the run itself is in ``run/``.
+``revival.csv``, ``dead_networks.csv``, ``comparisons.csv`` (paired tests of the text's claims,
+Holm-adjusted per family), ``figures/*.png``; the run itself is in ``run/``.
 
 Usage: ``python scripts/reproduce_question.py [--tiny] [--out DIR] [--force]``
 """
@@ -17,6 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import reproduce_common as common
+
+from study import analysis
 
 TINY = [
     "train.optimizer=adam",
@@ -165,6 +168,38 @@ def dead_networks_table(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+SETTING = ["data.standardize", "model.bias_scale", "train.optimizer", "train.learning_rate"]
+
+
+def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+    """The ReLU claims the text makes, each a Holm family of paired tests on the same networks.
+
+    ``end vs init``: P(dead at end) against P(dead at init) in each setting, McNemar's exact test
+    on the networks dead at one of the two only (``k_a_only``: dead at init and alive at the end,
+    ``k_b_only``: alive at init and dead at the end). ``standardize``: z-scored against raw data
+    in each (bias, optimizer, learning rate) cell, P(dead at end), paired by initialization
+    (:func:`study.analysis.compare`)."""
+    relu = runs[(runs["model.activation"] == "relu") & ~runs["diverged"].astype(bool)]
+    rows = []
+    for values, part in relu.groupby(SETTING, sort=True):
+        init, end = part["dead_init"].astype(bool), part["dead_end"].astype(bool)
+        a_only, b_only = int((init & ~end).sum()), int((~init & end).sum())
+        rows.append(dict(zip(SETTING, values, strict=True)) | {
+            "family": "end vs init", "by": "when", "level_a": "init", "level_b": "end",
+            "n_a": len(part), "k_a": int(init.sum()), "n_b": len(part), "k_b": int(end.sum()),
+            "k_a_only": a_only, "k_b_only": b_only, "p_a": init.mean(), "p_b": end.mean(),
+            "test": "mcnemar", "p_value": analysis.mcnemar_exact(a_only, b_only)})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["p_holm"] = analysis.holm(table["p_value"])
+    tables = [table]
+    if relu["data.standardize"].nunique() > 1:
+        standardize = analysis.compare(relu, "data.standardize", shared_draws=True)
+        tables.append(standardize.assign(family="standardize"))
+    front = ["family", "by", *SETTING]
+    table = pd.concat(tables, ignore_index=True)
+    return table[[c for c in front if c in table] + [c for c in table if c not in front]]
+
+
 def main(argv=None) -> int:
     args = common.parse_args("question", __doc__.splitlines()[0], argv)
     common.theme()
@@ -179,6 +214,7 @@ def main(argv=None) -> int:
     common.write_table(summary, args.out, "summary.csv")
     common.write_table(revival_table(summary), args.out, "revival.csv")
     common.write_table(dead_networks_table(runs), args.out, "dead_networks.csv")
+    common.write_table(comparisons(runs), args.out, "comparisons.csv")
     figure_optimizers(summary, args.out)
     figure_bias_and_leaky(runs, args.out)
     return 0

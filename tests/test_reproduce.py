@@ -49,6 +49,12 @@ def test_question(scripts, tmp_path):
     dead = pd.read_csv(out / "dead_networks.csv")
     # A dead network's output is constant: it predicts one class for every input.
     assert np.allclose(dead["share_all_positive"] + dead["share_all_negative"], 1.0)
+    tests = pd.read_csv(out / "comparisons.csv")  # tiny: raw data only, no standardize family
+    assert (
+        set(tests["family"]) == {"end vs init"} and (tests["k_a_only"] == 0).all()
+    )  # none revives
+    # the end adds to the networks dead at init those that died in training
+    assert (tests["k_b"] - tests["k_a"] == tests["k_b_only"]).all()
 
 
 def test_two_layers(scripts, tmp_path):
