@@ -29,6 +29,7 @@ TINY = [
     "train.log_every=10",
 ]
 OPTIMIZERS = ["sgd", "momentum", "adam"]
+NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}
 
 
 def categorical_points(ax, table, category, hue, y, order, *, label_format="{}", marker_fill=True):
@@ -79,8 +80,9 @@ def figure_optimizers(summary: pd.DataFrame, out) -> None:
             ax.axhline(theory.iloc[0], color="black", linestyle=":", label="closed form, init")
         data = "standardized (centered) data" if standardized else "raw data, features in [1, 3]"
         ax.set_title(f"{data}\nReLU, zero bias, n = {int(part['n_inits'].min())} per setting")
+        ax.set_xticks(range(len(order)), [NAMES[o] for o in order])
         ax.set_xlabel("optimizer")
-        ax.set_ylabel("P(network dead)")
+        ax.set_ylabel("P(network dead); bars: 95% Wilson intervals")
         ax.set_ylim(-0.02, max(0.5, float(part["p_dead_end_hi"].max()) + 0.05))
     axes[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "question_optimizers")
@@ -97,14 +99,13 @@ def figure_bias_and_leaky(runs: pd.DataFrame, out) -> None:
     optimizer = frame["train.optimizer"].iloc[0]
     scales = sorted(frame["model.bias_scale"].unique())
     by = ["model.activation", "model.bias_scale", "train.learning_rate"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True, layout="constrained")
     for ax, when in zip(axes, ("init", "end"), strict=True):
         tables = []
         for activation, event, name in (
             ("relu", f"dead_{when}", "ReLU dead (= inactive)"),
-            ("leaky_relu", f"inactive_{when}", "leaky inactive"),
-            ("leaky_relu", f"dead_{when}", "leaky dead"),
-        ):
+            ("leaky_relu", f"inactive_{when}", "leaky ReLU inactive"),
+        ):  # leaky ReLU dead: 0 by definition (its derivative is never 0), not drawn
             table = common.proportion_table(
                 frame[frame["model.activation"] == activation], by, event
             )
@@ -118,12 +119,13 @@ def figure_bias_and_leaky(runs: pd.DataFrame, out) -> None:
         common.interval_lines(ax, table, "position", "p", "series")
         ax.set_xticks(range(len(scales)), [f"{v:g}" for v in scales])
         ax.set_xlabel("bias scale a (bias ~ U(-a, a); 0 = zero bias)")
-        ax.set_title(f"at {'initialization' if when == 'init' else 'the end'} ({optimizer})")
+        ax.set_title(f"at {'initialization' if when == 'init' else 'the end'} ({NAMES[optimizer]})")
         ax.legend(fontsize=7, frameon=False)
     axes[0].set_ylabel("P(the hidden unit is dead / inactive)")
     fig.suptitle(
-        "dead: zero derivative on every input; inactive: pre-activation <= 0 on every input; "
-        f"raw data, n = {frame.groupby(by).size().min()} per point",
+        "dead: zero derivative on every input; inactive: pre-activation <= 0 on every input "
+        "(leaky ReLU is never dead: not drawn);\n"
+        f"raw data, n = {frame.groupby(by).size().min()} per point; bars: 95% Wilson intervals",
         fontsize=9,
     )
     common.save_figure(fig, out, "question_bias_leaky")
