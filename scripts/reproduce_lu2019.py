@@ -156,7 +156,8 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
     for i, init in enumerate(inits):
         part = table[table["model.init"] == init].set_index("event").reindex(events)
         xs = np.arange(len(events)) + (i - (len(inits) - 1) / 2) * 0.3
-        ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=init)
+        name = {"he_normal": "He normal", "rai": "RAI"}.get(init, init)
+        ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=name)
         ax.errorbar(
             xs,
             part["p"],
@@ -169,7 +170,11 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
     ax.set_xticks(range(len(events)), labels, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of trained networks")
-    ax.set_title(f"fit |x| on [-1, 1], width 2, depth 10; n = {int(table['n'].min())} per init")
+    ax.set_title(
+        f"fit |x| on [-1, 1], width 2, depth 10; n = {int(table['n'].min())} per init; "
+        "bars: 95% Wilson intervals",
+        fontsize=9,
+    )
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "lu2019_abs_collapse")
 
