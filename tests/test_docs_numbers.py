@@ -42,6 +42,9 @@ EXEMPT = [
 ]
 
 
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
 def readable_text(page: Path) -> str:
     """The page without code blocks, code spans, links and image targets."""
     text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.MULTILINE | re.DOTALL)
@@ -140,3 +143,21 @@ def test_the_tracer_reads_rounding_percentages_and_derived_marks():
     ]  # a denominator (/2000) is read with its count
     # 0.34251 rounds to 0.343, not 0.344; 1.1528e-05 to 1.2e-05
     assert untraced(text, values) == ["0.344"]
+
+
+def test_every_number_of_the_readme_findings_is_in_its_studys_tables():
+    """The README's findings table: each row's numbers from the tables of the study it links."""
+    rows = [
+        line for line in (ROOT / "README.md").read_text().splitlines() if "(docs/results/" in line
+    ]
+    rows = [row for row in rows if row.startswith("| ")]
+    checked = 0
+    for row in rows:
+        page = re.search(r"\(docs/results/([\w.-]+\.md)\)", row).group(1)
+        if page not in PAGES:
+            continue  # the remedies row (issue 24)
+        text = re.sub(r"\]\([^)]*\)", "]", INLINE_CODE.sub("", row))
+        missing = untraced(text, table_values(PAGES[page]))
+        assert not missing, f"README.md, the row of {page}: numbers in no table: {missing}"
+        checked += 1
+    assert checked == len(PAGES)
