@@ -375,7 +375,8 @@ def plot_heatmap(
 
 def _nonzero_panels(summary: pd.DataFrame, col: str | None, value: str) -> tuple[list, list]:
     """The panel levels to draw, and those left out: a panel whose every cell is exactly 0 (an
-    activation that cannot die) says nothing a sentence cannot, unless every panel is such."""
+    activation that cannot die, or none died) says nothing the title's sentence cannot, unless
+    every panel is such."""
     panels = _panels(summary, col)
     zero = [level for level in panels if (_select(summary, col, level)[value] == 0).all()]
     if len(zero) == len(panels):
