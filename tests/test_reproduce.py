@@ -49,6 +49,12 @@ def test_question(scripts, tmp_path):
     dead = pd.read_csv(out / "dead_networks.csv")
     # A dead network's output is constant: it predicts one class for every input.
     assert np.allclose(dead["share_all_positive"] + dead["share_all_negative"], 1.0)
+    tests = pd.read_csv(out / "comparisons.csv")  # tiny: raw data only, no standardize family
+    assert (
+        set(tests["family"]) == {"end vs init"} and (tests["k_a_only"] == 0).all()
+    )  # none revives
+    # the end adds to the networks dead at init those that died in training
+    assert (tests["k_b"] - tests["k_a"] == tests["k_b_only"]).all()
 
 
 def test_two_layers(scripts, tmp_path):
@@ -73,17 +79,33 @@ def test_lu2019(scripts, tmp_path):
 def test_arnekvist2020(scripts, tmp_path):
     out = run_tiny(scripts, "arnekvist2020", tmp_path / "arnekvist2020")
     table = pd.read_csv(out / "summary.csv")
-    assert len(table) == 16  # 4 momenta x 4 target scales, one shift
+    assert len(table) == 32  # two arms of 4 momenta x 4 target scales, one shift
     assert table["unit_dead_end"].between(0, 1).all()
+    fixed_step = table[table["arm"] == "fixed effective step"]
+    assert np.allclose(fixed_step["effective_step"], 0.01)  # lr = 0.01 (1 - mu)
+    fixed_rate = table[table["arm"] == "fixed learning rate"]
+    assert np.allclose(fixed_rate["effective_step"], 0.01 / (1 - fixed_rate["train.momentum"]))
+    # mu = 0 is the same setting in both arms, from the same draws: the same counts
+    at_zero = [part[part["train.momentum"] == 0] for part in (fixed_step, fixed_rate)]
+    assert list(at_zero[0]["p_dead_end"]) == list(at_zero[1]["p_dead_end"])
+    tests = pd.read_csv(out / "comparisons.csv")
+    sizes = tests.groupby(["arm", "family"]).size().to_dict()
+    assert sizes == {
+        (arm, family): 24 for arm in set(table["arm"]) for family in ("momentum", "target scale")
+    }  # fmt: skip; 6 pairs in each of 4 cells
+    assert tests["paired"].all() and (tests["test"] == "mcnemar").all()
 
 
 def test_sokar2023(scripts, tmp_path):
     out = run_tiny(scripts, "sokar2023", tmp_path / "sokar2023")
     table = pd.read_csv(out / "summary.csv")
-    assert len(table) == 3  # relu x 3 thresholds
+    assert len(table) == 6  # two regimes (positive and centered data) x relu x 3 thresholds
     # For ReLU, a unit is 0-dormant exactly when its output is 0 on every input: dead.
-    at_zero = table[table["train.dormant_tau"] == 0.0].iloc[0]
-    assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    for _, at_zero in table[table["train.dormant_tau"] == 0.0].iterrows():
+        assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    tests = pd.read_csv(out / "orderings.csv")  # one activation: only its growth is tested
+    assert list(tests["measure"]) == ["dormant growth"] * 2
+    assert np.allclose(tests["difference"], tests["share_higher"] - tests["share_lower"], atol=1e-5)
     # A dead ReLU unit outputs 0, so it is tau-dormant for every tau >= 0.
     assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
 
@@ -228,3 +250,50 @@ def test_dohare2024(scripts, tmp_path):
         "dead_share_lr0.01.png",
         "learning_rates.png",
     }
+
+
+def test_dohare_learners_against_the_linear_baseline_are_paired_by_stream(scripts):
+    """comparisons.csv: each learner's window error against the linear learner's on the same
+    streams, as scipy's paired t test, Holm-adjusted over the table; the best linear learner is
+    the one with the lowest mean error in the window."""
+    from scipy import stats
+
+    dohare = scripts("dohare2024")
+    rng = np.random.default_rng(0)
+    n, steps = 30, np.arange(0, 601, 50)
+    stream = rng.normal(1.0, 0.3, n)  # a stream's difficulty, shared by every learner
+    rows = []
+    learners = [("relu", 1, 0.01, 0.4), ("tanh", 1, 0.01, 0.0)]
+    learners += [("relu", 0, 0.01, 0.1), ("relu", 0, 0.003, 0.0)]  # linear learners (depth 0)
+    for activation, depth, lr, shift in learners:
+        for step in steps:
+            error = stream + shift + rng.normal(0, 0.05, n)
+            rows.append(pd.DataFrame({"model.activation": activation, "model.depth": depth,
+                                      "train.learning_rate": lr, "init": np.arange(n),
+                                      "step": step, "error": error}))  # fmt: skip
+    per_run = dohare.window_errors(pd.concat(rows, ignore_index=True))
+    table = dohare.linear_comparisons(per_run)
+    end = per_run[per_run["window"] == "end"]
+
+    def errors(learner, lr):
+        own = end[(end["learner"] == learner) & (end["train.learning_rate"] == lr)]
+        return own.sort_values("init")["error"].to_numpy()
+
+    row = table[(table["window"] == "end") & (table["learner"] == "relu")]
+    assert sorted(row["linear_rate"]) == [0.003, 0.01] and row["best_linear"].sum() == 1
+    best = row[row["best_linear"]].iloc[0]
+    assert best["linear_rate"] == 0.003  # the linear learner with the lower error
+    direct = stats.ttest_rel(errors("relu", 0.01), errors("linear", 0.003))
+    assert best["p_value"] == pytest.approx(direct.pvalue, rel=1e-9)
+    assert best["ratio"] == pytest.approx(
+        errors("relu", 0.01).mean() / errors("linear", 0.003).mean()
+    )
+    holm = np.minimum(
+        1, np.maximum.accumulate(np.sort(table["p_value"]) * np.arange(len(table), 0, -1))
+    )
+    assert np.allclose(np.sort(table["p_holm"]), holm)
+    last = steps.max()
+    assert set(per_run["window"]) == {"mid", "end"}
+    assert per_run.groupby("window")["error"].size().to_dict() == {"mid": 4 * n, "end": 4 * n}
+    inside = steps[(steps > last * 5 / 6) & (steps <= last)]
+    assert len(inside) == 2  # 550 and 600: the last sixth of the stream
