@@ -1,0 +1,65 @@
+"""Odd input, third round (issue 29): numbers beyond the run's dtype, runs beyond memory, folders
+left by a failed first run, unusable or damaged compile caches, hand-edited results folders,
+``bench --json`` at a bad path, and a peer that never comes.
+
+Each test states the input and what the user gets: exit 2 (or a one-line notice) before anything
+is written, naming the key, flag or file and what is allowed. All are cheap: no test here trains
+a network.
+"""
+
+import pytest
+
+from study.config import KEYS, SETTING_KEYS, load_study
+from study.errors import ConfigError
+from tests.helpers import (
+    VALID,
+    assert_refused,
+    run_cli,
+    with_change,
+)
+
+# --------------------------------------------------------------------------------------------
+# Numbers beyond the run's dtype (issue 29, cases 2 and 3).
+# --------------------------------------------------------------------------------------------
+
+FLOAT32_MAX = "3.403e+38"  # float(np.finfo("float32").max), as the messages print it
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("train.shrink", 1e39), ("train.shrink", 1e300), ("train.redo_tau", 1e300)]
+)
+def test_a_remedy_strength_beyond_float32_is_refused(tmp_path, capsys, key, value):
+    """Before: it became inf in float32, and the run exited 0 with NumPy's overflow warning."""
+    code = run_cli(tmp_path, with_change(key, value))
+    assert_refused(code, capsys, tmp_path, key, "float32", FLOAT32_MAX, "float64")
+
+
+def _own_check_passes(name: str, value) -> bool:
+    check = KEYS[name].check
+    return check is None or check(value) is None
+
+
+@pytest.mark.parametrize("value", [1e39, -1e300, 1e-50])
+def test_every_float_key_is_checked_against_the_dtype(value):
+    """One check over every float key, not one per key: whatever a key's own range allows
+    must be a number of the run's dtype, neither inf nor rounded to 0."""
+    checked = [
+        name for name in SETTING_KEYS if KEYS[name].kind is float and _own_check_passes(name, value)
+    ]
+    assert len(checked) >= 4, checked  # data.offset, data.target_shift, ... whatever the sign
+    for name in checked:
+        with pytest.raises(ConfigError, match=f"^{name} = .*float32.*allowed"):
+            load_study(with_change(name, value))
+    # the same numbers are float64 numbers
+    for name in checked:
+        load_study(with_change(name, value) | {"train": {**VALID["train"], "dtype": "float64"}})
+
+
+def test_an_integer_beyond_int32_is_refused_naming_the_largest(tmp_path, capsys):
+    """``data.flip_every = 2^31`` (never flip) was JAX's OverflowError, exit 1, after writing."""
+    stream = {"data": {"kind": "slowly_changing", "probe_size": 8, "flip_every": 2**31}}
+    stream["train"] = {"steps": 4, "log_every": 2}
+    code = run_cli(tmp_path, stream)
+    assert_refused(code, capsys, tmp_path, "data.flip_every", str(2**31 - 1))
+    stream["data"]["flip_every"] = 2**31 - 1
+    assert load_study(stream).settings[0].structure.flip_every == 2**31 - 1
