@@ -142,6 +142,7 @@ RESULTS_MODULES = {
         "study.results.layout",
         "study.results.lock",
         "study.results.manifest",
+        "study.results.partial",
     },
     "study.results.folder": {
         "study.results.atomic",

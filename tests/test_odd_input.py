@@ -7,10 +7,12 @@ is written, naming the key, flag or file and what is allowed. All are cheap: no 
 a network.
 """
 
+import pandas as pd
 import pytest
 
+from study import engine, results
 from study.config import KEYS, SETTING_KEYS, load_study
-from study.errors import ConfigError
+from study.errors import ConfigError, FolderError
 from tests.helpers import (
     VALID,
     assert_refused,
@@ -63,3 +65,59 @@ def test_an_integer_beyond_int32_is_refused_naming_the_largest(tmp_path, capsys)
     assert_refused(code, capsys, tmp_path, "data.flip_every", str(2**31 - 1))
     stream["data"]["flip_every"] = 2**31 - 1
     assert load_study(stream).settings[0].structure.flip_every == 2**31 - 1
+
+
+# --------------------------------------------------------------------------------------------
+# A run beyond memory, and the folder a failed first run leaves (case 1).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"kind": "slowly_changing", "probe_size": 10**9}, "data.probe_size"),
+        ({"n_samples": 2 * 10**9}, "data.n_samples"),  # with 100 units: 0.8 TB
+    ],
+)
+def test_data_beyond_a_device_memory_are_refused_with_the_estimate(tmp_path, capsys, data, key):
+    """Before: the probe set of 10^9 inputs was exit 1 after 15 s, a raw out-of-memory error,
+    and a manifest left in --out."""
+    config = {"data": data, "model": {"width": 100}, "train": {"steps": 4, "log_every": 2}}
+    code = run_cli(tmp_path, config)
+    assert_refused(code, capsys, tmp_path, key, "GB", "memory", "allowed: at most")
+
+
+def test_a_failed_first_run_leaves_a_folder_the_corrected_config_takes(
+    tmp_path, capsys, monkeypatch
+):
+    """A first run that failed before it finished a group (out of memory, say) left a
+    manifest that refused the corrected config with exit 3; it takes the folder now."""
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("out of memory allocating 922746868496 bytes")
+
+    monkeypatch.setattr(engine, "run_group", out_of_memory)
+    assert run_cli(tmp_path, with_change("data.n_samples", 32)) == 1
+    assert (tmp_path / "out" / results.MANIFEST).exists()
+    capsys.readouterr()
+    # the corrected config reaches its own computation (failing again here), not a refusal
+    assert run_cli(tmp_path, VALID) == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "different config" not in err, err
+    recorded = results.read_manifest(tmp_path / "out").config
+    assert recorded["data.n_samples"] == VALID["data"]["n_samples"]
+
+
+def test_an_unfinished_run_with_a_finished_group_still_refuses_another_config(tmp_path):
+    """What a failed run finished is kept: another config is refused (exit 3) as before."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    first = {"config": load_study(VALID).config, "data_files": {}}
+    results.write_manifest(folder, results.Manifest(status="running", **first))
+    results.save_group(folder, "finished", pd.DataFrame({"init": [0]}), None, {})
+    other = {"config": load_study(with_change("data.n_samples", 32)).config, "data_files": {}}
+    with pytest.raises(FolderError, match="different config.*data.n_samples"):
+        results.prepare(folder, other, force=False)
+    (folder / results.PARTIAL / "group-finished.parquet").unlink()
+    assert results.prepare(folder, other, force=False) == "new"
+    assert not (folder / results.MANIFEST).exists()
