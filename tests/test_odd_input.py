@@ -7,10 +7,12 @@ is written, naming the key, flag or file and what is allowed. All are cheap: no 
 a network.
 """
 
+import os
+
 import pandas as pd
 import pytest
 
-from study import engine, results
+from study import engine, program_cache, results
 from study.config import KEYS, SETTING_KEYS, load_study
 from study.errors import ConfigError, FolderError
 from tests.helpers import (
@@ -121,3 +123,70 @@ def test_an_unfinished_run_with_a_finished_group_still_refuses_another_config(tm
     (folder / results.PARTIAL / "group-finished.parquet").unlink()
     assert results.prepare(folder, other, force=False) == "new"
     assert not (folder / results.MANIFEST).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The cache of compiled programs: an unusable folder, damaged entries (cases 4 and 5).
+# --------------------------------------------------------------------------------------------
+
+
+def _unusable_places(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    return {"a file": a_file / "jax", "/proc": "/proc/study-x/jax", "a link loop": loop / "jax"}
+
+
+def test_an_unusable_compile_cache_is_one_line_of_ours_and_the_cache_is_off(
+    tmp_path, capsys, monkeypatch
+):
+    """Before: results right, exit 0, and two raw lines of JAX's warning at every compile."""
+    import jax
+
+    from study import runtime
+
+    for place, path in _unusable_places(tmp_path).items():
+        assert program_cache.unusable(path) is not None, place
+    assert program_cache.unusable(tmp_path / "new" / "jax") is None  # made when missing
+    assert (tmp_path / "new" / "jax").is_dir() and not any((tmp_path / "new" / "jax").iterdir())
+
+    enabled = runtime.setting("jax_enable_compilation_cache")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "a-file" / "jax"))
+    try:
+        for _ in range(2):  # every run of a process configures it: said once
+            assert runtime.configure(compile_cache=True).compile_cache is None
+        assert runtime.setting("jax_enable_compilation_cache") is False
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("study: the cache of compiled programs is off")
+    assert "a-file/jax" in err and "Not a directory" in err and "--no-compile-cache" in err
+
+
+def _entry(folder, name: str, data: bytes, settled: bool = True):
+    path = folder / f"{name}-cache"
+    path.write_bytes(data)
+    (folder / f"{name}-atime").write_bytes(b"\0" * 8)
+    if settled:
+        os.utime(path, (1e9, 1e9))  # long written
+    return path
+
+
+def test_damaged_compile_cache_entries_are_removed_once_and_reported(tmp_path):
+    """Before: a truncated or garbled entry made JAX warn at every load and compile again,
+    forever, as it never replaces an existing entry. Removed, the next compile stores it."""
+    from jax._src.compilation_cache import compress_executable
+
+    whole = compress_executable(b"\1\0\0\0" + bytes(range(256)) * 64)
+    good = _entry(tmp_path, "jit_good-1", whole)
+    truncated = _entry(tmp_path, "jit_train-2", whole[: len(whole) // 2])
+    garbled = _entry(tmp_path, "jit_start-3", os.urandom(len(whole)))
+    being_written = _entry(tmp_path, "jit_new-4", whole[:10], settled=False)
+    assert program_cache.remove_damaged(tmp_path) == 2
+    assert good.exists() and being_written.exists()
+    assert not truncated.exists() and not garbled.exists()
+    assert not (tmp_path / "jit_train-2-atime").exists()
+    assert program_cache.remove_damaged(tmp_path) == 0  # reported once
+    os.utime(being_written, (1e9, 1e9))  # its writer died long ago: it is damaged now
+    assert program_cache.remove_damaged(tmp_path) == 1 and good.exists()
