@@ -144,8 +144,10 @@ RESULTS_MODULES = {
         "study.results.manifest",
         "study.results.partial",
     },
+    "study.results.integrity": {"study.results.layout", "study.results.manifest"},
     "study.results.folder": {
         "study.results.atomic",
+        "study.results.integrity",
         "study.results.layout",
         "study.results.manifest",
         "study.results.tables",

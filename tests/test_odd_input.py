@@ -7,19 +7,23 @@ is written, naming the key, flag or file and what is allowed. All are cheap: no 
 a network.
 """
 
+import dataclasses
 import os
+import shutil
 
 import pandas as pd
 import pytest
 
-from study import engine, program_cache, results
+from study import cli, engine, program_cache, results
 from study.config import KEYS, SETTING_KEYS, load_study
 from study.errors import ConfigError, FolderError
 from tests.helpers import (
     VALID,
     assert_refused,
     run_cli,
+    synthetic_runs,
     with_change,
+    write_results_folder,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -190,3 +194,110 @@ def test_damaged_compile_cache_entries_are_removed_once_and_reported(tmp_path):
     assert program_cache.remove_damaged(tmp_path) == 0  # reported once
     os.utime(being_written, (1e9, 1e9))  # its writer died long ago: it is damaged now
     assert program_cache.remove_damaged(tmp_path) == 1 and good.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-edited results folders: every reader refuses them alike (cases 6 and 7).
+# --------------------------------------------------------------------------------------------
+
+READERS = (
+    ["plot"],
+    ["report"],
+    ["compare", "--by", "data.offset"],
+    ["plan", "--by", "data.offset"],
+)
+
+
+def _edit_runs(change):
+    def edit(folder):
+        change(pd.read_parquet(folder / results.RUNS)).to_parquet(folder / results.RUNS)
+
+    return edit
+
+
+def _edit_summary(change):
+    def edit(folder):
+        summary = pd.read_csv(folder / results.SUMMARY)
+        change(summary).to_csv(folder / results.SUMMARY, index=False)
+
+    return edit
+
+
+def _truncate(name):
+    def edit(folder):
+        (folder / name).write_bytes((folder / name).read_bytes()[:200])
+
+    return edit
+
+
+def _emptied_row(runs):
+    runs = runs.astype(object)
+    runs.iloc[3] = None
+    return runs
+
+
+def _fewer_rows_in_manifest(folder):
+    manifest = results.read_manifest(folder)
+    results.write_manifest(folder, dataclasses.replace(manifest, n_rows=100, n_settings=2))
+    _edit_runs(lambda runs: runs.iloc[1:])(folder)
+
+
+EDITS = {
+    # (edit, file named, what the message says)
+    "runs: a column dropped": (_edit_runs(lambda r: r.drop(columns="dead_end")), "runs", "column"),
+    "runs: rows repeated": (_edit_runs(lambda r: pd.concat([r, r])), "runs", "repeats"),
+    "runs: a row emptied": (
+        _edit_runs(_emptied_row),
+        "runs",
+        "empty at row 3",
+    ),
+    "runs: truncated": (_truncate(results.RUNS), "runs", "unreadable"),
+    "runs: a row fewer than the manifest's": (_fewer_rows_in_manifest, "runs", "99 rows"),
+    "summary: a column dropped": (
+        _edit_summary(lambda s: s.drop(columns="p_dead_end")),
+        "summary",
+        "column",
+    ),
+    "summary: a count beyond n": (
+        _edit_summary(lambda s: s.assign(k_dead_end=160, p_dead_end=5.0)),
+        "summary",
+        "outside",
+    ),
+    "summary: a count changed": (
+        _edit_summary(lambda s: s.assign(k_dead_end=s["k_dead_end"] + 1)),
+        "summary",
+        "k_dead_end adds up to",
+    ),
+    "summary: an empty row": (
+        _edit_summary(lambda s: pd.concat([s, s.iloc[:1].map(lambda v: None)])),
+        "summary",
+        "n_inits",
+    ),
+    "summary: emptied": (lambda f: (f / results.SUMMARY).write_text(""), "summary", "unreadable"),
+    "figures/ a file": (lambda f: (f / results.FIGURES).write_text("x"), "figures", "folder"),
+}
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    runs = synthetic_runs(0.3, 0.1, n=50, **{"data.offset": [0.0, 2.0]})
+    return write_results_folder(tmp_path_factory.mktemp("pristine") / "out", runs)
+
+
+@pytest.mark.parametrize("edit", EDITS, ids=lambda name: name.replace(": ", "-").replace(" ", "_"))
+def test_every_reader_refuses_a_hand_edited_folder_naming_the_file(
+    tmp_path, capsys, pristine, edit
+):
+    """Before: exit 1 with KeyError, EmptyDataError or Arrow's message naming no file; report
+    printed 160/32 = 5.000 from an edited summary; compare counted repeated rows twice."""
+    change, named, what = EDITS[edit]
+    folder = tmp_path / "out"
+    shutil.copytree(pristine, folder)
+    change(folder)
+    for reader in READERS:
+        code = cli.main([reader[0], str(folder), *reader[1:]])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, (reader, err)
+        assert err.startswith(f"study {reader[0]}: error: '{folder}/{named}"), (reader, err)
+        assert what in err, (reader, err)
+    assert not (folder / "report.md").exists() and not (folder / results.COMPARISONS).exists()
