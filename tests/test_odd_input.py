@@ -8,13 +8,15 @@ a network.
 """
 
 import dataclasses
+import json
 import os
 import shutil
+import threading
 
 import pandas as pd
 import pytest
 
-from study import cli, engine, program_cache, results
+from study import cli, distributed, engine, program_cache, results
 from study.config import KEYS, SETTING_KEYS, load_study
 from study.errors import ConfigError, FolderError
 from tests.helpers import (
@@ -301,3 +303,57 @@ def test_every_reader_refuses_a_hand_edited_folder_naming_the_file(
         assert err.startswith(f"study {reader[0]}: error: '{folder}/{named}"), (reader, err)
         assert what in err, (reader, err)
     assert not (folder / "report.md").exists() and not (folder / results.COMPARISONS).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# bench --json at a bad path (case 8); waiting for peers that never come (case 9).
+# --------------------------------------------------------------------------------------------
+
+
+def test_bench_json_at_a_bad_path_is_refused_before_the_benchmark(tmp_path, capsys, monkeypatch):
+    """Before: exit 1, after the whole benchmark had run (seconds quick, minutes full)."""
+    from study import bench
+
+    def benchmark(**kwargs):
+        raise AssertionError("the benchmark ran")
+
+    monkeypatch.setattr(bench, "benchmark", benchmark)
+    for path in (tmp_path, tmp_path / "missing" / "b.json", "/proc/study-x/b.json"):
+        assert cli.main(["bench", "--quick", "--json", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"study bench: error: --json '{path}'") and err.count("\n") == 1
+    monkeypatch.setattr(bench, "benchmark", lambda **kwargs: {"quick": True})
+    monkeypatch.setattr(bench, "format_table", lambda result: "table")
+    assert cli.main(["bench", "--quick", "--json", str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text()) == {"quick": True}
+
+
+def test_a_process_waiting_for_its_peers_says_for_what_then_stops(monkeypatch):
+    """Before: process 1 waited silently for the whole timeout, then about as long again."""
+    said, stopped = [], threading.Event()
+
+    def give_up(say, text):
+        say(text)
+        stopped.set()
+
+    monkeypatch.setattr(distributed, "JOIN_NOTICE_S", 0.01)
+    monkeypatch.setattr(distributed, "_give_up", give_up)
+    with distributed._joining("process 1 of 2", "at node01:1234", 0, said.append):
+        assert stopped.wait(timeout=120)
+    notice, stop = sorted(said, key=lambda line: line.startswith("error"))
+    assert notice.startswith("process 1 of 2: still waiting") and "at node01:1234" in notice
+    assert "up to 0 s" in notice and "STUDY_DISTRIBUTED_TIMEOUT, default 300" in notice
+    assert stop.startswith("error: the processes did not all join at node01:1234 within 0 s")
+    said.clear()
+    monkeypatch.setattr(distributed, "JOIN_NOTICE_S", 600)
+    with distributed._joining("process 1 of 2", "at node01:1234", 600, said.append):
+        pass  # joined at once: nothing said, and no timer left to say it
+    assert said == []
+
+
+def test_the_join_timeout_is_documented_in_help(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    timeout = f"{distributed.TIMEOUT_ENV} (seconds, default {distributed.JOIN_S})"
+    assert timeout in text and f"silent for {distributed.HEARTBEAT_S} s" in text
