@@ -4,8 +4,8 @@
 version reads (ConfigError or FormatError, one line, otherwise), reads its manifest and its two
 tables, and checks them (:mod:`study.results.integrity`); the object then gives the tables,
 lists, reads and writes the figures, and writes the report and the comparisons, with no further
-check. Everything that draws or reports takes such an object
-(or the DataFrames it reads), never a path to open. :func:`read_runs`, :func:`read_summary` and
+check. Everything that draws or reports takes such an object (or the DataFrames it reads),
+never a path to open. :func:`read_runs`, :func:`read_summary` and
 :func:`read_curves` open a folder for a single table.
 """
 
