@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,7 +33,7 @@ from tests.helpers import (
 # Numbers beyond the run's dtype (issue 29, cases 2 and 3).
 # --------------------------------------------------------------------------------------------
 
-FLOAT32_MAX = "3.403e+38"  # float(np.finfo("float32").max), as the messages print it
+FLOAT32_MAX = f"{float(np.finfo('float32').max):.4g}"  # as the messages print it
 
 
 @pytest.mark.parametrize(
