@@ -247,7 +247,8 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     shared = analysis.shares_draws([(ran.pairing, ran.seed)])
     table = rows_of(runs[~runs["variant"].isin(list(grid))], setting, shared)
     grids = tuning.tuning_table(task, runs, members)
-    chosen = grids[grids["chosen"]].set_index("remedy")["variant"]
+    chosen = grids[grids["chosen"] & (grids["variant"] != "baseline")]
+    chosen = chosen.set_index("remedy")["variant"]
     tuned_settings = {f"{r}_tuned": setting[v] for r, v in chosen.items()}
     tuned = rows_of(tuning.tuned_runs(runs, grids), setting | tuned_settings, shared)
     tuned = tuned.drop(index="baseline").join(tuning.described(grids))
@@ -256,7 +257,7 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
         for n, o in ran.config["variants"].items()
     }
     written |= {f"{r}_tuned": written.get(v, "") for r, v in chosen.items()}
-    notes = pd.DataFrame({"note": not_variants(task)}, dtype=object)
+    notes = pd.DataFrame({"note": not_variants(task) | tuning.untuned(grids)}, dtype=object)
     table = pd.concat([table.assign(strength="source"), tuned.assign(strength="tuned"), notes])
     table.insert(0, "overrides", pd.Series(written, dtype=object))
     order = [n for r in ["baseline", *REMEDIES] for n in (r, f"{r}_tuned") if n in table.index]
