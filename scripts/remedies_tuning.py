@@ -128,7 +128,8 @@ def untuned(tuning: pd.DataFrame) -> dict[str, str]:
     """The tuned rows with nothing to compare, each with why: the grid's best is the baseline."""
     best = tuning[tuning["chosen"] & (tuning["variant"] == "baseline")]
     return {
-        f"{row.remedy}_tuned": f"the grid's best is the baseline's own {row.key} = {row.value:g}"
+        f"{row.remedy}_tuned": f"same as the baseline: the grid's best is the baseline's own "
+        f"{row.key} = {row.value:g}"
         for row in best.itertuples()
     }
 
