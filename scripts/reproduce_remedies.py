@@ -1,17 +1,21 @@
-"""Remedies study (issue 12, item 2): what prevents dying ReLU, and at what cost.
+"""Remedies study (issues 12 and 24): what prevents dying ReLU, and at what cost.
 
 ``study/configs/remedies_<task>.toml`` is a task's baseline with each remedy a ``[variants.NAME]``
-(none tuned); a remedy that is not a variant of a task is listed with why (the engine refuses it
-there, or it is the baseline). Per (task, remedy): proportions with Wilson intervals, means with
-normal ones, and the change from the baseline (``analysis.compare``: paired on shared draws, with
-``saved`` and ``killed`` the networks dead under only the baseline or only the remedy), Holm over
-the table; ``width_ratio``, for a remedy that leaves the start alike, the paired interval's width
-over the unpaired one's. Then the CS231n claims: does a 0.01 bias consistently lower death
-(``remedies_<task>_bias.toml`` and the 3 x 64 network of ``remedies_cs231n.toml`` at several
-learning rates), and is as much as 40% of that network dead at a high learning rate?
+at its source's strength (``SOURCES``); a remedy that is not a variant of a task is listed with
+why (the engine refuses it there, or it is the baseline). ``remedies_tuning`` adds each strength's
+grid of four values (an equal tuning budget: the best on one half of the networks, reported on the
+other). Per (task, remedy): proportions with Wilson intervals, means with normal ones, and the
+change from the baseline (``analysis.compare``: paired on shared draws, with ``saved`` and
+``killed`` the networks dead under only the baseline or only the remedy), Holm over the table;
+``width_ratio``, for a remedy that leaves the start alike, the paired interval's width over the
+unpaired one's; ``remedies_verdicts`` writes them as one line each. Then the CS231n claims: does a
+0.01 bias consistently lower death (``remedies_<task>_bias.toml`` and the 3 x 64 network of
+``remedies_cs231n.toml`` at several learning rates), is as much as 40% of that network dead at a
+high learning rate, and does that cost accuracy (on a noisy XOR task, where it can)?
 
-Writes ``results/remedies/``: ``summary.csv``, ``bias_claim.csv``, ``lr_claim.csv``,
-``claims.csv``, ``figures/*.png``; runs in ``runs/<config>/``.
+Writes ``results/remedies/``: ``summary.csv``, ``tuning.csv``, ``verdicts.md``,
+``bias_claim.csv``, ``lr_claim.csv``, ``claims.csv``, ``figures/*.png``; runs in
+``runs/<config>/``.
 Usage: ``python scripts/reproduce_remedies.py [--tiny] [--out DIR] [--force]``
 """
 
