@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from study import model, remedies, stream
+from study import model, plasticity, remedies, stream
 from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
@@ -422,10 +422,16 @@ class Result(NamedTuple):
     metrics: its :class:`Metrics`.
     curves: its :class:`Curves` over ``C`` checks: every logged step with ``train.curves`` (a
       stream always), ``C = 0`` without (:func:`no_curves`).
+    plasticity_end: its :class:`study.plasticity.Plasticity` at the end, on the last check's
+      data; None without ``train.plasticity_metrics``.
+    plasticity_curves: the same at every check (leading ``[C]``), on the check's data before
+      any intervention; None without ``train.plasticity_metrics`` or without curves.
     """
 
     metrics: Metrics
     curves: Curves
+    plasticity_end: plasticity.Plasticity | None = None
+    plasticity_curves: plasticity.Plasticity | None = None
 
 
 def no_curves(structure: Structure) -> Curves:
@@ -484,6 +490,11 @@ class Checks(NamedTuple):
     last: Health
 
 
+# What a check adds to the curves: its Curves point, and its plasticity metrics (each None when
+# not recorded).
+CheckPoint = tuple[Curves | None, plasticity.Plasticity | None]
+
+
 def run_checks(
     structure: Structure,
     numeric: Numeric,
@@ -506,14 +517,15 @@ def run_checks(
     """
     intervene = remedies.make_intervention(structure, numeric, key_fresh)
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
-    check_then_learn = _make_check_then_learn(structure, numeric, source, intervene)
+    initial = model.unflatten(structure, state.params)  # distance_from_start's origin
+    check_then_learn = _make_check_then_learn(structure, numeric, source, intervene, initial)
     shapes = jax.eval_shape(
         lambda s, f: _check(structure, numeric, s, source.check_data(f, 0)), state, source.feed
     )
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     carry = Checks(state, source.feed, _empty_history(placeholder.dead), placeholder, placeholder)
     checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    carry, curves = lax.scan(check_then_learn, carry, checks)
+    carry, (curves, plasticity_curves) = lax.scan(check_then_learn, carry, checks)
     state, feed, history, end = carry.state, carry.feed, carry.history, carry.last
     last_step = n_intervals * structure.log_every
     if remainder:  # (not with curves: the config refuses it)
@@ -523,7 +535,12 @@ def run_checks(
         history = _record(history, end, jnp.int32(last_step))
     data = source.check_data(feed, last_step)
     metrics = _metrics(structure, data, carry.first, end, history, flipped)
-    return Result(metrics, no_curves(structure) if curves is None else curves)
+    plasticity_end = None
+    if structure.plasticity_metrics != "none":
+        params = model.unflatten(structure, state.params)
+        plasticity_end = plasticity.plasticity(structure, numeric, params, initial, data)
+    curves = no_curves(structure) if curves is None else curves
+    return Result(metrics, curves, plasticity_end, plasticity_curves)
 
 
 def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
@@ -535,10 +552,12 @@ def _make_check_then_learn(
     numeric: Numeric,
     source: Source,
     intervene: remedies.Intervention | None,
-) -> Callable[[Checks, jax.Array], tuple[Checks, Curves | None]]:
+    initial: model.Params,
+) -> Callable[[Checks, jax.Array], tuple[Checks, CheckPoint]]:
     """The body of :func:`run_checks`' scan, at check ``index`` (step ``index * log_every``):
-    check, record, the curves' point (with ``train.curves``), an intervention when one is due,
-    then ``log_every`` steps (except after the last check)."""
+    check, record, the curves' point (with ``train.curves``; and the plasticity metrics, with
+    ``train.plasticity_metrics``, ``initial`` the parameters training started from), an
+    intervention when one is due, then ``log_every`` steps (except after the last check)."""
     n_intervals = structure.steps // structure.log_every
 
     def intervene_and_check(state, history, data, step) -> tuple[TrainState, History]:
@@ -548,17 +567,19 @@ def _make_check_then_learn(
         after = _check(structure, numeric, state, data)
         return state, _record(history, after, step, after_intervention=True)
 
-    def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, Curves | None]:
+    def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, CheckPoint]:
         step = index * structure.log_every
         data = source.check_data(carry.feed, step)
         now = _check(structure, numeric, carry.state, data)
         history = _record(carry.history, now, step)
         first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), carry.first, now)
-        point = None
+        point = metrics_point = None
         if structure.curves:  # the state the check saw, before any intervention
             params = model.unflatten(structure, carry.state.params)
             error = source.error(carry.feed, index, now)
             point = curve_point(structure, numeric, params, data, now, step, error)
+            if structure.plasticity_metrics != "none":
+                metrics_point = plasticity.plasticity(structure, numeric, params, initial, data)
         state = carry.state
         if intervene is not None:
             due = (index > 0) & (step < structure.steps)
@@ -573,7 +594,7 @@ def _make_check_then_learn(
             state,
             carry.feed,
         )
-        return Checks(state, feed, history, first, now), point
+        return Checks(state, feed, history, first, now), (point, metrics_point)
 
     return check_then_learn
 

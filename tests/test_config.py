@@ -54,6 +54,7 @@ STRUCTURE_FIELDS = (
     "batch_size",
     "log_every",
     "curves",
+    "plasticity_metrics",
     "intervention",
     "intervention_every",
     "dtype",
