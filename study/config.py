@@ -448,7 +448,7 @@ SCHEMA: tuple[Key, ...] = (
         in_id_at_default=False,
         phase="train",
     ),
-    # The plasticity metrics (study.plasticity).
+    # The plasticity metrics and the trainability probe (study.plasticity, study.probe).
     Key(
         "train.plasticity_metrics",
         str,
@@ -458,6 +458,17 @@ SCHEMA: tuple[Key, ...] = (
         "magnitude, distance from start, gradient norm, grad-dormant and always-active units; "
         "without_ranks = all but the three ranks; none = off",
         choices=PLASTICITY_METRICS,
+        in_id_at_default=False,
+        phase="train",
+    ),
+    Key(
+        "train.probe_steps",
+        int,
+        0,
+        "trainability probe: at the end, each network and a fresh one train this many steps "
+        "on a fresh task of the same kind, the same for every setting at an index (runs: "
+        "probe_loss_drop, probe_ratio, ...); 0 = off",
+        check=_non_negative,
         in_id_at_default=False,
         phase="train",
     ),
@@ -575,6 +586,7 @@ class Structure:
     log_every: int = 10
     curves: bool = False
     plasticity_metrics: str = "none"
+    probe_steps: int = 0
     intervention: str = "none"
     intervention_every: int = 100
     dtype: str = "float32"

@@ -64,7 +64,9 @@ class GroupResult(NamedTuple):
       when the settings belong to variants), the setting columns, ``init``, the metrics (per
       hidden layer ``K`` as ``<metric>_lK``); with ``train.plasticity_metrics``, the
       :class:`study.plasticity.Plasticity` fields at the end (``effective_rank_end_lK``, ...,
-      ``grad_norm_end``).
+      ``grad_norm_end``); with ``train.probe_steps``, ``probe_loss_drop``,
+      ``probe_fresh_loss_drop``, ``probe_ratio``, ``probe_final_loss`` and
+      ``probe_fresh_final_loss`` (:mod:`study.probe`).
     curves: a row per setting, initialization and logged step, in the runs' order then step
       order: the runs' key columns (``variant``, the setting columns, ``init``), ``step``,
       ``error`` and per hidden layer ``K``
@@ -217,6 +219,9 @@ def _tables(
     if measured:  # at the end: <metric>_end_lK, grad_norm_end
         ends = _assemble([(chunk, r.plasticity_end) for chunk, r in results], n_settings, n_inits)
         runs = runs.assign(**_per_layer_columns(ends, suffix="_end"))
+    if structure.probe_steps:  # probe_loss_drop, probe_fresh_loss_drop, probe_ratio, ...
+        probes = _assemble([(chunk, r.probe) for chunk, r in results], n_settings, n_inits)
+        runs = runs.assign(**{f"probe_{name}": value for name, value in probes.items()})
     if not structure.curves:  # (the run recorded curves over zero checks)
         return runs, None
     points = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)

@@ -30,9 +30,10 @@ and, without singular values:
 and for the whole network ``grad_norm``, the Euclidean norm of the loss's gradient on the check's
 data with respect to every parameter (a remedy's gradient term, l2_init's pull, left out).
 
-Every sum over samples, units or parameters is :func:`study.model.sum_samples`' fixed-order fold,
-so a value does not change with the number of networks vmapped together; the singular values are
-LAPACK's (``jnp.linalg.svd``) on CPU.
+Every sum over units or parameters, and over samples outside the singular values, is
+:func:`study.model.sum_samples`' fixed-order fold, so those values do not change with the number
+of networks vmapped together; the singular values come from a Gram matrix (a matmul) and its
+eigenvalues (:func:`singular_values`), whose last bits may.
 """
 
 from __future__ import annotations
@@ -79,8 +80,30 @@ def _total(values: jax.Array) -> jax.Array:
 
 
 def singular_values(features: jax.Array) -> jax.Array:
-    """The singular values of ``features: float[outputs, n]``, largest first: ``float[min]``."""
-    return jnp.linalg.svd(features, compute_uv=False)
+    """The singular values of ``features: float[outputs, n]``, largest first: ``float[outputs]``
+    (with ``outputs - n`` zeros when ``n < outputs``).
+
+    ``s_i = ||features.T v_i||`` for the eigenvectors ``v_i`` of the Gram matrix
+    ``features @ features.T`` (``outputs x outputs``): on CPU ``jnp.linalg.svd`` of one
+    64 x 2000 matrix took 0.4 s and this a few ms (docs/performance.md). The eigenvalues alone
+    would lose half the digits of the small singular values (squaring); the norms, Rayleigh
+    quotients, keep them to float rounding where the spectrum is well separated, and otherwise
+    to about ``sqrt(eps) * s_1`` (an eigenvector known to ``eps * s_1^2 / gap``). Values at most
+    ``outputs * eps * s_1`` are numerical zeros and set to 0 (the tolerance of NumPy's
+    ``matrix_rank``), and so are the ``z + max(outputs - n, 0)`` smallest for ``z`` rows that
+    are 0 on every input (dead units' outputs): the rank they bound is exact, so a layer with
+    ``k`` live units has at most ``k`` non-zero singular values.
+    """
+    outputs, n = features.shape
+    gram = jnp.matmul(features, features.T, precision="highest")
+    _, vectors = jnp.linalg.eigh(gram)
+    projected = jnp.matmul(vectors.T, features, precision="highest")
+    norms = jnp.sort(jnp.sqrt(model.sum_samples(projected * projected)))[::-1]
+    tolerance = norms[0] * outputs * jnp.finfo(features.dtype).eps
+    zero_rows = jnp.sum(jnp.all(features == 0, axis=-1), dtype=jnp.int32)
+    rank_bound = jnp.minimum(outputs - zero_rows, n)
+    keep = (norms > tolerance) & (jnp.arange(outputs) < rank_bound)
+    return jnp.where(keep, norms, 0)
 
 
 def effective_rank(singular: jax.Array) -> jax.Array:

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from study import model, plasticity, remedies, stream
+from study import model, plasticity, probe, remedies, stream
 from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
@@ -426,12 +426,15 @@ class Result(NamedTuple):
       data; None without ``train.plasticity_metrics``.
     plasticity_curves: the same at every check (leading ``[C]``), on the check's data before
       any intervention; None without ``train.plasticity_metrics`` or without curves.
+    probe: its trainability probe at the end (:mod:`study.probe`); None without
+      ``train.probe_steps``.
     """
 
     metrics: Metrics
     curves: Curves
     plasticity_end: plasticity.Plasticity | None = None
     plasticity_curves: plasticity.Plasticity | None = None
+    probe: probe.Probe | None = None
 
 
 def no_curves(structure: Structure) -> Curves:
@@ -502,6 +505,7 @@ def run_checks(
     state: TrainState,
     key_fresh: jax.Array,
     flipped: jax.Array,
+    probe_of: Callable[[jax.Array], probe.Probe] | None = None,
 ) -> Result:
     """Train one initialization from ``state``: check its health, record, train ``log_every``
     steps, maybe intervene; from step 0 to ``train.steps``.
@@ -513,7 +517,8 @@ def run_checks(
     falls on a check: after it, the network is checked again, so that a revival it causes is
     told from one that training causes. Steps after the last whole interval (never with curves)
     are trained after the scan and checked once more. ``flipped``: ``int32[L]``, the units
-    flipped at initialization.
+    flipped at initialization. ``probe_of``: the trainability probe of the final flat
+    parameters (:func:`probe_one`), or None.
     """
     intervene = remedies.make_intervention(structure, numeric, key_fresh)
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
@@ -540,7 +545,8 @@ def run_checks(
         params = model.unflatten(structure, state.params)
         plasticity_end = plasticity.plasticity(structure, numeric, params, initial, data)
     curves = no_curves(structure) if curves is None else curves
-    return Result(metrics, curves, plasticity_end, plasticity_curves)
+    probed = None if probe_of is None else probe_of(state.params)
+    return Result(metrics, curves, plasticity_end, plasticity_curves, probed)
 
 
 def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
@@ -712,7 +718,8 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     step = make_step(structure, numeric, optimizer, initial)
     source = fixed_source(structure, data, start.key_batch, step)
     state = TrainState(initial, optimizer.init(initial))
-    return run_checks(structure, numeric, source, state, start.key_fresh, flipped)
+    probe_of = _probe_of(structure, numeric, data, start)
+    return run_checks(structure, numeric, source, state, start.key_fresh, flipped, probe_of)
 
 
 def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Result:
@@ -723,7 +730,55 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Re
     source = stream_source(structure, start.key_stream, step)
     state = TrainState(start.params, optimizer.init(start.params))
     no_flips = jnp.zeros((structure.depth,), jnp.int32)
-    return run_checks(structure, numeric, source, state, start.key_fresh, no_flips)
+    probe_of = _probe_of(structure, numeric, None, start)
+    return run_checks(structure, numeric, source, state, start.key_fresh, no_flips, probe_of)
+
+
+def _probe_of(
+    structure: Structure, numeric: Numeric, data: Data | None, start: Start
+) -> Callable[[jax.Array], probe.Probe] | None:
+    """The probe of one initialization's final parameters, or None (``train.probe_steps = 0``)."""
+    if not structure.probe_steps:
+        return None
+    return functools.partial(probe_one, structure, numeric, data, start.key_stream)
+
+
+def probe_one(
+    structure: Structure,
+    numeric: Numeric,
+    data: Data | None,
+    key_stream: jax.Array,
+    params: jax.Array,
+) -> probe.Probe:
+    """The trainability probe (:mod:`study.probe`) of the flat parameters ``params`` of the
+    initialization whose stream key is ``key_stream``: they and a fresh network train
+    ``train.probe_steps`` steps on its fresh task (``data``'s inputs with fresh labels, or a
+    fresh stream when ``data`` is None), with the setting's optimizer, without a remedy."""
+    key = probe.task_key(key_stream)
+    optimizer = make_optimizer(structure.optimizer, numeric)
+    plain = dataclasses.replace(structure, intervention="none")  # no remedy's gradient term
+    step = make_step(plain, numeric, optimizer, params)
+    if data is None:
+        source = stream_source(structure, key, step)
+    else:
+        order = jax.random.fold_in(key, probe.FRESH_ORDER)
+        source = fixed_source(structure, probe.fresh_labels(data, key), order, step)
+    drawn = model.init_params(structure, numeric, jax.random.fold_in(key, probe.FRESH_NETWORK))
+    n_steps = structure.probe_steps
+
+    def losses(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+        before = _loss(structure, numeric, flat, source.check_data(source.feed, 0))
+        state = TrainState(flat, optimizer.init(flat))
+        state, feed = source.learn(state, source.feed, 0, n_steps)
+        return before, _loss(structure, numeric, state.params, source.check_data(feed, n_steps))
+
+    return probe.from_losses(*jax.vmap(losses)(jnp.stack([params, model.flatten(drawn)])))
+
+
+def _loss(structure: Structure, numeric: Numeric, flat: jax.Array, data: Data) -> jax.Array:
+    """The mean loss of the flat parameters ``flat`` on ``data``."""
+    output = model.forward(structure, numeric, model.unflatten(structure, flat), data.inputs).output
+    return model.loss_and_output_grad(structure.loss, output, data.targets)[0]
 
 
 def _empty_history(dead: jax.Array) -> History:

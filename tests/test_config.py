@@ -55,6 +55,7 @@ STRUCTURE_FIELDS = (
     "log_every",
     "curves",
     "plasticity_metrics",
+    "probe_steps",
     "intervention",
     "intervention_every",
     "dtype",

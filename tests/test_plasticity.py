@@ -27,18 +27,23 @@ def _relu_features(seed: int, outputs: int, n: int, dead: int) -> np.ndarray:
     return np.maximum(weights @ inputs + bias, 0).astype(np.float32)
 
 
+# Features whose singular values are all 0 or well above sqrt(eps) * s_1, where
+# plasticity.singular_values is accurate to float rounding ...
 FEATURES = [
     _relu_features(0, 5, 64, 0),
     _relu_features(1, 5, 64, 2),
     _relu_features(2, 16, 200, 5),
-    _relu_features(3, 40, 30, 3),  # more units than inputs
     np.random.default_rng(4).normal(size=(8, 50)).astype(np.float32),
 ]
+# ... and one with more units than inputs (rank at most 30 of 40) and singular values down to
+# 7e-4 s_1, as a collapsed layer has.
+COLLAPSED = _relu_features(3, 40, 30, 3)
 
 
-def _numpy_metrics(features: np.ndarray) -> tuple[float, int, float]:
-    """Effective rank, srank (99%) and stable rank from NumPy's float64 SVD, written directly."""
-    s = np.linalg.svd(features.astype(np.float64), compute_uv=False)
+def _numpy_ranks(s: np.ndarray) -> tuple[float, int, float]:
+    """Effective rank, srank (99%) and stable rank of singular values ``s`` (largest first),
+    written directly in float64."""
+    s = s.astype(np.float64)
     p = s / s.sum()
     p = p[p > 0]
     effective = float(np.exp(-(p * np.log(p)).sum()))
@@ -49,19 +54,52 @@ def _numpy_metrics(features: np.ndarray) -> tuple[float, int, float]:
     return effective, srank, float((s**2).sum() / s[0] ** 2)
 
 
+def _numpy_metrics(features: np.ndarray) -> tuple[float, int, float]:
+    """The three ranks from NumPy's float64 SVD of ``features``."""
+    return _numpy_ranks(np.linalg.svd(features.astype(np.float64), compute_uv=False))
+
+
+def _check_ranks(got: tuple, expected: tuple, tolerance: float) -> None:
+    assert float(got[0]) == pytest.approx(expected[0], rel=tolerance)
+    assert int(got[1]) == expected[1]
+    assert float(got[2]) == pytest.approx(expected[2], rel=tolerance)
+
+
+def _ranks_of(singular) -> tuple:
+    return (
+        plasticity.effective_rank(singular),
+        plasticity.srank(singular),
+        plasticity.stable_rank(singular),
+    )
+
+
+@pytest.mark.parametrize("features", [*FEATURES, COLLAPSED], ids=lambda f: str(f.shape))
+def test_singular_values_and_ranks_match_numpy(features):
+    """The singular values against NumPy's SVD: each within sqrt(eps) * s_1 times the number of
+    rows (a Rayleigh quotient of the Gram matrix's eigenvector is its squared singular value to
+    eps * s_1^2), the zeros that dead rows and the shape imply exactly 0; the three ranks of the
+    same values against the formulas written in NumPy, to float rounding; and a layer with k
+    live units has rank <= k."""
+    singular = plasticity.singular_values(jnp.asarray(features))
+    reference = np.linalg.svd(features.astype(np.float64), compute_uv=False)
+    rows = features.shape[0]
+    values = np.asarray(singular, np.float64)
+    bound = rows * np.sqrt(np.finfo(np.float32).eps) * reference[0]
+    np.testing.assert_allclose(values[: len(reference)], reference, rtol=0, atol=bound)
+    live = int(np.sum(np.any(features != 0, axis=1)))
+    assert np.all(values[min(live, features.shape[1]) :] == 0)  # the zeros the shape implies
+    _check_ranks(_ranks_of(singular), _numpy_ranks(values), FLOAT32_TOLERANCE)
+    assert np.linalg.matrix_rank(features) <= live
+    assert np.count_nonzero(values) <= live
+    assert float(plasticity.effective_rank(singular)) <= live * (1 + FLOAT32_TOLERANCE)
+
+
 @pytest.mark.parametrize("index", range(len(FEATURES)))
 def test_ranks_match_numpy_on_feature_matrices(index):
+    """End to end, features to ranks, against NumPy's SVD, to float rounding."""
     features = FEATURES[index]
     singular = plasticity.singular_values(jnp.asarray(features))
-    effective, srank, stable = _numpy_metrics(features)
-    assert plasticity.effective_rank(singular) == pytest.approx(effective, rel=FLOAT32_TOLERANCE)
-    assert int(plasticity.srank(singular)) == srank
-    assert plasticity.stable_rank(singular) == pytest.approx(stable, rel=FLOAT32_TOLERANCE)
-    # a layer with k live units has rank at most k, and so effective rank and srank too
-    live = int(np.sum(np.any(features != 0, axis=1)))
-    assert np.linalg.matrix_rank(features) <= live
-    assert float(plasticity.effective_rank(singular)) <= live * (1 + FLOAT32_TOLERANCE)
-    assert srank <= live
+    _check_ranks(_ranks_of(singular), _numpy_metrics(features), FLOAT32_TOLERANCE)
 
 
 def test_ranks_of_all_zero_features_are_zero():
@@ -115,10 +153,8 @@ def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed):
     assert float(got.grad_norm) == pytest.approx(np.linalg.norm(flat), rel=FLOAT32_TOLERANCE)
     for k in range(structure.depth):
         features = np.asarray(fwd.activations[k + 1])
-        effective, srank, stable = _numpy_metrics(features)
-        assert float(got.effective_rank[k]) == pytest.approx(effective, rel=FLOAT32_TOLERANCE)
-        assert int(got.srank[k]) == srank
-        assert float(got.stable_rank[k]) == pytest.approx(stable, rel=FLOAT32_TOLERANCE)
+        ranks = (got.effective_rank[k], got.srank[k], got.stable_rank[k])
+        _check_ranks(ranks, _numpy_metrics(features), FLOAT32_TOLERANCE)
         weights = np.asarray(params[k][0], np.float64)
         assert float(got.weight_magnitude[k]) == pytest.approx(
             np.abs(weights).mean(), rel=FLOAT32_TOLERANCE
