@@ -153,6 +153,26 @@ def grad_dormant_units(weight_grad: jax.Array, tau) -> jax.Array:
     return score <= tau
 
 
+def _matmul_loss(
+    structure: Structure, numeric: Numeric, params: model.Params, data: Data
+) -> jax.Array:
+    """The mean loss of :func:`study.model.forward`'s network written with plain matmuls, for
+    ``jax.grad``: the engine's hand-written backward pass (``model.flat_gradient``) sums the
+    per-sample terms of small layers in a fixed order, which over a stream's 2,000 probe inputs
+    cost 9 times this (docs/performance.md). The gradient is the same to float rounding
+    (``tests/test_plasticity.py`` checks it against ``jax.grad`` of ``model.loss_fn``)."""
+    hidden = data.inputs
+    act = model.activation(structure.activation, numeric.leaky_slope)
+    for layer in params[:-1]:
+        z = jnp.matmul(layer[0], hidden) + layer[1][:, None]
+        if structure.norm != "none":
+            gain, shift = layer[2:]
+            z = gain[:, None] * model.normalize(structure.norm, z)[0] + shift[:, None]
+        hidden = act(z)
+    output = jnp.matmul(params[-1][0], hidden)[0] + params[-1][1][0]
+    return model.loss_and_output_grad(structure.loss, output, data.targets)[0]
+
+
 def _per_layer(values: list[jax.Array], dtype) -> jax.Array:
     return jnp.stack(values) if values else jnp.zeros((0,), dtype)
 
@@ -169,8 +189,9 @@ def plasticity(
     dtype = jnp.dtype(structure.dtype)
     hidden = range(structure.depth)
     fwd = model.forward(structure, numeric, params, data.inputs)
-    _, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, data.targets)
-    grads = model.backward(params, fwd, output_grad, structure.use_bias, structure.norm)
+    grads = jax.grad(_matmul_loss, argnums=2)(structure, numeric, params, data)
+    if not structure.use_bias:  # the biases stay 0 and are not trained: no gradient of theirs
+        grads = tuple((layer[0], jnp.zeros_like(layer[1]), *layer[2:]) for layer in grads)
     n = data.inputs.shape[-1]
     positive = [model.sum_samples((z > 0).astype(dtype)) / n for z in fwd.pre_activations]
     count = jnp.int32

@@ -1,6 +1,9 @@
 """The plasticity metrics (study.plasticity) against NumPy and jax.grad, and in the engine: the
 ranks bounded by the live units, and every column of a run without them unchanged."""
 
+import tomllib
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,8 +11,8 @@ import pandas as pd
 import pytest
 
 import study
-from study import model, plasticity
-from study.config import make_setting
+from study import analysis, model, plasticity
+from study.config import load_study, make_setting
 from study.data import make_data
 
 # float32's unit roundoff: the metrics are sums of at most a few hundred terms of singular values
@@ -73,6 +76,18 @@ def _ranks_of(singular) -> tuple:
     )
 
 
+def _check_singular_values(features: np.ndarray, singular) -> np.ndarray:
+    """``singular`` (plasticity.singular_values of ``features``) against NumPy's SVD, within
+    the bound test_singular_values_and_ranks_match_numpy derives; the values in float64."""
+    reference = np.linalg.svd(features.astype(np.float64), compute_uv=False)
+    values = np.asarray(singular, np.float64)
+    bound = features.shape[0] * np.sqrt(np.finfo(np.float32).eps) * reference[0]
+    np.testing.assert_allclose(values[: len(reference)], reference, rtol=0, atol=bound)
+    live = int(np.sum(np.any(features != 0, axis=1)))
+    assert np.all(values[min(live, features.shape[1]) :] == 0)  # the zeros the shape implies
+    return values
+
+
 @pytest.mark.parametrize("features", [*FEATURES, COLLAPSED], ids=lambda f: str(f.shape))
 def test_singular_values_and_ranks_match_numpy(features):
     """The singular values against NumPy's SVD: each within sqrt(eps) * s_1 times the number of
@@ -81,14 +96,9 @@ def test_singular_values_and_ranks_match_numpy(features):
     same values against the formulas written in NumPy, to float rounding; and a layer with k
     live units has rank <= k."""
     singular = plasticity.singular_values(jnp.asarray(features))
-    reference = np.linalg.svd(features.astype(np.float64), compute_uv=False)
-    rows = features.shape[0]
-    values = np.asarray(singular, np.float64)
-    bound = rows * np.sqrt(np.finfo(np.float32).eps) * reference[0]
-    np.testing.assert_allclose(values[: len(reference)], reference, rtol=0, atol=bound)
-    live = int(np.sum(np.any(features != 0, axis=1)))
-    assert np.all(values[min(live, features.shape[1]) :] == 0)  # the zeros the shape implies
+    values = _check_singular_values(features, singular)
     _check_ranks(_ranks_of(singular), _numpy_ranks(values), FLOAT32_TOLERANCE)
+    live = int(np.sum(np.any(features != 0, axis=1)))
     assert np.linalg.matrix_rank(features) <= live
     assert np.count_nonzero(values) <= live
     assert float(plasticity.effective_rank(singular)) <= live * (1 + FLOAT32_TOLERANCE)
@@ -109,9 +119,10 @@ def test_ranks_of_all_zero_features_are_zero():
     assert float(plasticity.stable_rank(singular)) == 0.0
 
 
-def _network(depth: int, width: int, seed: int):
+def _network(depth: int, width: int, seed: int, **changes):
     """A random network (mse, offset data so that some ReLU units are dead) and its data."""
     setting = make_setting(
+        **changes,
         data_kind="gaussian",
         data_offset=1.0,
         data_n_samples=40,
@@ -135,11 +146,19 @@ def _network(depth: int, width: int, seed: int):
     return structure, numeric, *draw(jax.random.key(seed))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed):
+@pytest.mark.parametrize(
+    "seed, changes",
+    [
+        (0, {}),
+        (1, {}),
+        # the other branches of the gradient: two outputs per unit, a normalization, no bias
+        (2, {"model_activation": "crelu", "model_norm": "layer", "model_bias": False}),
+    ],
+)
+def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed, changes):
     """Every metric of one random two-layer network, against NumPy on its activations and
-    jax.grad of its loss (an independent gradient)."""
-    structure, numeric, params, initial, data = _network(2, 6, seed)
+    jax.grad of the engine's loss (model.loss_fn, an independent formulation)."""
+    structure, numeric, params, initial, data = _network(2, 6, seed, **changes)
     tau = 0.5
     numeric = numeric._replace(dormant_tau=tau)
     got = jax.jit(plasticity.plasticity, static_argnums=0)(
@@ -149,12 +168,15 @@ def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed):
     grads = jax.jit(jax.grad(model.loss_fn, argnums=2), static_argnums=0)(
         structure, numeric, params, data.inputs, data.targets
     )
+    if not structure.use_bias:  # fixed at 0, not trained (model.flat_gradient's zeros)
+        grads = [(layer[0], 0 * layer[1], *layer[2:]) for layer in grads]
     flat = np.concatenate([np.asarray(g).ravel() for layer in grads for g in layer])
     assert float(got.grad_norm) == pytest.approx(np.linalg.norm(flat), rel=FLOAT32_TOLERANCE)
     for k in range(structure.depth):
         features = np.asarray(fwd.activations[k + 1])
         ranks = (got.effective_rank[k], got.srank[k], got.stable_rank[k])
-        _check_ranks(ranks, _numpy_metrics(features), FLOAT32_TOLERANCE)
+        values = _check_singular_values(features, plasticity.singular_values(features))
+        _check_ranks(ranks, _numpy_ranks(values), FLOAT32_TOLERANCE)
         weights = np.asarray(params[k][0], np.float64)
         assert float(got.weight_magnitude[k]) == pytest.approx(
             np.abs(weights).mean(), rel=FLOAT32_TOLERANCE
@@ -188,26 +210,28 @@ TINY_RUN = dict(
 @pytest.fixture(scope="module")
 def tiny_runs():
     """A tiny fixed-data study (24 initializations, many of them with dead units) with the
-    plasticity metrics off, without ranks and with all: ``{choice: (runs, curves)}``."""
+    plasticity metrics off and on: ``{choice: (runs, curves)}``."""
     return {
         choice: study.simulate_curves(
             make_setting(**TINY_RUN, train_plasticity_metrics=choice), n_inits=24, seed=7
         )
-        for choice in ("none", "without_ranks", "all")
+        for choice in ("none", "all")
     }
+
+
+def _assert_same_columns(plain: pd.DataFrame, table: pd.DataFrame, setting_key: str) -> None:
+    """Every column of ``plain`` but the switched ``setting_key`` is in ``table``, bit for bit."""
+    shared = [name for name in plain.columns if name != setting_key]
+    pd.testing.assert_frame_equal(table[shared], plain[shared], check_exact=True)
 
 
 def test_turning_metrics_on_leaves_every_column_bit_identical(tiny_runs):
     plain_runs, plain_curves = tiny_runs["none"]
+    runs, curves = tiny_runs["all"]
     assert not any(name.startswith("grad_norm") for name in plain_runs.columns)
-    for choice in ("without_ranks", "all"):
-        runs, curves = tiny_runs[choice]
-        for plain, table in ((plain_runs, runs), (plain_curves, curves)):
-            shared = [c for c in plain.columns if c != "train.plasticity_metrics"]
-            pd.testing.assert_frame_equal(table[shared], plain[shared], check_exact=True)
-    without, _ = tiny_runs["without_ranks"]
-    assert "grad_norm_end" in without and "weight_magnitude_end_l1" in without
-    assert not any("rank" in name for name in without.columns)
+    assert "grad_norm_end" in runs and "effective_rank_l1" in curves
+    _assert_same_columns(plain_runs, runs, "train.plasticity_metrics")
+    _assert_same_columns(plain_curves, curves, "train.plasticity_metrics")
 
 
 def test_ranks_are_bounded_by_the_live_units_and_the_end_is_the_last_check(tiny_runs):
@@ -224,3 +248,77 @@ def test_ranks_are_bounded_by_the_live_units_and_the_end_is_the_last_check(tiny_
         end = name + "_end" if name == "grad_norm" else f"{name}_end_l1"
         np.testing.assert_array_equal(runs[end].to_numpy(), last[column].to_numpy())
     assert (curves.loc[curves["step"] == 0, "distance_from_start_l1"] == 0).all()
+
+
+@pytest.mark.slow  # a third compile; the default suite checks "none" and "all"
+def test_without_ranks_leaves_the_rank_columns_out(tiny_runs):
+    runs, curves = study.simulate_curves(
+        make_setting(**TINY_RUN, train_plasticity_metrics="without_ranks"), n_inits=24, seed=7
+    )
+    assert "grad_norm_end" in runs and "weight_magnitude_l1" in curves
+    assert not any("rank" in name for name in [*runs.columns, *curves.columns])
+    everything, everything_curves = tiny_runs["all"]
+    _assert_same_columns(runs, everything, "train.plasticity_metrics")
+    _assert_same_columns(curves, everything_curves, "train.plasticity_metrics")
+
+
+@pytest.mark.slow  # three compiles of a stream (about 20 s each on 2 cores)
+def test_a_stream_with_metrics_and_probe_is_bit_identical_and_chunk_free():
+    """A stream, the plasticity metrics and the probe on: every column of the plain run is the
+    same bits, and the new columns do not change with the chunk size (the ranks to float
+    rounding)."""
+    small = dict(
+        data_kind="slowly_changing",
+        data_flip_every=50,
+        data_probe_size=64,
+        model_width=5,
+        model_depth=2,
+        train_steps=200,
+        train_log_every=50,
+    )
+    plain_runs, plain_curves = study.simulate_curves(make_setting(**small), n_inits=20, seed=5)
+    measured = make_setting(**small, train_plasticity_metrics="all", train_probe_steps=50)
+    runs, curves = study.simulate_curves(measured, n_inits=20, seed=5)
+    for plain, table in ((plain_runs, runs), (plain_curves, curves)):
+        shared = [c for c in plain if c not in ("train.plasticity_metrics", "train.probe_steps")]
+        pd.testing.assert_frame_equal(table[shared], plain[shared], check_exact=True)
+    assert runs["probe_ratio"].notna().all() and curves["srank_l2"].notna().all()
+    chunked_runs, chunked_curves = study.simulate_curves(measured, n_inits=20, seed=5, chunk_size=7)
+    for chunked, table in ((chunked_runs, runs), (chunked_curves, curves)):
+        # the ranks' Gram matrix and eigenvectors are XLA's matmul and eigh, whose last bits
+        # may change with the batch shape (study.plasticity): equal to float rounding there,
+        # every other column bit for bit
+        float_ranks = [c for c in table if c.startswith(("effective_rank_", "stable_rank_"))]
+        exact = [c for c in table if c not in float_ranks]
+        pd.testing.assert_frame_equal(chunked[exact], table[exact], check_exact=True)
+        pd.testing.assert_frame_equal(
+            chunked[float_ranks], table[float_ranks], check_exact=False, rtol=FLOAT32_TOLERANCE
+        )
+
+
+STUDY_CONFIG = Path(study.__file__).parent / "configs" / "plasticity_scr.toml"
+
+
+def test_the_plasticity_study_config_is_valid_and_measures_everything():
+    plan = load_study(STUDY_CONFIG)
+    assert len(plan.settings) * plan.n_inits >= 10_000  # the issue's size
+    for setting in plan.settings:
+        assert setting.structure.plasticity_metrics == "all"
+        assert setting.structure.probe_steps > 0
+
+
+@pytest.mark.slow  # a stream compile per activation
+def test_the_plasticity_study_runs_small_and_its_metrics_predict():
+    """The study's config at a tiny size, end to end: curves with every metric, the probe, and
+    analysis.metric_auroc of each metric for failing the probe."""
+    config = tomllib.loads(STUDY_CONFIG.read_text())
+    config["n_inits"] = 20
+    config["data"] |= {"flip_every": 50, "probe_size": 64}
+    config["model"]["activation"] = ["relu"]
+    config["train"] |= {"steps": 200, "log_every": 50, "probe_steps": 50}
+    runs, curves = study.simulate_curves(load_study(config))
+    failed = runs["probe_ratio"] < 0.5
+    metrics = ["effective_rank_l1", "srank_l1", "grad_norm", "dead_units_l1"]
+    table = analysis.metric_auroc(curves, runs, failed, metrics)
+    assert len(table) == len(metrics) * curves["step"].nunique()
+    assert table["n_with"].add(table["n_without"]).eq(20).all()

@@ -1,6 +1,8 @@
 """The trainability probe (study.probe, train.probe_one): a fresh network probes like a fresh
 network, a dead network learns with its output layer alone, and the run is untouched by it."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,21 +43,21 @@ def _stream_root():
     return jax.random.fold_in(data_root, train.STREAM_DRAWS)
 
 
-def _probe_many(structure, numeric, params_of, n: int):
-    """``probe_one`` of ``n`` initializations (stream keys of indices 0..n-1 under seed 0) on the
-    setting's data, ``params_of(index)`` the flat parameters each probes; a Probe of ``[n]``."""
+N_PROBED = 400
 
-    @jax.jit
-    def run(indices):
-        data = make_data(structure, numeric, jax.random.split(jax.random.key(0))[0], None)
 
-        def one(index):
-            key_stream = jax.random.fold_in(_stream_root(), index)
-            return train.probe_one(structure, numeric, data, key_stream, params_of(index))
+@functools.partial(jax.jit, static_argnums=0)
+def _probe_many(structure, numeric, params):
+    """``probe_one`` of the initializations of indices ``0..n-1`` under seed 0 (their stream
+    keys) on the setting's data, ``params: float[n, n_params]`` the flat parameters each probes:
+    ``(Probe of [n], the data)``. (One compile for the tests' one structure and ``n``.)"""
+    data = make_data(structure, numeric, jax.random.split(jax.random.key(0))[0], None)
 
-        return jax.vmap(one)(indices), data
+    def one(index, flat):
+        key_stream = jax.random.fold_in(_stream_root(), index)
+        return train.probe_one(structure, numeric, data, key_stream, flat)
 
-    return run(jnp.arange(n, dtype=jnp.int32))
+    return jax.vmap(one)(jnp.arange(params.shape[0], dtype=jnp.int32), params), data
 
 
 def test_a_fresh_network_probes_like_a_fresh_network():
@@ -65,12 +67,12 @@ def test_a_fresh_network_probes_like_a_fresh_network():
     mean ratio itself is not 1, E[X/Y] > 1 by Jensen), each within 4 standard errors."""
     structure, numeric = _regression()
 
-    def fresh(index):
-        key = jax.random.fold_in(jax.random.key(12345), index)
+    def fresh(key):
         return model.flatten(model.init_params(structure, numeric, key))
 
-    n = 400
-    probed, _ = _probe_many(structure, numeric, fresh, n)
+    n = N_PROBED
+    networks = jax.vmap(fresh)(jax.random.split(jax.random.key(12345), n))
+    probed, _ = _probe_many(structure, numeric, networks)
     difference = np.asarray(probed.loss_drop - probed.fresh_loss_drop, np.float64)
     log_ratio = np.log(np.asarray(probed.ratio, np.float64))
     assert np.all(probed.ratio > 0)  # (a larger rate makes a few drops negative)
@@ -106,7 +108,8 @@ def test_a_dead_network_probes_as_its_output_layer_alone():
         (out_weights, out_bias + 0.3),
     )
 
-    probed, data = _probe_many(structure, numeric, lambda index: model.flatten(dead), 3)
+    networks = jnp.broadcast_to(model.flatten(dead), (N_PROBED, model.flatten(dead).shape[0]))
+    probed, data = _probe_many(structure, numeric, networks)
     for index in range(3):
         key_stream = jax.random.fold_in(_stream_root(), index)
         targets = np.asarray(probe.fresh_labels(data, probe.task_key(key_stream)).targets)
