@@ -1,6 +1,7 @@
 """The plasticity metrics (study.plasticity) against NumPy and jax.grad, and in the engine: the
 ranks bounded by the live units, and every column of a run without them unchanged."""
 
+import functools
 import tomllib
 from pathlib import Path
 
@@ -68,12 +69,16 @@ def _check_ranks(got: tuple, expected: tuple, tolerance: float) -> None:
     assert float(got[2]) == pytest.approx(expected[2], rel=tolerance)
 
 
-def _ranks_of(singular) -> tuple:
-    return (
+@jax.jit
+def _spectrum(features):
+    """The singular values of ``features`` and their three ranks (one compile per shape)."""
+    singular = plasticity.singular_values(features)
+    ranks = (
         plasticity.effective_rank(singular),
         plasticity.srank(singular),
         plasticity.stable_rank(singular),
     )
+    return singular, ranks
 
 
 def _check_singular_values(features: np.ndarray, singular) -> np.ndarray:
@@ -93,30 +98,23 @@ def test_singular_values_and_ranks_match_numpy(features):
     """The singular values against NumPy's SVD: each within sqrt(eps) * s_1 times the number of
     rows (a Rayleigh quotient of the Gram matrix's eigenvector is its squared singular value to
     eps * s_1^2), the zeros that dead rows and the shape imply exactly 0; the three ranks of the
-    same values against the formulas written in NumPy, to float rounding; and a layer with k
-    live units has rank <= k."""
-    singular = plasticity.singular_values(jnp.asarray(features))
+    same values against the formulas written in NumPy, to float rounding; end to end (features
+    to ranks, against NumPy's SVD) to float rounding where the spectrum is well separated; and
+    a layer with k live units has rank <= k."""
+    singular, ranks = _spectrum(jnp.asarray(features))
     values = _check_singular_values(features, singular)
-    _check_ranks(_ranks_of(singular), _numpy_ranks(values), FLOAT32_TOLERANCE)
+    _check_ranks(ranks, _numpy_ranks(values), FLOAT32_TOLERANCE)
+    if features is not COLLAPSED:
+        _check_ranks(ranks, _numpy_metrics(features), FLOAT32_TOLERANCE)
     live = int(np.sum(np.any(features != 0, axis=1)))
     assert np.linalg.matrix_rank(features) <= live
     assert np.count_nonzero(values) <= live
-    assert float(plasticity.effective_rank(singular)) <= live * (1 + FLOAT32_TOLERANCE)
-
-
-@pytest.mark.parametrize("index", range(len(FEATURES)))
-def test_ranks_match_numpy_on_feature_matrices(index):
-    """End to end, features to ranks, against NumPy's SVD, to float rounding."""
-    features = FEATURES[index]
-    singular = plasticity.singular_values(jnp.asarray(features))
-    _check_ranks(_ranks_of(singular), _numpy_metrics(features), FLOAT32_TOLERANCE)
+    assert float(ranks[0]) <= live * (1 + FLOAT32_TOLERANCE)
 
 
 def test_ranks_of_all_zero_features_are_zero():
-    singular = plasticity.singular_values(jnp.zeros((4, 10), jnp.float32))
-    assert float(plasticity.effective_rank(singular)) == 0.0
-    assert int(plasticity.srank(singular)) == 0
-    assert float(plasticity.stable_rank(singular)) == 0.0
+    singular, ranks = _spectrum(jnp.zeros((4, 10), jnp.float32))
+    assert not np.any(singular) and [float(rank) for rank in ranks] == [0.0, 0.0, 0.0]
 
 
 def _network(depth: int, width: int, seed: int, **changes):
@@ -146,13 +144,29 @@ def _network(depth: int, width: int, seed: int, **changes):
     return structure, numeric, *draw(jax.random.key(seed))
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _measured(structure, numeric, params, initial, data):
+    """``plasticity`` of the network, its forward pass, ``jax.grad`` of ``model.loss_fn`` and
+    the singular values of each hidden layer's features: one compile."""
+    fwd = model.forward(structure, numeric, params, data.inputs)
+    grads = jax.grad(model.loss_fn, argnums=2)(
+        structure, numeric, params, data.inputs, data.targets
+    )
+    spectra = [plasticity.singular_values(h) for h in fwd.activations[1:]]
+    return plasticity.plasticity(structure, numeric, params, initial, data), fwd, grads, spectra
+
+
 @pytest.mark.parametrize(
     "seed, changes",
     [
         (0, {}),
         (1, {}),
         # the other branches of the gradient: two outputs per unit, a normalization, no bias
-        (2, {"model_activation": "crelu", "model_norm": "layer", "model_bias": False}),
+        pytest.param(  # (a compile of its own)
+            2,
+            {"model_activation": "crelu", "model_norm": "layer", "model_bias": False},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed, changes):
@@ -161,13 +175,7 @@ def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed, changes):
     structure, numeric, params, initial, data = _network(2, 6, seed, **changes)
     tau = 0.5
     numeric = numeric._replace(dormant_tau=tau)
-    got = jax.jit(plasticity.plasticity, static_argnums=0)(
-        structure, numeric, params, initial, data
-    )
-    fwd = jax.jit(model.forward, static_argnums=0)(structure, numeric, params, data.inputs)
-    grads = jax.jit(jax.grad(model.loss_fn, argnums=2), static_argnums=0)(
-        structure, numeric, params, data.inputs, data.targets
-    )
+    got, fwd, grads, spectra = _measured(structure, numeric, params, initial, data)
     if not structure.use_bias:  # fixed at 0, not trained (model.flat_gradient's zeros)
         grads = [(layer[0], 0 * layer[1], *layer[2:]) for layer in grads]
     flat = np.concatenate([np.asarray(g).ravel() for layer in grads for g in layer])
@@ -175,7 +183,7 @@ def test_plasticity_of_a_network_matches_numpy_and_jax_grad(seed, changes):
     for k in range(structure.depth):
         features = np.asarray(fwd.activations[k + 1])
         ranks = (got.effective_rank[k], got.srank[k], got.stable_rank[k])
-        values = _check_singular_values(features, plasticity.singular_values(features))
+        values = _check_singular_values(features, spectra[k])
         _check_ranks(ranks, _numpy_ranks(values), FLOAT32_TOLERANCE)
         weights = np.asarray(params[k][0], np.float64)
         assert float(got.weight_magnitude[k]) == pytest.approx(
@@ -204,38 +212,59 @@ TINY_RUN = dict(
     train_log_every=10,
     train_learning_rate=0.05,
     train_curves=True,
+    train_intervention="l2_init",  # two strengths: the probe must not read them
 )
+L2_INIT = (0.0, 1.0)
+MEASURED = {"train_plasticity_metrics": "all", "train_probe_steps": 10}
+
+
+def _tiny(**changes):
+    """TINY_RUN at both L2-init strengths (24 initializations each, many with dead units)."""
+    settings = [make_setting(**TINY_RUN, train_l2_init=s, **changes) for s in L2_INIT]
+    return study.simulate_curves(settings, n_inits=24, seed=7)
 
 
 @pytest.fixture(scope="module")
 def tiny_runs():
-    """A tiny fixed-data study (24 initializations, many of them with dead units) with the
-    plasticity metrics off and on: ``{choice: (runs, curves)}``."""
-    return {
-        choice: study.simulate_curves(
-            make_setting(**TINY_RUN, train_plasticity_metrics=choice), n_inits=24, seed=7
-        )
-        for choice in ("none", "all")
-    }
+    """TINY_RUN plain and with every metric and the probe: ``{name: (runs, curves)}`` (the
+    engine's tests of both share these two compiles)."""
+    return {"plain": _tiny(), "measured": _tiny(**MEASURED)}
 
 
-def _assert_same_columns(plain: pd.DataFrame, table: pd.DataFrame, setting_key: str) -> None:
-    """Every column of ``plain`` but the switched ``setting_key`` is in ``table``, bit for bit."""
-    shared = [name for name in plain.columns if name != setting_key]
+def _assert_same_columns(plain: pd.DataFrame, table: pd.DataFrame, *switched: str) -> None:
+    """Every column of ``plain`` but the ``switched`` setting keys is in ``table``, bit for
+    bit."""
+    shared = [name for name in plain.columns if name not in switched]
     pd.testing.assert_frame_equal(table[shared], plain[shared], check_exact=True)
 
 
-def test_turning_metrics_on_leaves_every_column_bit_identical(tiny_runs):
-    plain_runs, plain_curves = tiny_runs["none"]
-    runs, curves = tiny_runs["all"]
-    assert not any(name.startswith("grad_norm") for name in plain_runs.columns)
-    assert "grad_norm_end" in runs and "effective_rank_l1" in curves
-    _assert_same_columns(plain_runs, runs, "train.plasticity_metrics")
-    _assert_same_columns(plain_curves, curves, "train.plasticity_metrics")
+SWITCHES = ("train.plasticity_metrics", "train.probe_steps")
+
+
+def test_turning_metrics_and_probe_on_leaves_every_column_bit_identical(tiny_runs):
+    plain_runs, plain_curves = tiny_runs["plain"]
+    runs, curves = tiny_runs["measured"]
+    assert not any(name.startswith(("grad_norm", "probe_")) for name in plain_runs.columns)
+    assert "grad_norm_end" in runs and "effective_rank_l1" in curves and "probe_ratio" in runs
+    _assert_same_columns(plain_runs, runs, *SWITCHES)
+    _assert_same_columns(plain_curves, curves, *SWITCHES)
+
+
+def test_the_probe_is_paired_across_settings(tiny_runs):
+    """At each index both L2-init strengths probe on the same task against the same fresh
+    network (the probe trains without the remedy, so the fresh network's drop is the same
+    bits), while their trained networks differ."""
+    runs, _ = tiny_runs["measured"]
+    names = ["loss_drop", "fresh_loss_drop", "ratio", "final_loss", "fresh_final_loss"]
+    assert runs[[f"probe_{name}" for name in names]].notna().all().all()
+    weak, strong = (group for _, group in runs.groupby("train.l2_init"))
+    fresh = "probe_fresh_loss_drop"
+    np.testing.assert_array_equal(weak[fresh].to_numpy(), strong[fresh].to_numpy())
+    assert not np.array_equal(weak["probe_loss_drop"], strong["probe_loss_drop"])
 
 
 def test_ranks_are_bounded_by_the_live_units_and_the_end_is_the_last_check(tiny_runs):
-    runs, curves = tiny_runs["all"]
+    runs, curves = tiny_runs["measured"]
     live = runs["model.width"] - runs["dead_units_end_l1"]
     assert (runs["dead_units_end_l1"] > 0).any() and (live > 0).any()  # the bound is tested
     bound = live * (1 + FLOAT32_TOLERANCE)
@@ -250,16 +279,14 @@ def test_ranks_are_bounded_by_the_live_units_and_the_end_is_the_last_check(tiny_
     assert (curves.loc[curves["step"] == 0, "distance_from_start_l1"] == 0).all()
 
 
-@pytest.mark.slow  # a third compile; the default suite checks "none" and "all"
+@pytest.mark.slow  # a third compile; the default suite checks "none" and "all" (tiny_runs)
 def test_without_ranks_leaves_the_rank_columns_out(tiny_runs):
-    runs, curves = study.simulate_curves(
-        make_setting(**TINY_RUN, train_plasticity_metrics="without_ranks"), n_inits=24, seed=7
-    )
+    runs, curves = _tiny(**{**MEASURED, "train_plasticity_metrics": "without_ranks"})
     assert "grad_norm_end" in runs and "weight_magnitude_l1" in curves
     assert not any("rank" in name for name in [*runs.columns, *curves.columns])
-    everything, everything_curves = tiny_runs["all"]
-    _assert_same_columns(runs, everything, "train.plasticity_metrics")
-    _assert_same_columns(curves, everything_curves, "train.plasticity_metrics")
+    everything, everything_curves = tiny_runs["measured"]
+    _assert_same_columns(runs, everything, *SWITCHES)
+    _assert_same_columns(curves, everything_curves, *SWITCHES)
 
 
 @pytest.mark.slow  # three compiles of a stream (about 20 s each on 2 cores)

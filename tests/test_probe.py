@@ -1,15 +1,15 @@
 """The trainability probe (study.probe, train.probe_one): a fresh network probes like a fresh
-network, a dead network learns with its output layer alone, and the run is untouched by it."""
+network, and a dead network learns with its output layer alone. (That the run is untouched by
+the probe, and that settings are probed alike, is tests/test_plasticity.py's, on a run it
+shares with the metrics' tests.)"""
 
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 
-import study
 from study import model, probe, train
 from study.config import make_setting
 from study.data import make_data
@@ -118,26 +118,3 @@ def test_a_dead_network_probes_as_its_output_layer_alone():
         before = float(np.mean((float(dead[1][1][0]) - targets.astype(np.float64)) ** 2))
         assert float(probed.loss_drop[index]) == pytest.approx(before - after, rel=1e-4)
         assert float(probed.final_loss[index]) == pytest.approx(after, rel=1e-5)
-
-
-def test_the_probe_leaves_the_run_bit_identical_and_is_paired_across_settings():
-    """Two L2-init strengths, probe off and on: every column of the run is the same bits; at each
-    index both settings probe on the same task against the same fresh network (the probe trains
-    without the remedy, so the fresh network's drop is the same bits), while their trained
-    networks differ."""
-    tiny = dict(data_offset=2.0, data_n_samples=32, model_width=4, train_steps=20)
-    tiny |= dict(train_intervention="l2_init", train_learning_rate=0.1)
-
-    def run(**probe_steps):
-        settings = [make_setting(**tiny, train_l2_init=s, **probe_steps) for s in (0.0, 1.0)]
-        return study.simulate(settings, n_inits=20, seed=2)
-
-    plain, probed = run(), run(train_probe_steps=10)
-    shared = [name for name in plain.columns if name != "train.probe_steps"]
-    pd.testing.assert_frame_equal(probed[shared], plain[shared], check_exact=True)
-    names = ["loss_drop", "fresh_loss_drop", "ratio", "final_loss", "fresh_final_loss"]
-    assert probed[[f"probe_{name}" for name in names]].notna().all().all()
-    weak, strong = (group for _, group in probed.groupby("train.l2_init"))
-    fresh = "probe_fresh_loss_drop"
-    np.testing.assert_array_equal(weak[fresh].to_numpy(), strong[fresh].to_numpy())
-    assert not np.array_equal(weak["probe_loss_drop"], strong["probe_loss_drop"])
