@@ -454,8 +454,9 @@ SCHEMA: tuple[Key, ...] = (
         str,
         "none",
         "per-network plasticity metrics in runs (at the end) and curves (every logged step): "
-        "all = effective rank, srank, stable rank (SVDs of each layer's features), weight "
-        "magnitude, distance from start, gradient norm, grad-dormant and always-active units; "
+        "all = effective rank, srank, stable rank (singular values of each layer's features), "
+        "weight magnitude, distance from start, gradient norm, grad-dormant and always-active "
+        "units; "
         "without_ranks = all but the three ranks; none = off",
         choices=PLASTICITY_METRICS,
         in_id_at_default=False,

@@ -30,10 +30,12 @@ and, without singular values:
 and for the whole network ``grad_norm``, the Euclidean norm of the loss's gradient on the check's
 data with respect to every parameter (a remedy's gradient term, l2_init's pull, left out).
 
-Every sum over units or parameters, and over samples outside the singular values, is
-:func:`study.model.sum_samples`' fixed-order fold, so those values do not change with the number
-of networks vmapped together; the singular values come from a Gram matrix (a matmul) and its
-eigenvalues (:func:`singular_values`), whose last bits may.
+Sums over units, parameters and (for the always-active shares) samples are
+:func:`study.model.sum_samples`' fixed-order folds, which do not change with the number of
+networks vmapped together. Two parts use XLA's own reductions for speed (docs/performance.md),
+whose last bits may change with the batch shape: the gradient (``jax.grad`` of
+:func:`_matmul_loss`) and the singular values (a Gram matrix and its eigenvectors,
+:func:`singular_values`).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class Plasticity(NamedTuple):
 
 
 def _total(values: jax.Array) -> jax.Array:
-    """The sum of every entry of ``values`` in a fixed order (a fold over each axis in turn)."""
+    """The sum of every entry of ``values`` in a fixed order (flattened, then
+    :func:`study.model.sum_samples`' fold)."""
     flat = values.reshape(-1)
     return model.sum_samples(flat) if flat.shape[0] else jnp.zeros((), values.dtype)
 
@@ -159,7 +162,7 @@ def _matmul_loss(
     """The mean loss of :func:`study.model.forward`'s network written with plain matmuls, for
     ``jax.grad``: the engine's hand-written backward pass (``model.flat_gradient``) sums the
     per-sample terms of small layers in a fixed order, which over a stream's 2,000 probe inputs
-    cost 9 times this (docs/performance.md). The gradient is the same to float rounding
+    cost about 7 times this (docs/performance.md). The gradient is the same to float rounding
     (``tests/test_plasticity.py`` checks it against ``jax.grad`` of ``model.loss_fn``)."""
     hidden = data.inputs
     act = model.activation(structure.activation, numeric.leaky_slope)

@@ -24,7 +24,8 @@ initialization's index only (:class:`study.train.Start`): every setting at index
 same fresh task (and, where it draws networks alike, the same fresh network), so settings are
 compared on the same tasks, paired. The probe trains with the setting's optimizer and
 learning rate (its warmup and weight decay included) from a fresh optimizer state, without a
-remedy; the run's own training is untouched.
+remedy (nor ``model.flip_dead``'s flips for the fresh network); the run's own training is
+untouched.
 """
 
 from __future__ import annotations
