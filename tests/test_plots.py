@@ -51,8 +51,8 @@ def results(tmp_path):
 def three_figures(tmp_path):
     """A results folder of three figures (offsets 0 and 2 at depths 1 and 2: the proportions
     against the offset, the survival curves of each depth), for the tests of how figures are
-    drawn and cached, which need several figures but not the 2 x 2 x 2 grid's seven (each about
-    five times dearer to draw)."""
+    drawn and cached, which need several figures but not the 2 x 2 x 2 grid's seven (about
+    three times as long to draw as these three)."""
     runs = pd.concat(
         [
             synthetic_runs(0.3, 0.2, n=60, depth=d, seed=d, **{"data.offset": [0.0, 2.0]})
