@@ -327,7 +327,9 @@ def test_compile_cache_folder_follows_jax_then_study_then_xdg(monkeypatch, tmp_p
 
 
 def test_compile_cache_gives_the_same_bits(tmp_path):
-    """study run without the cache, filling it, and loading from it: the same runs, bit for bit."""
+    """study run filling the cache, then loading from it: the same runs, bit for bit. (The
+    first run compiles, as a run without the cache does: two fresh processes suffice; that
+    --no-compile-cache switches JAX's cache off is the next test.)"""
     config = tmp_path / "tiny.toml"
     config.write_text("n_inits = 24\n[model]\ninit_range = [0.05, 1.0]\n[train]\nsteps = 23\n")
     env = {
@@ -345,14 +347,35 @@ def test_compile_cache_gives_the_same_bits(tmp_path):
         )
         return pd.read_parquet(tmp_path / out / "runs.parquet"), done.stderr
 
-    uncached, _ = study_run("uncached", "--no-compile-cache", "--no-figures")
-    assert not (tmp_path / "xdg").exists()  # switched off: nothing written
     cold, log = study_run("cold", "--figures", "none")
     assert "cache hit for 'jit_train'" not in log and any(cache.iterdir())
     warm, log = study_run("warm", "--figures", "none")
     assert "cache hit for 'jit_train'" in log  # loaded, not compiled
-    pd.testing.assert_frame_equal(uncached, cold, check_exact=True)
-    pd.testing.assert_frame_equal(uncached, warm, check_exact=True)
+    pd.testing.assert_frame_equal(cold, warm, check_exact=True)
+
+
+def test_no_compile_cache_switches_jax_cache_off_even_where_jax_config_turned_it_on(
+    monkeypatch,
+):
+    """``study run --no-compile-cache`` (and ``--no-cache``) asks for no compile cache, and
+    that request turns JAX's own switch off where it was on (before the first compile, in
+    ``study run``; here the switch is turned on for the check and put back before anything
+    else compiles)."""
+    from study import cli, runner
+
+    asked = []
+    monkeypatch.setattr(runner, "run_config", lambda config, **a: asked.append(a) or (None, None))
+    for flags in ([], ["--no-compile-cache"], ["--no-cache"]):
+        assert cli.main(["run", "--quiet", *flags]) == 0
+    assert [a["compile_cache"] for a in asked] == [True, False, False]
+    assert [a["figure_cache"] for a in asked] == [True, True, False]
+    enabled = runtime.setting("jax_enable_compilation_cache")
+    try:
+        jax.config.update("jax_enable_compilation_cache", True)
+        assert runtime.configure(compile_cache=False) == (None, None)
+        assert runtime.setting("jax_enable_compilation_cache") is False
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
 
 
 def test_cpu_devices_one_per_core_unless_chosen(tmp_path):

@@ -47,6 +47,23 @@ def results(tmp_path):
     return write_results_folder(tmp_path, _grid_runs())
 
 
+@pytest.fixture
+def three_figures(tmp_path):
+    """A results folder of three figures (offsets 0 and 2 at depths 1 and 2: the proportions
+    against the offset, the survival curves of each depth), for the tests of how figures are
+    drawn and cached, which need several figures but not the 2 x 2 x 2 grid's seven (about
+    three times as long to draw as these three)."""
+    runs = pd.concat(
+        [
+            synthetic_runs(0.3, 0.2, n=60, depth=d, seed=d, **{"data.offset": [0.0, 2.0]})
+            for d in (1, 2)
+        ],
+        ignore_index=True,
+    )
+    runs["train.steps"], runs["train.log_every"] = 100, 10
+    return write_results_folder(tmp_path, runs)
+
+
 def test_proportion_figure_artists():
     summary = analysis.summarize(_grid_runs())
     summary = summary[summary["model.init_range"] == 0.05]
@@ -149,8 +166,8 @@ def test_plot_results_writes_png_and_pdf(results):
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
 
 
-def test_plot_main(results, capsys):
-    assert cli.main(["plot", str(results)]) == 0
+def test_plot_main(three_figures, capsys):
+    assert cli.main(["plot", str(three_figures)]) == 0
     assert "figures" in capsys.readouterr().out
 
 
@@ -191,15 +208,15 @@ def test_fixed_layout_keeps_panels_labels_titles_and_legend_apart(kind):
             assert all(legend.x0 >= frame.x1 for frame in frames)
 
 
-def test_figures_drawn_in_two_processes_are_the_same_files(results):
+def test_figures_drawn_in_two_processes_are_the_same_files(three_figures):
     """A helper process draws every other figure: all files written, listed in the manifest."""
-    plans = plots.figure_plans(read_summary(results), read_runs(results))
-    paths = _plot(results, formats=("png",), processes=2)
+    plans = plots.figure_plans(read_summary(three_figures), read_runs(three_figures))
+    paths = _plot(three_figures, formats=("png",), processes=2)
     expected = sorted(f"{plan.stem}.png" for plan in plans)
     assert len(expected) > 2 and sorted(p.name for p in paths) == expected
-    assert sorted(p.name for p in (results / "figures").iterdir()) == expected
+    assert sorted(p.name for p in (three_figures / "figures").iterdir()) == expected
     assert all(p.stat().st_size > 1000 for p in paths)
-    assert ResultsFolder.open(results).figures_complete()
+    assert ResultsFolder.open(three_figures).figures_complete()
 
 
 def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
@@ -328,11 +345,11 @@ def _count_draws(monkeypatch) -> list[str]:
     return drawn
 
 
-def test_an_unchanged_figure_is_not_drawn_again(results, monkeypatch):
+def test_an_unchanged_figure_is_not_drawn_again(three_figures, monkeypatch):
     """The second time, every figure comes from the cache: nothing is drawn, the same bytes are
     written, the manifest lists them."""
-    first = _plot(results)
-    before = _files(results)
+    first = _plot(three_figures)
+    before = _files(three_figures)
     assert len(_cache_files()) == len(first) == len(before) > 4
     for path in first:
         path.unlink()
@@ -341,9 +358,9 @@ def test_an_unchanged_figure_is_not_drawn_again(results, monkeypatch):
         raise AssertionError(f"{plan.stem} drawn again")
 
     monkeypatch.setattr(plots.FigurePlan, "figure", not_drawn)
-    second = _plot(results)
-    assert sorted(second) == sorted(first) and _files(results) == before
-    assert ResultsFolder.open(results).figures_complete()
+    second = _plot(three_figures)
+    assert sorted(second) == sorted(first) and _files(three_figures) == before
+    assert ResultsFolder.open(three_figures).figures_complete()
 
 
 def test_a_changed_value_redraws_only_the_figures_that_show_it(results, monkeypatch):
@@ -368,30 +385,32 @@ def test_a_changed_value_redraws_only_the_figures_that_show_it(results, monkeypa
     }
 
 
-def test_without_the_cache_every_figure_is_drawn_and_the_cache_left_alone(results, monkeypatch):
-    _plot(results, formats=("png",))
+def test_without_the_cache_every_figure_is_drawn_and_the_cache_left_alone(
+    three_figures, monkeypatch
+):
+    _plot(three_figures, formats=("png",))
     cached = _cache_files()
     drawn = _count_draws(monkeypatch)
-    paths = _plot(results, formats=("png",), cache=False)
+    paths = _plot(three_figures, formats=("png",), cache=False)
     assert len(drawn) == len(paths) == len(cached) and _cache_files() == cached
 
 
-def test_an_unusable_cache_does_not_stop_the_figures(results, monkeypatch, tmp_path):
+def test_an_unusable_cache_does_not_stop_the_figures(three_figures, monkeypatch, tmp_path):
     """A file where the cache folder should be (as a read-only home would): drawn without it.
     Files in the cache that are not whole figures: drawn again, and replaced."""
     blocked = tmp_path / "not_a_folder"
     blocked.write_text("")
     monkeypatch.setenv("STUDY_CACHE_DIR", str(blocked))
     assert FigureCache.open() is None
-    paths = _plot(results, formats=("png",))
+    paths = _plot(three_figures, formats=("png",))
     assert paths and all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
     monkeypatch.setenv("STUDY_CACHE_DIR", str(tmp_path / "cache"))
-    _plot(results, formats=("png",))
+    _plot(three_figures, formats=("png",))
     cache = FigureCache.open().folder
     for i, path in enumerate(sorted(cache.iterdir())):
         path.write_bytes(b"" if i % 2 else path.read_bytes()[:-100])  # empty, or cut short
     drawn = _count_draws(monkeypatch)
-    _plot(results, formats=("png",))
+    _plot(three_figures, formats=("png",))
     assert len(drawn) == len(paths)
     assert all(FigureCache(cache).get(p.name) for p in cache.iterdir())
 
@@ -417,9 +436,9 @@ def test_a_figure_served_from_the_cache_counts_as_recently_used(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["old.png"]
 
 
-def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monkeypatch):
-    plans = plots.figure_plans(read_summary(results), read_runs(results))
-    _plot(results, formats=("png",))
+def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(three_figures, monkeypatch):
+    plans = plots.figure_plans(read_summary(three_figures), read_runs(three_figures))
+    _plot(three_figures, formats=("png",))
     cache = FigureCache.open().folder
     for plan in plans[:2]:
         (cache / cache_names(plan.draw, plan.arguments, ("png",))[0]).unlink()
@@ -432,12 +451,12 @@ def test_only_the_figures_not_in_the_cache_go_to_a_helper_process(results, monke
 
     monkeypatch.setattr(plots, "start_helper", start_helper)
     drawn = _count_draws(monkeypatch)
-    _plot(results, formats=("png",), processes=len(plans))
+    _plot(three_figures, formats=("png",), processes=len(plans))
     assert drawn + shares[0] == [plan.stem for plan in plans[:2]] and len(shares) == 1
 
 
-def test_plot_main_without_the_cache(results, capsys):
-    assert cli.main(["plot", str(results), "--no-cache"]) == 0
+def test_plot_main_without_the_cache(three_figures, capsys):
+    assert cli.main(["plot", str(three_figures), "--no-cache"]) == 0
     assert "figures" in capsys.readouterr().out and not _cache_files()
 
 
@@ -469,11 +488,11 @@ sys.exit(0 if status == 0 and not loaded else 1)
 """
 
 
-def test_figures_all_in_the_cache_do_not_import_matplotlib(results):
+def test_figures_all_in_the_cache_do_not_import_matplotlib(three_figures):
     """A rerun whose figures all come from the cache skips matplotlib's and seaborn's imports."""
-    _plot(results, formats=("png",))
+    _plot(three_figures, formats=("png",))
     done = subprocess.run(
-        [sys.executable, "-c", PLOT_IN_A_FRESH_PROCESS, str(results)],
+        [sys.executable, "-c", PLOT_IN_A_FRESH_PROCESS, str(three_figures)],
         capture_output=True,
         text=True,
         cwd=ROOT,
