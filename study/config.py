@@ -88,7 +88,7 @@ TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")
-INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
+INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp")
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
 CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
@@ -452,7 +452,8 @@ SCHEMA: tuple[Key, ...] = (
         "none",
         "a remedy applied during training: redo = re-draw dormant units (Sokar et al. 2023), "
         "shrink_perturb (Ash and Adams 2020), l2_init = L2 pull toward the initial parameters "
-        "(Kumar et al. 2023)",
+        "(Kumar et al. 2023), cbp = continual backprop: the lowest-utility mature units "
+        "re-drawn at every step (Dohare et al. 2024)",
         choices=INTERVENTIONS,
         in_id_at_default=False,
         phase="train",
@@ -503,6 +504,36 @@ SCHEMA: tuple[Key, ...] = (
         "l2_init / 2)",
         structural=False,
         check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.cbp_replacement_rate",
+        float,
+        1e-4,
+        "cbp: replacements per mature unit and step, accumulated per layer (rho of Dohare et "
+        "al. 2024; 1e-4: the default of the authors' code, lop/algos/gnt.py)",
+        structural=False,
+        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]",
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.cbp_maturity",
+        int,
+        100,
+        "cbp: a unit younger than this many steps is never replaced (m of Dohare et al. 2024; "
+        "100 as in their slowly-changing regression, cfg/sgd/cbp/relu.json)",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.cbp_decay",
+        float,
+        0.99,
+        "cbp: decay of the running average of each unit's contribution utility (eta of Dohare "
+        "et al. 2024, 0.99 in all their experiments)",
+        structural=False,
+        check=_unit_interval,
         in_id_at_default=False,
     ),
     Key("train.dtype", str, "float32", "floating-point precision", choices=DTYPES),
@@ -591,6 +622,9 @@ class Numeric(NamedTuple):
     shrink: Number = 0.8
     perturb: Number = 0.1
     l2_init: Number = 0.01
+    cbp_replacement_rate: Number = 1e-4
+    cbp_maturity: Count = 100
+    cbp_decay: Number = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -889,7 +923,8 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
     if kind in STREAMS:
         _check_stream(values)
     hidden_only = values["model.norm"] != "none" or values["model.flip_dead"]
-    if values["model.depth"] == 0 and (hidden_only or values["train.intervention"] == "redo"):
+    redraws = values["train.intervention"] in ("redo", "cbp")
+    if values["model.depth"] == 0 and (hidden_only or redraws):
         raise ConfigError(
             "model.depth = 0: a linear model has no hidden units to normalize, flip or re-draw"
         )
@@ -941,7 +976,6 @@ def _check_stream(values: Mapping[str, Any]) -> None:
         "data.resample": values["data.resample"],
         "model.flip_dead": values["model.flip_dead"],
         "model.norm": values["model.norm"] == "batch",
-        "train.intervention": values["train.intervention"] != "none",
     }
     for name, used in unsupported.items():
         if used:

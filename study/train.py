@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from study import model, remedies, stream
+from study import continual_backprop, model, remedies, stream
 from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
@@ -69,6 +69,7 @@ class Metrics(NamedTuple):
       ReDo re-drew alive included).
     flipped_units: int32[L], units whose signs ``model.flip_dead`` flipped at initialization.
     reset_units: int32[L], units ReDo re-drew, summed over its interventions.
+    replaced_units: int32[L], units continual backprop replaced (0 without it).
     """
 
     dead_init: jax.Array
@@ -91,6 +92,7 @@ class Metrics(NamedTuple):
     revived_units: jax.Array
     flipped_units: jax.Array
     reset_units: jax.Array
+    replaced_units: jax.Array
 
 
 class Health(NamedTuple):
@@ -367,7 +369,8 @@ class Curves(NamedTuple):
     inactive (pre-activation <= 0 on every input), dormant (score <= train.dormant_tau) and
     rarely active (pre-activation > 0, under crelu != 0, on fewer than 1% of the inputs), and
     ``float[C, L]`` zero_share, the share of zero entries among the layer's activations (its
-    ``2 * width`` outputs under crelu, about half of them 0 on any input).
+    ``2 * width`` outputs under crelu, about half of them 0 on any input); ``int32[C, L]``
+    replaced_units, the units continual backprop replaced before the check (0 without it).
     """
 
     step: jax.Array
@@ -377,6 +380,7 @@ class Curves(NamedTuple):
     dormant_units: jax.Array
     rarely_active_units: jax.Array
     zero_share: jax.Array
+    replaced_units: jax.Array
 
 
 # Dohare et al. (2024)'s rule: a unit active on fewer than this share of inputs is "dormant".
@@ -391,9 +395,11 @@ def curve_point(
     now: Health,
     step: jax.Array | int,
     error: jax.Array,
+    replaced: jax.Array,
 ) -> Curves:
     """The curves' entries of one check: ``now`` (the health on ``data``) and two definitions
-    that need the activations themselves."""
+    that need the activations themselves; ``replaced: int32[L]``, the units CBP replaced so
+    far."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     n = data.inputs.shape[-1]
     # a CReLU unit is active on an input where either output is: z != 0
@@ -413,6 +419,7 @@ def curve_point(
         dormant_units=count(now.dormant),
         rarely_active_units=count(rarely),
         zero_share=jnp.stack(zero).astype(data.inputs.dtype) if zero else jnp.zeros((0,)),
+        replaced_units=replaced,
     )
 
 
@@ -440,6 +447,7 @@ def no_curves(structure: Structure) -> Curves:
         dormant_units=counts,
         rarely_active_units=counts,
         zero_share=jnp.zeros((0, structure.depth), dtype),
+        replaced_units=counts,
     )
 
 
@@ -523,6 +531,7 @@ def run_checks(
         history = _record(history, end, jnp.int32(last_step))
     data = source.check_data(feed, last_step)
     metrics = _metrics(structure, data, carry.first, end, history, flipped)
+    metrics = metrics._replace(replaced_units=continual_backprop.replaced_units(structure, state))
     return Result(metrics, no_curves(structure) if curves is None else curves)
 
 
@@ -558,7 +567,8 @@ def _make_check_then_learn(
         if structure.curves:  # the state the check saw, before any intervention
             params = model.unflatten(structure, carry.state.params)
             error = source.error(carry.feed, index, now)
-            point = curve_point(structure, numeric, params, data, now, step, error)
+            replaced = continual_backprop.replaced_units(structure, carry.state)
+            point = curve_point(structure, numeric, params, data, now, step, error, replaced)
         state = carry.state
         if intervene is not None:
             due = (index > 0) & (step < structure.steps)
@@ -583,16 +593,19 @@ def make_step(
     numeric: Numeric,
     optimizer: optax.GradientTransformation,
     initial: jax.Array,
+    key_fresh: jax.Array,
 ) -> OptimizerStep:
     """``step(state, batch) -> (state, loss)``: one optimizer step on ``batch`` (its loss before
     the update), with the gradient term of a remedy (:func:`study.remedies.gradient_term`, which
-    pulls toward the flat initial parameters ``initial``).
+    pulls toward the flat initial parameters ``initial``) and, after the update, the step of a
+    remedy that acts at every step (continual backprop, fresh draws from ``key_fresh``).
 
     The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     elementwise, so this is the same update, but one fused kernel per operation instead of one
     per parameter array (docs/performance.md).
     """
     pull = remedies.gradient_term(structure, numeric, initial)
+    per_step = continual_backprop.make_step_remedy(structure, numeric, key_fresh)
 
     def step(state: TrainState, batch: Data) -> tuple[TrainState, jax.Array]:
         params = model.unflatten(structure, state.params)
@@ -602,7 +615,14 @@ def make_step(
         if pull is not None:
             grads = grads + pull(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+        state = state._replace(
+            params=optax.apply_updates(state.params, updates), opt_state=opt_state
+        )
+        if per_step is not None:
+            # the barrier keeps the remedy out of the update's fused loops, so that their
+            # rounding does not depend on it (rate 0 is the run without it, bit for bit)
+            state = per_step(lax.optimization_barrier(state), fwd)
+        return state, loss
 
     return step
 
@@ -688,9 +708,11 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     initial = start.params
     if structure.flip_dead:
         initial, flipped = remedies.flip_dead_units(structure, numeric, data, initial)
-    step = make_step(structure, numeric, optimizer, initial)
+    step = make_step(structure, numeric, optimizer, initial, start.key_fresh)
     source = fixed_source(structure, data, start.key_batch, step)
-    state = TrainState(initial, optimizer.init(initial))
+    state = TrainState(
+        initial, optimizer.init(initial), continual_backprop.initial_units(structure)
+    )
     return run_checks(structure, numeric, source, state, start.key_fresh, flipped)
 
 
@@ -698,9 +720,10 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Re
     """Learn one initialization's own stream (from ``start.key_stream``) online, one example
     per step (:func:`stream_source`)."""
     optimizer = make_optimizer(structure.optimizer, numeric)
-    step = make_step(structure, numeric, optimizer, start.params)
+    step = make_step(structure, numeric, optimizer, start.params, start.key_fresh)
     source = stream_source(structure, start.key_stream, step)
-    state = TrainState(start.params, optimizer.init(start.params))
+    units = continual_backprop.initial_units(structure)
+    state = TrainState(start.params, optimizer.init(start.params), units)
     no_flips = jnp.zeros((structure.depth,), jnp.int32)
     return run_checks(structure, numeric, source, state, start.key_fresh, no_flips)
 
@@ -747,6 +770,7 @@ def _metrics(structure, data: Data, start: Health, end: Health, history, flipped
         revived_units=count(history.revived_units),
         flipped_units=flipped,
         reset_units=history.reset_units,
+        replaced_units=jnp.zeros_like(history.reset_units),
     )
 
 

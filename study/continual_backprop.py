@@ -1,0 +1,175 @@
+"""Continual backprop (CBP; Dohare et al., "Loss of plasticity in deep continual learning",
+Nature 632, 2024): after every optimizer step, the least useful mature hidden units are re-drawn.
+
+A remedy that acts at every step (``train.intervention = "cbp"``), so its bookkeeping rides in
+:class:`study.remedies.TrainState`'s ``units`` as a :class:`UnitState`, and
+:func:`make_step_remedy` gives the function that the optimizer step of :mod:`study.train` calls
+after each update. Per hidden layer ``l`` and unit ``i``, after the update of step ``t``:
+
+* age: ``a_i <- a_i + 1``;
+* utility, the running average of the unit's contribution on the step's batch (the paper's
+  eq. 1): ``u_i <- eta u_i + (1 - eta) mean_batch |h_i| sum_k |w_ik|``, ``h_i`` the unit's output
+  on the step's inputs (before the update), ``w_ik`` its outgoing weights (after it), a CReLU
+  unit's two outputs added; ``eta = train.cbp_decay``;
+* bias correction by the age, as Adam's: ``u_hat_i = u_i / (1 - eta^a_i)`` (``eta^a`` kept as
+  a running product per unit, not a ``pow``);
+* the units with ``a_i > m`` are mature (``m = train.cbp_maturity``); the layer owes
+  ``c <- c + rho * #mature`` replacements (``rho = train.cbp_replacement_rate``) and makes
+  ``floor(c)`` of them now, ``c <- c - floor(c)``: its ``floor(c)`` mature units of lowest
+  ``u_hat`` (ties: the lower index);
+* a replaced unit gets incoming weights and bias (and a normalization's gain and shift) from a
+  fresh initialization of the network drawn from ``fold_in(key_fresh, t)``, outgoing weights 0
+  (the network's output is unchanged by the replacement), the optimizer's state of all of
+  these 0 (:func:`study.remedies.redraw_units`), age, utility and ``eta^a`` reset (0, 0, 1).
+
+Where this follows the paper and where the authors' code (github.com/shibhansh/loss-of-plasticity,
+``lop/algos/gnt.py``, ``lop/algos/cbp_linear.py``) differs: ``docs/continual.md``.
+
+With ``rho = 0`` no layer ever owes a replacement: every select keeps the state, and the run is
+the run without CBP bit for bit (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from study import model, remedies
+from study.config import Numeric, Structure
+from study.remedies import TrainState
+
+
+class UnitState(NamedTuple):
+    """CBP's bookkeeping for one network (``L`` hidden layers of ``W`` units).
+
+    utility: float[L, W], the running average ``u`` of each unit's contribution (not corrected).
+    decay_power: float[L, W], ``eta^age``, for the bias correction.
+    age: int32[L, W], the updates since the unit was drawn (at initialization or a replacement).
+    owed: float[L], replacements accumulated and not yet made (below 1 after each step).
+    replaced: int32[L], units replaced so far.
+    steps: int32, updates so far: the step of the next fresh draw.
+    """
+
+    utility: jax.Array
+    decay_power: jax.Array
+    age: jax.Array
+    owed: jax.Array
+    replaced: jax.Array
+    steps: jax.Array
+
+
+def initial_units(structure: Structure) -> UnitState | tuple[()]:
+    """The bookkeeping at initialization (every unit of age 0), or ``()`` without CBP."""
+    if structure.intervention != "cbp":
+        return ()
+    dtype = jnp.dtype(structure.dtype)
+    shape = (structure.depth, structure.width)
+    return UnitState(
+        utility=jnp.zeros(shape, dtype),
+        decay_power=jnp.ones(shape, dtype),
+        age=jnp.zeros(shape, jnp.int32),
+        owed=jnp.zeros((structure.depth,), dtype),
+        replaced=jnp.zeros((structure.depth,), jnp.int32),
+        steps=jnp.zeros((), jnp.int32),
+    )
+
+
+def replaced_units(structure: Structure, state: TrainState) -> jax.Array:
+    """``int32[L]``: the units CBP has replaced so far, per hidden layer (0 without CBP)."""
+    if structure.intervention != "cbp":
+        return jnp.zeros((structure.depth,), jnp.int32)
+    return state.units.replaced
+
+
+def contribution(structure: Structure, params: model.Params, fwd: model.Forward) -> jax.Array:
+    """``float[L, W]``: each hidden unit's contribution on the batch of ``fwd``,
+    ``mean_batch |h_i| * sum_k |w_ik|`` with the outgoing weights ``w`` of ``params`` (the
+    paper's eq. 1 before the average over time), summed in a fixed order
+    (:func:`study.model.sum_samples`)."""
+    per_layer = []
+    for index in range(structure.depth):
+        outputs = fwd.activations[index + 1]  # float[outputs, n]
+        mean_abs = model.sum_samples(jnp.abs(outputs)) / outputs.shape[-1]
+        outgoing = jnp.abs(params[index + 1][0]).T  # float[outputs, fan_out of the next layer]
+        per_output = mean_abs * model.sum_samples(outgoing)
+        per_layer.append(model.to_units(per_output, structure.width))
+    return jnp.stack(per_layer)
+
+
+def lowest(scores: jax.Array, eligible: jax.Array, count: jax.Array) -> jax.Array:
+    """``bool[L, W]``: in each layer, the ``count[l]`` eligible units of lowest score (ties: the
+    lower index first); fewer when fewer are eligible. ``scores: float[L, W]``,
+    ``eligible: bool[L, W]``, ``count: int32[L]``. Ranks by pairwise comparison (integer counts,
+    exact in any order)."""
+    index = jnp.arange(scores.shape[-1])
+    below = (scores[:, None, :] < scores[:, :, None]) | (
+        (scores[:, None, :] == scores[:, :, None]) & (index[None, :] < index[:, None])[None]
+    )  # below[l, i, j]: unit j ranks before unit i
+    rank = jnp.sum(below & eligible[:, None, :], axis=-1, dtype=jnp.int32)
+    return eligible & (rank < count[:, None])
+
+
+def track(numeric: Numeric, units: UnitState, contributions: jax.Array) -> UnitState:
+    """The bookkeeping after one more update (ages, utilities, ``eta^age``): no replacement."""
+    decay = jnp.asarray(numeric.cbp_decay, units.utility.dtype)
+    return units._replace(
+        utility=decay * units.utility + (1 - decay) * contributions,
+        decay_power=units.decay_power * decay,
+        age=units.age + 1,
+    )
+
+
+def choose(numeric: Numeric, units: UnitState) -> tuple[jax.Array, jax.Array]:
+    """``(replace: bool[L, W], owed: float[L])``: the units to replace now, by bias-corrected
+    utility ``u / (1 - eta^age)`` among the mature ones, and what each layer still owes."""
+    corrected = units.utility / (1 - units.decay_power)
+    mature = units.age > jnp.asarray(numeric.cbp_maturity).astype(jnp.int32)
+    n_mature = jnp.sum(mature, axis=-1, dtype=jnp.int32)
+    rate = jnp.asarray(numeric.cbp_replacement_rate, units.owed.dtype)
+    owed = units.owed + rate * n_mature.astype(units.owed.dtype)
+    now = jnp.minimum(jnp.floor(owed), n_mature.astype(owed.dtype))
+    replace = lowest(corrected, mature, now.astype(jnp.int32))
+    return replace, owed - now
+
+
+def replace_units(
+    structure: Structure, numeric: Numeric, state: TrainState, fwd: model.Forward, key: jax.Array
+) -> TrainState:
+    """One CBP step on the state just updated by the optimizer: track, choose, re-draw.
+
+    ``fwd``: the forward pass of the update's batch (before the update); ``key``: the
+    initialization's key of fresh draws, folded with the step (:class:`UnitState` ``steps``).
+    """
+    units: UnitState = state.units
+    params = model.unflatten(structure, state.params)
+    units = track(numeric, units, contribution(structure, params, fwd))
+    replace, owed = choose(numeric, units)
+    fresh_key = jax.random.fold_in(key, units.steps)
+    fresh = model.flatten(model.init_params(structure, numeric, fresh_key))
+    state = remedies.redraw_units(structure, state, replace, fresh)
+    units = units._replace(
+        utility=jnp.where(replace, 0, units.utility),
+        decay_power=jnp.where(replace, 1, units.decay_power),
+        age=jnp.where(replace, 0, units.age),
+        owed=owed,
+        replaced=units.replaced + jnp.sum(replace, axis=-1, dtype=jnp.int32),
+        steps=units.steps + 1,
+    )
+    return state._replace(units=units)
+
+
+# per_step(state, fwd) -> state: after the optimizer's update of the batch whose forward is fwd
+StepRemedy = Callable[[TrainState, model.Forward], TrainState]
+
+
+def make_step_remedy(
+    structure: Structure, numeric: Numeric, key_fresh: jax.Array
+) -> StepRemedy | None:
+    """``per_step(state, fwd) -> state``, CBP's step after each update (:func:`replace_units`
+    with fresh draws from ``key_fresh``), or None without CBP."""
+    if structure.intervention != "cbp":
+        return None
+    return lambda state, fwd: replace_units(structure, numeric, state, fwd, key_fresh)
