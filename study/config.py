@@ -986,7 +986,14 @@ def _check_stream(values: Mapping[str, Any]) -> None:
 
 
 def _check_intervention(values: Mapping[str, Any]) -> None:
-    """An intervention at fixed steps must fall on the death checks, inside the run."""
+    """An intervention at fixed steps must fall on the death checks, inside the run; continual
+    backprop replaces at most one unit per layer and step."""
+    rate, width = values["train.cbp_replacement_rate"], values["model.width"]
+    if values["train.intervention"] == "cbp" and rate * width > 1:
+        raise ConfigError(
+            f"train.cbp_replacement_rate = {rate}: with model.width = {width} a layer would "
+            f"replace more than one unit per step; allowed: at most 1 / width = {1 / width:g}"
+        )
     every, steps = values["train.intervention_every"], values["train.steps"]
     log_every = values["train.log_every"]
     if values["train.intervention"] not in CHECK_INTERVENTIONS:

@@ -15,10 +15,12 @@ after each update. Per hidden layer ``l`` and unit ``i``, after the update of st
   a running product per unit, not a ``pow``);
 * the units with ``a_i > m`` are mature (``m = train.cbp_maturity``); the layer owes
   ``c <- c + rho * #mature`` replacements (``rho = train.cbp_replacement_rate``) and makes
-  ``floor(c)`` of them now, ``c <- c - floor(c)``: its ``floor(c)`` mature units of lowest
-  ``u_hat`` (ties: the lower index);
-* a replaced unit gets incoming weights and bias (and a normalization's gain and shift) from a
-  fresh initialization of the network drawn from ``fold_in(key_fresh, t)``, outgoing weights 0
+  one when ``c >= 1``, ``c <- c - 1``: its mature unit of lowest ``u_hat`` (ties: the lower
+  index). The config keeps ``rho * width <= 1``, so ``c`` stays below 2 and this is
+  ``floor(c)`` replacements per step;
+* a replaced unit gets incoming weights and bias (and a normalization's gain and shift) drawn
+  from the initialization's distribution with ``fold_in(fold_in(key_fresh, t), l)``
+  (:func:`fresh_units`), outgoing weights 0
   (the network's output is unchanged by the replacement), the optimizer's state of all of
   these 0 (:func:`study.remedies.redraw_units`), age, utility and ``eta^a`` reset (0, 0, 1).
 
@@ -130,7 +132,9 @@ def choose(numeric: Numeric, units: UnitState) -> tuple[jax.Array, jax.Array]:
     n_mature = jnp.sum(mature, axis=-1, dtype=jnp.int32)
     rate = jnp.asarray(numeric.cbp_replacement_rate, units.owed.dtype)
     owed = units.owed + rate * n_mature.astype(units.owed.dtype)
-    now = jnp.minimum(jnp.floor(owed), n_mature.astype(owed.dtype))
+    # at most one unit per layer and step (the config keeps rho * width <= 1, so that a layer
+    # never owes 2: the cap binds only when the step is called with more)
+    now = jnp.minimum(jnp.floor(owed), jnp.minimum(n_mature, 1).astype(owed.dtype))
     replace = lowest(corrected, mature, now.astype(jnp.int32))
     return replace, owed - now
 
@@ -147,8 +151,7 @@ def replace_units(
     params = model.unflatten(structure, state.params)
     units = track(numeric, units, contribution(structure, params, fwd))
     replace, owed = choose(numeric, units)
-    fresh_key = jax.random.fold_in(key, units.steps)
-    fresh = model.flatten(model.init_params(structure, numeric, fresh_key))
+    fresh = fresh_units(structure, numeric, jax.random.fold_in(key, units.steps))
     state = remedies.redraw_units(structure, state, replace, fresh)
     units = units._replace(
         utility=jnp.where(replace, 0, units.utility),
@@ -159,6 +162,29 @@ def replace_units(
         steps=units.steps + 1,
     )
     return state._replace(units=units)
+
+
+def fresh_units(structure: Structure, numeric: Numeric, key: jax.Array) -> jax.Array:
+    """``float[n_params]``: what a unit replaced now gets, in the layout of the flat parameters:
+    in hidden layer ``l``, every unit's incoming weights and bias are the row(s) of
+    :func:`study.model.init_unit_rows` drawn from ``fold_in(key, l)`` (one row, repeated, for
+    an init that draws units independently: at most one unit per layer is replaced per step),
+    a normalization's gain 1 and shift 0; the output layer 0 (never taken).
+
+    One row instead of a whole initialization per step: the draw is most of CBP's cost."""
+    layers = []
+    for index, shapes in enumerate(model.leaf_shapes(structure)):
+        if index == structure.depth:
+            layers.append([jnp.zeros(shape, jnp.dtype(structure.dtype)) for shape in shapes])
+            continue
+        weights, bias = model.init_unit_rows(
+            structure, numeric, jax.random.fold_in(key, index), index
+        )
+        leaves = [jnp.broadcast_to(weights, shapes[0]), jnp.broadcast_to(bias, shapes[1])]
+        if len(shapes) > 2:  # model.norm: gain and shift
+            leaves += [jnp.ones(shapes[2], bias.dtype), jnp.zeros(shapes[3], bias.dtype)]
+        layers.append(leaves)
+    return model.flatten(layers)
 
 
 # per_step(state, fwd) -> state: after the optimizer's update of the batch whose forward is fwd

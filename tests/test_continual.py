@@ -92,6 +92,14 @@ def test_bad_cbp_values_are_refused_in_one_line(tmp_path, capsys, key, value, fr
     assert_refused(run_cli(tmp_path, config), capsys, tmp_path, f"train.{key}", fragment)
 
 
+def test_cbp_replaces_at_most_one_unit_per_layer_and_step(tmp_path, capsys):
+    config = {"train": {"intervention": "cbp", "cbp_replacement_rate": 0.6, "steps": 4}}
+    config["model"] = {"width": 2}
+    assert_refused(
+        run_cli(tmp_path, config), capsys, tmp_path, "train.cbp_replacement_rate", "1 / width"
+    )
+
+
 def test_cbp_needs_hidden_units():
     with pytest.raises(ConfigError, match="model.depth = 0"):
         make_setting(model_depth=0, train_intervention="cbp")
@@ -127,11 +135,11 @@ def _forward(setting, state, inputs):
 
 
 def test_a_unit_is_never_replaced_before_its_maturity():
-    """Replacing as fast as the rule allows (rate 1: every mature unit owes one replacement
-    per step), every unit is replaced exactly when its age exceeds the maturity, never before:
-    a fresh unit survives ``maturity`` steps."""
-    maturity = 3
-    numeric = TINY.numeric._replace(cbp_replacement_rate=1.0, cbp_maturity=maturity)
+    """Replacing as fast as the rule allows (rate 1 / width: a layer of mature units owes one
+    replacement per step), no unit is replaced before its age exceeds the maturity: a fresh
+    unit survives ``maturity`` steps; and the first replacements come as soon as it does."""
+    maturity, width = 3, TINY.structure.width
+    numeric = TINY.numeric._replace(cbp_replacement_rate=1 / width, cbp_maturity=maturity)
     inputs = jax.random.uniform(jax.random.key(1), (3, 8))
 
     @jax.jit
@@ -141,14 +149,15 @@ def test_a_unit_is_never_replaced_before_its_maturity():
             after = cbp.replace_units(TINY.structure, numeric, state, fwd, jax.random.key(2))
             return after, (state.units.age, after.units.age == 0)
 
-        return jax.lax.scan(one, state, None, length=12)[1]
+        return jax.lax.scan(one, state, None, length=40)[1]
 
-    ages_before, replaced = run(_state(TINY, jax.random.key(0)))
-    assert replaced.any()
-    # the age a unit had before the step that replaced it: the maturity, plus the step's update
-    np.testing.assert_array_equal(np.asarray(ages_before)[np.asarray(replaced)] + 1, maturity + 1)
-    # and every unit past its maturity was replaced (rate 1), so the rule is what held them
-    assert np.asarray(replaced)[maturity].all()
+    ages_before, replaced = map(np.asarray, run(_state(TINY, jax.random.key(0))))
+    # the age a unit reached at the step that replaced it: its age before, plus that update
+    ages_at_replacement = ages_before[replaced] + 1
+    assert replaced.sum() >= 40  # one per layer and step once mature: the rule is what held
+    assert ages_at_replacement.min() == maturity + 1
+    # at most one unit per layer and step
+    assert replaced.sum(axis=-1).max() == 1
 
 
 def test_units_are_ranked_by_the_bias_corrected_utility():
