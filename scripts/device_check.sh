@@ -15,7 +15,7 @@
 #    make the same dead/alive decision (dead_init, dead_end) for every initialization;
 # 4. `study plot` of the CPU run's folder (the figures are drawn on the CPU, in several processes
 #    on a machine with 4 or more CPUs);
-# 5. a markdown table of the numbers, to paste into README.md's Performance section.
+# 5. a markdown table of the numbers, to paste into docs/performance.md ("In brief").
 #
 # Without a GPU visible to JAX it says "no GPU found: CPU only", skips the GPU half and still
 # prints the table with the CPU numbers. JAX sees a GPU only with its CUDA build:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every reproduction of the README's Results section into results/<name>/.
+# Regenerate every reproduction of docs/results/ (one page per study) into results/<name>/.
 #
 #   bash scripts/reproduce_all.sh            # recompute everything (about 40 minutes on 2 cores:
 #                                            # dohare2024 alone is 17-30 minutes)

@@ -185,6 +185,34 @@ def write_table(table: pd.DataFrame, out: Path, name: str) -> Path:
     return path
 
 
+# The network counts of a run's summary.csv that a study's text may quote, each proportion with
+# its Wilson bounds: dead at init, dead at the end, revived (dead at a logged step and alive at a
+# later one), revived among those dead at init, diverged.
+RUN_COLUMNS = [
+    f"{prefix}{event}{suffix}"
+    for event in ("dead_init", "dead_end", "revived", "revived_dead_init", "diverged")
+    for prefix, suffix in (("k_", ""), ("p_", ""), ("p_", "_lo"), ("p_", "_hi"))
+]
+
+
+def runs_summary(folders: dict[str, Path]) -> pd.DataFrame:
+    """A row per (part, setting) of the runs behind a study: the settings that vary, ``n_inits``,
+    ``n_valid`` and :data:`RUN_COLUMNS`, read from each run folder's ``summary.csv``.
+
+    ``folders``: ``{part: folder}``. Committed beside the study's own tables as
+    ``runs_summary.csv``, so that a count the text quotes from the runs (networks dead at the
+    end, revived) is in a committed table although ``runs.parquet`` is not.
+    """
+    parts = [
+        results.ResultsFolder.open(folder).summary().assign(part=part)
+        for part, folder in folders.items()
+    ]
+    table = pd.concat(parts, ignore_index=True)
+    settings = [c for c in analysis.free_axes(table, []) if c != "part"]
+    counts = [c for c in ["n_inits", "n_valid", *RUN_COLUMNS] if c in table]
+    return table[["part", *settings, *counts]]
+
+
 def theme() -> None:
     import seaborn as sns
 

@@ -12,7 +12,8 @@ engine runs the 100 runs of a learner at once. Three runs of ``study run``:
 Writes ``results/dohare2024/``: ``summary.csv`` (a row per learner and learning rate: the error
 of the first and last bins, dead units at the end under each definition, revivals, with 95%
 intervals over the 100 runs), ``curves.csv`` (the mean curves with intervals, a row per learner,
-learning rate and logged step) and ``figures/*.png``; runs in ``runs/``.
+learning rate and logged step), ``runs_summary.csv`` (the network counts of each run folder: dead at
+the end, revived, with Wilson bounds) and ``figures/*.png``; runs in ``runs/``.
 
 Usage: ``python scripts/reproduce_dohare2024.py [--tiny] [--out DIR] [--force]``
 """
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import reproduce_common as common
 
-from study import results
+from study import analysis, results
 
 LEARNER = "learner"
 LR = "train.learning_rate"
@@ -125,6 +126,65 @@ def summary_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values([LEARNER, LR], key=lambda c: c.map(order) if c.name == LEARNER else -c)
 
 
+def windows(last_step: float) -> dict[str, tuple[float, float]]:
+    """Stretches of the stream, ``(first, last]`` in examples: ``mid`` is the second sixth (0.5-1
+    million of 3 million: where the authors' repository figure ends), ``end`` the last sixth."""
+    return {"mid": (last_step / 6, last_step / 3), "end": (last_step * 5 / 6, last_step)}
+
+
+def window_errors(curves: pd.DataFrame) -> pd.DataFrame:
+    """Each run's mean error over the bins of each window: a row per (learner, learning rate,
+    run, window), column ``error``."""
+    frame = with_learner(curves)
+    parts = []
+    for name, (first, last) in windows(frame["step"].max()).items():
+        inside = frame[(frame["step"] > first) & (frame["step"] <= last)]
+        mean = inside.groupby([LEARNER, LR, "init"], sort=True)["error"].mean()
+        parts.append(mean.reset_index().assign(window=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def window_columns(per_run: pd.DataFrame) -> pd.DataFrame:
+    """``error_mid`` and ``error_end`` with 95% normal intervals over the runs, a row per
+    (learner, learning rate)."""
+    rows = []
+    for (learner, lr), part in per_run.groupby([LEARNER, LR], sort=False):
+        row = {LEARNER: learner, LR: lr}
+        for name, values in part.groupby("window")["error"]:
+            row.update(_mean_interval(f"error_{name}", values))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def linear_comparisons(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Each learner against the linear baseline at its learning rate and against the best linear
+    learner (the lowest mean error in the window), run by run (every learner sees the same 100
+    streams): the ratio of mean errors, the paired difference with its 95% t interval and test,
+    Holm-adjusted over the table (the family of "ends above / at / below the linear baseline")."""
+    rows = []
+    for window, part in per_run.groupby("window", sort=False):
+        linear = part[part[LEARNER] == "linear"]
+        by_rate = {lr: rows_.set_index("init")["error"] for lr, rows_ in linear.groupby(LR)}
+        best = min(by_rate, key=lambda lr: by_rate[lr].mean())
+        for (learner, lr), own in part[part[LEARNER] != "linear"].groupby([LEARNER, LR]):
+            errors = own.set_index("init")["error"]
+            for reference in dict.fromkeys([lr, best]):
+                if reference not in by_rate:
+                    continue
+                base = by_rate[reference].reindex(errors.index)
+                d, lo, hi, p = analysis.paired_t_test(errors - base)
+                rows.append(
+                    {"window": window, LEARNER: learner, LR: lr, "linear_rate": reference,
+                     "best_linear": reference == best, "error": errors.mean(),
+                     "error_linear": base.mean(), "ratio": errors.mean() / base.mean(),
+                     "difference": d, "difference_lo": lo, "difference_hi": hi,
+                     "test": "paired t", "p_value": p}
+                )  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["p_holm"] = analysis.holm(table["p_value"])
+    return table
+
+
 def _mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> dict[str, float]:
     """The mean with a 95% normal interval over the runs, clipped to ``[low, high]``."""
     half = common.Z95 * values.std() / np.sqrt(len(values)) if len(values) > 1 else np.nan
@@ -132,15 +192,52 @@ def _mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> di
     return {name: mean, f"{name}_lo": max(mean - half, low), f"{name}_hi": min(mean + half, high)}
 
 
+# Values read off the authors' repository figure (their 1 million examples), with the source.
+PUBLISHED = common.ROOT / "results" / "dohare2024" / "published.csv"
+LABELS = {"relu": "ReLU", "tanh": "tanh", "sigmoid": "sigmoid", "leaky_relu": "leaky ReLU",
+          "elu": "ELU", "silu": "SiLU", "linear": "linear"}  # fmt: skip
+
+
+def published_marks(ax, learners: list[str], lr: float | None = None) -> None:
+    """The authors' figure's mean error over its window as a black bar with a cross, per learner
+    (at ``lr``; the linear learner at any rate, as their figure does not give its step size)."""
+    published = pd.read_csv(PUBLISHED)
+    rows = published[published[LEARNER].isin(learners)]
+    if lr is not None:
+        rows = rows[(rows[LR] == lr) | rows[LR].isna()]
+    below = -np.inf
+    for i, (_, row) in enumerate(rows.sort_values("error").iterrows()):
+        span = np.array([row["first_example"], row["last_example"]]) / 1e6
+        ax.plot(span, [row["error"]] * 2, color="black", lw=1.5)
+        label = "authors' figure, 0.5-1 M (read by eye)" if i == 0 else None
+        ax.plot(span.mean(), row["error"], "kx", markersize=6, label=label)
+        name = LABELS[row[LEARNER]] + (
+            "" if lr is not None or np.isnan(row[LR]) else f" {row[LR]:g}"
+        )
+        lift = 7 if row["error"] - below < 0.05 else 0  # keep close labels apart
+        below = row["error"]
+        ax.annotate(name, (span[1], row["error"]), fontsize=7, xytext=(3, lift),
+                    textcoords="offset points", va="center")  # fmt: skip
+
+
+def readable_labels(ax) -> None:
+    """Name the learners as a reader does ("leaky ReLU", not ``leaky_relu``) in the legend."""
+    for line in ax.get_lines():
+        line.set_label(LABELS.get(line.get_label(), line.get_label()))
+
+
 def error_figure(table: pd.DataFrame, out, lr: float) -> None:
-    """Online error against examples seen, one line per learner, at one learning rate."""
+    """Online error against examples seen, one line per learner, at one learning rate, with the
+    authors' published values where their figure gives them."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     part = table[(table[LR] == lr) & (table["step"] > 0)].assign(millions=lambda t: t["step"] / 1e6)
     common.interval_lines(ax, part, "millions", "error", LEARNER, **BANDS, order=ORDER)
+    published_marks(ax, ["relu", "tanh", "linear"], lr)
+    readable_labels(ax)
     ax.set_xlabel("examples seen (millions)")
-    ax.set_ylabel("mean squared error per bin")
-    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (95% band over runs)")
-    ax.legend(title="learner", fontsize=8, ncol=2)
+    ax.set_ylabel("mean squared error per bin of 40,000")
+    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (bands: 95% intervals over 100 runs)")
+    ax.legend(title="learner", fontsize=7, ncol=2)
     common.save_figure(fig, out, f"error_lr{lr:g}")
 
 
@@ -152,11 +249,15 @@ def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     part = part.assign(millions=part["step"] / 1e6)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
         common.interval_lines(ax, part, "millions", name, LEARNER, **BANDS, order=ORDER)
+        readable_labels(ax)
         ax.set_title(DEFINITIONS[name], fontsize=9)
         ax.set_xlabel("examples seen (millions)")
     np.atleast_1d(axes)[0].set_ylabel("share of the 5 hidden units")
     np.atleast_1d(axes)[0].legend(title="learner", fontsize=8)
-    fig.suptitle(f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks")
+    fig.suptitle(
+        f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks "
+        "(bands: 95% intervals over 100 runs)"
+    )
     common.save_figure(fig, out, f"dead_share_lr{lr:g}")
 
 
@@ -164,18 +265,22 @@ def learning_rate_figure(table: pd.DataFrame, out) -> None:
     """ReLU against the linear baseline at each learning rate: error and dead share."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     part = table[table[LEARNER].isin(["relu", "linear"]) & (table["step"] > 0)]
-    part = part.assign(series=part[LEARNER] + " " + part[LR].map("{:g}".format))
+    part = part.assign(series=part[LEARNER].map(LABELS) + " " + part[LR].map("{:g}".format))
     part = part.assign(millions=part["step"] / 1e6)
-    order = [f"{learner} {lr:g}" for learner in ("relu", "linear") for lr in (0.01, 0.003, 0.001)]
+    order = [f"{LABELS[name]} {lr:g}" for name in ("relu", "linear") for lr in (0.01, 0.003, 0.001)]
     common.interval_lines(left, part, "millions", "error", "series", **BANDS, order=order)
-    left.set_ylabel("mean squared error per bin")
+    published_marks(left, ["relu", "linear"])
+    left.set_ylabel("mean squared error per bin of 40,000")
     relu = part[part[LEARNER] == "relu"]
     common.interval_lines(right, relu, "millions", "dead_units_l1", "series", **BANDS, order=order)
     right.set_ylabel("share of units dead on the probe")
     for ax in (left, right):
         ax.set_xlabel("examples seen (millions)")
         ax.legend(fontsize=8)
-    fig.suptitle("SCR: ReLU and the linear baseline at three learning rates")
+    fig.suptitle(
+        "SCR: ReLU and the linear baseline at three learning rates (bands: 95% intervals over "
+        "100 runs; the authors' figure shows one standard error)"
+    )
     common.save_figure(fig, out, "learning_rates")
 
 
@@ -187,8 +292,13 @@ def main(argv=None) -> int:
     runs = pd.concat([t[0] for t in tables.values()], ignore_index=True)
     curves = pd.concat([t[1] for t in tables.values()], ignore_index=True)
     table = curve_table(curves)
-    common.write_table(summary_table(runs, curves), args.out, "summary.csv")
+    per_run = window_errors(curves)
+    summary = summary_table(runs, curves).merge(window_columns(per_run), on=[LEARNER, LR])
+    common.write_table(summary, args.out, "summary.csv")
+    common.write_table(linear_comparisons(per_run), args.out, "comparisons.csv")
     common.write_table(table, args.out, "curves.csv")
+    folders = {part: args.out / "runs" / part for part in tables}
+    common.write_table(common.runs_summary(folders), args.out, "runs_summary.csv")
     for lr in sorted(table[LR].unique(), reverse=True)[:1]:
         error_figure(table, args.out, lr)
         dead_figure(table, args.out, lr)

@@ -58,6 +58,24 @@ def born_dead_by_depth(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+# What Lu et al. state at depth 10 (about, above or below a value), with the source.
+PUBLISHED = common.ROOT / "results" / "lu2019" / "published.csv"
+MARKERS = {"about": "D", "above": "^", "below": "v"}
+
+
+def published_marks(ax, init: str, offset: float) -> None:
+    """Lu et al.'s statements as black marks: a diamond for "about", a triangle pointing the way
+    of "above" or "below"."""
+    published = pd.read_csv(PUBLISHED)
+    rows = published[(published["model.init"] == init) & (published["data.offset"] == offset)]
+    for i, (_, row) in enumerate(rows.iterrows()):
+        label = "Lu et al. at depth 10 (about / above / below)" if i == 0 else None
+        ax.plot(row["depth"], row["value"], MARKERS[row["statement"]], color="black",
+                markerfacecolor="none", markersize=7, label=label)  # fmt: skip
+        ax.annotate(f"N = {row['model.width']}", (row["depth"], row["value"]), fontsize=7,
+                    xytext=(5, 0), textcoords="offset points", va="center")  # fmt: skip
+
+
 def figure_born_dead(table: pd.DataFrame, out) -> None:
     inits = sorted(table["model.init"].unique())
     offsets = sorted(table["data.offset"].unique())
@@ -83,16 +101,23 @@ def figure_born_dead(table: pd.DataFrame, out) -> None:
                 depths = np.arange(1, part["depth"].max() + 1)
                 formula = [theory.p_dead_ray(int(width), int(d)) for d in depths]
                 ax.plot(depths, formula, color=s["color"], ls=":", lw=1.2)
+            published_marks(ax, init, offset)
             inputs = "x in [-1, 1]" if offset == 0 else f"x in [{offset - 1:g}, {offset + 1:g}]"
             ax.set_title(
-                f"{names.get(init, init)}, {inputs}\nn = {int(part['n'].min())} per width",
+                f"{names.get(init, init)}, {inputs}\nn = {int(part['n'].min())} per width; "
+                "bands: 95% Wilson intervals",
                 fontsize=9,
             )
             ax.set_xlabel("hidden layers L")
             ax.set_ylabel("P(born dead)")
             ax.set_xticks(range(0, int(part["depth"].max()) + 1, 5))
     axes[0][-1].plot([], [], "k:", label="1 - (1 - 2^-N)^L (one ray)")
-    axes[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    entries: dict = {}  # one legend for the figure: every panel's entries, each once
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    axes[0][-1].legend(list(entries.values()), list(entries), fontsize=8, frameon=False,
+                       loc="upper left", bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     common.save_figure(fig, out, "lu2019_born_dead_vs_depth")
 
 
@@ -131,7 +156,8 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
     for i, init in enumerate(inits):
         part = table[table["model.init"] == init].set_index("event").reindex(events)
         xs = np.arange(len(events)) + (i - (len(inits) - 1) / 2) * 0.3
-        ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=init)
+        name = {"he_normal": "He normal", "rai": "RAI"}.get(init, init)
+        ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=name)
         ax.errorbar(
             xs,
             part["p"],
@@ -144,7 +170,11 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
     ax.set_xticks(range(len(events)), labels, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of trained networks")
-    ax.set_title(f"fit |x| on [-1, 1], width 2, depth 10; n = {int(table['n'].min())} per init")
+    ax.set_title(
+        f"fit |x| on [-1, 1], width 2, depth 10; n = {int(table['n'].min())} per init; "
+        "bars: 95% Wilson intervals",
+        fontsize=9,
+    )
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "lu2019_abs_collapse")
 

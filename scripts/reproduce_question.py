@@ -4,7 +4,8 @@ Measures, for sgd, momentum and adam at two learning rates: P(dead at init), P(d
 share of networks dead at init that ever revive (the claim: none), the same on standardized data,
 leaky ReLU beside ReLU, a bias drawn U(-a, a) instead of 0, and the class every dead network
 predicts with its accuracy. Writes ``results/question/``: ``summary.csv`` (a row per setting),
-``revival.csv``, ``dead_networks.csv``, ``figures/*.png``; the run itself is in ``run/``.
+``revival.csv``, ``dead_networks.csv``, ``comparisons.csv`` (paired tests of the text's claims,
+Holm-adjusted per family), ``figures/*.png``; the run itself is in ``run/``.
 
 Usage: ``python scripts/reproduce_question.py [--tiny] [--out DIR] [--force]``
 """
@@ -18,6 +19,8 @@ import numpy as np
 import pandas as pd
 import reproduce_common as common
 
+from study import analysis
+
 TINY = [
     "train.optimizer=adam",
     "data.standardize=false",
@@ -26,6 +29,7 @@ TINY = [
     "train.log_every=10",
 ]
 OPTIMIZERS = ["sgd", "momentum", "adam"]
+NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}
 
 
 def categorical_points(ax, table, category, hue, y, order, *, label_format="{}", marker_fill=True):
@@ -76,8 +80,9 @@ def figure_optimizers(summary: pd.DataFrame, out) -> None:
             ax.axhline(theory.iloc[0], color="black", linestyle=":", label="closed form, init")
         data = "standardized (centered) data" if standardized else "raw data, features in [1, 3]"
         ax.set_title(f"{data}\nReLU, zero bias, n = {int(part['n_inits'].min())} per setting")
+        ax.set_xticks(range(len(order)), [NAMES[o] for o in order])
         ax.set_xlabel("optimizer")
-        ax.set_ylabel("P(network dead)")
+        ax.set_ylabel("P(network dead); bars: 95% Wilson intervals")
         ax.set_ylim(-0.02, max(0.5, float(part["p_dead_end_hi"].max()) + 0.05))
     axes[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "question_optimizers")
@@ -94,14 +99,13 @@ def figure_bias_and_leaky(runs: pd.DataFrame, out) -> None:
     optimizer = frame["train.optimizer"].iloc[0]
     scales = sorted(frame["model.bias_scale"].unique())
     by = ["model.activation", "model.bias_scale", "train.learning_rate"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True, layout="constrained")
     for ax, when in zip(axes, ("init", "end"), strict=True):
         tables = []
         for activation, event, name in (
             ("relu", f"dead_{when}", "ReLU dead (= inactive)"),
-            ("leaky_relu", f"inactive_{when}", "leaky inactive"),
-            ("leaky_relu", f"dead_{when}", "leaky dead"),
-        ):
+            ("leaky_relu", f"inactive_{when}", "leaky ReLU inactive"),
+        ):  # leaky ReLU dead: 0 by definition (its derivative is never 0), not drawn
             table = common.proportion_table(
                 frame[frame["model.activation"] == activation], by, event
             )
@@ -115,12 +119,13 @@ def figure_bias_and_leaky(runs: pd.DataFrame, out) -> None:
         common.interval_lines(ax, table, "position", "p", "series")
         ax.set_xticks(range(len(scales)), [f"{v:g}" for v in scales])
         ax.set_xlabel("bias scale a (bias ~ U(-a, a); 0 = zero bias)")
-        ax.set_title(f"at {'initialization' if when == 'init' else 'the end'} ({optimizer})")
+        ax.set_title(f"at {'initialization' if when == 'init' else 'the end'} ({NAMES[optimizer]})")
         ax.legend(fontsize=7, frameon=False)
     axes[0].set_ylabel("P(the hidden unit is dead / inactive)")
     fig.suptitle(
-        "dead: zero derivative on every input; inactive: pre-activation <= 0 on every input; "
-        f"raw data, n = {frame.groupby(by).size().min()} per point",
+        "dead: zero derivative on every input; inactive: pre-activation <= 0 on every input "
+        "(leaky ReLU is never dead: not drawn);\n"
+        f"raw data, n = {frame.groupby(by).size().min()} per point; bars: 95% Wilson intervals",
         fontsize=9,
     )
     common.save_figure(fig, out, "question_bias_leaky")
@@ -165,6 +170,38 @@ def dead_networks_table(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+SETTING = ["data.standardize", "model.bias_scale", "train.optimizer", "train.learning_rate"]
+
+
+def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+    """The ReLU claims the text makes, each a Holm family of paired tests on the same networks.
+
+    ``end vs init``: P(dead at end) against P(dead at init) in each setting, McNemar's exact test
+    on the networks dead at one of the two only (``k_a_only``: dead at init and alive at the end,
+    ``k_b_only``: alive at init and dead at the end). ``standardize``: z-scored against raw data
+    in each (bias, optimizer, learning rate) cell, P(dead at end), paired by initialization
+    (:func:`study.analysis.compare`)."""
+    relu = runs[(runs["model.activation"] == "relu") & ~runs["diverged"].astype(bool)]
+    rows = []
+    for values, part in relu.groupby(SETTING, sort=True):
+        init, end = part["dead_init"].astype(bool), part["dead_end"].astype(bool)
+        a_only, b_only = int((init & ~end).sum()), int((~init & end).sum())
+        rows.append(dict(zip(SETTING, values, strict=True)) | {
+            "family": "end vs init", "by": "when", "level_a": "init", "level_b": "end",
+            "n_a": len(part), "k_a": int(init.sum()), "n_b": len(part), "k_b": int(end.sum()),
+            "k_a_only": a_only, "k_b_only": b_only, "p_a": init.mean(), "p_b": end.mean(),
+            "test": "mcnemar", "p_value": analysis.mcnemar_exact(a_only, b_only)})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["p_holm"] = analysis.holm(table["p_value"])
+    tables = [table]
+    if relu["data.standardize"].nunique() > 1:
+        standardize = analysis.compare(relu, "data.standardize", shared_draws=True)
+        tables.append(standardize.assign(family="standardize"))
+    front = ["family", "by", *SETTING]
+    table = pd.concat(tables, ignore_index=True)
+    return table[[c for c in front if c in table] + [c for c in table if c not in front]]
+
+
 def main(argv=None) -> int:
     args = common.parse_args("question", __doc__.splitlines()[0], argv)
     common.theme()
@@ -179,6 +216,7 @@ def main(argv=None) -> int:
     common.write_table(summary, args.out, "summary.csv")
     common.write_table(revival_table(summary), args.out, "revival.csv")
     common.write_table(dead_networks_table(runs), args.out, "dead_networks.csv")
+    common.write_table(comparisons(runs), args.out, "comparisons.csv")
     figure_optimizers(summary, args.out)
     figure_bias_and_leaky(runs, args.out)
     return 0

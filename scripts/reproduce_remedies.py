@@ -24,6 +24,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import remedies_tuning as tuning
+import remedies_verdicts
 import reproduce_common as common
 
 import study
@@ -91,6 +93,7 @@ TASKS = {
 CLAIMS = (
     "a 0.01 bias consistently lowers death",
     "as much as 40% of the network dead at a high learning rate",
+    "a learning rate too high costs through dead units",
 )
 CS231N_SHARE = 0.4
 # Where fewer runs than this did not diverge, the survivors say nothing (one of 40 is no
@@ -101,27 +104,46 @@ MIN_VALID = 10
 TINY = ("train.steps=20", "train.log_every=10")
 TINY_VARIANTS = ("bias_0_01", "bias_0_1", "lr_tenth")
 TINY_CS231N = ("model.width=4", "train.learning_rate=[0.1, 3.0]")
+ACCURACY = ["final_accuracy", "final_accuracy_lo", "final_accuracy_hi"]
 BIAS_COLUMNS = ["task", "train.learning_rate", "metric", "zero_bias", "bias_0.01", "difference"]
 BIAS_COLUMNS += ["difference_lo", "difference_hi", "n_zero_bias", "n_bias_0.01", "paired"]
 BIAS_COLUMNS += ["saved", "killed", "test", "p_value"]
 
 
-def read(name: str) -> dict:
-    return config.read_toml(common.CONFIGS / f"{name}.toml")
-
-
-def run(name: str, args, variants=None, overrides=()) -> tuple[study.Study, pd.DataFrame]:
-    """``study/configs/<name>.toml`` (only ``variants``, if given) into ``runs/<name>``."""
-    given = read(name)
+def read(name: str, variants=None) -> dict:
+    """``study/configs/<name>.toml``, with only the variants named in ``variants`` if given."""
+    given = config.read_toml(common.CONFIGS / f"{name}.toml")
+    if given["data"].get("path"):  # a config's data file is relative to the config
+        given["data"]["path"] = str(common.CONFIGS / given["data"]["path"])
     if variants is not None:
         given["variants"] = {k: v for k, v in given["variants"].items() if k in variants}
-    options = {"out": args.out / "runs" / name, "force": args.force, "figures": False}
+    return given
+
+
+def run(given: dict, args, overrides=()) -> tuple[study.Study, pd.DataFrame]:
+    """A config (as :func:`read` gives it) into ``runs/<its name>``."""
+    options = {"out": args.out / "runs" / given["name"], "force": args.force, "figures": False}
     options["overrides"] = [*overrides, *(TINY if args.tiny else ())]
     if args.tiny:
         options |= {"n_inits": 16, "chunk_size": 16}
-    common.say(f"study run {name}")
+        given = {**given, "variants": tiny_variants(given)}
+    common.say(f"study run {given['name']}")
     ran, folder = runner.run_config(given, quiet=args.tiny, **options)
     return ran, results.ResultsFolder.open(folder).runs()
+
+
+def tiny_variants(given: dict) -> dict:
+    """--tiny's variants: one that runs k times the baseline's steps runs k times the tiny run's
+    (and logs k times as sparsely)."""
+    steps, every = (int(o.partition("=")[2]) for o in TINY)
+    scaled = {}
+    for name, overrides in given.get("variants", {}).items():
+        train = dict(overrides.get("train", {}))
+        if "steps" in train:
+            factor = train["steps"] // given["train"]["steps"]
+            train |= {"steps": steps * factor, "log_every": every * factor}
+        scaled[name] = {**overrides, "train": train} if train else overrides
+    return scaled
 
 
 def not_variants(task: str) -> dict[str, str]:
@@ -171,18 +193,29 @@ def per_variant(runs: pd.DataFrame) -> pd.DataFrame:
     ):
         table = common.proportion_table(rows, ["variant"], event).set_index("variant")
         parts.append(columns(table, ["k", "p", "p_lo", "p_hi"], proportion(name)))
-    for metric in ("initial_loss", "final_loss", "final_accuracy"):
-        table = common.mean_table(runs, ["variant"], metric, (None, None)).set_index("variant")
+    living = runs[~runs["dead_end"].astype(bool)].assign(final_loss_alive=runs["final_loss"])
+    for metric, rows in (
+        ("initial_loss", runs),
+        ("final_loss", runs),
+        ("final_loss_alive", living),  # the networks alive at the end: the fits that could move
+        ("final_accuracy", runs),
+    ):
+        table = common.mean_table(rows, ["variant"], metric, (None, None)).set_index("variant")
         parts.append(columns(table, ["mean", "mean_lo", "mean_hi"], [metric, *bounds(metric)]))
     return pd.concat(parts, axis=1)
 
 
-def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
-    """Each variant against the baseline (``analysis.compare``): the change in P(dead at init),
-    P(dead at end), final loss and accuracy with intervals; the test of P(dead at end)."""
+def changes(
+    runs: pd.DataFrame, settings: dict[str, config.Setting], reference: str, shared: bool
+) -> pd.DataFrame:
+    """Each variant against ``reference`` (``analysis.compare``): the change in P(dead at init),
+    P(dead at end), final loss and accuracy with intervals; the test of P(dead at end);
+    ``max_change``, the largest change in P(dead at end) that its interval leaves possible (a
+    change not significant is at most this, at the interval's level). ``settings``: each
+    variant's setting (for ``width_ratio``)."""
 
     def compare(metric: str, paired: bool = shared) -> pd.DataFrame:
-        kwargs = {"shared_draws": paired, "reference": ran.reference}
+        kwargs = {"shared_draws": paired, "reference": reference}
         return analysis.compare(runs, "variant", metric, **kwargs).set_index("level_b")
 
     def change(metric: str) -> pd.DataFrame:
@@ -195,35 +228,52 @@ def changes(runs: pd.DataFrame, ran: study.Study, shared: bool) -> pd.DataFrame:
         ["paired", "k_a_only", "k_b_only", "test", "p_value"],
         ["paired", "saved", "killed", "test", "p_value"],
     )
-    setting = {s.variant: s for s in ran.settings}
-    assert len(setting) == len(ran.settings), "a remedies config is one grid point per variant"
-    alike = np.array([same_start(setting[ran.reference], setting[name]) for name in end.index])
+    alike = np.array([same_start(settings[reference], settings[name]) for name in end.index])
     width = (end["difference_hi"] - end["difference_lo"]).where(end["paired"] & alike)
     tests["width_ratio"] = width / (unpaired["difference_hi"] - unpaired["difference_lo"])
+    tests["max_change"] = end[bounds("difference")].abs().max(axis=1)
     parts = [change("p_dead_init"), change("p_dead_end"), tests]
     return pd.concat([*parts, change("final_loss"), change("final_accuracy")], axis=1)
 
 
-def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The task's rows of summary.csv (a remedy not run: its note) and of bias_claim.csv."""
-    ran, runs = run(f"remedies_{task}", args, TINY_VARIANTS if args.tiny else None)
-    table = per_variant(runs).join(
-        changes(runs, ran, analysis.shares_draws([(ran.pairing, ran.seed)]))
-    )
-    table["cannot_die"] = pd.Series({s.variant: cannot_die(s) for s in ran.settings})
+def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The task's rows of summary.csv (each remedy at its source's strength, then at its grid's
+    best: ``remedies_tuning``; a remedy not run: its note), tuning.csv and bias_claim.csv."""
+    given = read(f"remedies_{task}", TINY_VARIANTS if args.tiny else None)
+    grid, members = tuning.grid_variants(given)
+    ran, runs = run({**given, "variants": given["variants"] | grid}, args)
+    setting = {s.variant: s for s in ran.settings}
+    assert len(setting) == len(ran.settings), "a remedies config is one grid point per variant"
+    shared = analysis.shares_draws([(ran.pairing, ran.seed)])
+    table = rows_of(runs[~runs["variant"].isin(list(grid))], setting, shared)
+    grids = tuning.tuning_table(task, runs, members)
+    chosen = grids[grids["chosen"]].set_index("remedy")["variant"]
+    tuned_settings = {f"{r}_tuned": setting[v] for r, v in chosen.items()}
+    tuned = rows_of(tuning.tuned_runs(runs, grids), setting | tuned_settings, shared)
+    tuned = tuned.drop(index="baseline").join(tuning.described(grids))
     written = {
-        n: "; ".join(f"{k}={json.dumps(v)}" for k, v in o.items())
+        n: "; ".join(f"{k}={json.dumps(v)}" for k, v in config.flatten(o).items())
         for n, o in ran.config["variants"].items()
     }
-    table.insert(0, "overrides", pd.Series(written, dtype=object))
+    written |= {f"{r}_tuned": written.get(v, "") for r, v in chosen.items()}
     notes = pd.DataFrame({"note": not_variants(task)}, dtype=object)
-    order = [n for n in ["baseline", *REMEDIES] if n in table.index or n in notes.index]
-    table = pd.concat([table, notes]).reindex(order).rename_axis("variant").reset_index()
-    table.insert(0, "remedy", table["variant"].map(REMEDIES).fillna(table["variant"]))
-    table.insert(2, "source", table["variant"].map(SOURCES))
-    bias, bias_runs = run(f"remedies_{task}_bias", args)
+    table = pd.concat([table.assign(strength="source"), tuned.assign(strength="tuned"), notes])
+    table.insert(0, "overrides", pd.Series(written, dtype=object))
+    order = [n for r in ["baseline", *REMEDIES] for n in (r, f"{r}_tuned") if n in table.index]
+    table = table.reindex(order).rename_axis("variant").reset_index()
+    labels = table["variant"].map(REMEDIES | tuning.LABELS).fillna(table["variant"])
+    table.insert(0, "remedy", labels)
+    table.insert(2, "source", table["variant"].map(SOURCES).fillna(table.pop("source")))
+    bias, bias_runs = run(read(f"remedies_{task}_bias"), args)
     table = table.assign(task=task, constant_loss=constant_loss(ran))
-    return table, bias_rows(bias, bias_runs, task, "p_dead_end")
+    return table, grids, bias_rows(bias, bias_runs, task, "p_dead_end")
+
+
+def rows_of(runs: pd.DataFrame, settings: dict[str, config.Setting], shared: bool) -> pd.DataFrame:
+    """A row per variant of ``runs`` (:func:`per_variant`), its change from the baseline
+    (:func:`changes`) and whether it can die (:func:`cannot_die`)."""
+    table = per_variant(runs).join(changes(runs, settings, "baseline", shared))
+    return table.assign(cannot_die=pd.Series({n: cannot_die(settings[n]) for n in table.index}))
 
 
 def cannot_die(setting: config.Setting) -> bool:
@@ -259,6 +309,18 @@ def bias_rows(ran: study.Study, runs: pd.DataFrame, task: str, metric: str) -> p
     return table
 
 
+def xor_data(n: int = 256, dim: int = 10, flipped: float = 0.1) -> pd.DataFrame:
+    """The CS231n task's data (``study/configs/data/cs231n_xor.csv``): ``n`` points of N(0, I) in
+    ``dim`` dimensions, labelled 1 where the first two features have the same sign, a share
+    ``flipped`` of the labels flipped at random; NumPy's generator seeded 0, six decimals."""
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((n, dim))
+    labels = (inputs[:, 0] * inputs[:, 1] > 0).astype(int)
+    labels = np.where(rng.random(n) < flipped, 1 - labels, labels)
+    names = [f"x{i + 1}" for i in range(dim)]
+    return pd.DataFrame(np.round(inputs, 6), columns=names).assign(y=labels)
+
+
 def lr_claim_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The share of dead units after training per (bias, learning rate) of the 3 x 64 network
     (``runs`` with each network's ``dead_unit_share``)."""
@@ -270,8 +332,29 @@ def lr_claim_table(runs: pd.DataFrame) -> pd.DataFrame:
     parts.append(columns(share.set_index(by), ["mean", "mean_lo", "mean_hi"], names))
     layers = summary.filter(regex="^dead_frac_end_l")
     parts.append(layers.rename(columns=lambda c: c.replace("dead_frac_end", "dead_unit_share")))
-    table = pd.concat(parts, axis=1).assign(final_accuracy=summary["mean_final_accuracy"])
-    return table.reset_index()
+    accuracy = common.mean_table(runs, by, "final_accuracy", (0.0, 1.0)).set_index(by)
+    parts.append(accuracy[["mean", "mean_lo", "mean_hi"]].set_axis(ACCURACY, axis=1))
+    return pd.concat(parts, axis=1).reset_index()
+
+
+def accuracy_cost(runs: pd.DataFrame, permutations: int = 10_000) -> dict[str, float]:
+    """Do networks with more dead units end less accurate at the same learning rate and bias?
+    The pooled within-cell slope of final accuracy on the share of dead units (least squares,
+    each (bias, learning rate) cell centered), and a two-sided permutation p-value: the shares
+    permuted within each cell (NumPy's generator seeded 0). Diverged runs left out."""
+    valid = runs[~runs["diverged"].astype(bool)]
+    cells = valid.groupby(["model.bias_scale", "train.learning_rate"])
+    share = (valid["dead_unit_share"] - cells["dead_unit_share"].transform("mean")).to_numpy()
+    accuracy = (valid["final_accuracy"] - cells["final_accuracy"].transform("mean")).to_numpy()
+    slope = float(share @ accuracy / (share @ share))
+    groups = [np.flatnonzero(cells.ngroup().to_numpy() == g) for g in range(cells.ngroups)]
+    rng, beyond = np.random.default_rng(0), 0
+    for _ in range(permutations):
+        shuffled = share.copy()
+        for rows in groups:
+            shuffled[rows] = share[rng.permutation(rows)]
+        beyond += abs(shuffled @ accuracy) >= abs(share @ accuracy)
+    return {"slope": slope, "p_value": (beyond + 1) / (permutations + 1), "n": len(valid)}
 
 
 def crossing(table: pd.DataFrame, column: str, level: float) -> float:
@@ -328,10 +411,36 @@ def lr_verdict(lr: pd.DataFrame) -> str:
     return f"{text}; at the largest rate where no run diverged it is {share(stable)}"
 
 
+def cost_verdict(lr: pd.DataFrame, cost: dict[str, float], alpha: float = 0.05) -> str:
+    """The accuracy side of the CS231n claim: the within-cell slope (:func:`accuracy_cost`) and
+    the zero-bias network's mean accuracy at its best rate and at the highest one measured."""
+    zero = lr[np.isclose(lr["model.bias_scale"], 0.0) & (lr["n_valid"] >= MIN_VALID)]
+    if zero.empty:
+        return f"not measured: no learning rate where at least {MIN_VALID} runs never diverged"
+    best, last = zero.loc[zero["final_accuracy"].idxmax()], zero.iloc[-1]
+
+    def point(row) -> str:
+        value, low, high = row[ACCURACY]
+        return (
+            f"{value:.3f} [{low:.3f}, {high:.3f}] at {row['train.learning_rate']:g} "
+            f"({row['dead_unit_share']:.0%} of units dead, {row['p_diverged']:.0%} of runs "
+            "diverged)"
+        )
+
+    shown = cost["p_value"] < alpha and cost["slope"] < 0
+    verdict = "supported, as an association" if shown else "not shown"
+    return (
+        f"{verdict}: at a fixed rate and bias, 0.1 more of the network dead goes with a final "
+        f"accuracy changed by {cost['slope'] / 10:+.3f} (pooled within-cell slope, permutation "
+        f"p = {cost['p_value']:.2g}, {cost['n']} networks that did not diverge); the mean "
+        f"accuracy of those is {point(best)} and {point(last)}"
+    )
+
+
 def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
     """Every remedy's change in P(dead at end) from its task's baseline, a panel per task."""
     tasks = list(dict.fromkeys(table["task"]))
-    labels = [label for label in REMEDIES.values() if label in set(table["remedy"])]
+    labels = [label for label in dict.fromkeys(table["remedy"]) if label != "baseline"]
     grid = {"squeeze": False, "sharey": True, "layout": "constrained"}
     fig, axes = plt.subplots(
         1, len(tasks), figsize=(4.2 * len(tasks), 0.32 * len(labels) + 1.6), **grid
@@ -372,7 +481,7 @@ def figure_costs(table: pd.DataFrame, out: Path) -> None:
     """Every remedy's mean final loss (95% interval), a panel per task, against the baseline's
     and the best constant predictor's: the cost side of the change in P(dead at end)."""
     tasks = list(dict.fromkeys(table["task"]))
-    labels = ["baseline", *(label for label in REMEDIES.values() if label in set(table["remedy"]))]
+    labels = list(dict.fromkeys(table["remedy"]))  # the baseline first
     grid = {"squeeze": False, "sharey": True, "layout": "constrained"}
     size = (4.2 * len(tasks), 0.32 * len(labels) + 1.6)
     fig, axes = plt.subplots(1, len(tasks), figsize=size, **grid)
@@ -395,30 +504,37 @@ def figure_costs(table: pd.DataFrame, out: Path) -> None:
 
 
 def figure_claims(bias: pd.DataFrame, lr: pd.DataFrame, out: Path) -> None:
-    """(a) dead-unit share of a 3 x 64 network against the learning rate; (b) the 0.01 bias."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), layout="constrained")
+    """(a) dead-unit share of a 3 x 64 network against the learning rate; (b) its final
+    accuracy, with the share of runs that diverged; (c) the 0.01 bias against a zero bias."""
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 3.9), layout="constrained")
     kept = lr[lr["n_valid"] >= MIN_VALID]
-    shares = kept.assign(bias=[f"bias {b:g}" for b in kept["model.bias_scale"]])
-    common.interval_lines(left, shares, "train.learning_rate", "dead_unit_share", "bias", band=True)
+    kept = kept.assign(bias=[f"bias {b:g}" for b in kept["model.bias_scale"]])
+    common.interval_lines(left, kept, "train.learning_rate", "dead_unit_share", "bias", band=True)
+    common.interval_lines(middle, kept, "train.learning_rate", "final_accuracy", "bias", band=True)
     zero = lr[np.isclose(lr["model.bias_scale"], 0.0)].sort_values("train.learning_rate")
     diverged = {"color": "0.4", "ls": "--", "lw": 1, "label": "share of runs diverged (bias 0)"}
-    left.plot(zero["train.learning_rate"], zero["p_diverged"], **diverged)
+    for ax in (left, middle):
+        ax.plot(zero["train.learning_rate"], zero["p_diverged"], **diverged)
+        ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="learning rate (SGD)")
+        ax.legend(fontsize=7, frameon=False)
     left.axhline(CS231N_SHARE, color="black", ls=":", lw=1.2, label="CS231n: 40%")
-    left.set(xscale="log", ylim=(-0.02, 1.02), xlabel="learning rate (SGD)")
+    left.legend(fontsize=7, frameon=False)
     left.set_ylabel("share of hidden units dead after training")
+    middle.set_ylabel("final training accuracy")
     n = f"n = {int(lr['n_inits'].min())} networks per point"
     left.set_title(
-        f"3 hidden layers of 64, He normal, 10-D centered data\n{n}; diverged ones left out, "
-        f"and points with < {MIN_VALID} left",
+        f"3 hidden layers of 64, He normal, noisy 10-D XOR\n{n}; diverged ones left out, "
+        f"and points with < {MIN_VALID} left; 95% intervals",
         fontsize=8,
     )
+    title = "accuracy of the networks that did not diverge\n(10% of labels flipped)"
+    middle.set_title(title, fontsize=8)
     deltas = bias[bias["metric"] == "p_dead_end"]
     common.interval_lines(right, deltas, "train.learning_rate", "difference", "task")
     right.axhline(0, color="black", lw=0.8)
     right.set(xscale="log", xlabel="learning rate")
     right.set_ylabel("change in P(dead at end)\nbias 0.01 minus zero bias")
     right.set_title("a 0.01 bias against a zero bias, per task and learning rate", fontsize=8)
-    left.legend(fontsize=7, frameon=False)
     right.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "remedies_cs231n_claims")
 
@@ -428,20 +544,26 @@ def main(argv=None) -> int:
     common.theme()
     runtime.configure(devices="auto")  # as `study run` does: a device per core
     tasks = ["question"] if args.tiny else list(TASKS)
-    tables, bias = zip(*(task_table(task, args) for task in tasks), strict=True)
+    tables, grids, bias = zip(*(task_table(task, args) for task in tasks), strict=True)
     table = pd.concat(tables, ignore_index=True)
     family = ~table["cannot_die"].fillna(False).astype(bool)  # P(dead) can change there
     table["p_holm"] = analysis.holm(table["p_value"].where(family))
     table = table[["task", *(c for c in table if c not in ("task", "note")), "note"]]
-    deep, deep_runs = run("remedies_cs231n", args, overrides=TINY_CS231N if args.tiny else ())
+    deep, deep_runs = run(read("remedies_cs231n"), args, TINY_CS231N if args.tiny else ())
     deep_runs["dead_unit_share"] = analysis.dead_share(deep_runs)
     bias_table = pd.concat([*bias, bias_rows(deep, deep_runs, "deep_3x64", "dead_unit_share")])
     bias_table["p_holm"] = analysis.holm(bias_table["p_value"])
     lr = lr_claim_table(deep_runs)
-    claims = pd.DataFrame({"claim": CLAIMS, "verdict": [bias_verdict(bias_table), lr_verdict(lr)]})
-    tables = {"summary": table, "bias_claim": bias_table, "lr_claim": lr, "claims": claims}
+    verdicts = [bias_verdict(bias_table), lr_verdict(lr)]
+    verdicts.append(cost_verdict(lr, accuracy_cost(deep_runs, 200 if args.tiny else 10_000)))
+    claims = pd.DataFrame({"claim": CLAIMS, "verdict": verdicts})
+    tables = {"summary": table, "tuning": pd.concat(grids, ignore_index=True)}
+    tables |= {"bias_claim": bias_table, "lr_claim": lr, "claims": claims}
     for name, frame in tables.items():
         common.write_table(frame, args.out, f"{name}.csv")
+    verdicts = remedies_verdicts.verdict_table(table)
+    (args.out / "verdicts.md").write_text(remedies_verdicts.markdown(verdicts, table))
+    common.say(f"wrote {args.out / 'verdicts.md'}")
     figure_changes(table, args.out)
     figure_costs(table, args.out)
     figure_claims(bias_table, lr, args.out)

@@ -33,7 +33,9 @@ def scr_setting(steps: int, checks: int = 75, intervention: str = "none") -> Set
     ``checks`` logged steps (the paper's bins of 40,000 examples over 3 million), or one; with
     ``intervention`` at its default strengths (one at the checks: at every logged step)."""
     log_every = steps // checks if checks and steps % checks == 0 else steps
-    remedy = {} if intervention == "none" else {"train_intervention": intervention}
+    remedy: dict[str, object] = {}
+    if intervention != "none":
+        remedy["train_intervention"] = intervention
     if intervention in CHECK_INTERVENTIONS:
         remedy["train_intervention_every"] = log_every
     return make_setting(

@@ -117,11 +117,20 @@ def _add_run(commands) -> None:
     _add_distributed(run)
 
 
+# study.distributed's TIMEOUT_ENV, JOIN_S and HEARTBEAT_S, written out: that module imports JAX,
+# which building the parser must not (tests/test_odd_input.py holds the two alike).
+_TIMEOUT_HELP = (
+    "STUDY_DISTRIBUTED_TIMEOUT (seconds, default 300) bounds the wait for the peers to join: a "
+    "process still waiting after a few seconds says for what, and stops (status 1) when that "
+    "time has passed; a peer silent for 10 s (or that timeout, if shorter) is lost."
+)
+
+
 def _add_distributed(run) -> None:
     dist = run.add_argument_group(
         "several processes or hosts (jax.distributed)",
         "Every process runs the same command; process 0 writes DIR. The environment variable "
-        "STUDY_DISTRIBUTED_TIMEOUT (seconds) bounds the wait for peers to join or answer.",
+        + _TIMEOUT_HELP,
     )
     dist.add_argument(
         "--coordinator",
@@ -344,7 +353,11 @@ def _run(args) -> int:
 
         runtime.configure(devices="auto" if args.cpu_devices is None else args.cpu_devices)
     several = distributed.initialize(
-        args.coordinator, args.num_processes, args.process_id, log=None if args.quiet else _log
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+        log=None if args.quiet else _log,
+        waiting=_log,  # even when quiet: a process that waits says for what
     )
     try:
         study, folder = runner.run_config(
@@ -479,6 +492,8 @@ def _bench(args) -> int:
 
     from study import bench, bench_scr
 
+    if args.json:
+        _check_output_file("--json", args.json)  # at once, not after minutes of benchmark
     if args.scr:
         from study import runtime
 
@@ -509,9 +524,32 @@ def _bench(args) -> int:
     line = json.dumps(result)
     print(line)
     if args.json:
-        with open(args.json, "w") as out:
-            out.write(line + "\n")
+        from study.results import atomic_write
+
+        atomic_write(args.json, lambda path: path.write_text(line + "\n"))
     return EXIT_OK
+
+
+def _check_output_file(flag: str, name: str) -> None:
+    """Refuse (ConfigError) a file that the command could not write when it ends: a folder, a
+    broken link, a file or a folder that cannot be written."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(name)
+    allowed = "give a file name in an existing folder you may write, e.g. bench.json"
+    try:
+        if path.is_dir() or (os.path.lexists(path) and not path.exists()):
+            what = "a folder" if path.is_dir() else "a broken link or a link loop"
+            raise ConfigError(f"{flag} {name!r}: {what}; {allowed}")
+        if path.exists():
+            open(path, "ab").close()  # may it be written? (nothing is written to it)
+        else:
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".study-check-"):
+                pass
+    except OSError as err:
+        reason = err.strerror or err
+        raise ConfigError(f"{flag} {name!r}: cannot write it ({reason}); {allowed}") from None
 
 
 def _info(args) -> int:

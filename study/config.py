@@ -899,6 +899,7 @@ def _derived_values(values: Mapping[str, Any], given: frozenset[str]) -> dict[st
 
 def _check_consistent(values: Mapping[str, Any]) -> None:
     """Raise a one-line ConfigError for values that are valid alone but not together."""
+    _check_in_dtype(values)
     kind, n_samples = values["data.kind"], values["data.n_samples"]
     if kind == "function" and values["data.dim"] != 1:
         raise ConfigError(f"data.dim = {values['data.dim']}: data.kind = 'function' needs dim 1")
@@ -944,6 +945,35 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
             "use model.width >= 2, or model.norm = 'batch' or 'none'"
         )
     _check_intervention(values)
+
+
+def _check_in_dtype(values: Mapping[str, Any]) -> None:
+    """Every number of a setting as the run holds it: a float in ``train.dtype``, where it
+    must neither overflow (1e39 is inf in float32) nor round to 0 (XLA flushes subnormals); an
+    integer (a count of steps or samples) in the engine's integers, 32-bit beside float32."""
+    import numpy as np
+
+    dtype = values["train.dtype"]
+    floats, ints = np.finfo(dtype), np.iinfo("int32" if dtype == "float32" else "int64")
+    largest, smallest = float(floats.max), float(floats.tiny)  # compared as Python floats
+    wider = " (or train.dtype = 'float64')" if dtype == "float32" else ""
+    for name, value in values.items():
+        kind = KEYS[name].kind
+        if kind is float and value is not None and abs(value) > largest:
+            raise ConfigError(
+                f"{name} = {value!r}: beyond {dtype} (train.dtype), whose largest number is "
+                f"{largest:.4g}; allowed: at most {largest:.4g} in magnitude{wider}"
+            )
+        if kind is float and value is not None and 0 < abs(value) < smallest:
+            raise ConfigError(
+                f"{name} = {value!r}: rounds to 0 in {dtype} (train.dtype); allowed: 0, or at "
+                f"least {smallest:.4g} in magnitude{wider}"
+            )
+        if kind is int and value is not None and not ints.min <= value <= ints.max:
+            raise ConfigError(
+                f"{name} = {value!r}: beyond the {ints.bits}-bit integers of a {dtype} run; "
+                f"allowed: at most {ints.max} ({ints.max:.3g}){wider}"
+            )
 
 
 def _check_stream(values: Mapping[str, Any]) -> None:

@@ -16,7 +16,8 @@ coordinator's death always; another process's once it has been silent for the he
 the command line runs each process under :mod:`study.supervisor`, which turns that into one line.
 
 ``STUDY_DISTRIBUTED_TIMEOUT`` (seconds) bounds how long a process waits for its peers to join
-(default 300 s, JAX's); a silent peer is tolerated for at most ``HEARTBEAT_S`` (or the timeout
+(default 300 s, JAX's; a process still waiting after a few seconds says for what, and stops when
+the time has passed); a silent peer is tolerated for at most ``HEARTBEAT_S`` (or the timeout
 when it is shorter).
 """
 
@@ -27,6 +28,7 @@ import hashlib
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -121,16 +123,19 @@ def initialize(
     num_processes: int | None = None,
     process_id: int | None = None,
     log: Callable[[str], None] | None = None,
+    waiting: Callable[[str], None] | None = None,
 ) -> bool:
     """Join the other processes of this run; returns whether it is a multi-process run.
 
     With none of the arguments and no cluster environment (:func:`cluster_environment`), this
     is a single-process run and nothing happens. Arguments left out are taken from the cluster
     environment. Must be called before JAX runs anything; calling it again is harmless. ``log``
-    receives a line saying what this process waits for.
+    receives a line saying what this process waits for, at once; ``waiting`` (given even to a
+    quiet command) the same line when the processes have not all joined after a few seconds,
+    and when the timeout has passed a last line, after which the process ends (status 1).
 
-    A peer that never joins makes JAX's client abort this process once the timeout has passed
-    (it does not raise), hence the line logged first.
+    A peer that never joins makes JAX's client abort this process (it does not raise), and only
+    at about twice the timeout; with ``waiting``, the process ends at the timeout itself.
 
     Raises ConfigError for arguments that are malformed or incomplete, PeerError when the peers
     do not all join within the timeout.
@@ -145,18 +150,20 @@ def initialize(
         return False
     runtime.use_cpu_collectives("gloo")
     timeouts = _timeouts()
+    wait = timeouts["initialization_timeout"]
+    who = f"process {process_id} of {num_processes}" if None not in given else environment
+    where = f"at {coordinator}" if coordinator else f"at the address {environment} gives"
     if log is not None:
-        who = f"process {process_id} of {num_processes}" if None not in given else environment
-        wait = timeouts["initialization_timeout"]
-        log(f"{who}: joining the other processes (waiting up to {wait} s)")
+        log(f"{who}: joining the other processes {where} (waiting up to {wait} s)")
     try:
-        jax.distributed.initialize(
-            coordinator,
-            num_processes,
-            process_id,
-            initialization_timeout=timeouts["initialization_timeout"],
-            heartbeat_timeout_seconds=timeouts["heartbeat_timeout_seconds"],
-        )
+        with _joining(who, where, wait, waiting):
+            jax.distributed.initialize(
+                coordinator,
+                num_processes,
+                process_id,
+                initialization_timeout=wait,
+                heartbeat_timeout_seconds=timeouts["heartbeat_timeout_seconds"],
+            )
     except (RuntimeError, ValueError) as err:
         raise PeerError(f"could not join the other processes: {_first_line(err)}") from None
     if jax.process_count() == 1:
@@ -166,6 +173,49 @@ def initialize(
     with _stdout_to_stderr():
         _allgather(np.zeros(1, dtype=np.int32))
     return True
+
+
+JOIN_NOTICE_S = 5  # a process still joining after this long says what it waits for
+
+
+@contextlib.contextmanager
+def _joining(
+    who: str | None, where: str, wait: int, say: Callable[[str], None] | None
+) -> Iterator[None]:
+    """While the processes join: after :data:`JOIN_NOTICE_S` (or half the wait, if shorter)
+    what this process (``who``) waits for, ``where`` and how long, through ``say``; once the
+    wait has passed, why the run stops, and the process ends with status 1. Nothing is said if
+    they join before."""
+    if say is None:
+        yield
+        return
+    notice = (
+        f"{who}: still waiting for all the processes to join {where}, up to {wait} s in all "
+        f"({TIMEOUT_ENV}, default {JOIN_S})"
+    )
+    stop = (
+        f"error: the processes did not all join {where} within {wait} s; start every process "
+        f"of the run, or raise {TIMEOUT_ENV}"
+    )
+    timers = [
+        threading.Timer(min(JOIN_NOTICE_S, wait / 2), say, [notice]),
+        threading.Timer(wait + 1, _give_up, [say, stop]),
+    ]
+    for timer in timers:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        for timer in timers:
+            timer.cancel()
+
+
+def _give_up(say: Callable[[str], None], text: str) -> None:
+    """End the process with ``text``: nothing is written before every process has joined."""
+    say(text)
+    sys.stderr.flush()
+    os._exit(errors.EXIT_ERROR)
 
 
 @contextlib.contextmanager

@@ -57,9 +57,48 @@ SHORT = {
 }
 
 
+# What a reader sees for a setting key or a text value in titles, legends and ticks (issue 27:
+# "leaky ReLU", not leaky_relu); file names keep SHORT and fmt.
+KEY_NAMES = {
+    **SHORT,
+    "model.init_range": "init range",
+    "model.init": "init",
+    "model.bias_scale": "bias scale",
+    "train.learning_rate": "learning rate",
+    "train.momentum": "momentum",
+    "data.standardize": "standardized",
+}
+VALUE_NAMES = {
+    "relu": "ReLU",
+    "leaky_relu": "leaky ReLU",
+    "elu": "ELU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "crelu": "CReLU",
+    "he_normal": "He normal",
+    "he_uniform": "He uniform",
+    "glorot_uniform": "Glorot uniform",
+    "kaiming_uniform": "Kaiming uniform",
+    "rai": "RAI",
+    "sgd": "SGD",
+    "momentum": "SGD + momentum",
+    "nesterov": "Nesterov",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+}
+
+
 def _short(name: str | None) -> str:
-    """The short name of a setting key, for a panel's title."""
-    return SHORT.get(name, name) if name else ""
+    """The name a reader sees for a setting key, for a panel's title or a legend."""
+    return KEY_NAMES.get(name, name) if name else ""
+
+
+def shown(value) -> str:
+    """A setting's value as a reader sees it: :data:`VALUE_NAMES` for text, :func:`fmt` else."""
+    if isinstance(value, str):
+        return VALUE_NAMES.get(value, value)
+    return fmt(value)
 
 
 def label(name: str) -> str:
@@ -95,7 +134,7 @@ def _n_text(n_inits: pd.Series) -> str:
 
 
 def _fixed_text(fixed: dict) -> str:
-    return ", ".join(f"{SHORT.get(k, k)} = {fmt(v)}" for k, v in fixed.items())
+    return ", ".join(f"{_short(k)} = {shown(v)}" for k, v in fixed.items())
 
 
 def fmt(value) -> str:
@@ -159,16 +198,16 @@ def plot_proportion_vs(
             ax = axes[i, j]
             for level in hue_levels:
                 rows = table if level is None else table[table[hue] == level]
-                _draw_proportion(ax, rows.sort_values(x), x, metric, fmt(level), look[level])
+                _draw_proportion(ax, rows.sort_values(x), x, metric, shown(level), look[level])
             if x == "model.init_range":
                 ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel(label(x) if i == 1 else "")
             ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
             if panel is not None:
-                ax.set_title(f"{_short(col)} = {fmt(panel)}" if i == 0 else "")
+                ax.set_title(f"{_short(col)} = {shown(panel)}" if i == 0 else "")
     legend = _legend(fig, axes[0, -1], hue)
-    title = fig.suptitle(_title(f"P(dead) against {SHORT.get(x, x)}", summary, fixed or {}))
+    title = fig.suptitle(_title(f"P(dead) against {_short(x)}", summary, fixed or {}))
     fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
     return fig
 
@@ -215,7 +254,7 @@ def _legend(fig, ax, hue: str, band_label: str = "95% Wilson interval"):
     return ax.legend(
         unique.values(),
         unique.keys(),
-        title=SHORT.get(hue, hue),
+        title=_short(hue),
         loc="upper left",
         bbox_to_anchor=(1.02, 1.0),
         frameon=False,
@@ -256,16 +295,21 @@ def plot_survival(
                 step="post",
             )
             style = {**look[level], "markevery": max(len(rows) // 8, 1)}
-            ax.step(rows["step"], rows["alive"], where="post", label=fmt(level), **style)
+            ax.step(rows["step"], rows["alive"], where="post", label=shown(level), **style)
         ax.set_ylim(-0.02, 1.02)
+        # most deaths come in the first logged steps: linear up to the first, log beyond it
+        first = table.loc[table["step"] > 0, "step"]
+        if len(first):
+            ax.set_xscale("symlog", linthresh=float(first.min()), linscale=0.5)
+            ax.set_xlim(left=0)
         ax.set_xlabel(label("step"))
         ax.set_ylabel("fraction of networks alive" if j == 0 else "")
         if panel is not None:
-            ax.set_title(f"{_short(col)} = {fmt(panel)}")
+            ax.set_title(f"{_short(col)} = {shown(panel)}")
     n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
     if curves["n_valid"].nunique() == 1:
         n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
-    title = "Survival: networks not yet dead for good\n" + n_text
+    title = "Survival: networks not yet dead for good (step axis logarithmic)\n" + n_text
     if fixed:
         title += "\n" + _fixed_text(fixed)
     legend = _legend(fig, axes[0, -1], hue)
@@ -290,7 +334,7 @@ def plot_heatmap(
     import seaborn as sns
 
     _apply_theme()
-    panels = _panels(summary, col)
+    panels, zero = _nonzero_panels(summary, col, value)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 1.0, 3.6), squeeze=False)
     for j, panel in enumerate(panels):
         ax = axes[0, j]
@@ -305,14 +349,18 @@ def plot_heatmap(
             fmt=".2f",
             cbar=j == len(panels) - 1,
             cbar_kws={"label": "P(network dead) at end"},
-            xticklabels=[fmt(v) for v in table.columns],
-            yticklabels=[fmt(v) for v in table.index[::-1]],
+            xticklabels=[shown(v) for v in table.columns],
+            yticklabels=[shown(v) for v in table.index[::-1]],
         )
         ax.set_xlabel(label(x))
         ax.set_ylabel(label(y) if j == 0 else "")
         if panel is not None:
-            ax.set_title(f"{_short(col)} = {fmt(panel)}")
-    title = fig.suptitle(_title("P(dead at end of training)", summary, fixed or {}))
+            ax.set_title(f"{_short(col)} = {shown(panel)}")
+    base = "P(dead at end of training)"
+    if zero:
+        names = ", ".join(shown(level) for level in zero)
+        base += f"; not drawn, 0 in every cell: {_short(col)} = {names}"
+    title = fig.suptitle(_title(base, summary, fixed or {}))
     # each panel has its own tick labels on the left: a wider gap
     fixed_layout(
         fig,
@@ -323,6 +371,17 @@ def plot_heatmap(
         panel_titles=col in summary,
     )
     return fig
+
+
+def _nonzero_panels(summary: pd.DataFrame, col: str | None, value: str) -> tuple[list, list]:
+    """The panel levels to draw, and those left out: a panel whose every cell is exactly 0 (an
+    activation that cannot die, or none died) says nothing the title's sentence cannot, unless
+    every panel is such."""
+    panels = _panels(summary, col)
+    zero = [level for level in panels if (_select(summary, col, level)[value] == 0).all()]
+    if len(zero) == len(panels):
+        return panels, []
+    return [level for level in panels if level not in zero], zero
 
 
 def plot_born_dead_vs_depth(
@@ -400,7 +459,7 @@ def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None
             if rows.empty:
                 continue
             style = {**look[level], "markevery": max(len(rows) // 8, 1)}
-            ax.plot(rows["step"], rows[name], label=fmt(level), **style)
+            ax.plot(rows["step"], rows[name], label=shown(level), **style)
             ax.fill_between(
                 rows["step"],
                 rows[f"{name}_lo"],

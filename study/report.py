@@ -28,12 +28,20 @@ from study import analysis, results, theory
 NOT_TESTED = "Not tested by this run"
 
 
+BY_DEFINITION = "By definition"
+
+
 class Verdict(NamedTuple):
-    """One claim: its statement, a one-word verdict, and the sentence of numbers behind it."""
+    """One claim: its statement, a one-word verdict, and the sentence of numbers behind it.
+
+    A claim that holds by definition (:data:`BY_DEFINITION`) has the reason as ``evidence`` and
+    the run's counts, which the definition fixes and which are no evidence, in ``measured``.
+    """
 
     claim: str
     verdict: str
     evidence: str
+    measured: str = ""
 
 
 def _pooled(rows: pd.DataFrame, metric: str) -> tuple[int, int]:
@@ -42,9 +50,24 @@ def _pooled(rows: pd.DataFrame, metric: str) -> tuple[int, int]:
     return int(rows[f"k_{metric.removeprefix('p_')}"].sum()), int(rows[n].sum())
 
 
+def probability(value: float) -> str:
+    """A probability for reading: three decimals, or two significant digits below 0.01, so that
+    no non-zero value (a Wilson upper bound of 0/n: about 3.84 / n) is printed as 0.000."""
+    if np.isnan(value):
+        return "n/a"
+    return f"{value:.3f}" if value == 0 or value >= 0.01 else f"{value:.2g}"
+
+
+def with_interval(p: float, lo: float, hi: float, label: str = "") -> str:
+    """``p [lo, hi]`` with :func:`probability`'s digits; ``label`` goes inside the bracket."""
+    return f"{probability(p)} [{label}{probability(lo)}, {probability(hi)}]"
+
+
 def _share(k: int, n: int) -> str:
+    if not n:
+        return "no valid runs"
     lo, hi = analysis.wilson_interval(k, n)
-    return f"{k}/{n} = {k / n:.3f} [95% CI {lo:.3f}, {hi:.3f}]" if n else "no valid runs"
+    return f"{k}/{n} = " + with_interval(k / n, lo, hi, "95% CI ")
 
 
 def _only(summary: pd.DataFrame, **values) -> pd.DataFrame:
@@ -122,7 +145,7 @@ def claim_second_layer(summary: pd.DataFrame) -> Verdict:
         bound = theory.p_dead_nonnegative_bound(int(width))
         parts.append(
             f"width {width}: network dead at init {_share(k, n)}{_theory_of(group)}; dead "
-            f"second-layer units {fraction:.3f} (lower bound 2^-{width} = {bound:.3f})"
+            f"second-layer units {probability(fraction)} (lower bound 2^-{width} = {bound:.3g})"
         )
     verdict = "Supported" if any_dead else "Not supported"
     return Verdict(claim, verdict, "At offset 0, " + "; ".join(parts) + ".")
@@ -148,12 +171,22 @@ def claim_leaky(summary: pd.DataFrame) -> Verdict:
     if leaky.empty:
         return Verdict(claim, NOT_TESTED, "The grid has no leaky_relu setting.")
     init, end = _pooled(leaky, "p_dead_init"), _pooled(leaky, "p_dead_end")
-    evidence = f"leaky_relu dead at init {_share(*init)}, at the end {_share(*end)}"
+    counts = f"leaky ReLU dead at init {_share(*init)}, at the end {_share(*end)}"
     relu = _only(summary, model__activation="relu")
     if len(relu):
-        evidence += f"; relu in this run: dead at the end {_share(*_pooled(relu, 'p_dead_end'))}"
-    verdict = "Supported" if init[0] == 0 and end[0] == 0 else "Contradicted"
-    return Verdict(claim, verdict, evidence + ".")
+        counts += f"; ReLU in this run: dead at the end {_share(*_pooled(relu, 'p_dead_end'))}"
+    if init[0] or end[0]:  # a slope of 0, or a derivative rounded to 0: death is possible
+        return Verdict(claim, "Contradicted", counts + ".")
+    return Verdict(claim, BY_DEFINITION, LEAKY_REASON, counts + ".")
+
+
+# Why the leaky ReLU claim needs no run: dead means a derivative of 0 on every input.
+LEAKY_REASON = (
+    "Leaky ReLU's derivative is its slope (> 0) below 0 and 1 above, never 0, so no unit and no "
+    "network can be dead as this project defines it; its dead counts are 0 by construction. "
+    "What a run can measure is how many leaky units are stuck below 0 on every input "
+    "(inactive_units_*_lK in runs.parquet)."
+)
 
 
 def claim_bias(summary: pd.DataFrame) -> Verdict:
@@ -267,7 +300,7 @@ def variant_table(
     table["variant"] = dead["level_b"]
     table["pairs"] = [row["n_a"] if row["paired"] else "n/a" for row in dead.to_dict("records")]
     table["dead at end"] = [
-        "n/a" if np.isnan(row["p_a"]) else f"{row['p_a']:.3f} -> {row['p_b']:.3f}"
+        "n/a" if np.isnan(row["p_a"]) else f"{probability(row['p_a'])} -> {probability(row['p_b'])}"
         for row in dead.to_dict("records")
     ]
     table["change"] = _changes(dead, "{:+.3f}")
@@ -391,7 +424,7 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
 
     def with_ci(name):
         return [
-            "n/a" if np.isnan(p) else f"{p:.3f} [{lo:.3f}, {hi:.3f}]"
+            "n/a" if np.isnan(p) else with_interval(p, lo, hi)
             for p, lo, hi in zip(
                 summary[name], summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True
             )
@@ -400,8 +433,8 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     table["dead at init"] = with_ci("p_dead_init")
     table["theory"] = [_theory_cell(row) for _, row in summary.iterrows()]
     table["dead at end"] = with_ci("p_dead_end")
-    table["revived"] = [f"{v:.3f}" for v in summary["p_revived"]]
-    table["diverged"] = [f"{v:.3f}" for v in summary["p_diverged"]]
+    table["revived"] = [probability(v) for v in summary["p_revived"]]
+    table["diverged"] = [probability(v) for v in summary["p_diverged"]]
     table["accuracy"] = [f"{v:.3f}" for v in summary["mean_final_accuracy"]]
     return table
 
@@ -410,11 +443,11 @@ def _theory_cell(row: pd.Series) -> str:
     """A summary row's theory: the exact value, or ``[lower, upper]``; ``(!)`` if it disagrees."""
     flag = " (!)" if row["theory_disagrees"] else ""
     if not np.isnan(row["p_dead_init_theory"]):
-        return f"{row['p_dead_init_theory']:.3f}{flag}"
+        return f"{probability(row['p_dead_init_theory'])}{flag}"
     lower, upper = row.get("p_dead_init_lower", np.nan), row.get("p_dead_init_upper", np.nan)
     if np.isnan(lower) or np.isnan(upper):
         return ""
-    return f"[{lower:.3f}, {upper:.3f}]{flag}"
+    return f"[{probability(lower)}, {probability(upper)}]{flag}"
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
@@ -443,6 +476,9 @@ def _facts(manifest: results.Manifest, summary: pd.DataFrame) -> list[str]:
     return facts
 
 
+# Beside a verdict that holds by definition: the run's counts, kept apart from the evidence.
+MEASURED_LABEL = "Counts of this run (fixed by the definition, not evidence):"
+
 THEORY_NOTE = (
     "Intervals are 95% Wilson intervals over the initializations that did not diverge. "
     "'theory' is the closed-form P(dead at init) where one applies to this setting and data, or "
@@ -467,6 +503,8 @@ def render_markdown(title: str, summary, manifest, judged, figures, variants=Non
     lines += ["", "## Claims", ""]
     for i, (v, figure) in enumerate(zip(judged, beside, strict=True), 1):
         lines += [f"{i}. **{v.claim}** {v.verdict}. {v.evidence}", ""]
+        if v.measured:
+            lines += [f"   {MEASURED_LABEL} {v.measured}", ""]
         if figure is not None:
             lines += [f"   ![{figure.caption}](figures/{figure.name})", ""]
     if variants is not None:
@@ -496,6 +534,8 @@ SCRIPT = (_ASSETS / "report.js").read_text(encoding="utf-8")
 def _verdict_class(verdict: str) -> str:
     if verdict == NOT_TESTED:
         return "untested"
+    if verdict == BY_DEFINITION:
+        return "definition"
     if verdict.startswith("Supported"):
         return "supported"
     return "partly" if verdict.startswith("Partly") else "against"
@@ -538,9 +578,12 @@ def _html_claims(judged: list[Verdict], beside: list[FigureFile | None]) -> list
     for i, (v, figure) in enumerate(zip(judged, beside, strict=True), 1):
         side_by_side = figure is not None and not figure.wide
         kind = "claim with-figure" if side_by_side else "claim"
+        measured = f"{MEASURED_LABEL} {v.measured}"
         body.append(
             f'<article class="{kind}" id="claim-{i}"><div><h3>{i}. {html.escape(v.claim)}</h3>'
-            f"<p>{_html_verdict(v.verdict)} {html.escape(v.evidence)}</p></div>"
+            f"<p>{_html_verdict(v.verdict)} {html.escape(v.evidence)}</p>"
+            + (f'<p class="measured">{html.escape(measured)}</p>' if v.measured else "")
+            + "</div>"
         )
         if figure is not None:
             body.append(_html_figure(figure))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from study import distributed, results, runtime
-from study.config import SCHEMA, Setting, Structure, Study, load_study
+from study.config import SCHEMA, STREAMS, Setting, Structure, Study, load_study
 from study.errors import ConfigError
 from study.progress import make_progress
 
@@ -224,6 +224,38 @@ def check_size(study: Study) -> None:
             f"{size} need a table of about {table_gb:.3g} GB, more than this machine's "
             f"{memory_gb:.3g} GB of memory; lower n_inits or split the grid into several configs"
         )
+    _check_data_memory(study, _device_memory(devices[0], memory_gb * 1e9))
+
+
+def _device_memory(device, host_bytes: float) -> float:
+    """Bytes one device may hold: the machine's memory for a CPU, the accelerator's own."""
+    if device.platform == "cpu":
+        return host_bytes
+    limit = (device.memory_stats() or {}).get("bytes_limit")
+    return float(limit) if limit else float("inf")
+
+
+def _check_data_memory(study: Study, device_bytes: float) -> None:
+    """Refuse a setting whose one network cannot be checked on one device: a death check holds
+    every training example (a stream's probe) with the activations of every layer, and a
+    stream's probe also the target network's, at once; a chunk holds at least one network."""
+    import numpy as np
+
+    for setting in study.settings:
+        structure = setting.structure
+        is_stream = structure.data_kind in STREAMS
+        per_sample = structure.dim + structure.depth * structure.width + 1
+        per_sample += structure.teacher_width if is_stream else 0
+        per_sample *= np.dtype(structure.dtype).itemsize
+        needed = structure.n_samples * per_sample
+        if needed > device_bytes:
+            name = "data.probe_size" if is_stream else "data.n_samples"
+            raise ConfigError(
+                f"{name} = {structure.n_samples}: checking one network holds at least "
+                f"{needed / 1e9:.3g} GB of examples and activations at once, more than the "
+                f"{device_bytes / 1e9:.3g} GB of memory of a device; allowed: at most "
+                f"{int(device_bytes // per_sample)}"
+            )
 
 
 def _figures_drawn(folder: results.ResultsFolder, formats: Sequence[str]) -> bool:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal, NamedTuple
 
 import jax
 
+from study import program_cache
 from study.errors import ConfigError
 from study.host import cache_root, usable_cpus
 
@@ -95,15 +97,43 @@ def _use_cpu_devices(count: int | None) -> int | None:
 
 
 def _use_compile_cache(enabled: bool) -> str | None:
-    """:func:`configure`'s ``compile_cache``; the folder, or None when off."""
-    if not enabled:
+    """:func:`configure`'s ``compile_cache``; the folder, or None when off.
+
+    A folder that cannot hold the cache turns it off, and its damaged entries are removed
+    (:mod:`study.program_cache`), each with one line on stderr, once per process and folder.
+    """
+    path = compile_cache_dir()
+    why_not = program_cache.unusable(path) if enabled else None
+    if not enabled or why_not is not None:
+        if why_not is not None:
+            _notice(
+                f"the cache of compiled programs is off, every program is compiled anew: {path} "
+                f"is not a usable folder ({why_not}); set STUDY_CACHE_DIR or "
+                "JAX_COMPILATION_CACHE_DIR to a folder you may write, or pass --no-compile-cache"
+            )
         jax.config.update("jax_enable_compilation_cache", False)
         return None
-    path = compile_cache_dir()
+    removed = program_cache.remove_damaged(path)
+    if removed:
+        entries = "entry" if removed == 1 else "entries"
+        _notice(
+            f"removed {removed} damaged {entries} (truncated or garbled) from the cache of "
+            f"compiled programs in {path}; those programs are compiled and stored anew"
+        )
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_S)
     return path
+
+
+_NOTICED: set[str] = set()
+
+
+def _notice(text: str) -> None:
+    """One line to stderr, once per process (configure is called by every run in a process)."""
+    if text not in _NOTICED:
+        _NOTICED.add(text)
+        print(f"study: {text}", file=sys.stderr, flush=True)
 
 
 def use_cpu_collectives(implementation: str = "gloo") -> None:

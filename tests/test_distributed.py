@@ -166,9 +166,13 @@ def test_processes_fail_together_and_a_missing_peer_stops_the_run(config, tmp_pa
     assert "process 0 failed to take the results folder" in outcomes[3][2]
     assert not (tmp_path / "a").exists()
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
-    # JAX's client aborts a process whose peers do not join; the line before says why
+    # a process whose peers do not join says so at once, again after half the wait (issue
+    # 29: before, with --quiet, it waited in silence), and stops at the wait's end (JAX's
+    # client would abort it later)
     assert statuses[4] != 0
-    assert "process 0 of 2: joining the other processes" in outcomes[4][2]
+    assert "process 0 of 2: joining the other processes at 127.0.0.1:" in outcomes[4][2]
+    assert "still waiting for all the processes to join at 127.0.0.1:" in outcomes[4][2]
+    assert "up to 2 s in all" in outcomes[4][2]
     assert not alone.exists()
 
 

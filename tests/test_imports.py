@@ -142,9 +142,12 @@ RESULTS_MODULES = {
         "study.results.layout",
         "study.results.lock",
         "study.results.manifest",
+        "study.results.partial",
     },
+    "study.results.integrity": {"study.results.layout", "study.results.manifest"},
     "study.results.folder": {
         "study.results.atomic",
+        "study.results.integrity",
         "study.results.layout",
         "study.results.manifest",
         "study.results.tables",
@@ -172,7 +175,8 @@ def test_only_the_runtime_changes_jax_settings():
     """JAX's process-wide settings have one owner, study.runtime, which stands below every
     module that computes: it imports none of study's JAX modules."""
     graph = _import_graph()
-    assert graph["study.runtime"] <= {"study.host", "study.errors"}
+    assert graph["study.runtime"] <= {"study.host", "study.errors", "study.program_cache"}
+    assert graph["study.program_cache"] == set()
     assert "study.runtime" in graph["study.engine"] and "study.runtime" in graph["study.cli"]
     changers = {
         _module_name(path)

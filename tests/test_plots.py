@@ -55,14 +55,15 @@ def test_proportion_figure_artists():
     assert top.get_ylabel() == "P(network dead) at init"
     assert bottom.get_xlabel() == plots.label("data.offset")
     labels = [line.get_label() for line in top.get_lines()]
-    assert "relu" in labels and "leaky_relu" in labels and "closed form" in labels
-    relu = next(line for line in top.get_lines() if line.get_label() == "relu")
+    # readable names (issue 27): "leaky ReLU", not the config's leaky_relu
+    assert "ReLU" in labels and "leaky ReLU" in labels and "closed form" in labels
+    relu = next(line for line in top.get_lines() if line.get_label() == "ReLU")
     expected = summary[summary["model.activation"] == "relu"].sort_values("data.offset")
     np.testing.assert_allclose(relu.get_ydata(), expected["p_dead_init"])
     assert sum(isinstance(c, mcoll.PolyCollection) for c in top.collections) == 2  # bands
     assert "n = 60 initializations" in fig._suptitle.get_text()
     # grayscale: every series differs in marker and line style, not only colour
-    series = [line for line in top.get_lines() if line.get_label() in ("relu", "leaky_relu")]
+    series = [line for line in top.get_lines() if line.get_label() in ("ReLU", "leaky ReLU")]
     assert len({line.get_marker() for line in series}) == 2
     assert len({str(line.get_linestyle()) for line in series}) == 2
 
@@ -111,7 +112,22 @@ def test_survival_figure():
     fig = plots.plot_survival(curves, hue="model.activation")
     ax = fig.axes[0]
     assert ax.get_xlabel() == "training step"
-    assert {line.get_label() for line in ax.get_lines()} == {"relu", "leaky_relu"}
+    assert {line.get_label() for line in ax.get_lines()} == {"ReLU", "leaky ReLU"}
+    assert ax.get_xscale() == "symlog"  # the deaths of the first logged steps spread out
+
+
+def test_heatmap_leaves_out_a_panel_that_is_zero_by_definition():
+    """Leaky ReLU's panel would be 0 in every cell (it cannot die): it is named in the title,
+    not drawn; the other panels keep their values."""
+    runs = _grid_runs()
+    runs.loc[runs["model.activation"] == "leaky_relu", ["dead_init", "dead_end"]] = False
+    summary = analysis.summarize(runs)
+    fig = plots.plot_heatmap(summary)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["activation = ReLU"]
+    assert "not drawn, 0 in every cell: activation = leaky ReLU" in fig._suptitle.get_text()
+    alone = plots.plot_heatmap(summary[summary["model.activation"] == "leaky_relu"])
+    assert [ax.get_title() for ax in alone.axes if ax.get_title()] == ["activation = leaky ReLU"]
 
 
 def _plot(folder: Path, **options) -> list[Path]:

@@ -1,10 +1,13 @@
 """study report: verdicts from the numbers, "not tested" when the grid lacks the settings."""
 
+import re
 import struct
 import zlib
 from html.parser import HTMLParser
 
 import pandas as pd
+import pytest
+from scipy import stats
 
 from study import analysis, cli, report, results
 from tests.helpers import synthetic_runs, write_results_folder
@@ -25,7 +28,7 @@ def test_verdicts_follow_the_numbers():
     assert verdicts[0] == "Supported"  # no revived column set: none revived
     assert verdicts[1] == "Supported"
     assert verdicts[2] == report.NOT_TESTED  # depth 1 only
-    assert verdicts[3] == "Supported"
+    assert verdicts[3] == report.BY_DEFINITION
     assert verdicts[4] == report.NOT_TESTED
     assert len(judged) == 5
 
@@ -237,4 +240,50 @@ def test_second_layer_claim_and_table_state_the_theory():
     evidence = report.claim_second_layer(summary).evidence
     assert "(theory: exact 0.500)" in evidence  # width 1: a chain on centered data
     assert f"(theory: between {2.0**-16:.3g} and 0.0625)" in evidence
-    assert list(report.summary_table(summary)["theory"]) == ["0.500 (!)", "[0.000, 0.062] (!)"]
+    lower = f"{2.0**-16:.2g}"  # a bound this small keeps two significant digits, never 0.000
+    assert list(report.summary_table(summary)["theory"]) == ["0.500 (!)", f"[{lower}, 0.062] (!)"]
+
+
+@pytest.mark.parametrize("n", [1, 19, 2000, 12528, 10**6])
+def test_a_wilson_upper_bound_is_never_printed_as_zero(n):
+    """Issue 27: 0/12479 was printed "[0.000, 0.000]"; the upper bound of 0/n is z^2 / (n + z^2)
+    (Wilson's interval at k = 0), shown to two significant digits below 0.01."""
+    z2 = stats.norm.ppf(0.975) ** 2
+    upper = z2 / (n + z2)
+    text = report._share(0, n)
+    printed = float(re.fullmatch(rf"0/{n} = 0\.000 \[95% CI 0\.000, (\S+)\]", text).group(1))
+    assert printed > 0
+    digits = 3 if upper >= 0.01 else 2  # decimals above 0.01, significant digits below
+    assert printed == pytest.approx(
+        upper, rel=0.5e-2 * 10 ** (3 - digits), abs=5e-4 * (digits == 3)
+    )
+
+
+def test_the_summary_table_prints_small_bounds_with_their_digits():
+    runs = synthetic_runs(0.0, 0.0, n=12528, **{"data.offset": [0.0]})
+    row = report.summary_table(analysis.summarize(runs))["dead at init"].iloc[0]
+    assert row == f"0.000 [0.000, {stats.norm.ppf(0.975) ** 2 / (12528 + 3.84146):.2g}]"
+    assert report.probability(0.0123) == "0.012" and report.probability(0.00123) == "0.0012"
+
+
+def test_a_claim_true_by_definition_keeps_its_counts_apart_from_the_evidence(tmp_path):
+    """Leaky ReLU cannot be dead (its derivative is never 0): the verdict says "by definition",
+    the evidence gives the reason, and the run's counts are shown apart, labelled as no evidence."""
+    runs = synthetic_runs(0.3, 0.1, n=100, **{"model.activation": ["relu", "leaky_relu"]})
+    runs.loc[runs["model.activation"] == "leaky_relu", ["dead_init", "dead_end"]] = False
+    leaky = report.claim_leaky(analysis.summarize(runs))
+    assert leaky.verdict == report.BY_DEFINITION
+    assert "/" not in leaky.evidence and "never 0" in leaky.evidence
+    upper = stats.norm.ppf(0.975) ** 2 / (100 + stats.norm.ppf(0.975) ** 2)
+    assert leaky.measured.startswith(
+        f"leaky ReLU dead at init 0/100 = 0.000 [95% CI 0.000, {upper:.3f}]"
+    )
+    write_results_folder(tmp_path, runs)
+    assert cli.main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    claim = next(line for line in md.splitlines() if "Leaky ReLU avoids" in line)
+    assert "By definition." in claim and "0/" not in claim
+    assert f"   {report.MEASURED_LABEL} leaky ReLU dead at init 0/" in md
+    page = (tmp_path / "report.html").read_text()
+    assert 'class="verdict definition"' in page and '<p class="measured">' in page
+    assert report.headline(analysis.summarize(runs))[-1].count("leaky ReLU: by definition") == 1

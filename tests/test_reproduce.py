@@ -49,6 +49,12 @@ def test_question(scripts, tmp_path):
     dead = pd.read_csv(out / "dead_networks.csv")
     # A dead network's output is constant: it predicts one class for every input.
     assert np.allclose(dead["share_all_positive"] + dead["share_all_negative"], 1.0)
+    tests = pd.read_csv(out / "comparisons.csv")  # tiny: raw data only, no standardize family
+    assert (
+        set(tests["family"]) == {"end vs init"} and (tests["k_a_only"] == 0).all()
+    )  # none revives
+    # the end adds to the networks dead at init those that died in training
+    assert (tests["k_b"] - tests["k_a"] == tests["k_b_only"]).all()
 
 
 def test_two_layers(scripts, tmp_path):
@@ -73,17 +79,33 @@ def test_lu2019(scripts, tmp_path):
 def test_arnekvist2020(scripts, tmp_path):
     out = run_tiny(scripts, "arnekvist2020", tmp_path / "arnekvist2020")
     table = pd.read_csv(out / "summary.csv")
-    assert len(table) == 16  # 4 momenta x 4 target scales, one shift
+    assert len(table) == 32  # two arms of 4 momenta x 4 target scales, one shift
     assert table["unit_dead_end"].between(0, 1).all()
+    fixed_step = table[table["arm"] == "fixed effective step"]
+    assert np.allclose(fixed_step["effective_step"], 0.01)  # lr = 0.01 (1 - mu)
+    fixed_rate = table[table["arm"] == "fixed learning rate"]
+    assert np.allclose(fixed_rate["effective_step"], 0.01 / (1 - fixed_rate["train.momentum"]))
+    # mu = 0 is the same setting in both arms, from the same draws: the same counts
+    at_zero = [part[part["train.momentum"] == 0] for part in (fixed_step, fixed_rate)]
+    assert list(at_zero[0]["p_dead_end"]) == list(at_zero[1]["p_dead_end"])
+    tests = pd.read_csv(out / "comparisons.csv")
+    sizes = tests.groupby(["arm", "family"]).size().to_dict()
+    assert sizes == {
+        (arm, family): 24 for arm in set(table["arm"]) for family in ("momentum", "target scale")
+    }  # fmt: skip; 6 pairs in each of 4 cells
+    assert tests["paired"].all() and (tests["test"] == "mcnemar").all()
 
 
 def test_sokar2023(scripts, tmp_path):
     out = run_tiny(scripts, "sokar2023", tmp_path / "sokar2023")
     table = pd.read_csv(out / "summary.csv")
-    assert len(table) == 3  # relu x 3 thresholds
+    assert len(table) == 6  # two regimes (positive and centered data) x relu x 3 thresholds
     # For ReLU, a unit is 0-dormant exactly when its output is 0 on every input: dead.
-    at_zero = table[table["train.dormant_tau"] == 0.0].iloc[0]
-    assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    for _, at_zero in table[table["train.dormant_tau"] == 0.0].iterrows():
+        assert at_zero["dormant_end"] == pytest.approx(at_zero["dead_end"])
+    tests = pd.read_csv(out / "orderings.csv")  # one activation: only its growth is tested
+    assert list(tests["measure"]) == ["dormant growth"] * 2
+    assert np.allclose(tests["difference"], tests["share_higher"] - tests["share_lower"], atol=1e-5)
     # A dead ReLU unit outputs 0, so it is tau-dormant for every tau >= 0.
     assert (table["dormant_end"] >= table["dead_end"] - 1e-12).all()
 
@@ -92,7 +114,8 @@ def test_remedies(scripts, tmp_path):
     out = run_tiny(scripts, "remedies", tmp_path / "remedies")
     table = pd.read_csv(out / "summary.csv")
     ran = table[table["n_valid"].notna()].set_index("variant")
-    assert {"baseline", "bias_0_01", "bias_0_1", "lr_tenth"} == set(ran.index)
+    assert {"baseline", "bias_0_01", "bias_0_1", "lr_tenth"} == set(ran.index[~is_tuned(ran)])
+    assert {"baseline_tuned", "bias_0_01_tuned"} == set(ran.index[is_tuned(ran)])
     # Exactly balanced labels: the best constant predicts 1/2, at a loss of ln 2.
     assert table["constant_loss"].to_numpy() == pytest.approx(np.log(2), rel=1e-6)  # as written
     assert (out / "figures" / "remedies_final_loss.png").stat().st_size > 1000
@@ -121,15 +144,59 @@ def test_remedies(scripts, tmp_path):
     assert list(bias["task"]) == ["question"] * 3 + ["deep_3x64"] * 2
     assert bias["paired"].all() and (bias["p_holm"] >= bias["p_value"] - 1e-12).all()
     claims = pd.read_csv(out / "claims.csv")
-    assert len(claims) == 2 and claims["verdict"].str.len().gt(0).all()
-    assert pd.read_csv(out / "lr_claim.csv")["dead_unit_share"].between(0, 1).all()
+    assert len(claims) == 3 and claims["verdict"].str.len().gt(0).all()
+    lr = pd.read_csv(out / "lr_claim.csv")
+    assert lr["dead_unit_share"].between(0, 1).all()
+    assert (lr["final_accuracy_lo"] <= lr["final_accuracy"]).all()
+    check_tuning(out, ran)
+    # The verdicts: a Markdown line per compared row, "no significant change" only with the
+    # largest change its interval leaves possible.
+    lines = [line for line in (out / "verdicts.md").read_text().splitlines() if line[:2] == "| "]
+    assert len(lines) == len(compared) + 1  # and the header
+    for line, (_, row) in zip(lines[1:], compared.iterrows(), strict=True):
+        if row["p_holm"] >= 0.05:
+            assert f"no significant change (Holm p {row['p_holm']:.2g}; none beyond" in line
+            assert f"±{row['max_change']:.3f}" in line
+        else:
+            assert ("fewer dead" if row["diff_p_dead_end"] < 0 else "more dead") in line
+
+
+def is_tuned(table: pd.DataFrame) -> pd.Series:
+    return table["strength"] == "tuned"
+
+
+def check_tuning(out: Path, summary: pd.DataFrame) -> None:
+    """Each grid's chosen value is the lowest mean final loss of the choosing half (no value
+    diverged in this tiny run), and its row reports the other half, recomputed from the runs."""
+    tuning = pd.read_csv(out / "tuning.csv")
+    assert set(tuning["remedy"]) == {"baseline", "bias_0_01"}
+    assert (tuning.groupby("remedy").size() == 4).all()  # an equal budget: four values each
+    runs = pd.read_parquet(out / "runs" / "remedies_question" / "runs.parquet")
+    half = runs["init"].max() // 2 + 1
+    for remedy, grid in tuning.groupby("remedy"):
+        choosing = runs[runs["init"] < half].groupby("variant")["final_loss"].mean()
+        np.testing.assert_allclose(grid["final_loss"], choosing[grid["variant"]], rtol=1e-6)
+        (chosen,) = grid.loc[grid["chosen"], "variant"]
+        assert chosen == grid.set_index("variant")["final_loss"].idxmin()
+        reported = runs[(runs["init"] >= half) & (runs["variant"] == chosen)]
+        row = summary.loc[f"{remedy}_tuned"]
+        assert row["n_valid"] == len(reported) == half
+        assert row["p_dead_end"] == pytest.approx(reported["dead_end"].mean(), abs=1e-6)
+        assert row["tuned_value"] == grid.set_index("variant").loc[chosen, "value"]
+
+
+def test_cs231n_data_is_the_scripts(scripts):
+    """The committed CS231n task data are what the script's generator makes."""
+    made = scripts("remedies").xor_data()
+    committed = pd.read_csv(CONFIGS / "data" / "cs231n_xor.csv")
+    pd.testing.assert_frame_equal(made, committed)
 
 
 def test_remedies_configs(scripts):
     """Each task's config is its baseline with every remedy a variant that changes it, but those
     the engine refuses there or that are the baseline, which the script lists with why; each
-    remedy is written alike on every task (a tenth of each task's learning rate, warmup over a
-    tenth of its steps); the bias
+    remedy is written alike on every task (a tenth of each task's learning rate at ten times its
+    steps, warmup over a tenth of its steps); the bias
     claim's grid is the baseline at three learning rates with a zero and a 0.01 bias."""
     remedies = scripts("remedies")
     written = {}
@@ -142,7 +209,11 @@ def test_remedies_configs(scripts):
         base = study.settings[0].as_dict
         variants = dict(study.config["variants"])
         rate = base["train.learning_rate"]
-        assert variants.pop("lr_tenth") == {"train.learning_rate": pytest.approx(rate / 10)}
+        assert variants.pop("lr_tenth") == {  # matched progress: ten times the steps
+            "train.learning_rate": pytest.approx(rate / 10),
+            "train.steps": base["train.steps"] * 10,
+            "train.log_every": base["train.log_every"] * 10,
+        }
         warmup = {"train.warmup_steps": base["train.steps"] // 10}
         assert variants.pop("warmup") == warmup  # a tenth of each task's steps
         for name, overrides in variants.items():
@@ -179,3 +250,50 @@ def test_dohare2024(scripts, tmp_path):
         "dead_share_lr0.01.png",
         "learning_rates.png",
     }
+
+
+def test_dohare_learners_against_the_linear_baseline_are_paired_by_stream(scripts):
+    """comparisons.csv: each learner's window error against the linear learner's on the same
+    streams, as scipy's paired t test, Holm-adjusted over the table; the best linear learner is
+    the one with the lowest mean error in the window."""
+    from scipy import stats
+
+    dohare = scripts("dohare2024")
+    rng = np.random.default_rng(0)
+    n, steps = 30, np.arange(0, 601, 50)
+    stream = rng.normal(1.0, 0.3, n)  # a stream's difficulty, shared by every learner
+    rows = []
+    learners = [("relu", 1, 0.01, 0.4), ("tanh", 1, 0.01, 0.0)]
+    learners += [("relu", 0, 0.01, 0.1), ("relu", 0, 0.003, 0.0)]  # linear learners (depth 0)
+    for activation, depth, lr, shift in learners:
+        for step in steps:
+            error = stream + shift + rng.normal(0, 0.05, n)
+            rows.append(pd.DataFrame({"model.activation": activation, "model.depth": depth,
+                                      "train.learning_rate": lr, "init": np.arange(n),
+                                      "step": step, "error": error}))  # fmt: skip
+    per_run = dohare.window_errors(pd.concat(rows, ignore_index=True))
+    table = dohare.linear_comparisons(per_run)
+    end = per_run[per_run["window"] == "end"]
+
+    def errors(learner, lr):
+        own = end[(end["learner"] == learner) & (end["train.learning_rate"] == lr)]
+        return own.sort_values("init")["error"].to_numpy()
+
+    row = table[(table["window"] == "end") & (table["learner"] == "relu")]
+    assert sorted(row["linear_rate"]) == [0.003, 0.01] and row["best_linear"].sum() == 1
+    best = row[row["best_linear"]].iloc[0]
+    assert best["linear_rate"] == 0.003  # the linear learner with the lower error
+    direct = stats.ttest_rel(errors("relu", 0.01), errors("linear", 0.003))
+    assert best["p_value"] == pytest.approx(direct.pvalue, rel=1e-9)
+    assert best["ratio"] == pytest.approx(
+        errors("relu", 0.01).mean() / errors("linear", 0.003).mean()
+    )
+    holm = np.minimum(
+        1, np.maximum.accumulate(np.sort(table["p_value"]) * np.arange(len(table), 0, -1))
+    )
+    assert np.allclose(np.sort(table["p_holm"]), holm)
+    last = steps.max()
+    assert set(per_run["window"]) == {"mid", "end"}
+    assert per_run.groupby("window")["error"].size().to_dict() == {"mid": 4 * n, "end": 4 * n}
+    inside = steps[(steps > last * 5 / 6) & (steps <= last)]
+    assert len(inside) == 2  # 550 and 600: the last sixth of the stream

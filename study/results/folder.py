@@ -1,10 +1,11 @@
 """A finished run's results folder, opened once: its manifest, tables, figures and reports.
 
 :meth:`ResultsFolder.open` checks that a path holds a finished run of ours in a format this
-version reads (ConfigError or FormatError, one line, otherwise) and reads its manifest; the
-object then reads the tables, lists, reads and writes the figures, and writes the report and
-the comparisons, with no further check. Everything that draws or reports takes such an object
-(or the DataFrames it reads), never a path to open. :func:`read_runs`, :func:`read_summary` and
+version reads (ConfigError or FormatError, one line, otherwise), reads its manifest and its two
+tables, and checks them (:mod:`study.results.integrity`); the object then gives the tables,
+lists, reads and writes the figures, and writes the report and the comparisons, with no further
+check. Everything that draws or reports takes such an object (or the DataFrames it reads),
+never a path to open. :func:`read_runs`, :func:`read_summary` and
 :func:`read_curves` open a folder for a single table.
 """
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from study.config import SETTING_KEYS
 from study.errors import ConfigError
-from study.results import atomic
+from study.results import atomic, integrity
 from study.results.layout import (
     COMPARISONS,
     CURVES,
@@ -58,6 +59,8 @@ class ResultsFolder:
     path: Path
     manifest: Manifest
     given: str = ""
+    _runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame, repr=False)
+    _summary: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame, repr=False)
 
     def __post_init__(self) -> None:
         self.given = self.given or str(self.path)
@@ -75,25 +78,32 @@ class ResultsFolder:
             raise ConfigError(
                 f"{str(path)!r}: the run is not finished; run the same `study run` again to resume"
             )
-        return cls(path, manifest, given)
+        folder = cls(path, manifest, given)
+        folder._read_tables()
+        return folder
+
+    def _read_tables(self) -> None:
+        """Read both tables once, refusing (ConfigError) a folder that is not as its run wrote
+        it (:mod:`study.results.integrity`): every reader then refuses the same folders."""
+        integrity.check_layout(self.path)
+        runs = integrity.read_table(self.path / RUNS, pd.read_parquet)
+        integrity.check_runs(self.path / RUNS, runs, self.manifest)
+        summary = integrity.read_table(self.path / SUMMARY, read_summary_csv)
+        integrity.check_summary(self.path / SUMMARY, summary, self.manifest, runs)
+        self._runs, self._summary = runs, summary
 
     def runs(self) -> pd.DataFrame:
-        """``runs.parquet``: a row per setting and initialization."""
-        return pd.read_parquet(self.path / RUNS)
+        """``runs.parquet``: a row per setting and initialization (a copy of the one read)."""
+        return self._runs.copy()
 
     def summary(self) -> pd.DataFrame:
-        """``summary.csv``: a row per setting (``analysis.summarize``)."""
-        path = self.path / SUMMARY
-        if not path.exists():
-            raise ConfigError(
-                f"{str(self.path)!r}: no {SUMMARY}; run the same `study run` again to write it"
-            )
-        return read_summary_csv(path)
+        """``summary.csv``: a row per setting (``analysis.summarize``; a copy of the one read)."""
+        return self._summary.copy()
 
     def curves(self) -> pd.DataFrame | None:
         """``curves.parquet`` (None when the run recorded no curves)."""
         path = self.path / CURVES
-        return pd.read_parquet(path) if path.exists() else None
+        return integrity.read_table(path, pd.read_parquet) if path.exists() else None
 
     def figure_files(self, suffix: str = ".png") -> list[Path]:
         """The figures drawn so far, sorted by name."""

@@ -36,6 +36,7 @@ from study.results.manifest import (
     has_our_manifest,
     read_manifest,
 )
+from study.results.partial import has_finished_groups
 
 # The study package, which never holds results.
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -93,7 +94,8 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     Called with the lock held. ``identity`` holds the manifest entries that must match to
     resume (the resolved ``config`` and the ``data_files`` digests). Returns ``"resume"`` when
     the folder holds (finished or unfinished) results of the same identity, else ``"new"``;
-    ``force`` clears earlier results of ours first and always gives ``"new"``.
+    ``force`` clears earlier results of ours first and always gives ``"new"``, and so does a
+    folder whose unfinished run finished no group (whatever its config).
 
     Raises FolderError for another config's results or results of an incompatible format,
     unless ``force``; ConfigError for a folder that is not ours (as :func:`open_folder`).
@@ -109,6 +111,11 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
         manifest = read_manifest(folder)
     except FormatError as err:
         raise FolderError(str(err)) from None
+    if manifest is not None and not manifest.complete and not has_finished_groups(folder):
+        # A run that failed or was stopped before it finished a group left nothing to resume:
+        # the corrected config takes the folder (its first run must not lock it to a bad one).
+        clear(folder)
+        return "new"
     recorded = {name: getattr(manifest, name) for name in identity}
     written = recorded.get("config")
     recorded["config"] = _with_new_defaults(written, identity.get("config"))

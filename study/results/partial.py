@@ -55,6 +55,11 @@ def save_group(
     atomic.write_parquet(path, runs)
 
 
+def has_finished_groups(folder: Path) -> bool:
+    """Whether an unfinished run in ``folder`` saved any group."""
+    return any((folder / PARTIAL).glob("group-*.parquet"))
+
+
 def remove_partial(folder: Path) -> None:
     """Remove the finished groups of a run once its tables are written."""
     shutil.rmtree(folder / PARTIAL, ignore_errors=True)
