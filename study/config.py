@@ -89,6 +89,9 @@ LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")
 INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp")
+# continual backprop's rate times the width, at most (study.continual_backprop.MAX_RATE_PER_UNIT,
+# which a test keeps equal: the most its pool of fresh units serves without deferring a replacement)
+CBP_MAX_RATE_PER_UNIT = 0.12
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
 CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
@@ -1017,12 +1020,14 @@ def _check_stream(values: Mapping[str, Any]) -> None:
 
 def _check_intervention(values: Mapping[str, Any]) -> None:
     """An intervention at fixed steps must fall on the death checks, inside the run; continual
-    backprop replaces at most one unit per layer and step."""
+    backprop's rate is at most what its pool of fresh units serves."""
     rate, width = values["train.cbp_replacement_rate"], values["model.width"]
-    if values["train.intervention"] == "cbp" and rate * width > 1:
+    if values["train.intervention"] == "cbp" and rate * width > CBP_MAX_RATE_PER_UNIT:
+        bound = CBP_MAX_RATE_PER_UNIT / width
         raise ConfigError(
-            f"train.cbp_replacement_rate = {rate}: with model.width = {width} a layer would "
-            f"replace more than one unit per step; allowed: at most 1 / width = {1 / width:g}"
+            f"train.cbp_replacement_rate = {rate}: with model.width = {width} a layer would owe "
+            f"more replacements than CBP draws fresh units for; allowed: at most "
+            f"{CBP_MAX_RATE_PER_UNIT:g} / width = {bound:g}"
         )
     every, steps = values["train.intervention_every"], values["train.steps"]
     log_every = values["train.log_every"]

@@ -16,11 +16,11 @@ after each update. Per hidden layer ``l`` and unit ``i``, after the update of st
 * the units with ``a_i > m`` are mature (``m = train.cbp_maturity``); the layer owes
   ``c <- c + rho * #mature`` replacements (``rho = train.cbp_replacement_rate``) and makes
   one when ``c >= 1``, ``c <- c - 1``: its mature unit of lowest ``u_hat`` (ties: the lower
-  index). The config keeps ``rho * width <= 1``, so ``c`` stays below 2 and this is
+  index). The config keeps ``rho * width <= 0.12``, so a layer never owes 2 and this is
   ``floor(c)`` replacements per step;
 * a replaced unit gets incoming weights and bias (and a normalization's gain and shift) drawn
-  from the initialization's distribution with ``fold_in(fold_in(key_fresh, t), l)``
-  (:func:`fresh_units`), outgoing weights 0
+  from the initialization's distribution (:func:`fresh_units`, drawn ahead in a pool for a block
+  of steps from ``key_fresh`` and the block's number: :func:`refill`), outgoing weights 0
   (the network's output is unchanged by the replacement), the optimizer's state of all of
   these 0 (:func:`study.remedies.redraw_units`), age, utility and ``eta^a`` reset (0, 0, 1).
 
@@ -33,11 +33,14 @@ the run without CBP bit for bit (tested).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 from study import model, remedies
 from study.config import Numeric, Structure
@@ -52,7 +55,10 @@ class UnitState(NamedTuple):
     age: int32[L, W], the updates since the unit was drawn (at initialization or a replacement).
     owed: float[L], replacements accumulated and not yet made (below 1 after each step).
     replaced: int32[L], units replaced so far.
-    steps: int32, updates so far: the step of the next fresh draw.
+    pool: float[POOL_SIZE, n_params], fresh units drawn for the current block of
+      :data:`POOL_BLOCK` steps (:func:`fresh_units`); layer ``l``'s ``k``-th replacement in the
+      block takes its units' parameters from ``pool[k]``.
+    pool_used: int32[L], the pool's entries each layer has taken in the current block.
     """
 
     utility: jax.Array
@@ -60,7 +66,19 @@ class UnitState(NamedTuple):
     age: jax.Array
     owed: jax.Array
     replaced: jax.Array
-    steps: jax.Array
+    pool: jax.Array
+    pool_used: jax.Array
+
+
+# Fresh units are drawn POOL_SIZE at a time, at the first step of every block of POOL_BLOCK
+# steps (a branch on the step's number, the same for every initialization: it stays a branch
+# under vmap, where a branch on a replacement would compute both sides at every step), instead of
+# one at every step: the draw was most of CBP's cost. A layer replaces at most one unit per step
+# and at most POOL_SIZE per block; it owes fewer than 1 + POOL_BLOCK * rho * width, which the
+# config keeps within POOL_SIZE (config.CBP_MAX_RATE_PER_UNIT, held to these by a test), so the
+# caps never bind and the rule is the paper's.
+POOL_BLOCK = 25
+POOL_SIZE = 4
 
 
 def initial_units(structure: Structure) -> UnitState | tuple[()]:
@@ -69,13 +87,15 @@ def initial_units(structure: Structure) -> UnitState | tuple[()]:
         return ()
     dtype = jnp.dtype(structure.dtype)
     shape = (structure.depth, structure.width)
+    n_params = sum(math.prod(leaf) for layer in model.leaf_shapes(structure) for leaf in layer)
     return UnitState(
         utility=jnp.zeros(shape, dtype),
         decay_power=jnp.ones(shape, dtype),
         age=jnp.zeros(shape, jnp.int32),
         owed=jnp.zeros((structure.depth,), dtype),
         replaced=jnp.zeros((structure.depth,), jnp.int32),
-        steps=jnp.zeros((), jnp.int32),
+        pool=jnp.zeros((POOL_SIZE, n_params), dtype),
+        pool_used=jnp.zeros((structure.depth,), jnp.int32),
     )
 
 
@@ -132,46 +152,81 @@ def choose(numeric: Numeric, units: UnitState) -> tuple[jax.Array, jax.Array]:
     n_mature = jnp.sum(mature, axis=-1, dtype=jnp.int32)
     rate = jnp.asarray(numeric.cbp_replacement_rate, units.owed.dtype)
     owed = units.owed + rate * n_mature.astype(units.owed.dtype)
-    # at most one unit per layer and step (the config keeps rho * width <= 1, so that a layer
-    # never owes 2: the cap binds only when the step is called with more)
-    now = jnp.minimum(jnp.floor(owed), jnp.minimum(n_mature, 1).astype(owed.dtype))
+    # at most one unit per layer and step, and what is left in the block's pool (caps that the
+    # config's bound on rho keeps from binding: POOL_BLOCK)
+    room = jnp.minimum(jnp.minimum(n_mature, 1), POOL_SIZE - units.pool_used)
+    now = jnp.minimum(jnp.floor(owed), room.astype(owed.dtype))
     replace = lowest(corrected, mature, now.astype(jnp.int32))
     return replace, owed - now
 
 
 def replace_units(
-    structure: Structure, numeric: Numeric, state: TrainState, fwd: model.Forward, key: jax.Array
+    structure: Structure,
+    numeric: Numeric,
+    state: TrainState,
+    fwd: model.Forward,
+    key: jax.Array,
+    index: jax.Array,
 ) -> TrainState:
     """One CBP step on the state just updated by the optimizer: track, choose, re-draw.
 
     ``fwd``: the forward pass of the update's batch (before the update); ``key``: the
-    initialization's key of fresh draws, folded with the step (:class:`UnitState` ``steps``).
+    initialization's key of fresh draws; ``index``: the step's number (int32, the same for every
+    initialization): at the first step of a block the pool is drawn anew (:func:`refill`).
     """
-    units: UnitState = state.units
+    units: UnitState = refill(structure, numeric, state.units, key, index)
     params = model.unflatten(structure, state.params)
     units = track(numeric, units, contribution(structure, params, fwd))
     replace, owed = choose(numeric, units)
-    fresh = fresh_units(structure, numeric, jax.random.fold_in(key, units.steps))
-    state = remedies.redraw_units(structure, state, replace, fresh)
+    state = remedies.redraw_units(structure, state, replace, from_pool(structure, units))
+    taken = jnp.sum(replace, axis=-1, dtype=jnp.int32)
     units = units._replace(
         utility=jnp.where(replace, 0, units.utility),
         decay_power=jnp.where(replace, 1, units.decay_power),
         age=jnp.where(replace, 0, units.age),
         owed=owed,
-        replaced=units.replaced + jnp.sum(replace, axis=-1, dtype=jnp.int32),
-        steps=units.steps + 1,
+        replaced=units.replaced + taken,
+        pool_used=units.pool_used + taken,
     )
     return state._replace(units=units)
 
 
-def fresh_units(structure: Structure, numeric: Numeric, key: jax.Array) -> jax.Array:
-    """``float[n_params]``: what a unit replaced now gets, in the layout of the flat parameters:
-    in hidden layer ``l``, every unit's incoming weights and bias are the row(s) of
-    :func:`study.model.init_unit_rows` drawn from ``fold_in(key, l)`` (one row, repeated, for
-    an init that draws units independently: at most one unit per layer is replaced per step),
-    a normalization's gain 1 and shift 0; the output layer 0 (never taken).
+def refill(
+    structure: Structure, numeric: Numeric, units: UnitState, key: jax.Array, index: jax.Array
+) -> UnitState:
+    """The bookkeeping with, at the first step of a block of :data:`POOL_BLOCK`, a new pool:
+    entry ``k`` drawn by :func:`fresh_units` from ``fold_in(fold_in(key, block), k)``, none
+    used. A branch on the step's number alone, so under vmap it stays a branch."""
 
-    One row instead of a whole initialization per step: the draw is most of CBP's cost."""
+    def draw(units: UnitState) -> UnitState:
+        block_key = jax.random.fold_in(key, index // POOL_BLOCK)
+        pool = jnp.stack(
+            [
+                fresh_units(structure, numeric, jax.random.fold_in(block_key, k))
+                for k in range(POOL_SIZE)
+            ]
+        )
+        return units._replace(pool=pool, pool_used=jnp.zeros_like(units.pool_used))
+
+    return lax.cond(index % POOL_BLOCK == 0, draw, lambda units: units, units)
+
+
+def from_pool(structure: Structure, units: UnitState) -> jax.Array:
+    """``float[n_params]``: each hidden layer's parameters from the pool entry it takes next
+    (``pool[pool_used[l]]``; the output layer's from entry 0, never taken)."""
+    into_unit, _ = remedies.unit_of_parameters(structure)
+    layer = np.minimum(into_unit // structure.width, structure.depth - 1)  # (none: any layer)
+    entry = jnp.minimum(units.pool_used, POOL_SIZE - 1)[layer]
+    return units.pool[entry, np.arange(into_unit.size)]
+
+
+def fresh_units(structure: Structure, numeric: Numeric, key: jax.Array) -> jax.Array:
+    """``float[n_params]``: one entry of the pool, fresh parameters for one replacement per
+    hidden layer, in the layout of the flat parameters: in hidden layer ``l``, every unit's
+    incoming weights and bias are the row(s) of :func:`study.model.init_unit_rows` drawn from
+    ``fold_in(key, l)`` (one row, repeated, for an init that draws units independently: an
+    entry serves one replacement per layer), a normalization's gain 1 and shift 0; the output
+    layer 0 (never taken)."""
     layers = []
     for index, shapes in enumerate(model.leaf_shapes(structure)):
         if index == structure.depth:
@@ -187,15 +242,16 @@ def fresh_units(structure: Structure, numeric: Numeric, key: jax.Array) -> jax.A
     return model.flatten(layers)
 
 
-# per_step(state, fwd) -> state: after the optimizer's update of the batch whose forward is fwd
-StepRemedy = Callable[[TrainState, model.Forward], TrainState]
+# per_step(state, fwd, index) -> state: after the optimizer's update ``index`` of the batch whose
+# forward is fwd
+StepRemedy = Callable[[TrainState, model.Forward, jax.Array], TrainState]
 
 
 def make_step_remedy(
     structure: Structure, numeric: Numeric, key_fresh: jax.Array
 ) -> StepRemedy | None:
-    """``per_step(state, fwd) -> state``, CBP's step after each update (:func:`replace_units`
+    """``per_step(state, fwd, index) -> state``, CBP's step after each update (:func:`replace_units`
     with fresh draws from ``key_fresh``), or None without CBP."""
     if structure.intervention != "cbp":
         return None
-    return lambda state, fwd: replace_units(structure, numeric, state, fwd, key_fresh)
+    return lambda state, fwd, index: replace_units(structure, numeric, state, fwd, key_fresh, index)

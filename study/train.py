@@ -451,8 +451,9 @@ def no_curves(structure: Structure) -> Curves:
     )
 
 
-# step(state, batch) -> (state, the batch's loss before the update)
-OptimizerStep = Callable[[TrainState, Data], tuple[TrainState, jax.Array]]
+# step(state, batch, index) -> (state, the batch's loss before the update); index: the step's
+# number (int32, the same for every initialization: a remedy may branch on it)
+OptimizerStep = Callable[[TrainState, Data, jax.Array], tuple[TrainState, jax.Array]]
 
 
 class Source(NamedTuple):
@@ -595,10 +596,11 @@ def make_step(
     initial: jax.Array,
     key_fresh: jax.Array,
 ) -> OptimizerStep:
-    """``step(state, batch) -> (state, loss)``: one optimizer step on ``batch`` (its loss before
-    the update), with the gradient term of a remedy (:func:`study.remedies.gradient_term`, which
-    pulls toward the flat initial parameters ``initial``) and, after the update, the step of a
-    remedy that acts at every step (continual backprop, fresh draws from ``key_fresh``).
+    """``step(state, batch, index) -> (state, loss)``: optimizer step ``index`` on ``batch`` (its
+    loss before the update), with the gradient term of a remedy
+    (:func:`study.remedies.gradient_term`, which pulls toward the flat initial parameters
+    ``initial``) and, after the update, the step of a remedy that acts at every step (continual
+    backprop, fresh draws from ``key_fresh``).
 
     The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     elementwise, so this is the same update, but one fused kernel per operation instead of one
@@ -607,7 +609,7 @@ def make_step(
     pull = remedies.gradient_term(structure, numeric, initial)
     per_step = continual_backprop.make_step_remedy(structure, numeric, key_fresh)
 
-    def step(state: TrainState, batch: Data) -> tuple[TrainState, jax.Array]:
+    def step(state: TrainState, batch: Data, index: jax.Array) -> tuple[TrainState, jax.Array]:
         params = model.unflatten(structure, state.params)
         fwd = model.forward(structure, numeric, params, batch.inputs)
         loss, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
@@ -621,7 +623,7 @@ def make_step(
         if per_step is not None:
             # the barrier keeps the remedy out of the update's fused loops, so that their
             # rounding does not depend on it (rate 0 is the run without it, bit for bit)
-            state = per_step(lax.optimization_barrier(state), fwd)
+            state = per_step(lax.optimization_barrier(state), fwd, index)
         return state, loss
 
     return step
@@ -635,7 +637,7 @@ def fixed_source(
 
     def learn(state: TrainState, feed: tuple, first_step, n_steps: int) -> tuple[TrainState, tuple]:
         def one_step(state: TrainState, index) -> tuple[TrainState, None]:
-            return step(state, _batch(structure, data, key_batch, index))[0], None
+            return step(state, _batch(structure, data, key_batch, index), index)[0], None
 
         steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
         return lax.scan(one_step, state, steps)[0], feed
@@ -678,7 +680,7 @@ def stream_source(structure: Structure, key: jax.Array, step: OptimizerStep) -> 
         flip = (index > 0) & (index % structure.flip_every == 0)
         bits, targets = lax.cond(flip, next_bits, lambda *a: a[:2], feed.bits, feed.targets, index)
         x, y = stream.fast_example(bits, targets, examples_key, index)
-        state, loss = step(state, Data(x[:, None], y[None]))
+        state, loss = step(state, Data(x[:, None], y[None]), index)
         return (state, StreamFeed(bits, targets, feed.loss_sum + loss)), None
 
     def learn(state: TrainState, feed: StreamFeed, first_step, n_steps: int):

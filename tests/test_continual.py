@@ -19,7 +19,7 @@ import pytest
 import study
 from study import continual_backprop as cbp
 from study import model, remedies
-from study.config import ConfigError, make_setting
+from study.config import CBP_MAX_RATE_PER_UNIT, ConfigError, make_setting
 from study.engine import Engine
 from tests.helpers import assert_refused, run_cli
 
@@ -92,11 +92,11 @@ def test_bad_cbp_values_are_refused_in_one_line(tmp_path, capsys, key, value, fr
     assert_refused(run_cli(tmp_path, config), capsys, tmp_path, f"train.{key}", fragment)
 
 
-def test_cbp_replaces_at_most_one_unit_per_layer_and_step(tmp_path, capsys):
-    config = {"train": {"intervention": "cbp", "cbp_replacement_rate": 0.6, "steps": 4}}
+def test_a_cbp_rate_beyond_the_pool_of_fresh_units_is_refused(tmp_path, capsys):
+    config = {"train": {"intervention": "cbp", "cbp_replacement_rate": 0.07, "steps": 4}}
     config["model"] = {"width": 2}
     assert_refused(
-        run_cli(tmp_path, config), capsys, tmp_path, "train.cbp_replacement_rate", "1 / width"
+        run_cli(tmp_path, config), capsys, tmp_path, "train.cbp_replacement_rate", "/ width"
     )
 
 
@@ -135,29 +135,42 @@ def _forward(setting, state, inputs):
 
 
 def test_a_unit_is_never_replaced_before_its_maturity():
-    """Replacing as fast as the rule allows (rate 1 / width: a layer of mature units owes one
-    replacement per step), no unit is replaced before its age exceeds the maturity: a fresh
-    unit survives ``maturity`` steps; and the first replacements come as soon as it does."""
+    """A layer that owes a replacement replaces no unit of age ``maturity`` (after the step's
+    update), and one of age ``maturity + 1``; over a run at the highest rate the config allows,
+    every replaced unit had passed its maturity: a fresh unit survives ``maturity`` steps."""
     maturity, width = 3, TINY.structure.width
-    numeric = TINY.numeric._replace(cbp_replacement_rate=1 / width, cbp_maturity=maturity)
+    rate = CBP_MAX_RATE_PER_UNIT / width
+    numeric = TINY.numeric._replace(cbp_replacement_rate=rate, cbp_maturity=maturity)
     inputs = jax.random.uniform(jax.random.key(1), (3, 8))
+    start = _state(TINY, jax.random.key(0))
+    for age, replaced in ((maturity - 1, 0), (maturity, 1)):  # ages before the step's +1
+        units = start.units._replace(
+            age=jnp.full_like(start.units.age, age), owed=jnp.full_like(start.units.owed, 0.999)
+        )
+        state = start._replace(units=units)
+        after = _step(TINY, numeric, state, _forward(TINY, state, inputs), jnp.int32(0))
+        np.testing.assert_array_equal(after.units.replaced, [replaced] * TINY.structure.depth)
 
     @jax.jit
     def run(state):
-        def one(state, _):
+        def one(state, index):
             fwd = _forward(TINY, state, inputs)
-            after = cbp.replace_units(TINY.structure, numeric, state, fwd, jax.random.key(2))
+            after = cbp.replace_units(TINY.structure, numeric, state, fwd, KEY_FRESH, index)
             return after, (state.units.age, after.units.age == 0)
 
-        return jax.lax.scan(one, state, None, length=40)[1]
+        return jax.lax.scan(one, state, jnp.arange(400, dtype=jnp.int32))[1]
 
-    ages_before, replaced = map(np.asarray, run(_state(TINY, jax.random.key(0))))
+    ages_before, replaced = map(np.asarray, run(start))
     # the age a unit reached at the step that replaced it: its age before, plus that update
-    ages_at_replacement = ages_before[replaced] + 1
-    assert replaced.sum() >= 40  # one per layer and step once mature: the rule is what held
-    assert ages_at_replacement.min() == maturity + 1
-    # at most one unit per layer and step
-    assert replaced.sum(axis=-1).max() == 1
+    assert replaced.sum() >= 20
+    assert (ages_before[replaced] + 1 > maturity).all()
+    assert replaced.sum(axis=-1).max() == 1  # at most one unit per layer and step
+
+
+def test_the_config_bound_on_the_rate_is_what_the_pool_of_fresh_units_serves():
+    """A layer owes less than ``1 + POOL_BLOCK * rate * width`` replacements in a block of
+    steps: the bound keeps that within the pool, so no replacement is ever deferred."""
+    assert 1 + cbp.POOL_BLOCK * CBP_MAX_RATE_PER_UNIT <= cbp.POOL_SIZE + 1e-12
 
 
 def test_units_are_ranked_by_the_bias_corrected_utility():
@@ -171,7 +184,8 @@ def test_units_are_ranked_by_the_bias_corrected_utility():
         age=jnp.asarray([[10_000, age, 10_000, 10_000]], jnp.int32),
         owed=jnp.asarray([1.0 - 1e-3]),
         replaced=jnp.zeros((1,), jnp.int32),
-        steps=jnp.int32(0),
+        pool=jnp.zeros((cbp.POOL_SIZE, 1)),
+        pool_used=jnp.zeros((1,), jnp.int32),
     )
     numeric = TINY.numeric._replace(cbp_replacement_rate=1e-3, cbp_maturity=100)
     replace, owed = cbp.choose(numeric, units)
@@ -182,13 +196,21 @@ def test_units_are_ranked_by_the_bias_corrected_utility():
     np.testing.assert_array_equal(raw, [[False, True, False, False]])
 
 
+KEY_FRESH = jax.random.key(3)
+
+
 @functools.partial(jax.jit, static_argnums=0)
-def _replace_once(setting, state, unit):
-    """One CBP step that replaces ``unit`` (layer, index) of a network whose units are all
+def _step(setting, numeric, state, fwd, index):
+    return cbp.replace_units(setting.structure, numeric, state, fwd, KEY_FRESH, index)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _replace_once(setting, state, unit, step=0):
+    """CBP's step ``step`` replacing ``unit`` (layer, index) of a network whose units are all
     mature and owe one replacement: the others' utilities high, the unit's 0."""
     structure = setting.structure
-    layer, index = unit  # (traced: one compile for every unit)
-    utility = jnp.ones((structure.depth, structure.width)).at[layer, index].set(0.0)
+    layer, number = unit  # (traced: one compile for every unit)
+    utility = jnp.ones((structure.depth, structure.width)).at[layer, number].set(0.0)
     owed = jnp.zeros((structure.depth,)).at[layer].set(1.0)
     units = state.units._replace(
         utility=utility * 1e6,  # contributions of one step do not change the ranking
@@ -199,9 +221,8 @@ def _replace_once(setting, state, unit):
     numeric = setting.numeric._replace(cbp_replacement_rate=1e-6, cbp_maturity=10)
     inputs = jax.random.uniform(jax.random.key(7), (structure.dim, 16))
     fwd = _forward(setting, state, inputs)
-    return cbp.replace_units(
-        structure, numeric, state._replace(units=units), fwd, jax.random.key(3)
-    )
+    state = state._replace(units=units)
+    return cbp.replace_units(structure, numeric, state, fwd, KEY_FRESH, jnp.int32(step))
 
 
 def _unit_masks(structure, unit):
@@ -266,12 +287,10 @@ def test_the_fresh_units_are_drawn_from_the_initial_distribution():
     weights = incoming.copy()
     weights[np.flatnonzero(incoming)[-1]] = False  # the last incoming parameter is the bias
 
-    samples = []
-    for step in range(400):  # the fresh draws of step ``step``: fold_in(key_fresh, step)
-        state = _state(TINY, jax.random.key(6))
-        state = state._replace(units=state.units._replace(steps=jnp.int32(step)))
-        samples.append(np.asarray(_replace_once(TINY, state, unit).params))
-    values = np.stack(samples)
+    state = _state(TINY, jax.random.key(6))
+    # a replacement at the first step of blocks 0, 1, ...: a new pool each
+    blocks = range(0, 400 * cbp.POOL_BLOCK, cbp.POOL_BLOCK)
+    values = np.stack([np.asarray(_replace_once(TINY, state, unit, i).params) for i in blocks])
     w = values[:, weights].reshape(-1)
     bound = np.sqrt(2.0) * np.sqrt(3.0 / structure.dim)  # relu's gain
     assert np.abs(w).max() <= bound
