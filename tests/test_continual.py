@@ -8,6 +8,7 @@ numeric value); the grid of every remedy at strength 0 on a stream and on fixed 
 
 import dataclasses
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -355,3 +356,19 @@ def test_cbp_results_do_not_depend_on_the_chunking():
     halves = study.simulate(setting, n_inits=40, seed=SEED, chunk_size=20)
     pd.testing.assert_frame_equal(whole, halves, check_exact=True)
     assert (whole["replaced_units_l1"] > 0).all()
+
+
+@pytest.mark.slow  # two stream compiles and the one-at-a-time program
+def test_bench_scr_times_an_intervention_beside_plain_backprop(tmp_path, capsys):
+    from study.cli import main
+
+    out = tmp_path / "scr.json"
+    args = ["bench", "--scr", "--scr-runs", "32", "--scr-steps", "1500", "--json", str(out)]
+    assert main([*args, "--scr-intervention", "cbp"]) == 0
+    assert "the cost per example of plain backprop" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["intervention"] == "cbp" and result["intervention_examples_per_s"] > 0
+    assert result["intervention_cost"] == pytest.approx(
+        result["engine_examples_per_s"] / result["intervention_examples_per_s"]
+    )
+    assert main(["bench", "--scr", "--scr-intervention", "cpb"]) == 2
