@@ -21,7 +21,8 @@ after each update. Per hidden layer ``l`` and unit ``i``, after the update of st
 * a replaced unit gets incoming weights and bias (and a normalization's gain and shift) drawn
   from the initialization's distribution (:func:`fresh_units`, drawn ahead in a pool for a block
   of steps from ``key_fresh`` and the block's number: :func:`refill`), outgoing weights 0
-  (the network's output is unchanged by the replacement), the optimizer's state of all of
+  (the new unit adds nothing to the network's output; the old one's contribution is gone),
+  the optimizer's state of all of
   these 0 (:func:`study.remedies.redraw_units`), age, utility and ``eta^a`` reset (0, 0, 1).
 
 Where this follows the paper and where the authors' code (github.com/shibhansh/loss-of-plasticity,

@@ -133,7 +133,7 @@ def redraw_units(
 ) -> TrainState:
     """Re-draw the hidden units ``redrawn: bool[L, width]``: their incoming weights, bias (and
     normalization gain and shift) from the fresh initialization ``fresh: float[n_params]``,
-    their outgoing weights 0, so that the network's output is unchanged; the optimizer's
+    their outgoing weights 0, so that the new units add nothing to the output; the optimizer's
     per-parameter state of all of these set to 0, every other parameter's and state's entry
     kept bit for bit (a select, so no redrawn unit at all is the state unchanged)."""
     into_unit, out_of_unit = unit_of_parameters(structure)
