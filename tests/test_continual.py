@@ -152,18 +152,16 @@ def test_a_unit_is_never_replaced_before_its_maturity():
         after = _step(TINY, numeric, state, _forward(TINY, state, inputs), jnp.int32(0))
         np.testing.assert_array_equal(after.units.replaced, [replaced] * TINY.structure.depth)
 
-    @jax.jit
-    def run(state):
-        def one(state, index):
-            fwd = _forward(TINY, state, inputs)
-            after = cbp.replace_units(TINY.structure, numeric, state, fwd, KEY_FRESH, index)
-            return after, (state.units.age, after.units.age == 0)
-
-        return jax.lax.scan(one, state, jnp.arange(400, dtype=jnp.int32))[1]
-
-    ages_before, replaced = map(np.asarray, run(start))
+    # (the jitted step of the checks above, called step by step: no compile of its own)
+    state, ages_before, replaced = start, [], []
+    for index in range(300):
+        after = _step(TINY, numeric, state, _forward(TINY, state, inputs), jnp.int32(index))
+        ages_before.append(np.asarray(state.units.age))
+        replaced.append(np.asarray(after.units.age) == 0)
+        state = after
+    ages_before, replaced = np.stack(ages_before), np.stack(replaced)
     # the age a unit reached at the step that replaced it: its age before, plus that update
-    assert replaced.sum() >= 20
+    assert replaced.sum() >= 15
     assert (ages_before[replaced] + 1 > maturity).all()
     assert replaced.sum(axis=-1).max() == 1  # at most one unit per layer and step
 
