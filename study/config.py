@@ -89,8 +89,9 @@ LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")
 INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp")
-# continual backprop's rate times the width, at most (study.continual_backprop.MAX_RATE_PER_UNIT,
-# which a test keeps equal: the most its pool of fresh units serves without deferring a replacement)
+# continual backprop's rate times the width, at most: the most its pool of fresh units serves
+# without deferring a replacement ((POOL_SIZE - 1) / POOL_BLOCK of study.continual_backprop; a
+# test keeps the two in step)
 CBP_MAX_RATE_PER_UNIT = 0.12
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
