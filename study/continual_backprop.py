@@ -153,8 +153,8 @@ def choose(numeric: Numeric, units: UnitState) -> tuple[jax.Array, jax.Array]:
     n_mature = jnp.sum(mature, axis=-1, dtype=jnp.int32)
     rate = jnp.asarray(numeric.cbp_replacement_rate, units.owed.dtype)
     owed = units.owed + rate * n_mature.astype(units.owed.dtype)
-    # at most one unit per layer and step, and what is left in the block's pool (caps that the
-    # config's bound on rho keeps from binding: POOL_BLOCK)
+    # at most one unit per layer and step, and no more than the block's pool has left: caps
+    # that never bind under the config's bound on rho (see POOL_BLOCK)
     room = jnp.minimum(jnp.minimum(n_mature, 1), POOL_SIZE - units.pool_used)
     now = jnp.minimum(jnp.floor(owed), room.astype(owed.dtype))
     replace = lowest(corrected, mature, now.astype(jnp.int32))
