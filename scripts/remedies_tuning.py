@@ -115,13 +115,23 @@ def tuning_table(task: str, runs: pd.DataFrame, members: Mapping[str, tuple]) ->
 
 def tuned_runs(runs: pd.DataFrame, tuning: pd.DataFrame) -> pd.DataFrame:
     """The reporting half's baseline and, per tuned remedy, its chosen variant's runs renamed
-    ``<remedy>_tuned``: the rows that :func:`tuned_rows` compares."""
+    ``<remedy>_tuned`` (none where the grid's best is the baseline itself: nothing to compare)."""
     _, reporting = halves(runs)
     parts = [reporting[reporting["variant"] == "baseline"]]
-    for chosen in tuning[tuning["chosen"]].itertuples():
+    for chosen in tuning[tuning["chosen"] & (tuning["variant"] != "baseline")].itertuples():
         rows = reporting[reporting["variant"] == chosen.variant]
         parts.append(rows.assign(variant=f"{chosen.remedy}_tuned"))
     return pd.concat(parts, ignore_index=True)
+
+
+def untuned(tuning: pd.DataFrame) -> dict[str, str]:
+    """The tuned rows with nothing to compare, each with why: the grid's best is the baseline."""
+    best = tuning[tuning["chosen"] & (tuning["variant"] == "baseline")]
+    return {
+        f"{row.remedy}_tuned": f"same as the baseline: the grid's best is the baseline's own "
+        f"{row.key} = {row.value:g}"
+        for row in best.itertuples()
+    }
 
 
 def described(tuning: pd.DataFrame) -> pd.DataFrame:

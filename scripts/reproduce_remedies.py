@@ -1,17 +1,21 @@
-"""Remedies study (issue 12, item 2): what prevents dying ReLU, and at what cost.
+"""Remedies study (issues 12 and 24): what prevents dying ReLU, and at what cost.
 
 ``study/configs/remedies_<task>.toml`` is a task's baseline with each remedy a ``[variants.NAME]``
-(none tuned); a remedy that is not a variant of a task is listed with why (the engine refuses it
-there, or it is the baseline). Per (task, remedy): proportions with Wilson intervals, means with
-normal ones, and the change from the baseline (``analysis.compare``: paired on shared draws, with
-``saved`` and ``killed`` the networks dead under only the baseline or only the remedy), Holm over
-the table; ``width_ratio``, for a remedy that leaves the start alike, the paired interval's width
-over the unpaired one's. Then the CS231n claims: does a 0.01 bias consistently lower death
-(``remedies_<task>_bias.toml`` and the 3 x 64 network of ``remedies_cs231n.toml`` at several
-learning rates), and is as much as 40% of that network dead at a high learning rate?
+at its source's strength (``SOURCES``); a remedy that is not a variant of a task is listed with
+why (the engine refuses it there, or it is the baseline). ``remedies_tuning`` adds each strength's
+grid of four values (an equal tuning budget: the best on one half of the networks, reported on the
+other). Per (task, remedy): proportions with Wilson intervals, means with normal ones, and the
+change from the baseline (``analysis.compare``: paired on shared draws, with ``saved`` and
+``killed`` the networks dead under only the baseline or only the remedy), Holm over the table;
+``width_ratio``, for a remedy that leaves the start alike, the paired interval's width over the
+unpaired one's; ``remedies_verdicts`` writes them as one line each. Then the CS231n claims: does a
+0.01 bias consistently lower death (``remedies_<task>_bias.toml`` and the 3 x 64 network of
+``remedies_cs231n.toml`` at several learning rates), is as much as 40% of that network dead at a
+high learning rate, and does that cost accuracy (on a noisy XOR task, where it can)?
 
-Writes ``results/remedies/``: ``summary.csv``, ``bias_claim.csv``, ``lr_claim.csv``,
-``claims.csv``, ``figures/*.png``; runs in ``runs/<config>/``.
+Writes ``results/remedies/``: ``summary.csv``, ``tuning.csv``, ``verdicts.md``,
+``bias_claim.csv``, ``lr_claim.csv``, ``claims.csv``, ``figures/*.png``; runs in
+``runs/<config>/``.
 Usage: ``python scripts/reproduce_remedies.py [--tiny] [--out DIR] [--force]``
 """
 
@@ -247,7 +251,8 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     shared = analysis.shares_draws([(ran.pairing, ran.seed)])
     table = rows_of(runs[~runs["variant"].isin(list(grid))], setting, shared)
     grids = tuning.tuning_table(task, runs, members)
-    chosen = grids[grids["chosen"]].set_index("remedy")["variant"]
+    chosen = grids[grids["chosen"] & (grids["variant"] != "baseline")]
+    chosen = chosen.set_index("remedy")["variant"]
     tuned_settings = {f"{r}_tuned": setting[v] for r, v in chosen.items()}
     tuned = rows_of(tuning.tuned_runs(runs, grids), setting | tuned_settings, shared)
     tuned = tuned.drop(index="baseline").join(tuning.described(grids))
@@ -256,7 +261,7 @@ def task_table(task: str, args) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
         for n, o in ran.config["variants"].items()
     }
     written |= {f"{r}_tuned": written.get(v, "") for r, v in chosen.items()}
-    notes = pd.DataFrame({"note": not_variants(task)}, dtype=object)
+    notes = pd.DataFrame({"note": not_variants(task) | tuning.untuned(grids)}, dtype=object)
     table = pd.concat([table.assign(strength="source"), tuned.assign(strength="tuned"), notes])
     table.insert(0, "overrides", pd.Series(written, dtype=object))
     order = [n for r in ["baseline", *REMEDIES] for n in (r, f"{r}_tuned") if n in table.index]

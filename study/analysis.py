@@ -881,3 +881,76 @@ def mean_curves(curves: pd.DataFrame, hue: str | None) -> pd.DataFrame:
         table[f"{name}_lo"], table[f"{name}_hi"] = mean[name] - half, mean[name] + half
     table["n"] = n["error"]
     return table.reset_index()
+
+
+def auroc(scores, outcome, level: float = 0.95) -> tuple[float, float, float]:
+    """The area under the ROC curve of ``scores`` for the boolean ``outcome``, with DeLong's
+    interval: ``(auroc, lower, upper)``.
+
+    AUROC is the Mann-Whitney probability that a network with the outcome scores higher than one
+    without, ties counting 1/2: ``A = mean over pairs (i with, j without) of psi(x_i, y_j)``,
+    ``psi = 1 (x > y), 1/2 (x = y), 0``. Its variance (DeLong, DeLong and Clarke-Pearson 1988,
+    Biometrics 44) is ``var(V10) / m + var(V01) / n`` with ``V10_i`` the mean of ``psi(x_i, .)``
+    over the ``n`` without and ``V01_j`` that of ``psi(., y_j)`` over the ``m`` with; the interval
+    is ``A -+ z sqrt(variance)``, clipped to [0, 1]. Below 1/2: low scores predict the outcome.
+    NaN scores are left out; NaN everywhere when either group is empty.
+    """
+    scores, outcome = np.asarray(scores, dtype=float), np.asarray(outcome, dtype=bool)
+    kept = ~np.isnan(scores)
+    x, y = scores[kept & outcome], scores[kept & ~outcome]
+    m, n = len(x), len(y)
+    if m == 0 or n == 0:
+        return np.nan, np.nan, np.nan
+    # psi summed over the other group from midranks: rank in both groups minus rank in its own
+    combined = stats.rankdata(np.concatenate([x, y]))
+    v10 = (combined[:m] - stats.rankdata(x)) / n
+    v01 = 1 - (combined[m:] - stats.rankdata(y)) / m
+    area = float(v10.mean())
+    variance = (np.var(v10, ddof=1) / m if m > 1 else 0.0) + (
+        np.var(v01, ddof=1) / n if n > 1 else 0.0
+    )
+    half = stats.norm.ppf((1 + level) / 2) * np.sqrt(variance)
+    return area, max(0.0, area - half), min(1.0, area + half)
+
+
+def metric_auroc(
+    curves: pd.DataFrame,
+    runs: pd.DataFrame,
+    outcome: pd.Series,
+    metrics: Sequence[str],
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """How well each metric at each logged step predicts an outcome at the end of the run.
+
+    ``outcome``: a boolean per row of ``runs`` (e.g. ``runs["dead_end"]``, or
+    ``runs["probe_ratio"] < 0.5``, failing the trainability probe); diverged runs are left out.
+    ``metrics``: columns of ``curves`` (``effective_rank_l1``, ``dead_units_l1``, ...). The
+    curves' rows are matched to the runs by their key columns (variant, settings, ``init``).
+
+    Returns a row per (metric, step): ``metric``, ``step``, ``auroc``, ``auroc_lo``,
+    ``auroc_hi`` (:func:`auroc`, DeLong's interval at ``level``), ``n_with``, ``n_without``
+    (networks with and without the outcome and a finite metric).
+    """
+    keys = [name for name in (VARIANT_COLUMN, *SETTING_KEYS, "init") if name in runs]
+    labelled = runs[keys].assign(_outcome=np.asarray(outcome, dtype=bool))
+    if "diverged" in runs:
+        labelled = labelled[~runs["diverged"].to_numpy(dtype=bool)]
+    joined = curves.merge(labelled, on=keys, how="inner", validate="many_to_one")
+    rows = []
+    for metric in metrics:
+        for step, at_step in joined.groupby("step", sort=True):
+            scores, label = at_step[metric].to_numpy(dtype=float), at_step["_outcome"].to_numpy()
+            area, lo, hi = auroc(scores, label, level)
+            finite = ~np.isnan(scores)
+            rows.append(
+                {
+                    "metric": metric,
+                    "step": step,
+                    "auroc": area,
+                    "auroc_lo": lo,
+                    "auroc_hi": hi,
+                    "n_with": int(np.sum(finite & label)),
+                    "n_without": int(np.sum(finite & ~label)),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -93,6 +93,8 @@ INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp")
 # without deferring a replacement ((POOL_SIZE - 1) / POOL_BLOCK of study.continual_backprop; a
 # test keeps the two in step)
 CBP_MAX_RATE_PER_UNIT = 0.12
+# train.plasticity_metrics: off, every metric but the singular-value ranks, or all of them
+PLASTICITY_METRICS = ("none", "without_ranks", "all")
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
 # alike), which train.intervention_every times
 CHECK_INTERVENTIONS = ("redo", "shrink_perturb")
@@ -450,6 +452,31 @@ SCHEMA: tuple[Key, ...] = (
         in_id_at_default=False,
         phase="train",
     ),
+    # The plasticity metrics and the trainability probe (study.plasticity, study.probe).
+    Key(
+        "train.plasticity_metrics",
+        str,
+        "none",
+        "per-network plasticity metrics in runs (at the end) and curves (every logged step): "
+        "all = effective rank, srank, stable rank (singular values of each layer's features), "
+        "weight magnitude, distance from start, gradient norm, grad-dormant and always-active "
+        "units; "
+        "without_ranks = all but the three ranks; none = off",
+        choices=PLASTICITY_METRICS,
+        in_id_at_default=False,
+        phase="train",
+    ),
+    Key(
+        "train.probe_steps",
+        int,
+        0,
+        "trainability probe: at the end, each network and a fresh one train this many steps "
+        "on a fresh task of the same kind, the same for every setting at an index (runs: "
+        "probe_loss_drop, probe_ratio, ...); 0 = off",
+        check=_non_negative,
+        in_id_at_default=False,
+        phase="train",
+    ),
     Key(
         "train.intervention",
         str,
@@ -594,6 +621,8 @@ class Structure:
     batch_size: int = 0
     log_every: int = 10
     curves: bool = False
+    plasticity_metrics: str = "none"
+    probe_steps: int = 0
     intervention: str = "none"
     intervention_every: int = 100
     dtype: str = "float32"

@@ -63,12 +63,17 @@ class GroupResult(NamedTuple):
 
     runs: a row per setting and initialization, in setting then index order: ``variant`` (only
       when the settings belong to variants), the setting columns, ``init``, the metrics (per
-      hidden layer ``K`` as ``<metric>_lK``).
+      hidden layer ``K`` as ``<metric>_lK``); with ``train.plasticity_metrics``, the
+      :class:`study.plasticity.Plasticity` fields at the end (``effective_rank_end_lK``, ...,
+      ``grad_norm_end``); with ``train.probe_steps``, ``probe_loss_drop``,
+      ``probe_fresh_loss_drop``, ``probe_ratio``, ``probe_final_loss`` and
+      ``probe_fresh_final_loss`` (:mod:`study.probe`).
     curves: a row per setting, initialization and logged step, in the runs' order then step
       order: the runs' key columns (``variant``, the setting columns, ``init``), ``step``,
       ``error`` and per hidden layer ``K``
       ``dead_units_lK``, ``inactive_units_lK``, ``dormant_units_lK``,
-      ``rarely_active_units_lK``, ``zero_share_lK``; None when the group records no curves
+      ``rarely_active_units_lK``, ``zero_share_lK`` (and with ``train.plasticity_metrics``
+      ``effective_rank_lK``, ..., ``grad_norm``); None when the group records no curves
       (``train.curves`` off, and not a stream).
     timings: ``{"compile_s": ..., "run_s": ...}``, seconds spent compiling and running.
     """
@@ -211,10 +216,33 @@ def _tables(
     n_settings = len(settings)
     metrics = _assemble([(chunk, r.metrics) for chunk, r in results], n_settings, n_inits)
     runs = _runs_table(structure, settings, n_inits, metrics)
+    measured = structure.plasticity_metrics != "none"
+    if measured:  # at the end: <metric>_end_lK, grad_norm_end
+        ends = _assemble([(chunk, r.plasticity_end) for chunk, r in results], n_settings, n_inits)
+        runs = runs.assign(**_per_layer_columns(ends, suffix="_end"))
+    if structure.probe_steps:  # probe_loss_drop, probe_fresh_loss_drop, probe_ratio, ...
+        probes = _assemble([(chunk, r.probe) for chunk, r in results], n_settings, n_inits)
+        runs = runs.assign(**{f"probe_{name}": value for name, value in probes.items()})
     if not structure.curves:  # (the run recorded curves over zero checks)
         return runs, None
     points = _assemble([(chunk, r.curves) for chunk, r in results], n_settings, n_inits)
+    if measured:
+        points |= _assemble(
+            [(chunk, r.plasticity_curves) for chunk, r in results], n_settings, n_inits
+        )
     return runs, _curves_table(structure, runs, points)
+
+
+def _per_layer_columns(values: dict[str, np.ndarray], suffix: str) -> dict[str, np.ndarray]:
+    """Columns from assembled values ``[rows]`` (``name + suffix``) or ``[rows, layers]``
+    (``name + suffix + "_lK"``, K from 1; none for a field measured on no layer)."""
+    columns = {}
+    for field, value in values.items():
+        if value.ndim == 1:
+            columns[field + suffix] = value
+        for layer in range(value.shape[1] if value.ndim == 2 else 0):
+            columns[f"{field}{suffix}_l{layer + 1}"] = value[:, layer]
+    return columns
 
 
 def _run_chunk(engine: Engine, structure: Structure, args) -> tuple[Result, float]:
@@ -340,8 +368,8 @@ def _curves_table(
     for field, values in points.items():
         if values.ndim == 2:  # [rows, checks]
             frame[field] = values.reshape(-1)
-        else:  # [rows, checks, layers]
-            for layer in range(structure.depth):
+        else:  # [rows, checks, layers] (layers = 0: a metric left out)
+            for layer in range(values.shape[2]):
                 frame[f"{field}_l{layer + 1}"] = values[:, :, layer].reshape(-1)
     return pd.DataFrame(frame)
 

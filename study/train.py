@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from study import continual_backprop, model, remedies, stream
+from study import continual_backprop, model, plasticity, probe, remedies, stream
 from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
@@ -429,10 +429,19 @@ class Result(NamedTuple):
     metrics: its :class:`Metrics`.
     curves: its :class:`Curves` over ``C`` checks: every logged step with ``train.curves`` (a
       stream always), ``C = 0`` without (:func:`no_curves`).
+    plasticity_end: its :class:`study.plasticity.Plasticity` at the end, on the last check's
+      data; None without ``train.plasticity_metrics``.
+    plasticity_curves: the same at every check (leading ``[C]``), on the check's data before
+      any intervention; None without ``train.plasticity_metrics`` or without curves.
+    probe: its trainability probe at the end (:mod:`study.probe`); None without
+      ``train.probe_steps``.
     """
 
     metrics: Metrics
     curves: Curves
+    plasticity_end: plasticity.Plasticity | None = None
+    plasticity_curves: plasticity.Plasticity | None = None
+    probe: probe.Probe | None = None
 
 
 def no_curves(structure: Structure) -> Curves:
@@ -493,6 +502,11 @@ class Checks(NamedTuple):
     last: Health
 
 
+# What a check adds to the curves: its Curves point, and its plasticity metrics (each None when
+# not recorded).
+CheckPoint = tuple[Curves | None, plasticity.Plasticity | None]
+
+
 def run_checks(
     structure: Structure,
     numeric: Numeric,
@@ -500,6 +514,7 @@ def run_checks(
     state: TrainState,
     key_fresh: jax.Array,
     flipped: jax.Array,
+    probe_of: Callable[[jax.Array], probe.Probe] | None = None,
 ) -> Result:
     """Train one initialization from ``state``: check its health, record, train ``log_every``
     steps, maybe intervene; from step 0 to ``train.steps``.
@@ -511,18 +526,20 @@ def run_checks(
     falls on a check: after it, the network is checked again, so that a revival it causes is
     told from one that training causes. Steps after the last whole interval (never with curves)
     are trained after the scan and checked once more. ``flipped``: ``int32[L]``, the units
-    flipped at initialization.
+    flipped at initialization. ``probe_of``: the trainability probe of the final flat
+    parameters (:func:`probe_one`), or None.
     """
     intervene = remedies.make_intervention(structure, numeric, key_fresh)
     n_intervals, remainder = divmod(structure.steps, structure.log_every)
-    check_then_learn = _make_check_then_learn(structure, numeric, source, intervene)
+    initial = model.unflatten(structure, state.params)  # distance_from_start's origin
+    check_then_learn = _make_check_then_learn(structure, numeric, source, intervene, initial)
     shapes = jax.eval_shape(
         lambda s, f: _check(structure, numeric, s, source.check_data(f, 0)), state, source.feed
     )
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     carry = Checks(state, source.feed, _empty_history(placeholder.dead), placeholder, placeholder)
     checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
-    carry, curves = lax.scan(check_then_learn, carry, checks)
+    carry, (curves, plasticity_curves) = lax.scan(check_then_learn, carry, checks)
     state, feed, history, end = carry.state, carry.feed, carry.history, carry.last
     last_step = n_intervals * structure.log_every
     if remainder:  # (not with curves: the config refuses it)
@@ -533,7 +550,13 @@ def run_checks(
     data = source.check_data(feed, last_step)
     metrics = _metrics(structure, data, carry.first, end, history, flipped)
     metrics = metrics._replace(replaced_units=continual_backprop.replaced_units(structure, state))
-    return Result(metrics, no_curves(structure) if curves is None else curves)
+    plasticity_end = None
+    if structure.plasticity_metrics != "none":
+        params = model.unflatten(structure, state.params)
+        plasticity_end = plasticity.plasticity(structure, numeric, params, initial, data)
+    curves = no_curves(structure) if curves is None else curves
+    probed = None if probe_of is None else probe_of(state.params)
+    return Result(metrics, curves, plasticity_end, plasticity_curves, probed)
 
 
 def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
@@ -545,10 +568,12 @@ def _make_check_then_learn(
     numeric: Numeric,
     source: Source,
     intervene: remedies.Intervention | None,
-) -> Callable[[Checks, jax.Array], tuple[Checks, Curves | None]]:
+    initial: model.Params,
+) -> Callable[[Checks, jax.Array], tuple[Checks, CheckPoint]]:
     """The body of :func:`run_checks`' scan, at check ``index`` (step ``index * log_every``):
-    check, record, the curves' point (with ``train.curves``), an intervention when one is due,
-    then ``log_every`` steps (except after the last check)."""
+    check, record, the curves' point (with ``train.curves``; and the plasticity metrics, with
+    ``train.plasticity_metrics``, ``initial`` the parameters training started from), an
+    intervention when one is due, then ``log_every`` steps (except after the last check)."""
     n_intervals = structure.steps // structure.log_every
 
     def intervene_and_check(state, history, data, step) -> tuple[TrainState, History]:
@@ -558,18 +583,20 @@ def _make_check_then_learn(
         after = _check(structure, numeric, state, data)
         return state, _record(history, after, step, after_intervention=True)
 
-    def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, Curves | None]:
+    def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, CheckPoint]:
         step = index * structure.log_every
         data = source.check_data(carry.feed, step)
         now = _check(structure, numeric, carry.state, data)
         history = _record(carry.history, now, step)
         first = jax.tree.map(lambda old, new: jnp.where(index == 0, new, old), carry.first, now)
-        point = None
+        point = metrics_point = None
         if structure.curves:  # the state the check saw, before any intervention
             params = model.unflatten(structure, carry.state.params)
             error = source.error(carry.feed, index, now)
             replaced = continual_backprop.replaced_units(structure, carry.state)
             point = curve_point(structure, numeric, params, data, now, step, error, replaced)
+            if structure.plasticity_metrics != "none":
+                metrics_point = plasticity.plasticity(structure, numeric, params, initial, data)
         state = carry.state
         if intervene is not None:
             due = (index > 0) & (step < structure.steps)
@@ -584,7 +611,7 @@ def _make_check_then_learn(
             state,
             carry.feed,
         )
-        return Checks(state, feed, history, first, now), point
+        return Checks(state, feed, history, first, now), (point, metrics_point)
 
     return check_then_learn
 
@@ -715,7 +742,8 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     state = TrainState(
         initial, optimizer.init(initial), continual_backprop.initial_units(structure)
     )
-    return run_checks(structure, numeric, source, state, start.key_fresh, flipped)
+    probe_of = _probe_of(structure, numeric, data, start)
+    return run_checks(structure, numeric, source, state, start.key_fresh, flipped, probe_of)
 
 
 def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Result:
@@ -727,7 +755,55 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Re
     units = continual_backprop.initial_units(structure)
     state = TrainState(start.params, optimizer.init(start.params), units)
     no_flips = jnp.zeros((structure.depth,), jnp.int32)
-    return run_checks(structure, numeric, source, state, start.key_fresh, no_flips)
+    probe_of = _probe_of(structure, numeric, None, start)
+    return run_checks(structure, numeric, source, state, start.key_fresh, no_flips, probe_of)
+
+
+def _probe_of(
+    structure: Structure, numeric: Numeric, data: Data | None, start: Start
+) -> Callable[[jax.Array], probe.Probe] | None:
+    """The probe of one initialization's final parameters, or None (``train.probe_steps = 0``)."""
+    if not structure.probe_steps:
+        return None
+    return functools.partial(probe_one, structure, numeric, data, start.key_stream)
+
+
+def probe_one(
+    structure: Structure,
+    numeric: Numeric,
+    data: Data | None,
+    key_stream: jax.Array,
+    params: jax.Array,
+) -> probe.Probe:
+    """The trainability probe (:mod:`study.probe`) of the flat parameters ``params`` of the
+    initialization whose stream key is ``key_stream``: they and a fresh network train
+    ``train.probe_steps`` steps on its fresh task (``data``'s inputs with fresh labels, or a
+    fresh stream when ``data`` is None), with the setting's optimizer, without a remedy."""
+    key = probe.task_key(key_stream)
+    optimizer = make_optimizer(structure.optimizer, numeric)
+    plain = dataclasses.replace(structure, intervention="none")  # no remedy's gradient term
+    step = make_step(plain, numeric, optimizer, params, key)  # (no remedy: the key unused)
+    if data is None:
+        source = stream_source(structure, key, step)
+    else:
+        order = jax.random.fold_in(key, probe.FRESH_ORDER)
+        source = fixed_source(structure, probe.fresh_labels(data, key), order, step)
+    drawn = model.init_params(structure, numeric, jax.random.fold_in(key, probe.FRESH_NETWORK))
+    n_steps = structure.probe_steps
+
+    def losses(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+        before = _loss(structure, numeric, flat, source.check_data(source.feed, 0))
+        state = TrainState(flat, optimizer.init(flat))
+        state, feed = source.learn(state, source.feed, 0, n_steps)
+        return before, _loss(structure, numeric, state.params, source.check_data(feed, n_steps))
+
+    return probe.from_losses(*jax.vmap(losses)(jnp.stack([params, model.flatten(drawn)])))
+
+
+def _loss(structure: Structure, numeric: Numeric, flat: jax.Array, data: Data) -> jax.Array:
+    """The mean loss of the flat parameters ``flat`` on ``data``."""
+    output = model.forward(structure, numeric, model.unflatten(structure, flat), data.inputs).output
+    return model.loss_and_output_grad(structure.loss, output, data.targets)[0]
 
 
 def _empty_history(dead: jax.Array) -> History:

@@ -54,6 +54,8 @@ STRUCTURE_FIELDS = (
     "batch_size",
     "log_every",
     "curves",
+    "plasticity_metrics",
+    "probe_steps",
     "intervention",
     "intervention_every",
     "dtype",

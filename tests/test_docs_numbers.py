@@ -8,7 +8,6 @@ constant of a source by one that starts with "from:" and names it. A percentage 
 table's share times 100, and so are the bounds of an interval printed after it (``88.6% [86.2,
 91.0]``). Exempt, because they are no result of the study: years and arXiv numbers, the 95% of an
 interval, timings (a number of seconds, minutes or hours), and numbers inside code spans and links.
-The remedies page is left out: it is being rewritten (issue 24).
 """
 
 import re
@@ -27,6 +26,7 @@ PAGES = {
     "3-lu2019.md": "lu2019",
     "4-arnekvist2020.md": "arnekvist2020",
     "5-sokar2023.md": "sokar2023",
+    "6-remedies.md": "remedies",
     "7-dohare2024.md": "dohare2024",
 }
 NUMBER = re.compile(
