@@ -326,6 +326,13 @@ def _add_bench(commands) -> None:
         "--scr-steps", type=int, metavar="T", help="examples per run of --scr (3000000)"
     )
     bench.add_argument("--scr-runs", type=int, metavar="R", help="runs of --scr (100)")
+    bench.add_argument(
+        "--scr-intervention",
+        default="none",
+        metavar="NAME",
+        help="--scr also runs the learners with this train.intervention (e.g. cbp, at its "
+        "default strengths) and reports its cost per example against plain backprop's",
+    )
     bench.add_argument("--json", metavar="FILE", help="also write the JSON here")
     _add_no_compile_cache(bench)
 
@@ -498,6 +505,7 @@ def _bench(args) -> int:
             runs=bench_scr.SCR.runs if args.scr_runs is None else args.scr_runs,
             steps=bench_scr.SCR.steps if args.scr_steps is None else args.scr_steps,
             progress=lambda message: print(f"[bench] {message}", flush=True),
+            intervention=args.scr_intervention,
         )
         print(bench_scr.format_scr(result))
     else:

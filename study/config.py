@@ -88,7 +88,11 @@ TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")
-INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init")
+INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp")
+# continual backprop's rate times the width, at most: the most its pool of fresh units serves
+# without deferring a replacement ((POOL_SIZE - 1) / POOL_BLOCK of study.continual_backprop; a
+# test keeps the two in step)
+CBP_MAX_RATE_PER_UNIT = 0.12
 # train.plasticity_metrics: off, every metric but the singular-value ranks, or all of them
 PLASTICITY_METRICS = ("none", "without_ranks", "all")
 # the interventions applied at the death checks (study.remedies.AT_CHECKS; a test keeps the two
@@ -479,7 +483,8 @@ SCHEMA: tuple[Key, ...] = (
         "none",
         "a remedy applied during training: redo = re-draw dormant units (Sokar et al. 2023), "
         "shrink_perturb (Ash and Adams 2020), l2_init = L2 pull toward the initial parameters "
-        "(Kumar et al. 2023)",
+        "(Kumar et al. 2023), cbp = continual backprop: the lowest-utility mature units "
+        "re-drawn at every step (Dohare et al. 2024)",
         choices=INTERVENTIONS,
         in_id_at_default=False,
         phase="train",
@@ -530,6 +535,36 @@ SCHEMA: tuple[Key, ...] = (
         "l2_init / 2)",
         structural=False,
         check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.cbp_replacement_rate",
+        float,
+        1e-4,
+        "cbp: replacements per mature unit and step, accumulated per layer (rho of Dohare et "
+        "al. 2024; 1e-4: the default of the authors' code, lop/algos/gnt.py)",
+        structural=False,
+        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]",
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.cbp_maturity",
+        int,
+        100,
+        "cbp: a unit younger than this many steps is never replaced (m of Dohare et al. 2024; "
+        "100 as in their slowly-changing regression, cfg/sgd/cbp/relu.json)",
+        structural=False,
+        check=_non_negative,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.cbp_decay",
+        float,
+        0.99,
+        "cbp: decay of the running average of each unit's contribution utility (eta of Dohare "
+        "et al. 2024, 0.99 in all their experiments)",
+        structural=False,
+        check=_unit_interval,
         in_id_at_default=False,
     ),
     Key("train.dtype", str, "float32", "floating-point precision", choices=DTYPES),
@@ -620,6 +655,9 @@ class Numeric(NamedTuple):
     shrink: Number = 0.8
     perturb: Number = 0.1
     l2_init: Number = 0.01
+    cbp_replacement_rate: Number = 1e-4
+    cbp_maturity: Count = 100
+    cbp_decay: Number = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -919,7 +957,8 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
     if kind in STREAMS:
         _check_stream(values)
     hidden_only = values["model.norm"] != "none" or values["model.flip_dead"]
-    if values["model.depth"] == 0 and (hidden_only or values["train.intervention"] == "redo"):
+    redraws = values["train.intervention"] in ("redo", "cbp")
+    if values["model.depth"] == 0 and (hidden_only or redraws):
         raise ConfigError(
             "model.depth = 0: a linear model has no hidden units to normalize, flip or re-draw"
         )
@@ -1000,7 +1039,6 @@ def _check_stream(values: Mapping[str, Any]) -> None:
         "data.resample": values["data.resample"],
         "model.flip_dead": values["model.flip_dead"],
         "model.norm": values["model.norm"] == "batch",
-        "train.intervention": values["train.intervention"] != "none",
     }
     for name, used in unsupported.items():
         if used:
@@ -1011,7 +1049,16 @@ def _check_stream(values: Mapping[str, Any]) -> None:
 
 
 def _check_intervention(values: Mapping[str, Any]) -> None:
-    """An intervention at fixed steps must fall on the death checks, inside the run."""
+    """An intervention at fixed steps must fall on the death checks, inside the run; continual
+    backprop's rate is at most what its pool of fresh units serves."""
+    rate, width = values["train.cbp_replacement_rate"], values["model.width"]
+    if values["train.intervention"] == "cbp" and rate * width > CBP_MAX_RATE_PER_UNIT:
+        bound = CBP_MAX_RATE_PER_UNIT / width
+        raise ConfigError(
+            f"train.cbp_replacement_rate = {rate}: with model.width = {width} a layer would owe "
+            f"more replacements than CBP draws fresh units for; allowed: at most "
+            f"{CBP_MAX_RATE_PER_UNIT:g} / width = {bound:g}"
+        )
     every, steps = values["train.intervention_every"], values["train.steps"]
     log_every = values["train.log_every"]
     if values["train.intervention"] not in CHECK_INTERVENTIONS:

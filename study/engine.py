@@ -54,6 +54,7 @@ PER_LAYER = (
     "revived_units",
     "flipped_units",
     "reset_units",
+    "replaced_units",
 )
 
 

@@ -201,8 +201,10 @@ def _init_weights(
     init_range: Number,
     dtype: DTypeLike,
     gain: Number = 1.0,
+    rows: int | None = None,
 ) -> jax.Array:
-    shape = (fan_out, fan_in)
+    # ``rows``: draw only that many rows of the layer's (iid) weights, scaled as the layer's
+    shape = (fan_out if rows is None else rows, fan_in)
     if scheme == "kaiming_uniform":
         limit = gain * jnp.sqrt(3.0 / fan_in)
         return _draw(jax.random.uniform, key, shape, dtype, -1.0, 1.0) * limit.astype(dtype)
@@ -287,6 +289,29 @@ def layer_sizes(structure: Structure) -> list[tuple[int, int]]:
     fan_ins = [structure.dim] + [outputs] * structure.depth
     fan_outs = [structure.width] * structure.depth + [1]
     return list(zip(fan_ins, fan_outs, strict=True))
+
+
+def init_unit_rows(
+    structure: Structure, numeric: Numeric, key: jax.Array, layer: int
+) -> tuple[jax.Array, jax.Array]:
+    """Fresh incoming weights and biases for units of hidden layer ``layer`` from the
+    initialization's distribution: ``(weights: float[rows, fan_in], bias: float[rows])``, one
+    row (``rows = 1``) where units are drawn independently of each other, the whole layer's
+    (``rows = width``) under ``orthogonal``, whose rows are drawn together. (What a re-drawn unit
+    gets: :mod:`study.continual_backprop`.)"""
+    dtype = jnp.dtype(structure.dtype)
+    fan_in, fan_out = layer_sizes(structure)[layer]
+    rows = fan_out if structure.init == "orthogonal" else 1
+    if structure.init == "rai":
+        return _init_rai(key, fan_in, rows, structure.use_bias, dtype)
+    key_w, key_b = jax.random.split(key)
+    gain = activation_gain(structure.activation, numeric.leaky_slope)
+    weights = _init_weights(
+        structure.init, key_w, fan_in, fan_out, numeric.init_range, dtype, gain, rows
+    )
+    if not structure.use_bias:
+        return weights, jnp.zeros((rows,), dtype)
+    return weights, _init_bias(structure.bias_init, key_b, rows, numeric.bias_scale, dtype)
 
 
 def init_params(structure: Structure, numeric: Numeric, key: jax.Array) -> Params:

@@ -27,10 +27,11 @@ then a branch in one of the three functions here (an intervention: an entry in
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from study import model
@@ -43,10 +44,13 @@ class TrainState(NamedTuple):
 
     params: float[n_params], every parameter in one flat vector (:func:`study.model.flatten`).
     opt_state: the optimizer's state for that vector.
+    units: what a remedy acting at every step keeps per hidden unit (continual backprop's
+      :class:`study.continual_backprop.UnitState`); ``()`` for every other remedy.
     """
 
     params: jax.Array
     opt_state: optax.OptState
+    units: Any = ()
 
 
 # intervene(state, data, step) -> (state, reset_units int32[L])
@@ -121,28 +125,54 @@ def redo(
     params = model.unflatten(structure, state.params)
     activations = model.forward(structure, numeric, params, data.inputs).activations[1:]
     reset = jnp.stack([dormant_units(h, numeric.redo_tau, structure.width) for h in activations])
-    incoming, outgoing = [], []
-    for index, layer in enumerate(params):
-        # the outgoing weights of a re-drawn unit: every output's (both of a CReLU unit's)
-        below = (
-            model.to_outputs(reset[index - 1], structure.activation)[None, :]
-            if index > 0
-            else jnp.zeros((1, 1), bool)
-        )
-        outgoing.append(
-            [jnp.broadcast_to(below, layer[0].shape)]
-            + [jnp.zeros(leaf.shape, bool) for leaf in layer[1:]]
-        )
-        own = reset[index] if index < structure.depth else jnp.zeros(layer[1].shape, bool)
-        incoming.append([jnp.broadcast_to(own[:, None], layer[0].shape)] + [own] * len(layer[1:]))
-    into, out_of = model.flatten(incoming), model.flatten(outgoing)
+    return redraw_units(structure, state, reset, fresh), reset
+
+
+def redraw_units(
+    structure: Structure, state: TrainState, redrawn: jax.Array, fresh: jax.Array
+) -> TrainState:
+    """Re-draw the hidden units ``redrawn: bool[L, width]``: their incoming weights, bias (and
+    normalization gain and shift) from the fresh initialization ``fresh: float[n_params]``,
+    their outgoing weights 0, so that the new units add nothing to the output; the optimizer's
+    per-parameter state of all of these set to 0, every other parameter's and state's entry
+    kept bit for bit (a select, so no redrawn unit at all is the state unchanged)."""
+    into_unit, out_of_unit = unit_of_parameters(structure)
+    # a gather with constant indices (index L * width: no unit): one select per parameter, which
+    # leaves the fused loops of the optimizer's update as they are without a remedy
+    units = jnp.concatenate([redrawn.reshape(-1), jnp.zeros((1,), bool)])
+    into, out_of = units[into_unit], units[out_of_unit]
     flat = jnp.where(out_of, 0, jnp.where(into, fresh, state.params))
     cleared = into | out_of
     opt_state = jax.tree.map(
         lambda leaf: jnp.where(cleared, 0, leaf) if leaf.shape == flat.shape else leaf,
         state.opt_state,
     )
-    return TrainState(flat, opt_state), reset
+    return state._replace(params=flat, opt_state=opt_state)
+
+
+def unit_of_parameters(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
+    """``(into, out_of)``, ``int[n_params]`` each: for every flat parameter, the hidden unit
+    (``layer * width + unit``) it is an incoming parameter of (weight, bias, normalization gain
+    or shift) and the one it is an outgoing weight of (both outputs of a CReLU unit);
+    ``depth * width`` where none."""
+    none = structure.depth * structure.width
+    into, out_of = [], []
+    for index, shapes in enumerate(model.leaf_shapes(structure)):
+        hidden = index < structure.depth
+        units = index * structure.width + np.arange(shapes[0][0])
+        for position, shape in enumerate(shapes):
+            own = units if hidden else np.full(shape[0], none)
+            into.append(np.broadcast_to(own.reshape(-1, *([1] * (len(shape) - 1))), shape))
+            below = np.full(shape, none)
+            if index > 0 and position == 0:  # the weights from the layer below, per output
+                below_units = (index - 1) * structure.width + np.arange(structure.width)
+                outputs = np.tile(below_units, model.outputs_per_unit(structure.activation))
+                below = np.broadcast_to(outputs[None, :], shape)
+            out_of.append(below)
+    return (
+        np.concatenate([a.reshape(-1) for a in into]),
+        np.concatenate([a.reshape(-1) for a in out_of]),
+    )
 
 
 def _redo_remedy(

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from study import model, plasticity, probe, remedies, stream
+from study import continual_backprop, model, plasticity, probe, remedies, stream
 from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
@@ -69,6 +69,7 @@ class Metrics(NamedTuple):
       ReDo re-drew alive included).
     flipped_units: int32[L], units whose signs ``model.flip_dead`` flipped at initialization.
     reset_units: int32[L], units ReDo re-drew, summed over its interventions.
+    replaced_units: int32[L], units continual backprop replaced (0 without it).
     """
 
     dead_init: jax.Array
@@ -91,6 +92,7 @@ class Metrics(NamedTuple):
     revived_units: jax.Array
     flipped_units: jax.Array
     reset_units: jax.Array
+    replaced_units: jax.Array
 
 
 class Health(NamedTuple):
@@ -367,7 +369,8 @@ class Curves(NamedTuple):
     inactive (pre-activation <= 0 on every input), dormant (score <= train.dormant_tau) and
     rarely active (pre-activation > 0, under crelu != 0, on fewer than 1% of the inputs), and
     ``float[C, L]`` zero_share, the share of zero entries among the layer's activations (its
-    ``2 * width`` outputs under crelu, about half of them 0 on any input).
+    ``2 * width`` outputs under crelu, about half of them 0 on any input); ``int32[C, L]``
+    replaced_units, the units continual backprop replaced before the check (0 without it).
     """
 
     step: jax.Array
@@ -377,6 +380,7 @@ class Curves(NamedTuple):
     dormant_units: jax.Array
     rarely_active_units: jax.Array
     zero_share: jax.Array
+    replaced_units: jax.Array
 
 
 # Dohare et al. (2024)'s rule: a unit active on fewer than this share of inputs is "dormant".
@@ -391,9 +395,11 @@ def curve_point(
     now: Health,
     step: jax.Array | int,
     error: jax.Array,
+    replaced: jax.Array,
 ) -> Curves:
     """The curves' entries of one check: ``now`` (the health on ``data``) and two definitions
-    that need the activations themselves."""
+    that need the activations themselves; ``replaced: int32[L]``, the units CBP replaced so
+    far."""
     fwd = model.forward(structure, numeric, params, data.inputs)
     n = data.inputs.shape[-1]
     # a CReLU unit is active on an input where either output is: z != 0
@@ -413,6 +419,7 @@ def curve_point(
         dormant_units=count(now.dormant),
         rarely_active_units=count(rarely),
         zero_share=jnp.stack(zero).astype(data.inputs.dtype) if zero else jnp.zeros((0,)),
+        replaced_units=replaced,
     )
 
 
@@ -449,11 +456,13 @@ def no_curves(structure: Structure) -> Curves:
         dormant_units=counts,
         rarely_active_units=counts,
         zero_share=jnp.zeros((0, structure.depth), dtype),
+        replaced_units=counts,
     )
 
 
-# step(state, batch) -> (state, the batch's loss before the update)
-OptimizerStep = Callable[[TrainState, Data], tuple[TrainState, jax.Array]]
+# step(state, batch, index) -> (state, the batch's loss before the update); index: the step's
+# number (int32, the same for every initialization: a remedy may branch on it)
+OptimizerStep = Callable[[TrainState, Data, jax.Array], tuple[TrainState, jax.Array]]
 
 
 class Source(NamedTuple):
@@ -540,6 +549,7 @@ def run_checks(
         history = _record(history, end, jnp.int32(last_step))
     data = source.check_data(feed, last_step)
     metrics = _metrics(structure, data, carry.first, end, history, flipped)
+    metrics = metrics._replace(replaced_units=continual_backprop.replaced_units(structure, state))
     plasticity_end = None
     if structure.plasticity_metrics != "none":
         params = model.unflatten(structure, state.params)
@@ -583,7 +593,8 @@ def _make_check_then_learn(
         if structure.curves:  # the state the check saw, before any intervention
             params = model.unflatten(structure, carry.state.params)
             error = source.error(carry.feed, index, now)
-            point = curve_point(structure, numeric, params, data, now, step, error)
+            replaced = continual_backprop.replaced_units(structure, carry.state)
+            point = curve_point(structure, numeric, params, data, now, step, error, replaced)
             if structure.plasticity_metrics != "none":
                 metrics_point = plasticity.plasticity(structure, numeric, params, initial, data)
         state = carry.state
@@ -610,18 +621,22 @@ def make_step(
     numeric: Numeric,
     optimizer: optax.GradientTransformation,
     initial: jax.Array,
+    key_fresh: jax.Array,
 ) -> OptimizerStep:
-    """``step(state, batch) -> (state, loss)``: one optimizer step on ``batch`` (its loss before
-    the update), with the gradient term of a remedy (:func:`study.remedies.gradient_term`, which
-    pulls toward the flat initial parameters ``initial``).
+    """``step(state, batch, index) -> (state, loss)``: optimizer step ``index`` on ``batch`` (its
+    loss before the update), with the gradient term of a remedy
+    (:func:`study.remedies.gradient_term`, which pulls toward the flat initial parameters
+    ``initial``) and, after the update, the step of a remedy that acts at every step (continual
+    backprop, fresh draws from ``key_fresh``).
 
     The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     elementwise, so this is the same update, but one fused kernel per operation instead of one
     per parameter array (docs/performance.md).
     """
     pull = remedies.gradient_term(structure, numeric, initial)
+    per_step = continual_backprop.make_step_remedy(structure, numeric, key_fresh)
 
-    def step(state: TrainState, batch: Data) -> tuple[TrainState, jax.Array]:
+    def step(state: TrainState, batch: Data, index: jax.Array) -> tuple[TrainState, jax.Array]:
         params = model.unflatten(structure, state.params)
         fwd = model.forward(structure, numeric, params, batch.inputs)
         loss, output_grad = model.loss_and_output_grad(structure.loss, fwd.output, batch.targets)
@@ -629,7 +644,14 @@ def make_step(
         if pull is not None:
             grads = grads + pull(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+        state = state._replace(
+            params=optax.apply_updates(state.params, updates), opt_state=opt_state
+        )
+        if per_step is not None:
+            # the barrier keeps the remedy out of the update's fused loops, so that their
+            # rounding does not depend on it (rate 0 is the run without it, bit for bit)
+            state = per_step(lax.optimization_barrier(state), fwd, index)
+        return state, loss
 
     return step
 
@@ -642,7 +664,7 @@ def fixed_source(
 
     def learn(state: TrainState, feed: tuple, first_step, n_steps: int) -> tuple[TrainState, tuple]:
         def one_step(state: TrainState, index) -> tuple[TrainState, None]:
-            return step(state, _batch(structure, data, key_batch, index))[0], None
+            return step(state, _batch(structure, data, key_batch, index), index)[0], None
 
         steps = first_step + jnp.arange(n_steps, dtype=jnp.int32)
         return lax.scan(one_step, state, steps)[0], feed
@@ -685,7 +707,7 @@ def stream_source(structure: Structure, key: jax.Array, step: OptimizerStep) -> 
         flip = (index > 0) & (index % structure.flip_every == 0)
         bits, targets = lax.cond(flip, next_bits, lambda *a: a[:2], feed.bits, feed.targets, index)
         x, y = stream.fast_example(bits, targets, examples_key, index)
-        state, loss = step(state, Data(x[:, None], y[None]))
+        state, loss = step(state, Data(x[:, None], y[None]), index)
         return (state, StreamFeed(bits, targets, feed.loss_sum + loss)), None
 
     def learn(state: TrainState, feed: StreamFeed, first_step, n_steps: int):
@@ -715,9 +737,11 @@ def train_one(structure: Structure, numeric: Numeric, data: Data, start: Start) 
     initial = start.params
     if structure.flip_dead:
         initial, flipped = remedies.flip_dead_units(structure, numeric, data, initial)
-    step = make_step(structure, numeric, optimizer, initial)
+    step = make_step(structure, numeric, optimizer, initial, start.key_fresh)
     source = fixed_source(structure, data, start.key_batch, step)
-    state = TrainState(initial, optimizer.init(initial))
+    state = TrainState(
+        initial, optimizer.init(initial), continual_backprop.initial_units(structure)
+    )
     probe_of = _probe_of(structure, numeric, data, start)
     return run_checks(structure, numeric, source, state, start.key_fresh, flipped, probe_of)
 
@@ -726,9 +750,10 @@ def train_stream_one(structure: Structure, numeric: Numeric, start: Start) -> Re
     """Learn one initialization's own stream (from ``start.key_stream``) online, one example
     per step (:func:`stream_source`)."""
     optimizer = make_optimizer(structure.optimizer, numeric)
-    step = make_step(structure, numeric, optimizer, start.params)
+    step = make_step(structure, numeric, optimizer, start.params, start.key_fresh)
     source = stream_source(structure, start.key_stream, step)
-    state = TrainState(start.params, optimizer.init(start.params))
+    units = continual_backprop.initial_units(structure)
+    state = TrainState(start.params, optimizer.init(start.params), units)
     no_flips = jnp.zeros((structure.depth,), jnp.int32)
     probe_of = _probe_of(structure, numeric, None, start)
     return run_checks(structure, numeric, source, state, start.key_fresh, no_flips, probe_of)
@@ -757,7 +782,7 @@ def probe_one(
     key = probe.task_key(key_stream)
     optimizer = make_optimizer(structure.optimizer, numeric)
     plain = dataclasses.replace(structure, intervention="none")  # no remedy's gradient term
-    step = make_step(plain, numeric, optimizer, params)
+    step = make_step(plain, numeric, optimizer, params, key)  # (no remedy: the key unused)
     if data is None:
         source = stream_source(structure, key, step)
     else:
@@ -823,6 +848,7 @@ def _metrics(structure, data: Data, start: Health, end: Health, history, flipped
         revived_units=count(history.revived_units),
         flipped_units=flipped,
         reset_units=history.reset_units,
+        replaced_units=jnp.zeros_like(history.reset_units),
     )
 
 

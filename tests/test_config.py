@@ -76,6 +76,9 @@ NUMERIC_FIELDS = (
     "shrink",
     "perturb",
     "l2_init",
+    "cbp_replacement_rate",
+    "cbp_maturity",
+    "cbp_decay",
 )
 
 
