@@ -28,6 +28,21 @@ TINY = {
 }
 
 
+# A small slowly-changing-regression stream (make_setting's keywords), shared by the stream
+# tests so that its baseline compiles once per session.
+STREAM_SMALL = dict(
+    data_kind="slowly_changing",
+    data_flip_every=50,
+    data_probe_size=64,
+    model_width=5,
+    model_init="kaiming_uniform",
+    train_optimizer="sgd",
+    train_learning_rate=0.01,
+    train_steps=300,
+    train_log_every=50,
+)
+
+
 def tiny_config(**changes) -> dict:
     """A copy of TINY with ``changes``: ``section__key=value``, or ``key=value`` at the top."""
     changed = {name.replace("__", "."): value for name, value in changes.items()}

@@ -22,20 +22,8 @@ from study import continual_backprop as cbp
 from study import model, remedies
 from study.config import CBP_MAX_RATE_PER_UNIT, ConfigError, make_setting
 from study.engine import Engine
-from tests.helpers import assert_refused, run_cli
+from tests.helpers import STREAM_SMALL, assert_refused, run_cli
 
-# the small stream of tests/test_stream_engine.py (its baseline compiles once per session)
-SMALL = dict(
-    data_kind="slowly_changing",
-    data_flip_every=50,
-    data_probe_size=64,
-    model_width=5,
-    model_init="kaiming_uniform",
-    train_optimizer="sgd",
-    train_learning_rate=0.01,
-    train_steps=300,
-    train_log_every=50,
-)
 N_INITS, SEED = 20, 5  # more than 16 initializations: the chunk shape of the default runs
 
 
@@ -52,8 +40,8 @@ def _metric_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 def test_cbp_at_rate_0_is_the_stream_baseline_bit_for_bit_and_rates_do_not_recompile():
     engine = Engine()
-    baseline = study.simulate_curves(make_setting(**SMALL), N_INITS, SEED, engine=engine)
-    off = make_setting(**SMALL, train_intervention="cbp", train_cbp_replacement_rate=0.0)
+    baseline = study.simulate_curves(make_setting(**STREAM_SMALL), N_INITS, SEED, engine=engine)
+    off = make_setting(**STREAM_SMALL, train_intervention="cbp", train_cbp_replacement_rate=0.0)
     runs, curves = study.simulate_curves(off, N_INITS, SEED, engine=engine)
     for ours, theirs in zip((runs, curves), baseline, strict=True):
         pd.testing.assert_frame_equal(
@@ -63,7 +51,7 @@ def test_cbp_at_rate_0_is_the_stream_baseline_bit_for_bit_and_rates_do_not_recom
 
     compiled = engine.compiles
     on = make_setting(
-        **SMALL,
+        **STREAM_SMALL,
         train_intervention="cbp",
         train_cbp_replacement_rate=0.02,
         train_cbp_maturity=20,
@@ -73,7 +61,7 @@ def test_cbp_at_rate_0_is_the_stream_baseline_bit_for_bit_and_rates_do_not_recom
     assert engine.compiles == compiled  # new rate, maturity and decay: the same program
     # 0.02 x 5 mature units per step over 280 steps: about 28 replacements per run
     assert (runs["replaced_units_l1"] > 0).all()
-    last = curves[curves["step"] == SMALL["train_steps"]]
+    last = curves[curves["step"] == STREAM_SMALL["train_steps"]]
     np.testing.assert_array_equal(last["replaced_units_l1"], runs["replaced_units_l1"])
     per_run = curves.groupby("init")["replaced_units_l1"]
     assert (per_run.diff().dropna() >= 0).all()  # counted so far: never decreasing
@@ -331,7 +319,7 @@ def test_every_remedy_at_strength_0_is_the_baseline_bit_for_bit(data, interventi
         # 0 * (params - initial) fused into the update rounds otherwise; neither a select nor an
         # optimization barrier around the term fixed it in this session)
         request.applymarker(pytest.mark.xfail(strict=True, reason="l2_init 0 on fixed data"))
-    values = dict(SMALL) if data == "stream" else dict(FIXED)
+    values = dict(STREAM_SMALL) if data == "stream" else dict(FIXED)
     strength = dict(STRENGTH_0[intervention])
     if data == "fixed" and "train_intervention_every" in strength:
         strength["train_intervention_every"] = 20
@@ -353,7 +341,10 @@ def test_every_remedy_at_strength_0_is_the_baseline_bit_for_bit(data, interventi
 @pytest.mark.slow
 def test_cbp_results_do_not_depend_on_the_chunking():
     setting = make_setting(
-        **SMALL, train_intervention="cbp", train_cbp_replacement_rate=0.02, train_cbp_maturity=20
+        **STREAM_SMALL,
+        train_intervention="cbp",
+        train_cbp_replacement_rate=0.02,
+        train_cbp_maturity=20,
     )
     whole = study.simulate(setting, n_inits=40, seed=SEED, chunk_size=40)
     halves = study.simulate(setting, n_inits=40, seed=SEED, chunk_size=20)

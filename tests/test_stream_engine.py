@@ -13,32 +13,20 @@ from study import cli, engine, model, results, stream
 from study.config import load_study, make_setting
 from study.data import key_streams
 from study.train import SHARED_DRAWS, STREAM_DRAWS
-from tests.helpers import assert_refused, run_cli
-
-SMALL = dict(
-    data_kind="slowly_changing",
-    data_flip_every=50,
-    data_probe_size=64,
-    model_width=5,
-    model_init="kaiming_uniform",
-    train_optimizer="sgd",
-    train_learning_rate=0.01,
-    train_steps=300,
-    train_log_every=50,
-)
+from tests.helpers import STREAM_SMALL, assert_refused, run_cli
 
 
 @pytest.fixture(scope="module")
 def small_tables():
-    """SMALL's ``(runs, curves)`` (20 initializations, seed 5), shared by the tests that read
-    them."""
-    return study.simulate_curves(make_setting(**SMALL), n_inits=20, seed=5)
+    """STREAM_SMALL's ``(runs, curves)`` (20 initializations, seed 5), shared by the tests that
+    read them."""
+    return study.simulate_curves(make_setting(**STREAM_SMALL), n_inits=20, seed=5)
 
 
 def test_online_learning_matches_a_plain_per_example_reference(small_tables):
     """The engine's binned online error equals a plain loop: one example of the stream per
     step, jax.grad of the squared error, optax SGD (float32 rounding apart)."""
-    setting = make_setting(**SMALL)
+    setting = make_setting(**STREAM_SMALL)
     _, curves = small_tables
     structure, numeric = setting.structure, setting.numeric
     optimizer = optax.sgd(0.01)
@@ -109,7 +97,7 @@ def test_curves_have_a_row_per_logged_step_and_ordered_definitions(tmp_path):
 def test_chunking_does_not_change_a_stream_run(small_tables):
     """Results do not depend on chunking (that initialization i has one stream whatever the
     setting, under either pairing, is tests/test_pairing.py's)."""
-    chunked = study.simulate_curves(make_setting(**SMALL), n_inits=20, seed=5, chunk_size=7)
+    chunked = study.simulate_curves(make_setting(**STREAM_SMALL), n_inits=20, seed=5, chunk_size=7)
     for whole, parts in zip(small_tables, chunked, strict=True):  # the runs, then the curves
         pd.testing.assert_frame_equal(whole, parts, check_exact=True)
 
