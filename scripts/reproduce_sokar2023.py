@@ -153,14 +153,8 @@ def _panel(ax, table, series, style, when, activations) -> None:
         if isinstance(what, tuple):
             part = table[table["train.dormant_tau"] == what[1]]
             column = f"dormant_{when}"
-        else:  # dead and inactive do not depend on tau: pool the tau settings' networks
-            part = table.groupby("model.activation", as_index=False).agg(
-                **{
-                    c: (c, "mean")
-                    for c in (f"{what}_{when}", f"{what}_{when}_lo", f"{what}_{when}_hi")
-                }
-            )
-            part = part[part["model.activation"].isin(activations)]
+        else:  # dead and inactive do not depend on tau, which measures the same networks
+            part = table.drop_duplicates("model.activation")
             column = f"{what}_{when}"
         part = part.set_index("model.activation").reindex(activations)
         xs = [activations.index(a) + (i - (len(series) - 1) / 2) * 0.14 for a in part.index]
