@@ -132,14 +132,7 @@ def main(argv=None) -> int:
     common.theme()
     runs_of_arm, tables = {}, []
     for arm, (config, name) in ARMS.items():
-        runs, summary = common.run_config(
-            config,
-            args.out / arm,
-            overrides=TINY if args.tiny else (),
-            n_inits=64 if args.tiny else None,
-            force=args.force,
-            quiet=args.tiny,
-        )
+        runs, summary = common.run_sized(config, args.out / arm, args, TINY)
         runs_of_arm[arm] = runs
         table = table_of(runs, summary).assign(arm=name)
         table["effective_step"] = table["train.learning_rate"] / (1 - table["train.momentum"])

@@ -75,6 +75,21 @@ def run_config(
     return folder.runs(), folder.summary()
 
 
+def run_sized(
+    config: str, out: Path, args, tiny: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`run_config` at the script's size: with ``--tiny``, the overrides ``tiny`` and 64
+    initializations, quietly; otherwise the config as written. ``args``: :func:`parse_args`'s."""
+    return run_config(
+        config,
+        out,
+        overrides=tiny if args.tiny else (),
+        n_inits=64 if args.tiny else None,
+        force=args.force,
+        quiet=args.tiny,
+    )
+
+
 def wilson(k, n) -> tuple[np.ndarray, np.ndarray]:
     """95% Wilson bounds of k successes in n trials (arrays)."""
     lo, hi = analysis.wilson_interval(np.asarray(k, float), np.asarray(n, float))

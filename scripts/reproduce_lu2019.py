@@ -182,27 +182,13 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
 def main(argv=None) -> int:
     args = common.parse_args("lu2019", __doc__.splitlines()[0], argv)
     common.theme()
-    runs, _ = common.run_config(
-        "lu2019.toml",
-        args.out / "born_dead",
-        overrides=TINY_BORN_DEAD if args.tiny else (),
-        n_inits=64 if args.tiny else None,
-        force=args.force,
-        quiet=args.tiny,
-    )
+    runs, _ = common.run_sized("lu2019.toml", args.out / "born_dead", args, TINY_BORN_DEAD)
     born_dead = born_dead_by_depth(runs)
     common.write_table(born_dead, args.out, "summary.csv")
     figure_born_dead(born_dead, args.out)
 
     abs_folder = args.out / "abs_fit"
-    abs_runs, _ = common.run_config(
-        "lu2019_abs.toml",
-        abs_folder,
-        overrides=TINY_ABS if args.tiny else (),
-        n_inits=64 if args.tiny else None,
-        force=args.force,
-        quiet=args.tiny,
-    )
+    abs_runs, _ = common.run_sized("lu2019_abs.toml", abs_folder, args, TINY_ABS)
     collapse = collapse_table(abs_runs, results.read_manifest(abs_folder).seed)
     common.write_table(collapse, args.out, "collapse.csv")
     figure_collapse(collapse, args.out)

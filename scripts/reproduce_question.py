@@ -205,14 +205,7 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
 def main(argv=None) -> int:
     args = common.parse_args("question", __doc__.splitlines()[0], argv)
     common.theme()
-    runs, summary = common.run_config(
-        "question.toml",
-        args.out / "run",
-        overrides=TINY if args.tiny else (),
-        n_inits=64 if args.tiny else None,
-        force=args.force,
-        quiet=args.tiny,
-    )
+    runs, summary = common.run_sized("question.toml", args.out / "run", args, TINY)
     common.write_table(summary, args.out, "summary.csv")
     common.write_table(revival_table(summary), args.out, "revival.csv")
     common.write_table(dead_networks_table(runs), args.out, "dead_networks.csv")

@@ -182,14 +182,7 @@ def main(argv=None) -> int:
     common.theme()
     tables, tests = [], []
     for folder, (config, regime) in REGIMES.items():
-        runs, _ = common.run_config(
-            config,
-            args.out / folder,
-            overrides=TINY if args.tiny else (),
-            n_inits=64 if args.tiny else None,
-            force=args.force,
-            quiet=args.tiny,
-        )
+        runs, _ = common.run_sized(config, args.out / folder, args, TINY)
         tables.append(unit_shares(runs).assign(regime=regime))
         tests.append(orderings(runs).assign(regime=regime))
     table = pd.concat(tables, ignore_index=True)

@@ -97,14 +97,7 @@ def figure(table: pd.DataFrame, out) -> None:
 def main(argv=None) -> int:
     args = common.parse_args("two_layers", __doc__.splitlines()[0], argv)
     common.theme()
-    runs, summary = common.run_config(
-        "two_layers.toml",
-        args.out / "run",
-        overrides=TINY if args.tiny else (),
-        n_inits=64 if args.tiny else None,
-        force=args.force,
-        quiet=args.tiny,
-    )
+    runs, summary = common.run_sized("two_layers.toml", args.out / "run", args, TINY)
     table = unit_and_network_table(runs, summary)
     common.write_table(table, args.out, "summary.csv")
     figure(table, args.out)
