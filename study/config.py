@@ -88,7 +88,7 @@ TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")
-INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp")
+INTERVENTIONS = ("none", "redo", "shrink_perturb", "l2_init", "cbp", "noise")
 # continual backprop's rate times the width, at most: the most its pool of fresh units serves
 # without deferring a replacement ((POOL_SIZE - 1) / POOL_BLOCK of study.continual_backprop; a
 # test keeps the two in step)
@@ -484,7 +484,9 @@ SCHEMA: tuple[Key, ...] = (
         "a remedy applied during training: redo = re-draw dormant units (Sokar et al. 2023), "
         "shrink_perturb (Ash and Adams 2020), l2_init = L2 pull toward the initial parameters "
         "(Kumar et al. 2023), cbp = continual backprop: the lowest-utility mature units "
-        "re-drawn at every step (Dohare et al. 2024)",
+        "re-drawn at every step (Dohare et al. 2024), noise = Gaussian noise of std "
+        "train.noise_std added to every parameter after every step (with train.weight_decay: "
+        "Dohare et al.'s online shrink and perturb)",
         choices=INTERVENTIONS,
         in_id_at_default=False,
         phase="train",
@@ -565,6 +567,16 @@ SCHEMA: tuple[Key, ...] = (
         "et al. 2024, 0.99 in all their experiments)",
         structural=False,
         check=_unit_interval,
+        in_id_at_default=False,
+    ),
+    Key(
+        "train.noise_std",
+        float,
+        0.0,
+        "noise: the standard deviation of the Gaussian noise added to every parameter after "
+        "every optimizer step (perturb_scale of Dohare et al.'s code, lop/algos/bp.py)",
+        structural=False,
+        check=_non_negative,
         in_id_at_default=False,
     ),
     Key("train.dtype", str, "float32", "floating-point precision", choices=DTYPES),
@@ -658,6 +670,7 @@ class Numeric(NamedTuple):
     cbp_replacement_rate: Number = 1e-4
     cbp_maturity: Count = 100
     cbp_decay: Number = 0.99
+    noise_std: Number = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@ A remedy acts on one initialization's training at one of three moments; the comp
 its strengths traced from the :class:`~study.config.Numeric` values:
 
 * at initialization, on the drawn parameters: :func:`flip_dead_units` (``model.flip_dead``);
-* at every optimizer step, a term added to the gradient: :func:`gradient_term` (``l2_init``);
+* at every optimizer step, a term added to the gradient: :func:`gradient_term` (``l2_init``),
+  or a change after the update: :func:`step_noise` (``noise``; continual backprop's is in
+  :mod:`study.continual_backprop`);
 * at a death check, every ``train.intervention_every`` steps: :func:`make_intervention`
   (``redo``, ``shrink_perturb``).
 
@@ -111,6 +113,33 @@ def gradient_term(
     if structure.intervention != "l2_init":
         return None
     return lambda params: jnp.multiply(numeric.l2_init, params - initial)
+
+
+# Folded into an initialization's key of fresh draws for the noise of every step (then the step).
+NOISE_TAG = 0x6E6F6973
+
+
+def step_noise(
+    structure: Structure, numeric: Numeric, key_fresh: jax.Array
+) -> Callable[[TrainState, Any, jax.Array], TrainState] | None:
+    """``noise(state, fwd, index) -> state``: after optimizer step ``index``, every parameter
+    gains ``noise_std`` times a standard normal draw from ``fold_in(fold_in(key_fresh,
+    NOISE_TAG), index)`` (``fwd``, the step's forward pass, is not used); None without
+    ``train.intervention = "noise"``. With ``train.weight_decay`` this is Dohare et al.'s
+    shrink and perturb as their code runs it (``lop/algos/bp.py``: SGD with weight decay, then
+    ``perturb()`` after every step)."""
+    if structure.intervention != "noise":
+        return None
+    key_noise = jax.random.fold_in(key_fresh, NOISE_TAG)
+
+    def add_noise(state: TrainState, fwd: Any, index: jax.Array) -> TrainState:
+        del fwd
+        draw = jax.random.normal(
+            jax.random.fold_in(key_noise, index), state.params.shape, state.params.dtype
+        )
+        return state._replace(params=state.params + jnp.multiply(numeric.noise_std, draw))
+
+    return add_noise
 
 
 def redo(

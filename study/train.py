@@ -627,14 +627,16 @@ def make_step(
     loss before the update), with the gradient term of a remedy
     (:func:`study.remedies.gradient_term`, which pulls toward the flat initial parameters
     ``initial``) and, after the update, the step of a remedy that acts at every step (continual
-    backprop, fresh draws from ``key_fresh``).
+    backprop or noise, fresh draws from ``key_fresh``).
 
     The optimizer works on all parameters as one flat vector: every optax optimizer used here is
     elementwise, so this is the same update, but one fused kernel per operation instead of one
     per parameter array (docs/performance.md).
     """
     pull = remedies.gradient_term(structure, numeric, initial)
-    per_step = continual_backprop.make_step_remedy(structure, numeric, key_fresh)
+    per_step = continual_backprop.make_step_remedy(
+        structure, numeric, key_fresh
+    ) or remedies.step_noise(structure, numeric, key_fresh)
 
     def step(state: TrainState, batch: Data, index: jax.Array) -> tuple[TrainState, jax.Array]:
         params = model.unflatten(structure, state.params)

@@ -79,6 +79,7 @@ NUMERIC_FIELDS = (
     "cbp_replacement_rate",
     "cbp_maturity",
     "cbp_decay",
+    "noise_std",
 )
 
 

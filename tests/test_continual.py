@@ -74,9 +74,10 @@ def test_cbp_at_rate_0_is_the_stream_baseline_bit_for_bit_and_rates_do_not_recom
         ("cbp_replacement_rate", 1.5, "[0, 1]"),
         ("cbp_maturity", -1, ">= 0"),
         ("cbp_decay", 1.0, "[0, 1)"),
+        ("noise_std", -0.1, ">= 0"),
     ],
 )
-def test_bad_cbp_values_are_refused_in_one_line(tmp_path, capsys, key, value, fragment):
+def test_bad_per_step_remedy_values_are_refused_in_one_line(tmp_path, capsys, key, value, fragment):
     config = {"train": {"intervention": "cbp", key: value, "steps": 4, "log_every": 2}}
     assert_refused(run_cli(tmp_path, config), capsys, tmp_path, f"train.{key}", fragment)
 
@@ -307,6 +308,7 @@ STRENGTH_0 = {
     "shrink_perturb": dict(train_shrink=1.0, train_perturb=0.0, train_intervention_every=50),
     "l2_init": dict(train_l2_init=0.0),
     "cbp": dict(train_cbp_replacement_rate=0.0),
+    "noise": dict(train_noise_std=0.0),
 }
 
 
@@ -366,3 +368,46 @@ def test_bench_scr_times_an_intervention_beside_plain_backprop(tmp_path, capsys)
         result["engine_examples_per_s"] / result["intervention_examples_per_s"]
     )
     assert main(["bench", "--scr", "--scr-intervention", "cpb"]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Noise after every step (with weight decay: Dohare et al.'s online shrink and perturb).
+# --------------------------------------------------------------------------------------------
+
+
+def test_noise_adds_its_own_normal_draw_of_each_step_through_the_optimizer_step():
+    from study import train
+
+    setting = make_setting(
+        data_dim=3,
+        model_width=4,
+        model_init="kaiming_uniform",
+        train_optimizer="sgd",
+        train_learning_rate=0.0,  # the update adds 0: what changes is the noise alone
+        train_intervention="noise",
+        train_noise_std=0.1,
+    )
+    structure, numeric = setting.structure, setting.numeric
+    flat = model.flatten(model.init_params(structure, numeric, jax.random.key(1)))
+    optimizer = train.make_optimizer("sgd", numeric)
+    state = remedies.TrainState(flat, optimizer.init(flat))
+    key_fresh = jax.random.key(7)
+    step = jax.jit(train.make_step(structure, numeric, optimizer, flat, key_fresh))
+    batch = train.Data(jnp.ones((3, 2)), jnp.zeros(2))
+    key_noise = jax.random.fold_in(key_fresh, remedies.NOISE_TAG)
+    steps = []
+    for index in (0, 1, 2, 1000):
+        after, _ = step(state, batch, jnp.int32(index))
+        noise = jax.random.normal(jax.random.fold_in(key_noise, index), flat.shape, flat.dtype)
+        np.testing.assert_allclose(after.params - state.params, 0.1 * noise, rtol=1e-5, atol=1e-7)
+        steps.append(np.asarray(after.params - state.params))
+    assert not np.allclose(steps[0], steps[1])  # a fresh draw at every step
+    # the draws are standard normal: over many steps, mean and variance within 4 standard errors
+    n = 2000
+    draws = np.asarray(
+        jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key_noise, i), flat.shape))(
+            jnp.arange(n)
+        )
+    ).ravel()
+    assert abs(draws.mean()) < 4 / np.sqrt(draws.size)
+    assert abs(draws.var() - 1) < 4 * np.sqrt(2 / draws.size)
