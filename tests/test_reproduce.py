@@ -300,3 +300,73 @@ def test_dohare_learners_against_the_linear_baseline_are_paired_by_stream(script
     assert per_run.groupby("window")["error"].size().to_dict() == {"mid": 4 * n, "end": 4 * n}
     inside = steps[(steps > last * 5 / 6) & (steps <= last)]
     assert len(inside) == 2  # 550 and 600: the last sixth of the stream
+
+
+@pytest.mark.slow  # two studies of 8 structures each: about 100 s of compiles
+def test_dohare2024_remedies(scripts, tmp_path):
+    out = run_tiny(scripts, "dohare2024_remedies", tmp_path / "remedies")
+    remedies = scripts("dohare2024_remedies")
+    tuning = pd.read_csv(out / "tuning.csv")
+    assert tuning.groupby("remedy")["chosen"].sum().eq(1).all()
+    per_run = pd.read_csv(out / "per_run.csv")
+    assert set(per_run["variant"]) == set(remedies.LABELS)
+    assert per_run.groupby("variant").size().eq(16).all()
+    assert per_run.loc[per_run["variant"] == "cbp", "replaced_units_l1"].gt(0).any()
+    assert per_run.loc[per_run["variant"] != "cbp", "replaced_units_l1"].eq(0).all()
+    assert (out / "verdicts.md").read_text().count("\n| ") == 2 + len(remedies.CLAIMS)
+
+
+def _stream_curves(errors: dict[str, np.ndarray], steps: np.ndarray) -> pd.DataFrame:
+    """Curves of learners whose error at every bin is their run's value (plus 0 noise)."""
+    return pd.concat(
+        [pd.DataFrame({"variant": variant, "init": np.arange(len(values)), "step": step,
+                       "error": values if step > 0 else np.nan})
+         for variant, values in errors.items() for step in steps], ignore_index=True
+    )  # fmt: skip
+
+
+def test_dohare_remedies_are_compared_run_by_run_on_the_held_out_runs(scripts):
+    """comparisons(): each learner against plain backprop and the linear learner on runs n/2..n-1
+    only, as scipy's paired t test; the runs where it did better counted; the end window is the
+    bins after 90% of the stream."""
+    from scipy import stats
+
+    remedies = scripts("dohare2024_remedies")
+    rng = np.random.default_rng(1)
+    n, steps = 40, np.arange(0, 1001, 100)
+    stream = rng.normal(1.0, 0.3, n)
+    errors = {"baseline": stream + 0.3, "cbp": stream + rng.normal(0, 0.1, n), "linear": stream}
+    curves = _stream_curves(errors, steps)
+    curves.loc[curves["step"] <= 900, "error"] += 5.0  # only the last bin is in the end window
+    ends = remedies.end_errors(curves).set_index(["variant", "init"])["error_end"]
+    assert np.allclose(ends["cbp"], errors["cbp"])
+    per_run = ends.rename("error_end").reset_index()
+    table = remedies.comparisons(per_run)
+    row = table[(table["variant"] == "cbp") & (table["reference"] == "baseline")].iloc[0]
+    held_out = slice(n // 2, n)
+    direct = stats.ttest_rel(errors["cbp"][held_out], errors["baseline"][held_out])
+    assert row["n_runs"] == n // 2
+    assert row["p_value"] == pytest.approx(direct.pvalue, rel=1e-9)
+    assert row["k_better"] == int((errors["cbp"][held_out] < errors["baseline"][held_out]).sum())
+    assert row["ratio"] == pytest.approx(
+        errors["cbp"][held_out].mean() / errors["baseline"][held_out].mean()
+    )
+    assert set(table["reference"]) == {"baseline", "linear"}
+
+
+def test_dohare_remedies_tuning_chooses_the_lowest_end_error_among_points_that_converge(scripts):
+    remedies = scripts("dohare2024_remedies")
+    n, steps = 10, np.arange(0, 301, 100)
+    errors, diverged = {}, []
+    for remedy, (_, values) in remedies.GRIDS.items():
+        for index in range(len(values)):
+            variant = f"{remedy}-{index}"
+            errors[variant] = np.full(n, 1.0 + 0.1 * index)  # the first value is the best ...
+            diverged.append(pd.DataFrame({"variant": variant, "init": np.arange(n),
+                                          "diverged": False}))  # fmt: skip
+    runs = pd.concat(diverged, ignore_index=True)
+    runs.loc[(runs["variant"] == "cbp-0") & (runs["init"] == 0), "diverged"] = True  # 10% > 1%
+    table = remedies.tuning_table(runs, _stream_curves(errors, steps))
+    chosen = table[table["chosen"]].set_index("remedy")["variant"]
+    expected = {remedy: f"{remedy}-0" for remedy in remedies.GRIDS} | {"cbp": "cbp-1"}
+    assert chosen.to_dict() == expected
