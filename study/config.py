@@ -268,6 +268,24 @@ SCHEMA: tuple[Key, ...] = (
         in_id_at_default=False,
     ),
     Key(
+        "data.teacher_convention",
+        str,
+        "paper",
+        "slowly_changing: the target units' thresholds as the paper states them (no output "
+        "bias), or as the authors' code computes them (code: lop/nets/fix_ltu_net.py, sparser "
+        "units where the bias is -1, an output bias +-1); docs/continual.md",
+        choices=("paper", "code"),
+        in_id_at_default=False,
+    ),
+    Key(
+        "data.flip_one",
+        bool,
+        True,
+        "slowly_changing: at every change one slow bit flips (the paper); false: every slow bit "
+        "is redrawn (the authors' code's default)",
+        in_id_at_default=False,
+    ),
+    Key(
         "data.probe_size",
         int,
         2000,
@@ -618,6 +636,8 @@ class Structure:
     flip_every: int = 10_000
     teacher_width: int = 100
     teacher_beta: float = 0.7
+    teacher_convention: str = "paper"
+    flip_one: bool = True
     probe_size: int = 2000
     depth: int = 1
     width: int = 1

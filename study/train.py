@@ -694,14 +694,19 @@ def stream_source(structure: Structure, key: jax.Array, step: OptimizerStep) -> 
     is the mean loss over the examples since the previous check (NaN at step 0)."""
     dtype = jnp.dtype(structure.dtype)
     teacher = stream.make_teacher(
-        key, structure.dim, structure.teacher_width, structure.teacher_beta, dtype
+        key,
+        structure.dim,
+        structure.teacher_width,
+        structure.teacher_beta,
+        dtype,
+        convention=structure.teacher_convention,
     )
     examples_key = stream.example_key(key)
 
     def next_bits(bits, targets, step):
         """The slow bits of ``step`` and the teacher's outputs on their distribution; only on
         a flip (the condition depends on the step alone, so under vmap it stays a branch)."""
-        bits = stream.step_bits(bits, key, step, structure.flip_every)
+        bits = stream.step_bits(bits, key, step, structure.flip_every, structure.flip_one)
         return bits, stream.exhaustive_probe(teacher, bits).targets
 
     def online_step(carry: tuple[TrainState, StreamFeed], index):

@@ -39,6 +39,8 @@ STRUCTURE_FIELDS = (
     "flip_every",
     "teacher_width",
     "teacher_beta",
+    "teacher_convention",
+    "flip_one",
     "probe_size",
     "depth",
     "width",

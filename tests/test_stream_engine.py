@@ -23,11 +23,9 @@ def small_tables():
     return study.simulate_curves(make_setting(**STREAM_SMALL), n_inits=20, seed=5)
 
 
-def test_online_learning_matches_a_plain_per_example_reference(small_tables):
-    """The engine's binned online error equals a plain loop: one example of the stream per
-    step, jax.grad of the squared error, optax SGD (float32 rounding apart)."""
-    setting = make_setting(**STREAM_SMALL)
-    _, curves = small_tables
+def _reference_errors(setting, index: int, convention="paper", flip_one=True) -> np.ndarray:
+    """The binned online error of initialization ``index`` of ``setting`` (seed 5) in a plain
+    loop: one example of the stream per step, jax.grad of the squared error, optax SGD."""
     structure, numeric = setting.structure, setting.numeric
     optimizer = optax.sgd(0.01)
 
@@ -39,28 +37,48 @@ def test_online_learning_matches_a_plain_per_example_reference(small_tables):
         updates, opt_state = optimizer.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    for index in range(2):
-        # the keys the engine derives for this initialization (pairing "shared")
-        data_root, init_root = key_streams(np.uint32(5))
-        key = jax.random.fold_in(jax.random.fold_in(data_root, STREAM_DRAWS), index)
-        init_key = jax.random.fold_in(jax.random.fold_in(init_root, SHARED_DRAWS), index)
-        params = model.init_params(structure, numeric, jax.random.split(init_key)[0])
-        teacher = stream.make_teacher(key, 20, 100, 0.7)
-        _, examples = stream.examples(
-            teacher, stream.initial_bits(key, 15), key, jnp.arange(300, dtype=jnp.int32), 50
+    # the keys the engine derives for this initialization (pairing "shared")
+    data_root, init_root = key_streams(np.uint32(5))
+    key = jax.random.fold_in(jax.random.fold_in(data_root, STREAM_DRAWS), index)
+    init_key = jax.random.fold_in(jax.random.fold_in(init_root, SHARED_DRAWS), index)
+    params = model.init_params(structure, numeric, jax.random.split(init_key)[0])
+    teacher = stream.make_teacher(key, 20, 100, 0.7, convention=convention)
+    steps = jnp.arange(300, dtype=jnp.int32)
+    _, examples = stream.examples(
+        teacher, stream.initial_bits(key, 15), key, steps, 50, flip_one=flip_one
+    )
+    opt_state = optimizer.init(params)
+    losses = []
+    for t in range(300):
+        params, opt_state, loss = step(
+            params, opt_state, examples.inputs[:, t], examples.targets[t]
         )
-        opt_state = optimizer.init(params)
+        losses.append(float(loss))
+    return np.asarray(losses).reshape(6, 50).mean(axis=1)
 
-        losses = []
-        for t in range(300):
-            params, opt_state, loss = step(
-                params, opt_state, examples.inputs[:, t], examples.targets[t]
-            )
-            losses.append(float(loss))
-        expected = np.asarray(losses).reshape(6, 50).mean(axis=1)
+
+def test_online_learning_matches_a_plain_per_example_reference(small_tables):
+    """The engine's binned online error equals a plain loop (float32 rounding apart)."""
+    _, curves = small_tables
+    for index in range(2):
         ours = curves.loc[curves["init"] == index, "error"].to_numpy()
         assert np.isnan(ours[0]) and len(ours) == 7
+        expected = _reference_errors(make_setting(**STREAM_SMALL), index)
         np.testing.assert_allclose(ours[1:], expected, rtol=2e-4)
+
+
+def test_the_authors_convention_is_their_teacher_and_their_redrawn_bits():
+    """data.teacher_convention = "code" and data.flip_one = false: the stream of the authors'
+    code (its thresholds and output bias, every slow bit redrawn at a change), learned as the
+    plain loop learns stream.examples of that convention."""
+    setting = make_setting(**STREAM_SMALL, data_teacher_convention="code", data_flip_one=False)
+    _, curves = study.simulate_curves(setting, n_inits=20, seed=5)
+    paper = _reference_errors(make_setting(**STREAM_SMALL), 0)
+    for index in range(2):
+        ours = curves.loc[curves["init"] == index, "error"].to_numpy()
+        expected = _reference_errors(setting, index, convention="code", flip_one=False)
+        np.testing.assert_allclose(ours[1:], expected, rtol=2e-4)
+    assert not np.allclose(_reference_errors(setting, 0, "code", False), paper)
 
 
 def test_curves_have_a_row_per_logged_step_and_ordered_definitions(tmp_path):
