@@ -21,7 +21,8 @@ FORCE=(--force)
 if [[ "${REPRODUCE_RESUME:-0}" == "1" ]]; then
     FORCE=()
 fi
-ALL=(question two_layers lu2019 arnekvist2020 sokar2023 remedies dohare2024)
+ALL=(question two_layers lu2019 arnekvist2020 sokar2023 remedies dohare2024 dohare2024_remedies
+     dohare2024_authors)
 NAMES=("${@:-${ALL[@]}}")
 
 start_all=$(date +%s)

@@ -370,3 +370,21 @@ def test_dohare_remedies_tuning_chooses_the_lowest_end_error_among_points_that_c
     chosen = table[table["chosen"]].set_index("remedy")["variant"]
     expected = {remedy: f"{remedy}-0" for remedy in remedies.GRIDS} | {"cbp": "cbp-1"}
     assert chosen.to_dict() == expected
+
+
+@pytest.mark.slow  # three structures on the authors' stream
+def test_dohare2024_authors(scripts, tmp_path):
+    out = run_tiny(scripts, "dohare2024_authors", tmp_path / "authors")
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["learner"]) == {"relu", "tanh", "linear"}
+    assert np.allclose(summary.loc[summary["learner"] == "linear", "ratio_to_linear"], 1.0)
+    published = summary.dropna(subset=["published_error"])
+    assert set(zip(published["learner"], published["train.learning_rate"], strict=True)) == {
+        ("relu", 0.01),
+        ("relu", 0.003),
+        ("relu", 0.001),
+        ("tanh", 0.01),
+    }
+    config = load_study(CONFIGS / "dohare2024_authors.toml")
+    structure = config.settings[0].structure
+    assert structure.teacher_convention == "code" and not structure.flip_one
