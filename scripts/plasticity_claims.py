@@ -1,6 +1,7 @@
 """Plasticity study, the claims (issue 26, item 5): each claim from the literature that the study
 tests, per activation and pooled, with its number, 95% interval, test and verdict, written from the
-study's own tables (``summary.csv``, ``auroc.csv``) so that every number of its page is traced.
+study's own tables (``summary.csv``, ``auroc.csv``) so that every number of its page is traced;
+and the page's measured lines (``findings.md``) from the same tables.
 
 A verdict says what the source claims and what the interval allows; it never reads "no effect"
 into an interval that includes 0.5 (or 1), and says "cannot decide" where a group is too small
@@ -220,5 +221,51 @@ def write_verdicts(table: pd.DataFrame, out: Path) -> Path:
         )
     path = out / "verdicts.md"
     path.write_text("\n".join(lines) + "\n")
+    common.say(f"wrote {path}")
+    return path
+
+
+def _share(row: pd.Series, name: str) -> str:
+    return (f"{row[f'k_{name}']}/{row['n_valid']} = {row[f'p_{name}']:.3g} "
+            f"[{row[f'p_{name}_lo']:.3g}, {row[f'p_{name}_hi']:.3g}]")  # fmt: skip
+
+
+def _ratio(row: pd.Series, group: str) -> str:
+    if row[f"{group}_n"] < 2:
+        return f"{row[f'{group}_n']} networks"
+    values = (row[f"{group}_loss_ratio{s}"] for s in ("", "_lo", "_hi"))
+    return "{:.3g} [{:.3g}, {:.3g}]".format(*values) + f" ({row[f'{group}_n']} networks)"
+
+
+def finding_lines(summary: pd.DataFrame, earliest: pd.DataFrame) -> list[str]:
+    """The results page's measured lines: per activation and pooled, the shares dead, heavily
+    dormant and failing the probe (both ways), the final-loss ratio to fresh networks by group,
+    and the metrics whose AUROC for failing the probe leaves 0.5 earliest."""
+    lines = []
+    for _, row in summary.iterrows():
+        name = row[ACTIVATION]
+        lines += [
+            f"- *{name}*: dead at the end {_share(row, 'dead_end')}; heavily dormant "
+            f"{_share(row, 'heavily_dormant')}; fails the probe {_share(row, 'fails_probe')} "
+            f"(by its ratio: {_share(row, 'fails_probe_ratio')}); median probe_ratio "
+            f"{row['median_probe_ratio']:.3g}. Final probe loss over the fresh network's "
+            f"(geometric mean): dead {_ratio(row, 'dead')}, heavily dormant "
+            f"{_ratio(row, 'dormant')}, the others {_ratio(row, 'not_dormant')}."
+        ]
+        own = earliest[(earliest[ACTIVATION] == name) & (earliest["outcome"] == "fails_probe")]
+        own = own.dropna(subset=["first_step"]).sort_values(["first_step", "metric"])
+        found = ", ".join(
+            f"{r['metric']} at {r['first_step']:.0f} (AUROC {r['auroc_first']:.3g}; at the end "
+            f"{r['auroc_last']:.3g} [{r['auroc_last_lo']:.3g}, {r['auroc_last_hi']:.3g}])"
+            for _, r in own.head(3).iterrows()
+        )
+        lines.append(f"  Earliest predictors of failing the probe: {found or 'none'}.")
+    return lines
+
+
+def write_findings(summary: pd.DataFrame, earliest: pd.DataFrame, out: Path) -> Path:
+    """``findings.md``: :func:`finding_lines`, to paste into docs/results/8-plasticity.md."""
+    path = out / "findings.md"
+    path.write_text("\n".join(finding_lines(summary, earliest)) + "\n")
     common.say(f"wrote {path}")
     return path

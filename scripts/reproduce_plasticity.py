@@ -25,9 +25,11 @@ at the end, heavily dormant and failing the probe (both ways) with Wilson interv
 networks the paired comparison with the fresh network on the same fresh task), ``auroc.csv``
 (:func:`study.analysis.metric_auroc` of every metric at every logged step for each outcome, per
 activation and pooled, DeLong 95% intervals),
-``earliest.csv`` (the first logged step at which each metric's interval leaves 0.5),
+``earliest.csv`` (the first logged step from which each metric's interval stays off 0.5 to the
+end),
 ``claims.csv`` and ``verdicts.md`` (the literature's claims with number, interval, test and
-verdict), ``runs_summary.csv`` and ``figures/``; the run in ``runs/``.
+verdict), ``findings.md`` (the results page's measured lines, written from these tables),
+``runs_summary.csv`` and ``figures/``; the run in ``runs/``.
 
 Usage: ``python scripts/reproduce_plasticity.py [--tiny] [--out DIR] [--force]``
 """
@@ -164,6 +166,8 @@ def summary_table(valid: pd.DataFrame, n_networks: pd.Series) -> pd.DataFrame:
     for name, part in by_activation(valid):
         total = int(n_networks.sum() if name == POOLED else n_networks[name])
         row = {ACTIVATION: name, "n_networks": total, "n_valid": len(part)}
+        row |= {"fail_loss_factor": FAIL_LOSS_FACTOR, "fail_ratio": FAIL_RATIO,
+                "dormant_share": DORMANT_SHARE}  # fmt: skip
         row |= _proportion("dead_end", part["dead_end"])
         row |= _proportion("heavily_dormant", part["heavily_dormant"])
         row |= _t_mean("mean_probe_ratio", part["probe_ratio"], 1.0)
@@ -191,15 +195,30 @@ def auroc_table(valid: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return table[[ACTIVATION, "outcome", *[c for c in table if c not in (ACTIVATION, "outcome")]]]
 
 
+def sustained_from(part: pd.DataFrame) -> int | None:
+    """The index in ``part`` (one metric's rows, by step) from which the AUROC's interval stays
+    on one side of 0.5 at every later logged step, or None: a single step's interval leaving 0.5
+    among many steps and metrics is expected by chance, a lasting one is not."""
+    above = (part["auroc_lo"] > 0.5).to_numpy()
+    below = (part["auroc_hi"] < 0.5).to_numpy()
+    for side in (above, below):
+        if side[-1]:
+            start = len(side)
+            while start > 0 and side[start - 1]:
+                start -= 1
+            return start
+    return None
+
+
 def earliest_table(auroc: pd.DataFrame) -> pd.DataFrame:
-    """Per (activation, outcome, metric): the first logged step at which the AUROC's 95% interval
-    leaves 0.5 (``first_step``, NaN if never), the AUROC there, and at the last step."""
+    """Per (activation, outcome, metric): the first logged step from which the AUROC's 95%
+    interval stays on one side of 0.5 up to the end (``first_step``, NaN if it does not end
+    apart: :func:`sustained_from`), the AUROC there, and at the last step."""
     rows = []
     for (name, outcome, metric), part in auroc.groupby([ACTIVATION, "outcome", "metric"]):
-        part = part.sort_values("step")
-        apart = part[(part["auroc_lo"] > 0.5) | (part["auroc_hi"] < 0.5)]
-        last = part.iloc[-1]
-        first = apart.iloc[0] if len(apart) else None
+        part = part.sort_values("step").reset_index(drop=True)
+        start, last = sustained_from(part), part.iloc[-1]
+        first = None if start is None else part.iloc[start]
         rows.append(
             {ACTIVATION: name, "outcome": outcome, "metric": metric,
              "first_step": np.nan if first is None else first["step"],
@@ -229,10 +248,12 @@ def main(argv=None) -> int:
     auroc = auroc_table(valid, curves)
     common.write_table(summary, args.out, "summary.csv")
     common.write_table(auroc, args.out, "auroc.csv")
-    common.write_table(earliest_table(auroc), args.out, "earliest.csv")
+    earliest = earliest_table(auroc)
+    common.write_table(earliest, args.out, "earliest.csv")
     claim_table = claims.claims_table(summary, auroc, valid)
     common.write_table(claim_table, args.out, "claims.csv")
     claims.write_verdicts(claim_table, args.out)
+    claims.write_findings(summary, earliest, args.out)
     common.write_table(common.runs_summary({PART: args.out / "runs" / PART}), args.out,
                        "runs_summary.csv")  # fmt: skip
     for name, _ in by_activation(valid):

@@ -66,12 +66,25 @@ def test_the_tiny_study_writes_every_table_and_figure(tiny, script):
     assert claims["verdict"].str.len().gt(0).all() and claims["source"].notna().all()
     lines = (tiny / "verdicts.md").read_text().splitlines()
     assert len(lines) == len(claims) + 2  # the header and its rule
+    findings = (tiny / "findings.md").read_text().splitlines()
+    assert [line.split("*")[1] for line in findings[::2]] == ["relu", "all"]
     auroc = pd.read_csv(tiny / "auroc.csv")
     curves = pd.read_parquet(tiny / "runs" / "scr" / "curves.parquet")
     metrics = [name for name in script.METRICS if name in curves]
     assert len(metrics) == len(script.METRICS)  # every metric is in the curves
     # (relu and pooled) x outcomes x metrics x logged steps
     assert len(auroc) == 2 * len(script.OUTCOMES) * len(metrics) * curves["step"].nunique()
+
+
+def test_earliest_is_the_start_of_the_last_run_of_steps_apart_from_one_half(script):
+    """An interval that leaves 0.5 once and comes back does not count; one that stays off 0.5 to
+    the end counts from where it left, on either side."""
+    lo = np.array([0.52, 0.40, 0.45, 0.51, 0.55, 0.60])
+    part = pd.DataFrame({"auroc_lo": lo, "auroc_hi": lo + 0.2})
+    assert script.sustained_from(part) == 3
+    mirrored = pd.DataFrame({"auroc_lo": 1 - part["auroc_hi"], "auroc_hi": 1 - part["auroc_lo"]})
+    assert script.sustained_from(mirrored) == 3
+    assert script.sustained_from(part.iloc[:3]) is None
 
 
 def _wilson(k: int, n: int) -> tuple[float, float]:
