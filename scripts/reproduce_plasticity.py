@@ -101,11 +101,14 @@ MIN_GROUP = 10
 def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` without diverged rows, with the boolean outcomes ``fails_probe``,
     ``fails_probe_ratio``, ``heavily_dormant`` and ``log_loss_ratio``, the log of the network's
-    final probe loss over the fresh network's on the same fresh task."""
+    final probe loss over the fresh network's on the same fresh task. A network whose own probe
+    loss is not finite (its probe diverged) fails the probe both ways; its log ratio is left out
+    of the means (``probe_finite``)."""
     valid = runs[~runs["diverged"].astype(bool)].copy()
-    fresh = valid["probe_fresh_final_loss"]
-    valid["fails_probe"] = valid["probe_final_loss"] > FAIL_LOSS_FACTOR * fresh
-    valid["fails_probe_ratio"] = valid["probe_ratio"] < FAIL_RATIO
+    final, fresh = valid["probe_final_loss"], valid["probe_fresh_final_loss"]
+    valid["probe_finite"] = np.isfinite(final) & np.isfinite(fresh)
+    valid["fails_probe"] = ~np.isfinite(final) | (final > FAIL_LOSS_FACTOR * fresh)
+    valid["fails_probe_ratio"] = ~(valid["probe_ratio"] >= FAIL_RATIO)  # NaN fails
     dormant = valid["dormant_units_end_l1"] >= DORMANT_SHARE * valid["model.width"]
     valid["heavily_dormant"] = dormant
     valid["log_loss_ratio"] = np.log(valid["probe_final_loss"] / fresh)
@@ -130,7 +133,8 @@ def _proportion(name: str, events: pd.Series) -> dict:
 
 def _t_mean(name: str, values: pd.Series, null: float) -> dict:
     """Mean of ``values`` with its 95% t interval and the t test of ``mean = null``: ``NAME``,
-    ``NAME_lo``, ``NAME_hi``, ``NAME_p`` (NaN for fewer than two values)."""
+    ``NAME_lo``, ``NAME_hi``, ``NAME_p`` over the finite values (NaN for fewer than two)."""
+    values = values[np.isfinite(values)]
     if len(values) < 2:
         return {name: values.mean(), f"{name}_lo": np.nan, f"{name}_hi": np.nan,
                 f"{name}_p": np.nan}  # fmt: skip
@@ -166,6 +170,7 @@ def summary_table(valid: pd.DataFrame, n_networks: pd.Series) -> pd.DataFrame:
     for name, part in by_activation(valid):
         total = int(n_networks.sum() if name == POOLED else n_networks[name])
         row = {ACTIVATION: name, "n_networks": total, "n_valid": len(part)}
+        row["n_probe_not_finite"] = int((~part["probe_finite"]).sum())
         row |= {"fail_loss_factor": FAIL_LOSS_FACTOR, "fail_ratio": FAIL_RATIO,
                 "dormant_share": DORMANT_SHARE}  # fmt: skip
         row |= _proportion("dead_end", part["dead_end"])

@@ -102,7 +102,7 @@ def test_the_summary_matches_a_direct_recomputation(tiny, script):
     runs = _runs(tiny)
     row = pd.read_csv(tiny / "summary.csv").set_index("model.activation").loc["relu"]
     runs = runs[~runs["diverged"]]
-    assert row["n_valid"] == len(runs) == 64
+    assert row["n_valid"] == len(runs) == 64 and row["n_probe_not_finite"] == 0
     fails = runs["probe_final_loss"] > script.FAIL_LOSS_FACTOR * runs["probe_fresh_final_loss"]
     dormant = runs["dormant_units_end_l1"] >= script.DORMANT_SHARE * runs["model.width"]
     events = {"dead_end": runs["dead_end"], "fails_probe": fails, "heavily_dormant": dormant}
