@@ -21,14 +21,16 @@ from study import analysis
 ALPHA = 0.05
 MIN_GROUP = 10
 ACTIVATION = "model.activation"
-# The sources, as the issue and docs/plasticity_metrics.md name them.
-DOHARE = "Dohare et al. 2024 (Nature 632); Sokar et al. 2023 (ICML)"
-RECENT = "the two 2026 papers of issue 26 (not named there)"
+# The sources, as the issue and docs/plasticity_metrics.md name them (no volume or issue number:
+# verdicts.md's lines go onto the results page, where every number must come from a table).
+DOHARE = "Dohare et al. 2024, Nature; Sokar et al. 2023, ICML"
+RECENT = "the two 2026 papers the issue cites (not named there)"
 CLAIMS = {
     "death": (
         "death predicts lost plasticity",
         DOHARE,
-        "loss of plasticity comes with a rising share of dead or dormant units, which cannot learn",
+        "loss of plasticity comes with a rising share of dead or dormant units (Dohare: and with "
+        "growing weights and a falling effective rank)",
     ),
     "rank": (
         "representation rank can fail to predict lost plasticity",

@@ -24,12 +24,11 @@ at the end, heavily dormant and failing the probe (both ways) with Wilson interv
 ``probe_ratio`` with its t interval and its median, and for the dead, heavily dormant and other
 networks the paired comparison with the fresh network on the same fresh task), ``auroc.csv``
 (:func:`study.analysis.metric_auroc` of every metric at every logged step for each outcome, per
-activation and pooled, DeLong 95% intervals),
-``earliest.csv`` (the first logged step from which each metric's interval stays off 0.5 to the
-end),
-``claims.csv`` and ``verdicts.md`` (the literature's claims with number, interval, test and
-verdict), ``findings.md`` (the results page's measured lines, written from these tables),
-``runs_summary.csv`` and ``figures/``; the run in ``runs/``.
+activation and pooled, DeLong 95% intervals), ``earliest.csv`` (the first logged step from which
+each metric's interval stays off 0.5 to the end), ``claims.csv`` and ``verdicts.md`` (the
+literature's claims with number, interval, test and verdict), ``findings.md`` (the results page's
+measured lines, written from these tables), ``runs_summary.csv`` and ``figures/``; the run in
+``runs/``.
 
 Usage: ``python scripts/reproduce_plasticity.py [--tiny] [--out DIR] [--force]``
 """
@@ -94,8 +93,6 @@ LAYER_METRICS = {
     "error": "online error",
 }
 METRICS = {**UNIT_METRICS, **LAYER_METRICS}
-# A group compared with fresh networks needs this many networks for a verdict.
-MIN_GROUP = 10
 
 
 def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
@@ -302,7 +299,7 @@ def auroc_figure(auroc: pd.DataFrame, out, activation: str) -> None:
     common.save_figure(fig, out, f"auroc_{activation}")
 
 
-# The probe figure's rows: column of outcomes(), axis label, the reference lines (value, style).
+# The probe figure's rows: the value, its axis label, the reference lines (value, style).
 PROBE_ROWS = {
     "probe_ratio": ("probe_ratio (loss drop / fresh network's)", ((1.0, ":"), (FAIL_RATIO, "--"))),
     "loss_ratio": ("final probe loss / fresh network's", ((1.0, ":"), (FAIL_LOSS_FACTOR, "--"))),
@@ -323,7 +320,8 @@ def probe_figure(valid: pd.DataFrame, out) -> None:
         levels = sorted(live.unique())
         for row, (value, (label, lines)) in enumerate(PROBE_ROWS.items()):
             ax = axes[row, column]
-            ax.boxplot([part.loc[live == k, value] for k in levels], positions=levels,
+            finite = part[value].where(np.isfinite(part[value]))  # a diverged probe left out
+            ax.boxplot([finite[live == k].dropna() for k in levels], positions=levels,
                        widths=0.6, flierprops={"markersize": 2})  # fmt: skip
             ax.set_yscale("symlog" if value == "probe_ratio" else "log", **(
                 {"linthresh": 0.1} if value == "probe_ratio" else {}))  # fmt: skip
