@@ -46,7 +46,7 @@ CLAIMS = {
     ),
 }
 COLUMNS = ["claim", "source", "source_says", ACTIVATION, "measure", "n", "value", "lo", "hi"]
-COLUMNS += ["test", "p_value", "verdict"]
+COLUMNS += ["test", "p_value", "verdict", "min_group"]
 
 
 def _last(auroc: pd.DataFrame, activation: str, outcome: str, metric: str) -> pd.Series:
@@ -203,6 +203,7 @@ def claims_table(summary: pd.DataFrame, auroc: pd.DataFrame, valid: pd.DataFrame
         at = table["claim"] == claim
         table.loc[at, "source"], table.loc[at, "source_says"] = source, says
         table.loc[at, "claim"] = text
+    table["min_group"] = MIN_GROUP  # the verdicts' "fewer than" quotes it
     return table.reindex(columns=COLUMNS)
 
 

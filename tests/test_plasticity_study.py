@@ -76,6 +76,21 @@ def test_the_tiny_study_writes_every_table_and_figure(tiny, script):
     assert len(auroc) == 2 * len(script.OUTCOMES) * len(metrics) * curves["step"].nunique()
 
 
+def test_the_page_lines_trace_to_the_tables(tiny):
+    """findings.md and verdicts.md go onto the results page: every number they print is in the
+    study's tables, as tests/test_docs_numbers.py requires of the page."""
+    from tests.test_docs_numbers import untraced
+
+    values = [
+        pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy(float)
+        for frame in (pd.read_csv(path) for path in sorted(tiny.glob("*.csv")))
+        for column in frame.columns
+    ]
+    values = np.unique(np.abs(np.concatenate(values)))
+    for name in ("findings.md", "verdicts.md"):
+        assert untraced((tiny / name).read_text(), values) == [], name
+
+
 def test_earliest_is_the_start_of_the_last_run_of_steps_apart_from_one_half(script):
     """An interval that leaves 0.5 once and comes back does not count; one that stays off 0.5 to
     the end counts from where it left, on either side."""
