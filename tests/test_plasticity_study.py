@@ -211,9 +211,12 @@ def _networks(script):
         step = train.make_step(structure, numeric, optimizer, start.params, start.key_fresh)
         source = train.stream_source(structure, start.key_stream, step)
         state = TrainState(start.params, optimizer.init(start.params), initial_units(structure))
-        feed = source.feed
-        for first in range(0, structure.steps, structure.log_every):
-            state, feed = source.learn(state, feed, first, structure.log_every)
+
+        def interval(carry, first):  # one compiled interval, as the engine's scan over checks
+            return source.learn(*carry, first, structure.log_every), None
+
+        firsts = jnp.arange(0, structure.steps, structure.log_every, dtype=jnp.int32)
+        (state, feed), _ = jax.lax.scan(interval, (state, source.feed), firsts)
         begin = source.check_data(source.feed, 0).inputs
         return (start.params, begin), (state.params, source.check_data(feed, structure.steps))
 
