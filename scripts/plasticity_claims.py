@@ -45,6 +45,13 @@ CLAIMS = {
         "handful of runs)",
     ),
 }
+# The unit counts claim "death" reads: ours, and Dohare's own "dormant".
+DEATH_METRICS = {
+    "dead_units_l1": "dead units",
+    "rarely_active_units_l1": "rarely active units (Dohare's dormant)",
+}
+# Pooled rows mix learners that differ in how often they die and fail the probe.
+POOLED_NOTE = " (pooled over the learners, which differ in both: read the per-learner rows)"
 COLUMNS = ["claim", "source", "source_says", ACTIVATION, "measure", "n", "value", "lo", "hi"]
 COLUMNS += ["test", "p_value", "verdict", "min_group"]
 
@@ -85,14 +92,16 @@ def _auroc_row(claim: str, activation: str, measure: str, row: pd.Series, verdic
 
 
 def death_rows(auroc: pd.DataFrame, valid: pd.DataFrame, activation: str) -> list[dict]:
-    """Claim "death": the AUROC of the dead units at the end for failing the probe, and the
-    difference of the failure rates of dead and other networks (Newcombe's interval; Fisher's
-    or the z test)."""
-    row = _last(auroc, activation, "fails_probe", "dead_units_l1")
-    verdict = auroc_verdict(row, "high", "supported here: more dead units, more failing",
-                            "not supported here: the interval includes 0.5")  # fmt: skip
-    rows = [_auroc_row("death", activation, "AUROC of dead units at the end, fails the probe",
-                       row, verdict)]  # fmt: skip
+    """Claim "death": the AUROC of the dead units and of Dohare's dormant (rarely active) units at
+    the end for failing the probe, and the difference of the failure rates of dead and other
+    networks (Newcombe's interval; Fisher's or the z test)."""
+    rows = []
+    for metric, name in DEATH_METRICS.items():
+        row = _last(auroc, activation, "fails_probe", metric)
+        verdict = auroc_verdict(row, "high", f"supported here: more {name}, more failing",
+                                "not supported here: the interval includes 0.5")  # fmt: skip
+        measure = f"AUROC of {name} at the end, fails the probe"
+        rows.append(_auroc_row("death", activation, measure, row, verdict))
     dead, alive = valid[valid["dead_end"]], valid[~valid["dead_end"]]
     measure = "P(fails, dead at the end) - P(fails, not dead)"
     if min(len(dead), len(alive)) < MIN_GROUP:
@@ -199,6 +208,8 @@ def claims_table(summary: pd.DataFrame, auroc: pd.DataFrame, valid: pd.DataFrame
         rows += rank_rows(auroc, activation)
         rows += dormant_rows(summary_row, own, activation)
     table = pd.DataFrame(rows)
+    pooled = (table[ACTIVATION] == "all") & table["value"].notna()
+    table.loc[pooled, "verdict"] += POOLED_NOTE
     for claim, (text, source, says) in CLAIMS.items():
         at = table["claim"] == claim
         table.loc[at, "source"], table.loc[at, "source_says"] = source, says
