@@ -2,7 +2,8 @@
 # Regenerate every reproduction of docs/results/ (one page per study) into results/<name>/.
 #
 #   bash scripts/reproduce_all.sh            # recompute everything (about 40 minutes on 2 cores:
-#                                            # dohare2024 alone is 17-30 minutes)
+#                                            # dohare2024 alone is 17-30 minutes; plus about
+#                                            # half an hour, estimated, for plasticity)
 #   REPRODUCE_RESUME=1 bash scripts/...      # keep runs already complete on disk, redraw figures
 #   bash scripts/reproduce_all.sh question lu2019   # only some of them
 #
@@ -22,7 +23,7 @@ if [[ "${REPRODUCE_RESUME:-0}" == "1" ]]; then
     FORCE=()
 fi
 ALL=(question two_layers lu2019 arnekvist2020 sokar2023 remedies dohare2024 dohare2024_remedies
-     dohare2024_authors)
+     dohare2024_authors plasticity)
 NAMES=("${@:-${ALL[@]}}")
 
 start_all=$(date +%s)

@@ -28,6 +28,7 @@ PAGES = {
     "5-sokar2023.md": "sokar2023",
     "6-remedies.md": "remedies",
     "7-dohare2024.md": "dohare2024",
+    "8-plasticity.md": "plasticity",
 }
 NUMBER = re.compile(
     r"(?<![\w.^/,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e[-+]?\d+)?)(%?)(?![\w,]*\d)(?!\.\d)"
