@@ -555,7 +555,8 @@ def _bench_structures(args) -> tuple[dict, str]:
     )
     size = "quick" if args.quick else "full" if args.full else "short"
     result = bench_structures.structures_table(size=size, progress=_bench_progress)
-    return result, bench_structures.format_structures(result)
+    table = bench_structures.format_structures(result)
+    return result, table + "\n\n" + bench_structures.markdown_table(result)
 
 
 def _bench_engine(args) -> tuple[dict, str]:

@@ -62,10 +62,11 @@ def test_the_width4_depth2_networks_operations_by_hand():
 
 def test_the_scr_learners_operations_by_hand():
     """20 bits, 5 relu units, 1 output, mse, online SGD; a probe of 2,000 at every check."""
-    structure = _structure("scr", 1500)  # 75 checks: one every 20 examples
+    structure = _structure("scr", 120_000)  # a check every 40,000 examples
+    assert structure.log_every == 40_000 and _structure("scr", 1500).log_every == 1500
     forward = (2 * 100 + 5) + (2 * 5 + 1) + 2 * 5
     backward = (2 * 5 + 1) + 2 * 5 + 5 + (2 * 100 + 5)
-    check = 2000 * (forward + 5 + 2) / 20
+    check = 2000 * (forward + 5 + 2) / 40_000
     expected = 1 * (forward + 2 + backward) + 2 * 111 + check
     assert operations_per_step(structure) == pytest.approx(expected, rel=1e-12)
     assert bytes_per_step(structure) == 4 * (2 * 1 * 11 + 3 * 111)
@@ -109,6 +110,8 @@ def test_the_structures_table_of_the_question_network():
     assert result["load_average_before"] >= 0 and result["load_average_after"] >= 0
     printed = bench_structures.format_structures(result)
     assert "of peak" in printed and "load average" in printed and "question" in printed
+    markdown = bench_structures.markdown_table(result)
+    assert markdown.count("\n| 2-1-1 relu") == 1 and result["date"] in markdown
 
 
 @pytest.mark.parametrize(
