@@ -83,8 +83,8 @@ SIZES = {
     },
     "short": {
         "question": (16384, 200, 2),
-        "width4_depth2": (16384, 100, 2),
-        "width64_depth3": (128, 20, 2),
+        "width4_depth2": (4096, 50, 2),
+        "width64_depth3": (256, 20, 2),
         "scr": (100, 120_000, 2),
     },
     "full": {
@@ -236,7 +236,7 @@ def markdown_table(result: dict) -> str:
     for row in result["rows"]:
         lines.append(
             f"| {WORKLOADS[row['structure']].description} | {row['n_inits']:,} x "
-            f"{row['steps']:,} | {row['steps_per_s'] / 1e6:.3f} | {row['flops_per_step']:,.0f} | "
+            f"{row['steps']:,} | {row['steps_per_s'] / 1e6:#.3g} | {row['flops_per_step']:,.0f} | "
             f"{row['flops_per_s'] / 1e9:.2f} | {row['share_of_peak_flops']:.1%} | "
             f"{row['share_of_elementwise_flops']:.1%} | {row['bytes_per_step']:,.0f} | "
             f"{row['bytes_per_s'] / 1e9:.2f} | {row['share_of_peak_bandwidth']:.1%} |"
@@ -272,7 +272,7 @@ def format_structures(result: dict) -> str:
     for row in result["rows"]:
         lines.append(
             f"{row['structure']:<15} {row['n_inits']:>7} x {row['steps']:<9,} "
-            f"{row['steps_per_s'] / 1e6:>9.4f} {row['flops_per_step']:>11,.0f} "
+            f"{row['steps_per_s'] / 1e6:>9.4g} {row['flops_per_step']:>11,.0f} "
             f"{row['flops_per_s'] / 1e9:>7.2f} {row['share_of_peak_flops']:>7.1%} "
             f"{row['share_of_elementwise_flops']:>7.1%} {row['bytes_per_step']:>9,.0f} "
             f"{row['bytes_per_s'] / 1e9:>5.2f} {row['share_of_peak_bandwidth']:>6.1%}"

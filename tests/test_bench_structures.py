@@ -11,6 +11,7 @@ import pytest
 from study import bench_structures, machine_peak
 from study.bench_structures import WORKLOADS, bytes_per_step, operations_per_step
 from study.cli import main
+from tests.helpers import ROOT
 
 
 def _structure(name: str, steps: int = 1000):
@@ -134,3 +135,15 @@ def test_bench_structures_quick_prints_and_writes_the_table(tmp_path, capsys):
         assert 0 < row["share_of_peak_flops"] <= 1
         assert 0 < row["share_of_peak_bandwidth"] <= 1
         assert row["steps_per_s"] > 0 and row["compile_s"] > 0
+
+
+def test_the_docs_show_the_committed_tables_numbers():
+    """README.md and docs/performance.md show the committed run's table exactly as the bench
+    prints it, so every number of it is traced to docs/data/bench_structures.json."""
+    result = json.loads((ROOT / "docs" / "data" / "bench_structures.json").read_text())
+    table = bench_structures.markdown_table(result)
+    for page in ("README.md", "docs/performance.md"):
+        assert table in (ROOT / page).read_text(), (
+            f"{page}: paste the markdown table that `study bench --structures --json "
+            "docs/data/bench_structures.json` prints"
+        )
