@@ -249,7 +249,9 @@ def markdown_table(result: dict) -> str:
         f"{peak['bytes_per_s'] / 1e9:.1f} GB/s (stream); {result['cpu']}, "
         f"{result['cpu_count']} cores; measured on {result['date']}, load average "
         f"{result['load_average_before']:.2f} before and {result['load_average_after']:.2f} "
-        "after."
+        "after. M steps/s: million initialization-steps (SCR: examples x runs) per second; "
+        "operations (FLOP) and bytes per step counted from the structure; shares of the "
+        "measured peak, of the elementwise rate and of the stream's bandwidth."
     )
     return "\n".join(lines)
 

@@ -506,6 +506,11 @@ def _bench(args) -> int:
         _check_output_file("--json", args.json)  # at once, not after minutes of benchmark
     if args.full and not args.structures:
         raise ConfigError("--full: only with --structures (the full sizes of its table)")
+    if args.structures and {args.n_inits, args.steps, args.chunk_size} != {None}:
+        raise ConfigError(
+            "--n-inits, --steps, --chunk-size: not with --structures (its sizes are fixed; "
+            "allowed: --quick or --full)"
+        )
     if args.scr and args.structures:
         raise ConfigError("--scr and --structures: choose one (--structures has an SCR row)")
     if args.full and args.quick:

@@ -116,7 +116,13 @@ def test_the_structures_table_of_the_question_network():
 
 
 @pytest.mark.parametrize(
-    "flags", [["--full"], ["--structures", "--full", "--quick"], ["--structures", "--scr"]]
+    "flags",
+    [
+        ["--full"],
+        ["--structures", "--full", "--quick"],
+        ["--structures", "--scr"],
+        ["--structures", "--n-inits", "64"],
+    ],
 )
 def test_bench_structures_refuses_bad_flags(flags, capsys):
     assert main(["bench", *flags]) == 2
