@@ -201,7 +201,7 @@ def structures_table(
     counts and shares of the peak) and the load average before and after."""
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
-    progress("peak: float32 multiply-adds in cache, and a stream through memory")
+    progress("peak: float32 multiply-adds and matrix products in cache, a stream through memory")
     peak = measure_peak(quick=size == "quick")
     rows = []
     for name in names:

@@ -14,7 +14,7 @@ arrays sharded along their only axis, so that each device works on its own part)
 * **memory**: ``y = a x + b`` over ``STREAM_ELEMENTS`` float32 in all, far larger than the caches;
   each call reads ``x`` once and writes ``y`` once, in place: ``8 * STREAM_ELEMENTS`` bytes.
 
-Both report the best of ``repeats`` timed calls (compile excluded): the rate the machine reaches
+Each reports the best of ``repeats`` timed calls (compile excluded): the rate the machine reaches
 when nothing else is in the way, which is what a share of the peak should be measured against.
 """
 
@@ -126,7 +126,9 @@ def stream_bytes_per_s(elements: int = STREAM_ELEMENTS, repeats: int = 3) -> flo
 
 
 def measure_peak(quick: bool = False) -> Peak:
-    """Both microbenchmarks (``quick``: smaller, for a smoke test; about a second otherwise)."""
+    """The three microbenchmarks (``quick``: smaller, for a smoke test; a few seconds otherwise,
+    compiles included). Sized for a CPU: on an accelerator the in-cache arrays are too small to
+    fill it, and the peak comes out low."""
     iterations = 40 if quick else 400
     elements = STREAM_ELEMENTS // 16 if quick else STREAM_ELEMENTS
     elementwise = arithmetic_flops_per_s(iterations)
