@@ -21,6 +21,7 @@ from study.bench_scr import scr_setting
 from study.config import Setting, Structure, make_setting
 from study.machine_peak import measure_peak
 from study.model import layer_sizes
+from study.step_cost import step_cost
 
 # Operations per element of what the count charges beyond multiply-adds (an FMA is 2): every
 # elementwise operation, an exp or a log included, is charged 1, so the count is a floor.
@@ -170,7 +171,8 @@ def bytes_per_step(structure: Structure) -> float:
 
 
 def time_workload(workload: Workload, n_inits: int, steps: int, repeats: int) -> dict:
-    """One row of the table: the engine's best rate of ``repeats`` runs and the counts."""
+    """One row of the table: the engine's best rate of ``repeats`` runs, the counts from the
+    structure, and XLA's count of the step compiled alone (:func:`study.step_cost.step_cost`)."""
     setting = workload.setting(steps)
     rates, compile_s = [], 0.0
     for repeat in range(repeats):
@@ -188,6 +190,7 @@ def time_workload(workload: Workload, n_inits: int, steps: int, repeats: int) ->
         "compile_s": compile_s,
         "flops_per_step": operations_per_step(setting.structure),
         "bytes_per_step": bytes_per_step(setting.structure),
+        "xla_bytes_per_step": step_cost(setting).bytes,
     }
 
 
@@ -213,6 +216,8 @@ def structures_table(
         row["share_of_elementwise_flops"] = row["flops_per_s"] / peak.elementwise_flops_per_s
         row["bytes_per_s"] = row["steps_per_s"] * row["bytes_per_step"]
         row["share_of_peak_bandwidth"] = row["bytes_per_s"] / peak.bytes_per_s
+        xla_bytes_per_s = row["steps_per_s"] * row["xla_bytes_per_step"]
+        row["xla_share_of_peak_bandwidth"] = xla_bytes_per_s / peak.bytes_per_s
         rows.append(row)
     return {
         "size": size,
@@ -230,8 +235,8 @@ def markdown_table(result: dict) -> str:
     """The table in markdown, as docs/performance.md and the README show it."""
     lines = [
         "| structure | inits x steps | M steps/s | FLOP/step | GFLOP/s | of peak | of elementwise "
-        "| bytes/step | GB/s | of bandwidth |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| bytes/step | GB/s | of bandwidth | XLA's bytes/step | of bandwidth |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["rows"]:
         lines.append(
@@ -239,7 +244,8 @@ def markdown_table(result: dict) -> str:
             f"{row['steps']:,} | {row['steps_per_s'] / 1e6:#.3g} | {row['flops_per_step']:,.0f} | "
             f"{row['flops_per_s'] / 1e9:.2f} | {row['share_of_peak_flops']:.1%} | "
             f"{row['share_of_elementwise_flops']:.1%} | {row['bytes_per_step']:,.0f} | "
-            f"{row['bytes_per_s'] / 1e9:.2f} | {row['share_of_peak_bandwidth']:.1%} |"
+            f"{row['bytes_per_s'] / 1e9:.2f} | {row['share_of_peak_bandwidth']:.1%} | "
+            f"{row['xla_bytes_per_step']:,.0f} | {row['xla_share_of_peak_bandwidth']:.1%} |"
         )
     peak = result["peak"]
     lines.append("")
@@ -250,8 +256,9 @@ def markdown_table(result: dict) -> str:
         f"{result['cpu_count']} cores; measured on {result['date']}, load average "
         f"{result['load_average_before']:.2f} before and {result['load_average_after']:.2f} "
         "after. M steps/s: million initialization-steps (SCR: examples x runs) per second; "
-        "operations (FLOP) and bytes per step counted from the structure; shares of the "
-        "measured peak, of the elementwise rate and of the stream's bandwidth."
+        "operations (FLOP) and bytes per step counted from the structure (XLA's bytes: its "
+        "count for the step compiled alone); shares of the measured peak, of the elementwise "
+        "rate and of the stream's bandwidth."
     )
     return "\n".join(lines)
 
@@ -269,7 +276,8 @@ def format_structures(result: dict) -> str:
         f"{result['load_average_after']:.2f} after; size {result['size']}",
         "",
         f"{'structure':<15} {'inits x steps':>17} {'M steps/s':>9} {'FLOP/step':>11} "
-        f"{'GFLOP/s':>7} {'of peak':>7} {'of elem':>7} {'B/step':>9} {'GB/s':>5} {'of BW':>6}",
+        f"{'GFLOP/s':>7} {'of peak':>7} {'of elem':>7} {'B/step':>9} {'GB/s':>5} {'of BW':>6} "
+        f"{'XLA B/step':>10} {'of BW':>6}",
     ]
     for row in result["rows"]:
         lines.append(
@@ -277,12 +285,13 @@ def format_structures(result: dict) -> str:
             f"{row['steps_per_s'] / 1e6:>9.4g} {row['flops_per_step']:>11,.0f} "
             f"{row['flops_per_s'] / 1e9:>7.2f} {row['share_of_peak_flops']:>7.1%} "
             f"{row['share_of_elementwise_flops']:>7.1%} {row['bytes_per_step']:>9,.0f} "
-            f"{row['bytes_per_s'] / 1e9:>5.2f} {row['share_of_peak_bandwidth']:>6.1%}"
+            f"{row['bytes_per_s'] / 1e9:>5.2f} {row['share_of_peak_bandwidth']:>6.1%} "
+            f"{row['xla_bytes_per_step']:>10,.0f} {row['xla_share_of_peak_bandwidth']:>6.1%}"
         )
     lines += [
         "M steps/s: million initialization-steps per second (scr: examples x runs); FLOP and "
         "bytes per step counted from the structure; of peak: of the measured peak (of elem: of "
-        "the elementwise one; of BW: of the stream's bandwidth); docs/performance.md, 'The "
-        "structures table'"
+        "the elementwise one; of BW: of the stream's bandwidth; XLA B/step: XLA's count for the "
+        "step compiled alone); docs/performance.md, 'The structures table'"
     ]
     return "\n".join(lines)

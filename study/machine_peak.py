@@ -84,7 +84,7 @@ def _chains_of_fma(values: jax.Array, iterations: int) -> jax.Array:
     return total
 
 
-def arithmetic_flops_per_s(iterations: int = 400, repeats: int = 3) -> float:
+def arithmetic_flops_per_s(iterations: int = 400, repeats: int = 5) -> float:
     """Float32 operations per second of :func:`_chains_of_fma` on every local device at once."""
     n_devices = len(jax.local_devices())
     values = _sharded(np.zeros(ARITHMETIC_ELEMENTS * n_devices, np.float32))
@@ -94,7 +94,7 @@ def arithmetic_flops_per_s(iterations: int = 400, repeats: int = 3) -> float:
     return flops / seconds
 
 
-def matmul_flops_per_s(iterations: int = 40, repeats: int = 3) -> float:
+def matmul_flops_per_s(iterations: int = 40, repeats: int = 5) -> float:
     """Float32 operations per second of ``c <- a @ c``, ``MATMUL_SIZE`` square, per device."""
     n_devices, size = len(jax.local_devices()), MATMUL_SIZE
     a = _sharded(np.full((n_devices, size, size), 1 / size, np.float32))  # keeps c bounded
@@ -108,7 +108,7 @@ def matmul_flops_per_s(iterations: int = 40, repeats: int = 3) -> float:
     return n_devices * iterations * 2 * size**3 / seconds
 
 
-def stream_bytes_per_s(elements: int = STREAM_ELEMENTS, repeats: int = 3) -> float:
+def stream_bytes_per_s(elements: int = STREAM_ELEMENTS, repeats: int = 5) -> float:
     """Bytes read and written per second by ``a x + b`` over ``elements`` float32."""
     n_devices = len(jax.local_devices())
     elements -= elements % n_devices

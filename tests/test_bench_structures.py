@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from study import bench_structures, machine_peak
+from study import bench_structures, machine_peak, step_cost
 from study.bench_structures import WORKLOADS, bytes_per_step, operations_per_step
 from study.cli import main
 from tests.helpers import ROOT
@@ -97,6 +97,20 @@ def test_the_peak_microbenchmarks_compute_what_they_count():
     assert math.isfinite(peak.bytes_per_s) and peak.bytes_per_s > 0
 
 
+def test_xlas_count_of_a_step_is_per_initialization():
+    """The step compiled for 256 and for 512 initializations: the same cost per initialization
+    (to 1%), and at least the floor that the structure's count says must cross memory."""
+    setting = WORKLOADS["question"].setting(100)
+    small, large = step_cost.step_cost(setting, 256), step_cost.step_cost(setting, 512)
+    assert small.flops == pytest.approx(large.flops, rel=0.01)
+    assert small.bytes == pytest.approx(large.bytes, rel=0.01)
+    assert large.bytes >= bytes_per_step(setting.structure)
+    # the step's arithmetic (without the check's share, which XLA's step does not run)
+    assert large.flops + large.transcendentals >= operations_per_step(
+        dataclasses.replace(setting.structure, log_every=10**9)
+    )
+
+
 def test_the_structures_table_of_the_question_network():
     """One row at the quick size (the question's network: its programs are cheap to compile):
     the columns, and shares of the measured peak in (0, 1]."""
@@ -108,6 +122,7 @@ def test_the_structures_table_of_the_question_network():
     assert 0 < row["share_of_peak_flops"] <= 1
     assert 0 < row["share_of_peak_bandwidth"] <= 1
     assert row["share_of_peak_flops"] <= row["share_of_elementwise_flops"]
+    assert 0 < row["xla_share_of_peak_bandwidth"]
     assert result["load_average_before"] >= 0 and result["load_average_after"] >= 0
     printed = bench_structures.format_structures(result)
     assert "of peak" in printed and "load average" in printed and "question" in printed
