@@ -339,8 +339,9 @@ def _add_bench(commands) -> None:
         help="instead: the rate of four fixed structures (the question's 2-1-1, width 4 depth 2, "
         "width 64 depth 3, the SCR learner) as a share of this machine's peak, measured first "
         "by microbenchmarks (float32 arithmetic, memory bandwidth); with the operations and "
-        "bytes per initialization-step counted from each structure (a few seconds each; "
-        "--quick: smaller, --full: the full sizes, minutes)",
+        "bytes per initialization-step counted from each structure, and the bytes XLA counts "
+        "for its compiled step (a few seconds each; --quick: smaller, --full: the full sizes, "
+        "minutes)",
     )
     bench.add_argument(
         "--full", action="store_true", help="--structures at the full sizes (several minutes)"
