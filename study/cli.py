@@ -333,6 +333,19 @@ def _add_bench(commands) -> None:
         help="--scr also runs the learners with this train.intervention (e.g. cbp, at its "
         "default strengths) and reports its cost per example against plain backprop's",
     )
+    bench.add_argument(
+        "--structures",
+        action="store_true",
+        help="instead: the rate of four fixed structures (the question's 2-1-1, width 4 depth 2, "
+        "width 64 depth 3, the SCR learner) as a share of this machine's peak, measured first "
+        "by microbenchmarks (float32 arithmetic, memory bandwidth); with the operations and "
+        "bytes per initialization-step counted from each structure, and the bytes XLA counts "
+        "for its compiled step (a few seconds each; --quick: smaller, --full: the full sizes, "
+        "minutes)",
+    )
+    bench.add_argument(
+        "--full", action="store_true", help="--structures at the full sizes (several minutes)"
+    )
     bench.add_argument("--json", metavar="FILE", help="also write the JSON here")
     _add_no_compile_cache(bench)
 
@@ -490,37 +503,26 @@ def _plan(args) -> int:
 def _bench(args) -> int:
     import json
 
-    from study import bench, bench_scr
-
     if args.json:
         _check_output_file("--json", args.json)  # at once, not after minutes of benchmark
+    if args.full and not args.structures:
+        raise ConfigError("--full: only with --structures (the full sizes of its table)")
+    if args.structures and {args.n_inits, args.steps, args.chunk_size} != {None}:
+        raise ConfigError(
+            "--n-inits, --steps, --chunk-size: not with --structures (its sizes are fixed; "
+            "allowed: --quick or --full)"
+        )
+    if args.scr and args.structures:
+        raise ConfigError("--scr and --structures: choose one (--structures has an SCR row)")
+    if args.full and args.quick:
+        raise ConfigError("--full and --quick: choose one size for --structures")
     if args.scr:
-        from study import runtime
-
-        runtime.configure(
-            devices="auto" if args.cpu_devices is None else args.cpu_devices,
-            compile_cache=not args.no_compile_cache,
-        )
-        result = bench_scr.benchmark_scr(
-            runs=bench_scr.SCR.runs if args.scr_runs is None else args.scr_runs,
-            steps=bench_scr.SCR.steps if args.scr_steps is None else args.scr_steps,
-            progress=lambda message: print(f"[bench] {message}", flush=True),
-            intervention=args.scr_intervention,
-        )
-        print(bench_scr.format_scr(result))
+        result, table = _bench_scr(args)
+    elif args.structures:
+        result, table = _bench_structures(args)
     else:
-        result = bench.benchmark(
-            quick=args.quick,
-            n_inits=args.n_inits,
-            steps=args.steps,
-            chunk_size=args.chunk_size,
-            cpu_devices=args.cpu_devices,
-            alternatives=not args.no_alternatives,
-            scaling=not args.no_scaling,
-            compile_cache=not args.no_compile_cache,
-            progress=lambda message: print(f"[bench] {message}", flush=True),
-        )
-        print(bench.format_table(result))
+        result, table = _bench_engine(args)
+    print(table)
     line = json.dumps(result)
     print(line)
     if args.json:
@@ -528,6 +530,56 @@ def _bench(args) -> int:
 
         atomic_write(args.json, lambda path: path.write_text(line + "\n"))
     return EXIT_OK
+
+
+def _bench_progress(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def _bench_scr(args) -> tuple[dict, str]:
+    from study import bench_scr, runtime
+
+    runtime.configure(
+        devices="auto" if args.cpu_devices is None else args.cpu_devices,
+        compile_cache=not args.no_compile_cache,
+    )
+    result = bench_scr.benchmark_scr(
+        runs=bench_scr.SCR.runs if args.scr_runs is None else args.scr_runs,
+        steps=bench_scr.SCR.steps if args.scr_steps is None else args.scr_steps,
+        progress=_bench_progress,
+        intervention=args.scr_intervention,
+    )
+    return result, bench_scr.format_scr(result)
+
+
+def _bench_structures(args) -> tuple[dict, str]:
+    from study import bench_structures, runtime
+
+    runtime.configure(
+        devices="auto" if args.cpu_devices is None else args.cpu_devices,
+        compile_cache=not args.no_compile_cache,
+    )
+    size = "quick" if args.quick else "full" if args.full else "short"
+    result = bench_structures.structures_table(size=size, progress=_bench_progress)
+    table = bench_structures.format_structures(result)
+    return result, table + "\n\n" + bench_structures.markdown_table(result)
+
+
+def _bench_engine(args) -> tuple[dict, str]:
+    from study import bench
+
+    result = bench.benchmark(
+        quick=args.quick,
+        n_inits=args.n_inits,
+        steps=args.steps,
+        chunk_size=args.chunk_size,
+        cpu_devices=args.cpu_devices,
+        alternatives=not args.no_alternatives,
+        scaling=not args.no_scaling,
+        compile_cache=not args.no_compile_cache,
+        progress=_bench_progress,
+    )
+    return result, bench.format_table(result)
 
 
 def _check_output_file(flag: str, name: str) -> None:
