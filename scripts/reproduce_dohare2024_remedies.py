@@ -264,11 +264,15 @@ CLAIMS = [
 def verdict(row, direction: str, alpha: float = 0.05) -> str:
     """What the comparison says about a claimed direction, at Holm-adjusted ``alpha``."""
     bound = max(abs(row.difference_lo), abs(row.difference_hi))
-    if row.p_holm >= alpha:
-        return f"not shown: no significant difference (none beyond +-{bound:.3g})"
     lower = row.difference < 0
     if direction == "not higher":
+        if row.p_holm >= alpha:
+            share = row.difference_hi / row.error_reference
+            return (f"consistent: no significant rise; the interval allows at most "
+                    f"+{row.difference_hi:.3g} ({share:.0%} of the start)")  # fmt: skip
         return "supported: lower at the end" if lower else "contradicted: the error rises"
+    if row.p_holm >= alpha:
+        return f"not shown: no significant difference (none beyond +-{bound:.3g})"
     agrees = lower == (direction == "lower")
     return "supported" if agrees else "contradicted: the other way"
 
