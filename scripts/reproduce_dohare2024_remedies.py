@@ -203,15 +203,17 @@ def summary_table(per_run: pd.DataFrame, strengths: dict[str, str]) -> pd.DataFr
 
 
 def comparisons(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Each learner against plain backprop and against the linear learner, run by run on the
-    reporting runs: mean end errors, their ratio, the paired difference (learner minus
+    """Each learner against plain backprop and against the linear learner (plain backprop too),
+    run by run on the reporting runs: mean end errors, their ratio, the paired difference (learner minus
     reference) with its 95% t interval and test, the runs where the learner did better; Holm
     over the table."""
     part = reporting(per_run)
     errors = part.pivot(index="init", columns="variant", values="error_end")
     rows = []
     for reference in ("baseline", "linear"):
-        for variant in [v for v in LABELS if v in errors and v != reference]:
+        # the linear learner against plain backprop is the row of plain backprop against it
+        remedies = [v for v in LABELS if v in errors and v not in ("baseline", "linear")]
+        for variant in (["baseline"] if reference == "linear" else []) + remedies:
             pair = errors[[variant, reference]].dropna()
             d, lo, hi, p = analysis.paired_t_test(pair[variant] - pair[reference])
             rows.append(
