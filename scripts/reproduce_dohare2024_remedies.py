@@ -18,6 +18,7 @@ every step), continual backprop, ReDo, L2-init, layer norm and the linear learne
 Writes ``results/dohare2024_remedies/``: ``tuning.csv``, ``summary.csv`` (a row per learner:
 errors, dead units at the end under the five definitions, units replaced or re-drawn),
 ``per_run.csv`` (a row per learner and run: the numbers every other table is computed from),
+``by_live_units.csv`` (each learner's end error by its live units at the end),
 ``comparisons.csv``, ``verdicts.md`` and ``figures/*.png``; runs in ``runs/``.
 
 Usage: ``python scripts/reproduce_dohare2024_remedies.py [--tiny] [--out DIR] [--force]``
@@ -203,10 +204,10 @@ def summary_table(per_run: pd.DataFrame, strengths: dict[str, str]) -> pd.DataFr
 
 
 def comparisons(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Each learner against plain backprop and against the linear learner (plain backprop too),
-    run by run on the reporting runs: mean end errors, their ratio, the paired difference (learner minus
-    reference) with its 95% t interval and test, the runs where the learner did better; Holm
-    over the table."""
+    """Each learner against plain backprop and against the linear learner (plain backprop
+    too), run by run on the reporting runs: mean end errors, their ratio, the paired difference
+    (learner minus reference) with its 95% t interval and test, the runs where the learner did
+    better; Holm over the table."""
     part = reporting(per_run)
     errors = part.pivot(index="init", columns="variant", values="error_end")
     rows = []
@@ -228,6 +229,19 @@ def comparisons(per_run: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["p_holm"] = analysis.holm(table["p_value"])
     return table
+
+
+def by_live_units(per_run: pd.DataFrame) -> pd.DataFrame:
+    """The reporting runs of each learner with hidden units, by its live units at the end: how
+    many runs, their mean end error (95% interval): the table behind ``per_run.png``."""
+    rows = []
+    part = reporting(per_run).dropna(subset=["live_units"])
+    for (variant, live), own in part.groupby(["variant", "live_units"], sort=False):
+        row = {"learner": LABELS[variant], "variant": variant, "live_units": int(live)}
+        row |= {"n_runs": len(own)} | mean_interval("error_end", own["error_end"])
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["variant", "live_units"], key=lambda c: c.map(
+        {name: i for i, name in enumerate(LABELS)}) if c.name == "variant" else c)  # fmt: skip
 
 
 def rise_tests(per_run: pd.DataFrame) -> pd.DataFrame:
@@ -415,6 +429,7 @@ def main(argv=None) -> int:
     table = pd.concat([comparisons(per_run), rise_tests(per_run)], ignore_index=True)
     table["p_holm"] = analysis.holm(table["p_value"])
     common.write_table(per_run, args.out, "per_run.csv")
+    common.write_table(by_live_units(per_run), args.out, "by_live_units.csv")
     common.write_table(summary_table(per_run, strengths), args.out, "summary.csv")
     common.write_table(table, args.out, "comparisons.csv")
     held_out = reporting(per_run)["init"]

@@ -29,6 +29,7 @@ PAGES = {
     "6-remedies.md": "remedies",
     "7-dohare2024.md": "dohare2024",
     "8-plasticity.md": "plasticity",
+    "9-dohare2024-remedies.md": "dohare2024_remedies",
 }
 NUMBER = re.compile(
     r"(?<![\w.^/,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e[-+]?\d+)?)(%?)(?![\w,]*\d)(?!\.\d)"
