@@ -27,7 +27,7 @@ PAGES = {
     "4-arnekvist2020.md": "arnekvist2020",
     "5-sokar2023.md": "sokar2023",
     "6-remedies.md": "remedies",
-    "7-dohare2024.md": "dohare2024",
+    "7-dohare2024.md": "dohare2024+dohare2024_authors",
     "8-plasticity.md": "plasticity",
     "9-dohare2024-remedies.md": "dohare2024_remedies",
 }
@@ -55,7 +55,10 @@ def readable_text(page: Path) -> str:
 
 
 def table_values(study: str) -> np.ndarray:
-    """Every numeric value of the study's committed tables and of its configs."""
+    """Every numeric value of the study's committed tables and of its configs; ``study`` may
+    name several studies, ``"a+b"``, for a page that reports both."""
+    if "+" in study:
+        return np.unique(np.concatenate([table_values(part) for part in study.split("+")]))
     values = []
     for table in sorted((ROOT / "results" / study).glob("*.csv")):
         frame = pd.read_csv(table)
