@@ -137,6 +137,7 @@ def test_four_local_devices_give_the_results_of_one(config, reference, tmp_path)
     _equal_results(out, reference)
 
 
+@pytest.mark.slow  # three process starts (11 s); the two-process test stays in the default suite
 def test_processes_fail_together_and_a_missing_peer_stops_the_run(config, tmp_path):
     # Three runs at once (cheaper than one after the other):
     # - a different --seed on process 1: both processes refuse the run (exit 2);

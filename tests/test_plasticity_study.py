@@ -53,6 +53,7 @@ def _runs(tiny) -> pd.DataFrame:
     return pd.read_parquet(tiny / "runs" / "scr" / "runs.parquet")
 
 
+@pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
 def test_the_tiny_study_writes_every_table_and_figure(tiny, script):
     for name in ("summary", "auroc", "earliest", "claims", "runs_summary"):
         assert len(pd.read_csv(tiny / f"{name}.csv")) > 0, name
@@ -76,6 +77,7 @@ def test_the_tiny_study_writes_every_table_and_figure(tiny, script):
     assert len(auroc) == 2 * len(script.OUTCOMES) * len(metrics) * curves["step"].nunique()
 
 
+@pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
 def test_the_page_lines_trace_to_the_tables(tiny):
     """findings.md and verdicts.md go onto the results page: every number they print is in the
     study's tables, as tests/test_docs_numbers.py requires of the page."""
@@ -111,6 +113,7 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+@pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
 def test_the_summary_matches_a_direct_recomputation(tiny, script):
     """Every count, proportion, mean, interval and test of summary.csv's ReLU row from
     runs.parquet with pandas and SciPy (Wilson written out; scipy's t interval and paired test)."""
@@ -153,6 +156,7 @@ def test_the_summary_matches_a_direct_recomputation(tiny, script):
         assert row[f"{group}_loss_ratio_hi"] == pytest.approx(np.exp(hi), rel=CSV_ROUNDING)
 
 
+@pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
 def test_the_auroc_is_the_mann_whitney_statistic(tiny):
     """auroc.csv at the last step: U / (m n) of SciPy's Mann-Whitney test, for each metric and
     outcome of the ReLU networks."""
@@ -283,6 +287,7 @@ def _codebases(structure, params, inputs, tau: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
 def test_the_codebases_numbers_on_the_same_networks_are_our_columns(tiny, script):
     """Item 2's check: on the tiny run's 64 networks, at the start and at the end, Dohare's
     dormant share, Sokar's dormant count and Plasticine's dormant ratio (ReLU) are our

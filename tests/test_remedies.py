@@ -173,6 +173,7 @@ def test_l2_init_pulls_toward_the_initial_parameters():
     assert len(dead) > 30 and dead["dead_end"].all() and not runs["revived_by_intervention"].any()
 
 
+@pytest.mark.slow  # 10 s; test_engine's and test_continual's no-recompile tests stay by default
 def test_new_remedy_values_do_not_recompile(caplog):
     """redo_tau, shrink, perturb and l2_init are traced: new values share one program."""
     for intervention in ("redo", "shrink_perturb", "l2_init"):

@@ -65,6 +65,7 @@ def test_two_layers(scripts, tmp_path):
     assert (table["p_unit_l2_dead_init_lo"] <= table["p_unit_l2_dead_init"]).all()
 
 
+@pytest.mark.slow  # a script's smoke run, out of the default suite for its time
 def test_lu2019(scripts, tmp_path):
     out = run_tiny(scripts, "lu2019", tmp_path / "lu2019")
     born = pd.read_csv(out / "summary.csv")
@@ -76,6 +77,7 @@ def test_lu2019(scripts, tmp_path):
     assert set(collapse["event"]) >= {"dead_init", "dead_end", "near_constant"}
 
 
+@pytest.mark.slow  # a script's smoke run, out of the default suite for its time
 def test_arnekvist2020(scripts, tmp_path):
     out = run_tiny(scripts, "arnekvist2020", tmp_path / "arnekvist2020")
     table = pd.read_csv(out / "summary.csv")
@@ -96,6 +98,7 @@ def test_arnekvist2020(scripts, tmp_path):
     assert tests["paired"].all() and (tests["test"] == "mcnemar").all()
 
 
+@pytest.mark.slow  # a script's smoke run, out of the default suite for its time
 def test_sokar2023(scripts, tmp_path):
     out = run_tiny(scripts, "sokar2023", tmp_path / "sokar2023")
     table = pd.read_csv(out / "summary.csv")
