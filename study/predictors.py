@@ -38,6 +38,11 @@ NOTE = (
 )
 
 
+# The columns of metric_rows.
+COLUMNS = ["outcome", "metric", "step", "auroc", "auroc_lo", "auroc_hi", "n_with", "n_without",
+           "first_step"]  # fmt: skip
+
+
 class Predictors(NamedTuple):
     """The section: its note and a ``(title, table)`` per group of networks."""
 
@@ -60,13 +65,15 @@ def metric_rows(curves: pd.DataFrame, runs: pd.DataFrame, metrics: list[str]) ->
     rows = []
     for outcome, events in outcomes(runs).items():
         table = analysis.metric_auroc(curves, runs, events, metrics)
+        if table.empty:  # no curve of these runs
+            continue
         for metric, part in table.groupby("metric", sort=False):
             part = part.sort_values("step").reset_index(drop=True)
             start = analysis.sustained_from(part)
             last = part.iloc[-1].drop("metric").to_dict()
             first = np.nan if start is None else part["step"].iloc[start]
             rows.append({"outcome": outcome, "metric": metric, **last, "first_step": first})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _readable(rows: pd.DataFrame) -> pd.DataFrame:
@@ -88,8 +95,8 @@ def _readable(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def predictors(runs: pd.DataFrame, curves: pd.DataFrame | None) -> Predictors | None:
-    """The section for a run's tables, or None when the runs lack the probe's columns or the
-    curves (if any) lack every metric."""
+    """The section for a run's tables, or None when the runs lack the probe's columns, the
+    curves (if any) lack every metric, or no curve belongs to a run that did not diverge."""
     if curves is None or not all(name in runs for name in PROBE_COLUMNS):
         return None
     metrics = analysis.curve_metrics(curves)
@@ -105,5 +112,7 @@ def predictors(runs: pd.DataFrame, curves: pd.DataFrame | None) -> Predictors | 
     for values, rows in groups:
         values = values if isinstance(values, tuple) else (values,)
         title = ", ".join(f"{a} = {v}" for a, v in zip(axes, values, strict=False)) or "all"
-        tables.append((title, _readable(metric_rows(curves, rows, metrics))))
-    return Predictors(note, tables)
+        numbers = metric_rows(curves, rows, metrics)
+        if len(numbers):
+            tables.append((title, _readable(numbers)))
+    return Predictors(note, tables) if tables else None

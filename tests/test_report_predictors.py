@@ -121,6 +121,8 @@ def test_the_section_is_absent_without_the_probe_or_the_metrics(tmp_path):
         for page in ("report.md", "report.html"):
             assert predictors.TITLE not in (folder / page).read_text(), (name, page)
     assert predictors.predictors(runs, curves[["init", "step"]]) is None  # no metric column
+    diverged = runs.assign(diverged=True)  # every network left out: no AUROC to show
+    assert predictors.predictors(diverged, curves) is None
 
 
 def test_many_settings_are_pooled_with_a_note():
