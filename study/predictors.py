@@ -24,6 +24,8 @@ TITLE = "Which metric predicts lost plasticity"
 PROBE_COLUMNS = ("probe_final_loss", "probe_fresh_final_loss")
 # Settings beyond which the section pools the networks (one table, with a note).
 MAX_GROUPS = 4
+# The kind (file stem before "__") of the figures of the AUROC against the step.
+FIGURE = "auroc"
 
 NOTE = (
     "How well each metric of curves.parquet, at each logged step, predicts an outcome at the end "
@@ -33,8 +35,8 @@ NOTE = (
     "logged step with its DeLong 95% interval (above 0.5 high values predict the outcome, below "
     "0.5 low values do; n/a where no network or every network has it); 'off 0.5 from step': the "
     "first logged step from which the interval excludes 0.5 at every later step (none: it does "
-    "not at the last). Diverged networks are left out. The figure of the AUROC against the step, "
-    "a line per metric, is drawn by scripts/reproduce_plasticity.py (figures/auroc_*.png)."
+    "not at the last). Diverged networks are left out. The figures: the AUROC against the step, "
+    "a line per metric (scripts/reproduce_plasticity.py draws them with their intervals)."
 )
 
 
@@ -56,6 +58,27 @@ def outcomes(runs: pd.DataFrame) -> dict[str, pd.Series]:
         "fails the probe": analysis.fails_probe(runs),
         "dead at the end": runs["dead_end"].astype(bool),
     }
+
+
+def has_probe(runs: pd.DataFrame, curves: pd.DataFrame | None) -> bool:
+    """Whether a run's tables have what the section needs: the probe's columns in the runs and
+    at least one metric in the curves."""
+    if curves is None or not all(name in runs for name in PROBE_COLUMNS):
+        return False
+    return bool(analysis.curve_metrics(curves))
+
+
+def auroc_curves(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """:func:`study.analysis.metric_auroc` of every metric for each outcome (column ``outcome``,
+    by its label): the figure's table."""
+    metrics = analysis.curve_metrics(curves)
+    parts = [
+        analysis.metric_auroc(curves, runs, events, metrics).assign(outcome=outcome)
+        for outcome, events in outcomes(runs).items()
+    ]
+    return pd.concat(parts, ignore_index=True).reindex(
+        columns=["outcome", "metric", "step", "auroc"]
+    )
 
 
 def metric_rows(curves: pd.DataFrame, runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -97,11 +120,10 @@ def _readable(rows: pd.DataFrame) -> pd.DataFrame:
 def predictors(runs: pd.DataFrame, curves: pd.DataFrame | None) -> Predictors | None:
     """The section for a run's tables, or None when the runs lack the probe's columns, the
     curves (if any) lack every metric, or no curve belongs to a run that did not diverge."""
-    if curves is None or not all(name in runs for name in PROBE_COLUMNS):
+    if not has_probe(runs, curves):
         return None
+    assert curves is not None  # has_probe
     metrics = analysis.curve_metrics(curves)
-    if not metrics:
-        return None
     axes = analysis.free_axes(runs, [])
     groups = list(runs.groupby(axes, sort=True)) if axes else [((), runs)]
     note = NOTE

@@ -497,6 +497,7 @@ def render_markdown(
     page links them from ``figures/``; ``variants``: :func:`variant_table` or None;
     ``predicting``: :func:`study.predictors.predictors` or None.
     """
+    own, figures = _predictor_figures(figures, predicting)
     beside, rest = place_figures(judged, figures)
     lines = [f"# Dying-ReLU study report: {title}", ""]
     contents = ["[Run](#run)", "[Claims](#claims)"]
@@ -518,6 +519,7 @@ def render_markdown(
         lines += [f"## {predictors.TITLE}", "", predicting.note, ""]
         for name, table in predicting.tables:
             lines += [f"### {name}", "", _markdown_table(table), ""]
+        lines += [line for f in own for line in (f"![{f.caption}](figures/{f.name})", "")]
     if rest:
         lines += ["## Figures", ""]
         for kind, group in _by_kind(rest).items():
@@ -645,7 +647,20 @@ def _html_variants(variants: pd.DataFrame | None) -> list[str]:
 PREDICTORS_ANCHOR = "which-metric-predicts-lost-plasticity"
 
 
-def _html_predictors(predicting: predictors.Predictors | None) -> list[str]:
+def _predictor_figures(
+    figures: list[FigureFile], predicting: predictors.Predictors | None
+) -> tuple[list[FigureFile], list[FigureFile]]:
+    """The figures of the section "Which metric predicts lost plasticity" (none without it), and
+    the others: the claims and the Figures section never show the section's."""
+    if predicting is None:
+        return [], figures
+    own = [f for f in figures if f.kind == predictors.FIGURE]
+    return own, [f for f in figures if f.kind != predictors.FIGURE]
+
+
+def _html_predictors(
+    predicting: predictors.Predictors | None, figures: list[FigureFile]
+) -> list[str]:
     if predicting is None:
         return []
     esc = html.escape
@@ -655,7 +670,7 @@ def _html_predictors(predicting: predictors.Predictors | None) -> list[str]:
         head, rows = _html_head_and_rows(table)
         body += [f"<h3>{esc(name)}</h3>", '<div class="table-box"><table>']
         body += [f"<thead><tr>{head}</tr></thead><tbody>", *rows, "</tbody></table></div>"]
-    return body + ["</section>"]
+    return body + [_html_figure(f) for f in figures] + ["</section>"]
 
 
 def _html_figures(rest: list[FigureFile]) -> list[str]:
@@ -677,6 +692,7 @@ def render_html(
     an inline script (no network, no library), the other figures; images inlined as base64.
     """
     esc = html.escape
+    own, figures = _predictor_figures(figures, predicting)
     beside, rest = place_figures(judged, figures)
     body = [f"<h1>Dying-ReLU study report: {esc(title)}</h1>"]
     body += _html_contents(judged, rest, variants, predicting is not None)
@@ -685,7 +701,7 @@ def render_html(
     body += _html_claims(judged, beside)
     body += _html_variants(variants)
     body += _html_table(summary_table(summary))
-    body += _html_predictors(predicting)
+    body += _html_predictors(predicting, own)
     body += _html_figures(rest)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

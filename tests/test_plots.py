@@ -221,7 +221,8 @@ def test_figures_drawn_in_two_processes_are_the_same_files(three_figures):
 
 def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
     """The first plan of each kind ``figure_plans`` makes, on a grid that has them all: three
-    depths, a long init range tick label (0.0005), curves of small errors (long tick labels)."""
+    depths, a long init range tick label (0.0005), curves of small errors (long tick labels),
+    the trainability probe's columns (the AUROC figure)."""
     axes = {
         "data.offset": [0.0, 2.0],
         "model.init_range": [0.0005, 0.5],
@@ -239,6 +240,8 @@ def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
     rng = np.random.default_rng(0)
     curves["error"] = rng.random(len(curves)) * 0.01
     curves["dead_units_l1"] = rng.integers(0, 3, len(curves))
+    runs["probe_fresh_final_loss"] = 1.0
+    runs["probe_final_loss"] = rng.choice([1.0, 2.0], len(runs))
     plans = {}
     for plan in plots.figure_plans(analysis.summarize(runs), runs, curves):
         plans.setdefault(plan.stem.split("__")[0], plan)
@@ -252,6 +255,7 @@ FIGURE_KINDS = (
     "born_dead_vs_depth",
     "survival",
     "curves",
+    "auroc",
 )
 # Many settings fixed: a suptitle of three lines, the last wider than the narrowest figure.
 LONG_FIXED = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study import analysis, cli, predictors, report, results
+from study import analysis, cli, plots, predictors, report, results
 from study.config import SETTING_KEYS, VARIANT_COLUMN
 from tests.helpers import synthetic_runs
 from tests.test_report import png
@@ -143,3 +143,30 @@ def test_fails_probe_is_the_stated_threshold():
     final = pd.Series([factor, factor * 1.001, np.inf, np.nan, 1.0])
     frame = pd.DataFrame({"probe_final_loss": final, "probe_fresh_final_loss": fresh})
     assert analysis.fails_probe(frame).tolist() == [False, True, True, True, False]
+
+
+def test_the_auroc_figures_are_planned_per_setting_and_shown_in_the_section():
+    """A figure per setting of the AUROC against the step (metric_auroc's numbers), shown in the
+    section, never beside a claim (a stem naming leaky_relu would match the leaky claim's)."""
+    runs = probe_runs(n=40).assign(**{"model.activation": "leaky_relu"})
+    curves = probe_curves(runs)
+    plans = plots.figure_plans(analysis.summarize(runs), runs, curves)
+    auroc = [p for p in plans if p.stem.startswith(predictors.FIGURE + "__")]
+    assert [p.stem for p in auroc] == ["auroc__offset-0", "auroc__offset-2"]
+    table = auroc[1].arguments["table"]
+    own = runs[runs["data.offset"] == 2.0]
+    expected = analysis.metric_auroc(curves, own, analysis.fails_probe(own), list(METRICS))
+    shown = table[table["outcome"] == "fails the probe"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(shown[["metric", "step", "auroc"]], expected[shown.columns[1:]])
+    summary = analysis.summarize(runs)
+    figures = [report.FigureFile(f"{p.stem}_leaky_relu.png", png(300, 100)) for p in auroc]
+    manifest = results.Manifest(config={"name": "test", "seed": 0})
+    judged = report.verdicts(summary)
+    section = predictors.predictors(runs, curves)
+    md = report.render_markdown("run", summary, manifest, judged, figures, None, section)
+    page = report.render_html("run", summary, manifest, judged, figures, None, section)
+    before, after = md.split(f"## {predictors.TITLE}")
+    assert all(f.name not in before and f.name in after for f in figures)
+    assert "## Figures" not in md
+    claims, rest = page.split(f'<section id="{report.PREDICTORS_ANCHOR}">')
+    assert all(f'id="{f.anchor}"' in rest and f.anchor not in claims for f in figures)
