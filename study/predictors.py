@@ -26,6 +26,9 @@ PROBE_COLUMNS = ("probe_final_loss", "probe_fresh_final_loss")
 MAX_GROUPS = 4
 # The kind (file stem before "__") of the figures of the AUROC against the step.
 FIGURE = "auroc"
+# DeLong's variance needs this many networks with and without the outcome (with one network on a
+# side, analysis.auroc's interval degenerates to a point): fewer, and the section gives no interval.
+MIN_PER_SIDE = 2
 
 NOTE = (
     "How well each metric of curves.parquet, at each logged step, predicts an outcome at the end "
@@ -33,7 +36,8 @@ NOTE = (
     f"{analysis.PROBE_FAIL_LOSS_FACTOR:g} times that of a fresh network trained on the same task; "
     "a diverged probe fails) and 'dead at the end' (every hidden unit dead). 'AUROC' at the last "
     "logged step with its DeLong 95% interval (above 0.5 high values predict the outcome, below "
-    "0.5 low values do; n/a where no network or every network has it); 'off 0.5 from step': the "
+    "0.5 low values do; n/a where no network or every network has it; no interval with fewer than "
+    f"{MIN_PER_SIDE} networks with or without it); 'off 0.5 from step': the "
     "first logged step from which the interval excludes 0.5 at every later step (none: it does "
     "not at the last). Diverged networks are left out. The figures: the AUROC against the step, "
     "a line per metric (scripts/reproduce_plasticity.py draws them with their intervals)."
@@ -84,12 +88,15 @@ def auroc_curves(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 def metric_rows(curves: pd.DataFrame, runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """A row per (outcome, metric), the numbers of the section's tables: ``outcome``,
     ``metric``, ``step`` (the last logged), ``auroc``, ``auroc_lo``, ``auroc_hi``, ``n_with``,
-    ``n_without`` there, and ``first_step`` (NaN where the interval is not off 0.5 at the end)."""
+    ``n_without`` there, and ``first_step`` (NaN where the interval is not off 0.5 at the end).
+    A step with fewer than :data:`MIN_PER_SIDE` networks on a side has no interval (NaN)."""
     rows = []
     for outcome, events in outcomes(runs).items():
         table = analysis.metric_auroc(curves, runs, events, metrics)
         if table.empty:  # no curve of these runs
             continue
+        few = (table["n_with"] < MIN_PER_SIDE) | (table["n_without"] < MIN_PER_SIDE)
+        table.loc[few, ["auroc_lo", "auroc_hi"]] = np.nan  # and never off 0.5 there
         for metric, part in table.groupby("metric", sort=False):
             part = part.sort_values("step").reset_index(drop=True)
             start = analysis.sustained_from(part)
@@ -105,6 +112,8 @@ def _readable(rows: pd.DataFrame) -> pd.DataFrame:
     def area(row) -> str:
         if np.isnan(row["auroc"]):
             return "n/a"
+        if np.isnan(row["auroc_lo"]):
+            return f"{row['auroc']:.3f} [no interval: under {MIN_PER_SIDE} networks on a side]"
         return f"{row['auroc']:.3f} [{row['auroc_lo']:.3f}, {row['auroc_hi']:.3f}]"
 
     table = rows[["outcome", "metric"]].copy()

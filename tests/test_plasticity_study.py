@@ -211,6 +211,11 @@ def test_the_report_section_gives_the_script_numbers(tiny, script):
     merged = ours.merge(theirs, on=["outcome", "metric"], validate="one_to_one",
                         suffixes=("", "_script"))  # fmt: skip
     assert len(merged) == len(ours) == 2 * len(set(ours["metric"]))
+    # the report gives no interval (and no earliest step) with under two networks on a side
+    few = merged[["n_with", "n_without"]].min(axis=1) < predictors.MIN_PER_SIDE
+    assert merged.loc[few, ["auroc_lo", "auroc_hi", "first_step"]].isna().all(axis=None)
+    merged = merged[~few]
+    assert len(merged) >= len(set(ours["metric"]))  # failing the probe, at least, compared
     for mine, script_column in (("auroc", "auroc_last"), ("auroc_lo", "auroc_last_lo"),
                                 ("auroc_hi", "auroc_last_hi"), ("first_step", "first_step_script"),
                                 ("step", "last_step")):  # fmt: skip

@@ -137,6 +137,23 @@ def test_many_settings_are_pooled_with_a_note():
     )
 
 
+def test_no_interval_with_a_single_network_on_a_side():
+    """One network with the outcome: DeLong's variance is not estimable; the AUROC is shown,
+    its interval and the earliest step are not (analysis.auroc would give a point)."""
+    runs = probe_runs(offsets=(0.0,), n=40)
+    runs["dead_end"] = runs["init"] == 7
+    curves = probe_curves(runs)
+    rows = predictors.metric_rows(curves, runs, ["error"])
+    dead = rows[rows["outcome"] == "dead at the end"].iloc[0]
+    valid = runs[~runs["diverged"]]
+    area = analysis.metric_auroc(curves, valid, valid["dead_end"], ["error"])["auroc"].iloc[-1]
+    assert dead["n_with"] == 1 and dead["auroc"] == area
+    assert np.isnan([dead["auroc_lo"], dead["auroc_hi"], dead["first_step"]]).all()
+    table = predictors.predictors(runs, curves).tables[0][1]
+    cell = table.loc[table["outcome"] == "dead at the end", "AUROC [95% CI]"].iloc[-1]
+    assert cell.startswith(f"{area:.3f} [no interval: under {predictors.MIN_PER_SIDE} networks")
+
+
 def test_fails_probe_is_the_stated_threshold():
     factor = analysis.PROBE_FAIL_LOSS_FACTOR
     fresh = pd.Series([1.0, 1.0, 1.0, 2.0, np.nan])
