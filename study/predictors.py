@@ -34,13 +34,13 @@ NOTE = (
     "How well each metric of curves.parquet, at each logged step, predicts an outcome at the end "
     "of the run: 'fails the probe' (its final loss on the probe's fresh task above "
     f"{analysis.PROBE_FAIL_LOSS_FACTOR:g} times that of a fresh network trained on the same task; "
-    "a diverged probe fails) and 'dead at the end' (every hidden unit dead). 'AUROC' at the last "
-    "logged step with its DeLong 95% interval (above 0.5 high values predict the outcome, below "
-    "0.5 low values do; n/a where no network or every network has it; no interval with fewer than "
-    f"{MIN_PER_SIDE} networks with or without it); 'off 0.5 from step': the "
-    "first logged step from which the interval excludes 0.5 at every later step (none: it does "
-    "not at the last). Diverged networks are left out. The figures: the AUROC against the step, "
-    "a line per metric (scripts/reproduce_plasticity.py draws them with their intervals)."
+    "a diverged probe fails) and 'dead at the end' (the network dead, dead_end). 'AUROC': at the "
+    "last logged step, with its DeLong 95% interval (above 0.5 high values predict the outcome, "
+    "below 0.5 low values do; n/a where no network or every network has it; no interval with "
+    f"fewer than {MIN_PER_SIDE} networks with or without it); 'off 0.5 from step': the first "
+    "logged step from which the interval excludes 0.5 at every later step (none: it does not at "
+    "the last). Diverged networks are left out. The figures: the AUROC against the step, a line "
+    "per metric (scripts/reproduce_plasticity.py draws them with their intervals)."
 )
 
 

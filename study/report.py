@@ -3,6 +3,8 @@
 The report holds the run's facts (manifest), a verdict on each claim of the question and its
 answers backed by the numbers of this run, the summary table and the figures. A claim whose test
 needs settings the grid lacks is reported as "not tested by this run", never guessed.
+A run with the trainability probe also gets the section "Which metric predicts lost plasticity"
+(:mod:`study.predictors`).
 
 Claims: (1) a network dead at initialization stays dead forever; (2) centering the data avoids
 death; (3) the second ReLU layer dies even on centered inputs; (4) leaky ReLU avoids death;
