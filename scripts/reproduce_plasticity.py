@@ -60,8 +60,9 @@ ACTIVATION = "model.activation"
 POOLED = "all"
 ORDER = ["relu", "tanh", "leaky_relu"]
 LABELS = {"relu": "ReLU", "tanh": "tanh", "leaky_relu": "leaky ReLU", POOLED: "pooled"}
-# "Fails the probe": ends the probe above 1.5 times the fresh network's final loss on the same task.
-FAIL_LOSS_FACTOR = 1.5
+# "Fails the probe": ends the probe above 1.5 times the fresh network's final loss on the same task
+# (the definition study report shares: study.analysis.fails_probe).
+FAIL_LOSS_FACTOR = analysis.PROBE_FAIL_LOSS_FACTOR
 # The sensitivity check: less than half the fresh network's loss drop on the same fresh task.
 FAIL_RATIO = 0.5
 # "Heavily dormant": at least half of the hidden units dormant at the end.
@@ -104,7 +105,7 @@ def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     valid = runs[~runs["diverged"].astype(bool)].copy()
     final, fresh = valid["probe_final_loss"], valid["probe_fresh_final_loss"]
     valid["probe_finite"] = np.isfinite(final) & np.isfinite(fresh)
-    valid["fails_probe"] = ~np.isfinite(final) | (final > FAIL_LOSS_FACTOR * fresh)
+    valid["fails_probe"] = analysis.fails_probe(valid)
     valid["fails_probe_ratio"] = ~(valid["probe_ratio"] >= FAIL_RATIO)  # NaN fails
     dormant = valid["dormant_units_end_l1"] >= DORMANT_SHARE * valid["model.width"]
     valid["heavily_dormant"] = dormant
@@ -197,19 +198,8 @@ def auroc_table(valid: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return table[[ACTIVATION, "outcome", *[c for c in table if c not in (ACTIVATION, "outcome")]]]
 
 
-def sustained_from(part: pd.DataFrame) -> int | None:
-    """The index in ``part`` (one metric's rows, by step) from which the AUROC's interval stays
-    on one side of 0.5 at every later logged step, or None: a single step's interval leaving 0.5
-    among many steps and metrics is expected by chance, a lasting one is not."""
-    above = (part["auroc_lo"] > 0.5).to_numpy()
-    below = (part["auroc_hi"] < 0.5).to_numpy()
-    for side in (above, below):
-        if side[-1]:
-            start = len(side)
-            while start > 0 and side[start - 1]:
-                start -= 1
-            return start
-    return None
+# From which logged step a metric's AUROC interval stays off 0.5 (shared with study report).
+sustained_from = analysis.sustained_from
 
 
 def earliest_table(auroc: pd.DataFrame) -> pd.DataFrame:

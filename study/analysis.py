@@ -954,3 +954,52 @@ def metric_auroc(
                 }
             )
     return pd.DataFrame(rows)
+
+
+# "Fails the trainability probe" (issue 26): the network ends the probe on its fresh task above
+# this factor times the final loss of a fresh network trained on the same task for as long.
+PROBE_FAIL_LOSS_FACTOR = 1.5
+
+
+def fails_probe(runs: pd.DataFrame) -> pd.Series:
+    """Per run: fails the trainability probe, ``probe_final_loss`` above
+    :data:`PROBE_FAIL_LOSS_FACTOR` times ``probe_fresh_final_loss``; a probe loss that is not
+    finite (the probe diverged) fails. The one definition of scripts/reproduce_plasticity.py and
+    ``study report``."""
+    final, fresh = runs["probe_final_loss"], runs["probe_fresh_final_loss"]
+    return ~np.isfinite(final) | (final > PROBE_FAIL_LOSS_FACTOR * fresh)
+
+
+def sustained_from(part: pd.DataFrame) -> int | None:
+    """The index in ``part`` (one metric's :func:`metric_auroc` rows, by step) from which the
+    AUROC's interval stays on one side of 0.5 at every later logged step, or None: a single
+    step's interval leaving 0.5 among many steps and metrics is expected by chance, a lasting one
+    is not."""
+    above = (part["auroc_lo"] > 0.5).to_numpy()
+    below = (part["auroc_hi"] < 0.5).to_numpy()
+    for side in (above, below):
+        if side[-1]:
+            start = len(side)
+            while start > 0 and side[start - 1]:
+                start -= 1
+            return start
+    return None
+
+
+# The per-layer columns of curves.parquet that may predict lost plasticity, in reading order
+# (unit counts, then measures of the layer); then the network's gradient norm and online error.
+CURVE_METRICS = (
+    "dead_units", "inactive_units", "dormant_units", "rarely_active_units", "zero_share",
+    "grad_dormant_units", "always_active_units", "effective_rank", "srank", "stable_rank",
+    "weight_magnitude", "distance_from_start",
+)  # fmt: skip
+
+
+def curve_metrics(curves: pd.DataFrame) -> list[str]:
+    """The columns of ``curves`` named by :data:`CURVE_METRICS` (``<name>_lK``, layer by layer
+    for each name), then ``grad_norm`` and ``error`` where present."""
+    layered = []
+    for name in CURVE_METRICS:
+        found = [c for c in curves if re.fullmatch(rf"{name}_l(\d+)", c)]
+        layered += sorted(found, key=lambda c: int(c.rpartition("_l")[2]))
+    return layered + [name for name in ("grad_norm", "error") if name in curves]

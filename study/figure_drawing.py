@@ -9,10 +9,11 @@ Figures (issue 4): (a)/(b) :func:`plot_proportion_vs`, P(dead) at init and at th
 data offset or the init range; (c) :func:`plot_survival`, survival curves against the training
 step; (d) :func:`plot_heatmap`, P(dead at end) over offset x init range; (e)
 :func:`plot_born_dead_vs_depth`, P(born dead) against depth with the one-ray closed form; and
-:func:`plot_curves`, a run's error and dead share against the step. Each returns a matplotlib
-figure laid out by :mod:`study.figure_layout`. These functions only draw: every number comes from
-:mod:`study.analysis` or :mod:`study.theory`. matplotlib and seaborn are imported inside them, so
-that importing this module does not load them.
+:func:`plot_curves`, a run's error and dead share against the step; :func:`plot_auroc`, how well
+each plasticity metric predicts failing the probe or death at the end, against the step. Each
+returns a matplotlib figure laid out by :mod:`study.figure_layout`. These functions only draw:
+every number comes from :mod:`study.analysis` or :mod:`study.theory`. matplotlib and seaborn are
+imported inside them, so that importing this module does not load them.
 """
 
 from __future__ import annotations
@@ -482,4 +483,38 @@ def plot_curves(curves: pd.DataFrame, hue: str | None, fixed: dict | None = None
         panel_titles=False,
         gap=GAP_IN * 2.5,
     )
+    return fig
+
+
+def plot_auroc(table: pd.DataFrame, fixed: dict | None = None) -> Figure:
+    """How well each metric predicts an outcome at the end: its AUROC against the logged step, a
+    panel per outcome, a line per metric (``table``: :func:`study.predictors.auroc_curves`)."""
+    import matplotlib.pyplot as plt
+
+    _apply_theme()
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    size = (4.8 * len(outcomes), 3.8)
+    fig, axes = plt.subplots(1, len(outcomes), figsize=size, sharey=True, squeeze=False)
+    metrics = list(dict.fromkeys(table["metric"]))
+    look = styles(metrics)
+    for ax, outcome in zip(axes[0], outcomes, strict=True):
+        for metric in metrics:
+            rows = table[(table["outcome"] == outcome) & (table["metric"] == metric)]
+            rows = rows[rows["auroc"].notna()].sort_values("step")
+            if rows.empty:
+                continue
+            style = {**look[metric], "markevery": max(len(rows) // 8, 1)}
+            ax.plot(rows["step"], rows["auroc"], label=metric, **style)
+        ax.axhline(0.5, color="black", linestyle=":", linewidth=0.8)
+        ax.set_ylim(0, 1)
+        ax.set_title(outcome)
+        ax.set_xlabel("step (examples seen, for a stream)")
+    axes[0, 0].set_ylabel("AUROC (0.5: no better than chance)")
+    title = "Which metric predicts the outcome at the end: AUROC at each logged step"
+    if fixed:
+        title += "\n" + _fixed_text(fixed)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    legend = axes[0, -1].legend(handles, labels, title="metric", loc="upper left",
+                                bbox_to_anchor=(1.02, 1.0), frameon=False)  # fmt: skip
+    fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=True)
     return fig

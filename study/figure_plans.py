@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from study import analysis
+from study import analysis, predictors
 from study.figure_drawing import (
     SHORT,
     fmt,
+    plot_auroc,
     plot_born_dead_vs_depth,
     plot_curves,
     plot_heatmap,
@@ -81,7 +82,8 @@ def figure_plans(
 
     ``summary`` is :func:`study.analysis.summarize`'s table; ``runs`` (the per-initialization
     table) is needed for the survival curves only, ``curves`` (``curves.parquet``) for the
-    error and dead-share curves.
+    error and dead-share curves, both for the AUROC of each metric in a run with the
+    trainability probe (:mod:`study.predictors`).
     """
     plans = []
     hue = "model.activation"
@@ -106,6 +108,19 @@ def figure_plans(
         plans.extend(_survival_plans(runs))
     if curves is not None:
         plans.extend(_curve_plans(curves))
+    if runs is not None and curves is not None and predictors.has_probe(runs, curves):
+        plans.extend(_auroc_plans(runs, curves))
+    return plans
+
+
+def _auroc_plans(runs: pd.DataFrame, curves: pd.DataFrame) -> list[FigurePlan]:
+    """A figure per setting of a run with the probe: each metric's AUROC against the step."""
+    plans = []
+    for fixed, rows in _splits(runs, []):
+        table = predictors.auroc_curves(rows, curves)
+        if table["auroc"].notna().any():
+            arguments = dict(table=table, fixed=fixed)
+            plans.append(FigurePlan(_file_stem(predictors.FIGURE, fixed), plot_auroc, arguments))
     return plans
 
 

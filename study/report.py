@@ -3,6 +3,8 @@
 The report holds the run's facts (manifest), a verdict on each claim of the question and its
 answers backed by the numbers of this run, the summary table and the figures. A claim whose test
 needs settings the grid lacks is reported as "not tested by this run", never guessed.
+A run with the trainability probe also gets the section "Which metric predicts lost plasticity"
+(:mod:`study.predictors`).
 
 Claims: (1) a network dead at initialization stays dead forever; (2) centering the data avoids
 death; (3) the second ReLU layer dies even on centered inputs; (4) leaky ReLU avoids death;
@@ -23,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from study import analysis, results, theory
+from study import analysis, predictors, results, theory
 
 NOT_TESTED = "Not tested by this run"
 
@@ -487,17 +489,22 @@ THEORY_NOTE = (
 )
 
 
-def render_markdown(title: str, summary, manifest, judged, figures, variants=None) -> str:
+def render_markdown(
+    title: str, summary, manifest, judged, figures, variants=None, predicting=None
+) -> str:
     """``report.md``: the run, the claims each with its figure, the variants (if any), the
-    summary table, the rest.
+    summary table, which metric predicts lost plasticity (if the run has the probe), the rest.
 
     ``title`` names the run (its folder's name); ``figures`` are :class:`FigureFile` s; the
-    page links them from ``figures/``; ``variants``: :func:`variant_table` or None.
+    page links them from ``figures/``; ``variants``: :func:`variant_table` or None;
+    ``predicting``: :func:`study.predictors.predictors` or None.
     """
+    own, figures = _predictor_figures(figures, predicting)
     beside, rest = place_figures(judged, figures)
     lines = [f"# Dying-ReLU study report: {title}", ""]
     contents = ["[Run](#run)", "[Claims](#claims)"]
     contents += ["[Variants](#variants)"] * (variants is not None) + ["[Summary](#summary)"]
+    contents += [f"[{predictors.TITLE}](#{PREDICTORS_ANCHOR})"] * (predicting is not None)
     lines += ["Contents: " + ", ".join(contents + ["[Figures](#figures)"] * bool(rest)), ""]
     lines += ["## Run", ""] + [f"- {fact}" for fact in _facts(manifest, summary)]
     lines += ["", "## Claims", ""]
@@ -510,6 +517,11 @@ def render_markdown(title: str, summary, manifest, judged, figures, variants=Non
     if variants is not None:
         lines += ["## Variants", "", VARIANTS_NOTE, "", _markdown_table(variants), ""]
     lines += ["## Summary", "", THEORY_NOTE, "", _markdown_table(summary_table(summary)), ""]
+    if predicting is not None:
+        lines += [f"## {predictors.TITLE}", "", predicting.note, ""]
+        for name, table in predicting.tables:
+            lines += [f"### {name}", "", _markdown_table(table), ""]
+        lines += [line for f in own for line in (f"![{f.caption}](figures/{f.name})", "")]
     if rest:
         lines += ["## Figures", ""]
         for kind, group in _by_kind(rest).items():
@@ -554,7 +566,9 @@ def _html_figure(figure: FigureFile) -> str:
     )
 
 
-def _html_contents(judged: list[Verdict], rest: list[FigureFile], variants=None) -> list[str]:
+def _html_contents(
+    judged: list[Verdict], rest: list[FigureFile], variants=None, predicting: bool = False
+) -> list[str]:
     items = ['<li><a href="#run">Run</a></li>', '<li><a href="#claims">Claims</a><ol>']
     for i, v in enumerate(judged, 1):
         items.append(
@@ -564,6 +578,8 @@ def _html_contents(judged: list[Verdict], rest: list[FigureFile], variants=None)
     if variants is not None:
         items.append('<li><a href="#variants">Variants</a></li>')
     items.append('<li><a href="#summary">Summary table</a></li>')
+    if predicting:
+        items.append(f'<li><a href="#{PREDICTORS_ANCHOR}">{predictors.TITLE}</a></li>')
     if rest:
         items.append('<li><a href="#figures">Figures</a><ul>')
         for kind, group in _by_kind(rest).items():
@@ -629,6 +645,36 @@ def _html_variants(variants: pd.DataFrame | None) -> list[str]:
     ]
 
 
+# The id of the section "Which metric predicts lost plasticity" (as Markdown's heading anchors).
+PREDICTORS_ANCHOR = "which-metric-predicts-lost-plasticity"
+
+
+def _predictor_figures(
+    figures: list[FigureFile], predicting: predictors.Predictors | None
+) -> tuple[list[FigureFile], list[FigureFile]]:
+    """The figures of the section "Which metric predicts lost plasticity" (none without it), and
+    the others: the claims and the Figures section never show the section's."""
+    if predicting is None:
+        return [], figures
+    own = [f for f in figures if f.kind == predictors.FIGURE]
+    return own, [f for f in figures if f.kind != predictors.FIGURE]
+
+
+def _html_predictors(
+    predicting: predictors.Predictors | None, figures: list[FigureFile]
+) -> list[str]:
+    if predicting is None:
+        return []
+    esc = html.escape
+    body = [f'<section id="{PREDICTORS_ANCHOR}"><h2>{esc(predictors.TITLE)}</h2>']
+    body.append(f"<p>{esc(predicting.note)}</p>")
+    for name, table in predicting.tables:
+        head, rows = _html_head_and_rows(table)
+        body += [f"<h3>{esc(name)}</h3>", '<div class="table-box"><table>']
+        body += [f"<thead><tr>{head}</tr></thead><tbody>", *rows, "</tbody></table></div>"]
+    return body + [_html_figure(f) for f in figures] + ["</section>"]
+
+
 def _html_figures(rest: list[FigureFile]) -> list[str]:
     if not rest:
         return []
@@ -639,21 +685,25 @@ def _html_figures(rest: list[FigureFile]) -> list[str]:
     return body + ["</section>"]
 
 
-def render_html(title: str, summary, manifest, judged, figures, variants=None) -> str:
+def render_html(
+    title: str, summary, manifest, judged, figures, variants=None, predicting=None
+) -> str:
     """``report.html``: :func:`render_markdown`'s contents as one self-contained page.
 
     A contents list, each claim with its figure, the summary table sortable and filterable by
     an inline script (no network, no library), the other figures; images inlined as base64.
     """
     esc = html.escape
+    own, figures = _predictor_figures(figures, predicting)
     beside, rest = place_figures(judged, figures)
     body = [f"<h1>Dying-ReLU study report: {esc(title)}</h1>"]
-    body += _html_contents(judged, rest, variants)
+    body += _html_contents(judged, rest, variants, predicting is not None)
     body += ['<section id="run"><h2>Run</h2><ul>']
     body += [f"<li>{esc(fact)}</li>" for fact in _facts(manifest, summary)] + ["</ul></section>"]
     body += _html_claims(judged, beside)
     body += _html_variants(variants)
     body += _html_table(summary_table(summary))
+    body += _html_predictors(predicting, own)
     body += _html_figures(rest)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -681,9 +731,10 @@ def write_report(folder: results.ResultsFolder | str | Path) -> tuple[Path, Path
     judged = verdicts(summary, analysis.reference_of(manifest.config))
     title = folder.path.name
     variants = _variants_of(folder)
+    predicting = predictors.predictors(folder.runs(), folder.curves())
     return folder.write_report(
-        render_markdown(title, summary, manifest, judged, figures, variants),
-        render_html(title, summary, manifest, judged, figures, variants),
+        render_markdown(title, summary, manifest, judged, figures, variants, predicting),
+        render_html(title, summary, manifest, judged, figures, variants, predicting),
     )
 
 

@@ -111,6 +111,12 @@ def test_the_import_graph_of_study_has_no_cycle():
     assert "study.train" not in graph["study.remedies"]
     assert {"study.plots", "study.report", "study.bench"} <= graph["study.cli"]
     assert "study.plots" in graph["study.report"]  # inside write_report
+    # the report's plasticity section reads analysis only; the report and the figures read it
+    assert graph["study.predictors"] == {"study.analysis"}
+    assert (
+        "study.predictors" in graph["study.report"]
+        and "study.predictors" in graph["study.figure_plans"]
+    )
     # ... and the modules split out of plots, bench and distributed sit in their layers: each
     # uses the one below it, never the one above (the figures: layout < drawing < plans <
     # plots; the supervisor above the collectives; the SCR workload above the timing)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from study import model, train
+from study import analysis, model, predictors, train
 from study.config import load_study
 from study.continual_backprop import initial_units
 from study.engine import _stack_numerics
@@ -178,6 +178,51 @@ def test_the_auroc_is_the_mann_whitney_statistic(tiny):
         assert row["auroc_lo"] <= row["auroc"] <= row["auroc_hi"]
         checked += 1
     assert checked >= 10
+
+
+def test_the_script_and_the_report_share_one_definition_of_failing_the_probe(script):
+    """The script's outcome is analysis.fails_probe (the report's): the loss factor it prints,
+    and a network at, above or without a finite probe loss, as the docstring states."""
+    assert script.FAIL_LOSS_FACTOR == analysis.PROBE_FAIL_LOSS_FACTOR
+    assert script.sustained_from is analysis.sustained_from
+    fresh = np.array([1.0, 1.0, 1.0, 2.0])
+    final = np.array([1.0, 1.0 + 1e-9, np.inf, np.nan]) * analysis.PROBE_FAIL_LOSS_FACTOR
+    runs = pd.DataFrame({"probe_final_loss": final, "probe_fresh_final_loss": fresh,
+                         "probe_ratio": 1.0, "diverged": False, "dead_end": False,
+                         "dormant_units_end_l1": 0, "model.width": 5})  # fmt: skip
+    expected = [False, True, True, True]
+    assert script.outcomes(runs)["fails_probe"].tolist() == expected
+    assert analysis.fails_probe(runs).tolist() == expected
+
+
+@pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
+def test_the_report_section_gives_the_script_numbers(tiny, script):
+    """study report's "Which metric predicts lost plasticity" on the tiny run: the script's
+    earliest.csv (AUROC at the last step, its interval, the earliest step) for both outcomes and
+    every metric, and the networks failing the probe as summary.csv counts them."""
+    folder = tiny / "runs" / "scr"
+    runs, curves = _runs(tiny), pd.read_parquet(folder / "curves.parquet")
+    ours = predictors.metric_rows(curves, runs, analysis.curve_metrics(curves))
+    theirs = pd.read_csv(tiny / "earliest.csv")
+    theirs = theirs[theirs["model.activation"] == "relu"]
+    names = {"fails_probe": "fails the probe", "dead_end": "dead at the end"}
+    theirs = theirs[theirs["outcome"].isin(names)].assign(outcome=theirs["outcome"].map(names))
+    assert set(ours["metric"]) == set(theirs["metric"])
+    merged = ours.merge(theirs, on=["outcome", "metric"], validate="one_to_one",
+                        suffixes=("", "_script"))  # fmt: skip
+    assert len(merged) == len(ours) == 2 * len(set(ours["metric"]))
+    # the report gives no interval (and no earliest step) with under two networks on a side
+    few = merged[["n_with", "n_without"]].min(axis=1) < predictors.MIN_PER_SIDE
+    assert merged.loc[few, ["auroc_lo", "auroc_hi", "first_step"]].isna().all(axis=None)
+    merged = merged[~few]
+    assert len(merged) >= len(set(ours["metric"]))  # failing the probe, at least, compared
+    for mine, script_column in (("auroc", "auroc_last"), ("auroc_lo", "auroc_last_lo"),
+                                ("auroc_hi", "auroc_last_hi"), ("first_step", "first_step_script"),
+                                ("step", "last_step")):  # fmt: skip
+        np.testing.assert_allclose(merged[mine], merged[script_column], rtol=CSV_ROUNDING)
+    k_fails = pd.read_csv(tiny / "summary.csv").set_index("model.activation").loc["relu"]
+    fails = ours[ours["outcome"] == "fails the probe"]
+    assert (fails["n_with"] == k_fails["k_fails_probe"]).all()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study import analysis, cli, figure_layout, plots
+from study import analysis, cli, figure_layout, plots, predictors
 from study.config import SETTING_KEYS
+from study.figure_drawing import plot_auroc
 from study.host import cache_root
 from study.results import (
     SUMMARY,
@@ -221,7 +222,9 @@ def test_figures_drawn_in_two_processes_are_the_same_files(three_figures):
 
 def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
     """The first plan of each kind ``figure_plans`` makes, on a grid that has them all: three
-    depths, a long init range tick label (0.0005), curves of small errors (long tick labels)."""
+    depths, a long init range tick label (0.0005), curves of small errors (long tick labels);
+    the AUROC figure of a run with the trainability probe on one of its settings (a plan per
+    setting of the whole grid would cost the default suite seconds)."""
     axes = {
         "data.offset": [0.0, 2.0],
         "model.init_range": [0.0005, 0.5],
@@ -242,6 +245,13 @@ def _plans_of_every_kind() -> dict[str, plots.FigurePlan]:
     plans = {}
     for plan in plots.figure_plans(analysis.summarize(runs), runs, curves):
         plans.setdefault(plan.stem.split("__")[0], plan)
+    first = runs[["model.depth", *axes]].iloc[0]  # depth 1, the first level of each axis
+    probe = runs[(runs[first.index] == first).all(axis=1)]
+    probe = probe.assign(probe_fresh_final_loss=1.0,
+                         probe_final_loss=rng.choice([1.0, 2.0], len(probe)))  # fmt: skip
+    arguments = dict(table=predictors.auroc_curves(probe, curves), fixed={})
+    assert arguments["table"]["auroc"].notna().all()  # a line per metric and outcome
+    plans[predictors.FIGURE] = plots.FigurePlan(predictors.FIGURE, plot_auroc, arguments)
     return plans
 
 
@@ -252,6 +262,7 @@ FIGURE_KINDS = (
     "born_dead_vs_depth",
     "survival",
     "curves",
+    "auroc",
 )
 # Many settings fixed: a suptitle of three lines, the last wider than the narrowest figure.
 LONG_FIXED = {
