@@ -3,8 +3,10 @@
 On Dohare et al.'s slowly-changing regression (``study/configs/plasticity_scr.toml``: ReLU, tanh
 and leaky ReLU 5-unit learners, online SGD 0.01, 3,334 networks each, 300,000 examples), every
 plasticity metric at every logged step, and at the end the trainability probe (:mod:`study.probe`):
-each network and a fresh one learn a fresh stream for ``train.probe_steps`` examples. Outcomes per
-network, at the end:
+each network and a fresh one learn a fresh stream for ``train.probe_steps`` examples. Its remedies
+arm (``plasticity_scr_remedies.toml``) runs the ReLU learner with each remedy of the stream study
+(section 9, at its tuned strength) and a plain control, 500 networks each, as learners
+``relu+<variant>`` of every table (not pooled). Outcomes per network, at the end:
 
 * *fails the probe* (the primary outcome): its final loss on the fresh task above
   ``FAIL_LOSS_FACTOR`` (1.5) times the fresh network's final loss on the same task
@@ -47,6 +49,9 @@ from study import analysis, results
 
 CONFIG = "plasticity_scr.toml"
 PART = "scr"
+# The remedies arm: ReLU with each remedy of section 9 and a plain control.
+REMEDIES_CONFIG = "plasticity_scr_remedies.toml"
+REMEDIES_PART = "remedies"
 # One activation, a few hundred examples: one stream compile (the numbers mean nothing).
 TINY = [
     "model.activation=['relu']",
@@ -115,11 +120,13 @@ def outcomes(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def by_activation(frame: pd.DataFrame):
-    """``(activation, rows)`` for each activation present, in ORDER, then ``(POOLED, frame)``."""
+    """``(learner, rows)`` for each activation present, in ORDER, then each learner of the
+    remedies arm, then ``(POOLED, rows)``: the activations' rows only (the remedies arm's
+    networks repeat the ReLU learner's streams)."""
     present = set(frame[ACTIVATION])
     for name in [a for a in ORDER if a in present] + sorted(present - set(ORDER)):
         yield name, frame[frame[ACTIVATION] == name]
-    yield POOLED, frame
+    yield POOLED, frame[frame[ACTIVATION].isin(ORDER)]
 
 
 def _proportion(name: str, events: pd.Series) -> dict:
@@ -166,7 +173,8 @@ def summary_table(valid: pd.DataFrame, n_networks: pd.Series) -> pd.DataFrame:
     ``n_networks``: networks run per activation, diverged ones included."""
     rows = []
     for name, part in by_activation(valid):
-        total = int(n_networks.sum() if name == POOLED else n_networks[name])
+        pooled = n_networks[n_networks.index.isin(ORDER)].sum()  # as by_activation pools
+        total = int(pooled if name == POOLED else n_networks[name])
         row = {ACTIVATION: name, "n_networks": total, "n_valid": len(part)}
         row["n_probe_not_finite"] = int((~part["probe_finite"]).sum())
         row |= {"fail_loss_factor": FAIL_LOSS_FACTOR, "fail_ratio": FAIL_RATIO,
@@ -222,12 +230,32 @@ def earliest_table(auroc: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_study(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """The study's one ``study run``: ``(runs, curves, networks run per activation)``."""
-    folder = args.out / "runs" / PART
-    started = time.perf_counter()
-    runs, _ = common.run_sized(CONFIG, folder, args, TINY)
-    common.say(f"{PART}: {time.perf_counter() - started:.0f} s")
-    return runs, results.read_curves(folder), runs.groupby(ACTIVATION).size()
+    """The study's two ``study run``s, the activations and the remedies arm: ``(runs, curves,
+    networks run per learner)``. A learner of the remedies arm is named in the activation column
+    as ``relu+<variant>`` (``relu+baseline``: its plain ReLU control)."""
+    parts = []
+    tiny_remedies = [*TINY[1:], "variants.redo.train.intervention_every=200"]
+    for part, config, tiny in (
+        (PART, CONFIG, TINY),
+        (REMEDIES_PART, REMEDIES_CONFIG, tiny_remedies),
+    ):
+        folder = args.out / "runs" / part
+        started = time.perf_counter()
+        runs, _ = common.run_sized(config, folder, args, tiny)
+        common.say(f"{part}: {time.perf_counter() - started:.0f} s")
+        curves = results.read_curves(folder)
+        if part == REMEDIES_PART:
+            runs, curves = (as_remedy_learners(frame) for frame in (runs, curves))
+        parts.append((runs, curves))
+    runs = pd.concat([p[0] for p in parts], ignore_index=True)
+    curves = pd.concat([p[1] for p in parts], ignore_index=True)
+    return runs, curves, runs.groupby(ACTIVATION).size()
+
+
+def as_remedy_learners(frame: pd.DataFrame) -> pd.DataFrame:
+    """The remedies arm's rows with their learner, ``relu+<variant>``, in the activation column
+    (the key every table groups by)."""
+    return frame.assign(**{ACTIVATION: frame[ACTIVATION] + "+" + frame["variant"]})
 
 
 def main(argv=None) -> int:
@@ -246,10 +274,11 @@ def main(argv=None) -> int:
     common.write_table(claim_table, args.out, "claims.csv")
     claims.write_verdicts(claim_table, args.out)
     claims.write_findings(summary, earliest, args.out)
-    common.write_table(common.runs_summary({PART: args.out / "runs" / PART}), args.out,
-                       "runs_summary.csv")  # fmt: skip
+    folders = {part: args.out / "runs" / part for part in (PART, REMEDIES_PART)}
+    common.write_table(common.runs_summary(folders), args.out, "runs_summary.csv")
     for name, _ in by_activation(valid):
-        auroc_figure(auroc, args.out, name)
+        if name in ORDER or name == POOLED:  # the remedies arm: in the tables
+            auroc_figure(auroc, args.out, name)
     probe_figure(valid, args.out)
     common.say(f"done in {time.perf_counter() - started:.0f} s")
     return 0
@@ -300,7 +329,7 @@ def probe_figure(valid: pd.DataFrame, out) -> None:
     """The probe by the number of live hidden units at the end (width minus dead), a column per
     activation: ``probe_ratio`` and the final loss over the fresh network's (log scales), boxes
     (quartiles, whiskers at 1.5 IQR) with the networks' count under each."""
-    names = [name for name, _ in by_activation(valid) if name != POOLED]
+    names = [name for name, _ in by_activation(valid) if name in ORDER]
     frame = valid.assign(loss_ratio=np.exp(valid["log_loss_ratio"]))
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 7), sharey="row",
                              squeeze=False)  # fmt: skip

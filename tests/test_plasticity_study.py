@@ -68,13 +68,16 @@ def test_the_tiny_study_writes_every_table_and_figure(tiny, script):
     lines = (tiny / "verdicts.md").read_text().splitlines()
     assert len(lines) == len(claims) + 2  # the header and its rule
     findings = (tiny / "findings.md").read_text().splitlines()
-    assert [line.split("*")[1] for line in findings[::2]] == ["relu", "all"]
+    arm = [f"relu+{v}" for v in ("baseline", "cbp", "l2", "l2_init", "redo", "shrink_perturb")]
+    assert [line.split("*")[1] for line in findings[::2]] == ["relu", *arm, "all"]
     auroc = pd.read_csv(tiny / "auroc.csv")
     curves = pd.read_parquet(tiny / "runs" / "scr" / "curves.parquet")
     metrics = [name for name in script.METRICS if name in curves]
     assert len(metrics) == len(script.METRICS)  # every metric is in the curves
-    # (relu and pooled) x outcomes x metrics x logged steps
-    assert len(auroc) == 2 * len(script.OUTCOMES) * len(metrics) * curves["step"].nunique()
+    # (relu, the remedies arm's six learners and pooled) x outcomes x metrics x logged steps
+    assert len(auroc) == 8 * len(script.OUTCOMES) * len(metrics) * curves["step"].nunique()
+    summary = pd.read_csv(tiny / "summary.csv").set_index(script.ACTIVATION)
+    assert summary.loc["all", "n_networks"] == summary.loc["relu", "n_networks"]  # arm apart
 
 
 @pytest.mark.slow  # the tiny study run (about 14 s) and its replay: the default suite's time
