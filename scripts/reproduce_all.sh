@@ -3,7 +3,8 @@
 #
 #   bash scripts/reproduce_all.sh            # recompute everything (about 40 minutes on 2 cores:
 #                                            # dohare2024 alone is 17-30 minutes; plus about
-#                                            # half an hour, estimated, for plasticity)
+#                                            # 18 minutes for plasticity, 40 for
+#                                            # dohare2024_remedies, 4 for dohare2024_authors)
 #   REPRODUCE_RESUME=1 bash scripts/...      # keep runs already complete on disk, redraw figures
 #   bash scripts/reproduce_all.sh question lu2019   # only some of them
 #
