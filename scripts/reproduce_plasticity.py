@@ -27,7 +27,8 @@ at the end, heavily dormant and failing the probe (both ways) with Wilson interv
 networks the paired comparison with the fresh network on the same fresh task), ``auroc.csv``
 (:func:`study.analysis.metric_auroc` of every metric at every logged step for each outcome, per
 activation and pooled, DeLong 95% intervals), ``earliest.csv`` (the first logged step from which
-each metric's interval stays off 0.5 to the end), ``claims.csv`` and ``verdicts.md`` (the
+each metric's interval stays off 0.5 to the end), ``remedies.csv`` (each remedy of the remedies arm
+against its plain control on the same networks, paired), ``claims.csv`` and ``verdicts.md`` (the
 literature's claims with number, interval, test and verdict), ``findings.md`` (the results page's
 measured lines, written from these tables), ``runs_summary.csv`` and ``figures/``; the run in
 ``runs/``.
@@ -52,6 +53,7 @@ PART = "scr"
 # The remedies arm: ReLU with each remedy of section 9 and a plain control.
 REMEDIES_CONFIG = "plasticity_scr_remedies.toml"
 REMEDIES_PART = "remedies"
+REMEDY_PREFIX = "relu+"  # a remedies arm learner's name: relu+<variant>
 # One activation, a few hundred examples: one stream compile (the numbers mean nothing).
 TINY = [
     "model.activation=['relu']",
@@ -252,10 +254,45 @@ def run_study(args) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     return runs, curves, runs.groupby(ACTIVATION).size()
 
 
+def remedies_against_control(valid: pd.DataFrame) -> pd.DataFrame:
+    """Each learner of the remedies arm against its plain control on the same networks (the
+    same init index: the same stream and initial network): the share failing the probe under
+    each, the paired difference (remedy minus control) with Newcombe's paired interval and
+    McNemar's exact test, Holm over the remedies; and the mean log of the final probe loss over
+    the fresh network's, paired t (a row per remedy)."""
+    control_name = REMEDY_PREFIX + "baseline"
+    control = valid[valid[ACTIVATION] == control_name].set_index("init")
+    rows = []
+    for name in sorted(set(valid[ACTIVATION]) - {control_name}):
+        if not name.startswith(REMEDY_PREFIX):
+            continue
+        own = valid[valid[ACTIVATION] == name].set_index("init")
+        shared = own.index.intersection(control.index)
+        a, b = control.loc[shared, "fails_probe"], own.loc[shared, "fails_probe"]
+        both, a_only = int((a & b).sum()), int((a & ~b).sum())
+        b_only, neither = int((~a & b).sum()), int((~a & ~b).sum())
+        lo, hi = analysis.newcombe_paired_interval(both, a_only, b_only, neither)
+        finite = own.loc[shared, "probe_finite"] & control.loc[shared, "probe_finite"]
+        logs = own.loc[shared, "log_loss_ratio"] - control.loc[shared, "log_loss_ratio"]
+        d, d_lo, d_hi, p_t = analysis.paired_t_test(logs[finite])
+        rows.append(
+            {ACTIVATION: name, "n_networks": len(shared), "p_fails_control": a.mean(),
+             "p_fails": b.mean(), "difference": b.mean() - a.mean(), "difference_lo": lo,
+             "difference_hi": hi, "k_control_only": a_only, "k_remedy_only": b_only,
+             "test": "mcnemar", "p_value": analysis.mcnemar_exact(a_only, b_only),
+             "loss_ratio_vs_control": np.exp(d), "loss_ratio_vs_control_lo": np.exp(d_lo),
+             "loss_ratio_vs_control_hi": np.exp(d_hi), "p_value_loss": p_t}
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_holm"] = analysis.holm(table["p_value"])
+    return table
+
+
 def as_remedy_learners(frame: pd.DataFrame) -> pd.DataFrame:
     """The remedies arm's rows with their learner, ``relu+<variant>``, in the activation column
     (the key every table groups by)."""
-    return frame.assign(**{ACTIVATION: frame[ACTIVATION] + "+" + frame["variant"]})
+    return frame.assign(**{ACTIVATION: REMEDY_PREFIX + frame["variant"]})
 
 
 def main(argv=None) -> int:
@@ -270,6 +307,7 @@ def main(argv=None) -> int:
     common.write_table(auroc, args.out, "auroc.csv")
     earliest = earliest_table(auroc)
     common.write_table(earliest, args.out, "earliest.csv")
+    common.write_table(remedies_against_control(valid), args.out, "remedies.csv")
     claim_table = claims.claims_table(summary, auroc, valid)
     common.write_table(claim_table, args.out, "claims.csv")
     claims.write_verdicts(claim_table, args.out)

@@ -367,3 +367,39 @@ def test_the_codebases_numbers_on_the_same_networks_are_our_columns(tiny, script
         np.testing.assert_allclose(theirs["dohare_effective_rank"], ours["effective_rank_l1"],
                                    rtol=FLOAT32_TOLERANCE)  # fmt: skip
     assert (theirs["sokar_dormant"] > 0).any() and (theirs["dohare_dormant_share"] > 0).any()
+
+
+def test_remedies_are_compared_with_their_control_on_the_same_networks(script):
+    """remedies.csv: a remedy against the plain control, network by network (init index): the
+    discordant counts, McNemar's exact p (scipy's binomial test on them) and the paired t of the
+    log loss ratios (scipy's ttest_rel)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    n = 200
+    control = rng.random(n) < 0.6
+    remedy = control & (rng.random(n) < 0.3) | (~control & (rng.random(n) < 0.05))
+    logs = {"baseline": rng.normal(0.5, 0.3, n), "cbp": rng.normal(-0.2, 0.3, n)}
+    valid = pd.concat(
+        [pd.DataFrame({script.ACTIVATION: script.REMEDY_PREFIX + name, "init": np.arange(n),
+                       "fails_probe": fails, "probe_finite": True, "log_loss_ratio": logs[name]})
+         for name, fails in (("baseline", control), ("cbp", remedy))]
+        + [pd.DataFrame({script.ACTIVATION: "relu", "init": np.arange(n), "fails_probe": True,
+                         "probe_finite": True, "log_loss_ratio": 0.0})],  # not in the arm
+        ignore_index=True,
+    )  # fmt: skip
+    table = script.remedies_against_control(valid)
+    assert list(table[script.ACTIVATION]) == ["relu+cbp"]
+    row = table.iloc[0]
+    control_only, remedy_only = int((control & ~remedy).sum()), int((~control & remedy).sum())
+    assert (row["k_control_only"], row["k_remedy_only"]) == (control_only, remedy_only)
+    m = control_only + remedy_only
+    direct = stats.binomtest(min(control_only, remedy_only), m, 0.5).pvalue
+    assert row["p_value"] == pytest.approx(direct, rel=1e-9)
+    assert row["difference"] == pytest.approx(remedy.mean() - control.mean())
+    assert row["difference_lo"] < row["difference"] < row["difference_hi"]
+    t = stats.ttest_rel(logs["cbp"], logs["baseline"])
+    assert row["p_value_loss"] == pytest.approx(t.pvalue, rel=1e-9)
+    assert row["loss_ratio_vs_control"] == pytest.approx(
+        np.exp(np.mean(logs["cbp"] - logs["baseline"]))
+    )
