@@ -113,6 +113,14 @@ def proportion_table(frame: pd.DataFrame, by: Sequence[str], event: str) -> pd.D
     return table
 
 
+def mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> dict[str, float]:
+    """``{name, name_lo, name_hi}``: the mean of ``values`` (one per run or network) with a 95%
+    normal interval, clipped to ``[low, high]``; NaN bounds for a single value."""
+    half = Z95 * values.std() / np.sqrt(len(values)) if len(values) > 1 else np.nan
+    mean = values.mean()
+    return {name: mean, f"{name}_lo": max(mean - half, low), f"{name}_hi": min(mean + half, high)}
+
+
 def mean_table(
     frame: pd.DataFrame,
     by: Sequence[str],

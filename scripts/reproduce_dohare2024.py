@@ -106,13 +106,13 @@ def summary_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         row = {LEARNER: learner, LR: lr, "n_runs": part["init"].nunique()}
         for label, step in (("first_bin", first), ("last_bin", last)):
             values = part.loc[part["step"] == step, "error"]
-            row.update(_mean_interval(f"error_{label}", values))
+            row.update(common.mean_interval(f"error_{label}", values))
         end = part[part["step"] == last]
         for name in DEFINITIONS:
             if name in end:
                 share = end[name] if name == "zero_share_l1" else end[name] / WIDTH
                 short = name.removesuffix("_l1").replace("_units", "").removesuffix("_share")
-                row.update(_mean_interval(f"{short}_share_end", share, 0, 1))
+                row.update(common.mean_interval(f"{short}_share_end", share, 0, 1))
         own = runs[(runs[LEARNER] == learner) & (runs[LR] == lr)]
         if "revived_units_l1" in own:
             k = int((own["revived_units_l1"] > 0).sum())
@@ -151,7 +151,7 @@ def window_columns(per_run: pd.DataFrame) -> pd.DataFrame:
     for (learner, lr), part in per_run.groupby([LEARNER, LR], sort=False):
         row = {LEARNER: learner, LR: lr}
         for name, values in part.groupby("window")["error"]:
-            row.update(_mean_interval(f"error_{name}", values))
+            row.update(common.mean_interval(f"error_{name}", values))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -183,13 +183,6 @@ def linear_comparisons(per_run: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table["p_holm"] = analysis.holm(table["p_value"])
     return table
-
-
-def _mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> dict[str, float]:
-    """The mean with a 95% normal interval over the runs, clipped to ``[low, high]``."""
-    half = common.Z95 * values.std() / np.sqrt(len(values)) if len(values) > 1 else np.nan
-    mean = values.mean()
-    return {name: mean, f"{name}_lo": max(mean - half, low), f"{name}_hi": min(mean + half, high)}
 
 
 # Values read off the authors' repository figure (their 1 million examples), with the source.

@@ -135,19 +135,12 @@ def tuning_table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
             own = errors.loc[[variant], "error_end"].dropna()
             row = {"remedy": remedy, "key": key, "value": value, "variant": variant}
             row |= {"n_runs": len(own), "p_diverged": diverged[variant]}
-            row |= mean_interval("error_end", own)
+            row |= common.mean_interval("error_end", own)
             rows.append(row)
     table = pd.DataFrame(rows)
     eligible = table[table["p_diverged"] <= MAX_DIVERGED]
     best = eligible.groupby("remedy", sort=False)["error_end"].idxmin()
     return table.assign(chosen=table.index.isin(best.to_numpy()))
-
-
-def mean_interval(name: str, values: pd.Series, low=-np.inf, high=np.inf) -> dict[str, float]:
-    """The mean with a 95% normal interval over the runs, clipped to ``[low, high]``."""
-    half = common.Z95 * values.std() / np.sqrt(len(values)) if len(values) > 1 else np.nan
-    mean = values.mean()
-    return {name: mean, f"{name}_lo": max(mean - half, low), f"{name}_hi": min(mean + half, high)}
 
 
 def with_chosen(given: dict, tuning: pd.DataFrame) -> dict:
@@ -190,12 +183,12 @@ def summary_table(per_run: pd.DataFrame, strengths: dict[str, str]) -> pd.DataFr
     for variant, part in reporting(per_run).groupby("variant", sort=False):
         row = {"learner": LABELS[variant], "variant": variant, "strength": strengths[variant]}
         row |= {"n_runs": len(part), "k_diverged": int(part["diverged"].sum())}
-        row |= mean_interval("error_start", part["error_start"])
-        row |= mean_interval("error_end", part["error_end"])
+        row |= common.mean_interval("error_start", part["error_start"])
+        row |= common.mean_interval("error_end", part["error_end"])
         for name in DEFINITIONS:
             share = part[name] if name == "zero_share_l1" else part[name] / WIDTH
             if share.notna().any():
-                row |= mean_interval(f"{name.removesuffix('_l1')}_share_end", share, 0, 1)
+                row |= common.mean_interval(f"{name.removesuffix('_l1')}_share_end", share, 0, 1)
         row["mean_live_units"] = part["live_units"].mean()
         row["mean_replaced_units"] = part["replaced_units_l1"].mean()
         row["mean_reset_units"] = part["reset_units_l1"].mean()
@@ -238,7 +231,7 @@ def by_live_units(per_run: pd.DataFrame) -> pd.DataFrame:
     part = reporting(per_run).dropna(subset=["live_units"])
     for (variant, live), own in part.groupby(["variant", "live_units"], sort=False):
         row = {"learner": LABELS[variant], "variant": variant, "live_units": int(live)}
-        row |= {"n_runs": len(own)} | mean_interval("error_end", own["error_end"])
+        row |= {"n_runs": len(own)} | common.mean_interval("error_end", own["error_end"])
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["variant", "live_units"], key=lambda c: c.map(
         {name: i for i, name in enumerate(LABELS)}) if c.name == "variant" else c)  # fmt: skip
@@ -404,13 +397,13 @@ def per_run_figure(per_run: pd.DataFrame, out) -> None:
     common.save_figure(grid.figure, out, "per_run")
 
 
-def strengths_of(given: dict, tuning: pd.DataFrame | None) -> dict[str, str]:
-    """Each learner's strength as the tables say it: tuned (key = value) or as written."""
+def strengths_of(given: dict) -> dict[str, str]:
+    """Each learner's strength as the tables say it (``given``: the config with the tuned
+    values, :func:`with_chosen`)."""
     strengths = {"baseline": "SGD 0.01", "linear": "SGD 0.01", "layer_norm": "no strength"}
     for remedy, (key, _) in GRIDS.items():
         value = config.flatten(given["variants"][remedy])[key]
-        how = "untuned" if tuning is None else "tuned"
-        strengths[remedy] = f"{key.removeprefix('train.')} = {value:g}, {how}"
+        strengths[remedy] = f"{key.removeprefix('train.')} = {value:g}, tuned"
     return strengths
 
 
@@ -427,7 +420,7 @@ def main(argv=None) -> int:
     given = with_chosen(given, tuning)
     runs, curves = run(given, args.out / "runs" / "study", args, n_inits)
     per_run = per_run_table(runs, curves)
-    strengths = strengths_of(given, tuning)
+    strengths = strengths_of(given)
     table = pd.concat([comparisons(per_run), rise_tests(per_run)], ignore_index=True)
     table["p_holm"] = analysis.holm(table["p_value"])
     common.write_table(per_run, args.out, "per_run.csv")
