@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from study import theory
-from study.config import BASELINE, SETTING_KEYS, VARIANT_COLUMN
+from study.config import BASELINE, SETTING_KEYS, VARIANT_COLUMN, check_steps
 from study.errors import ConfigError
 
 # Boolean metrics summarized as proportions; the denominator is "valid" (not diverged) or "all".
@@ -353,10 +353,13 @@ def survival(runs: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.D
 
     ``death_step`` is the first logged step from which a network stays dead (-1 if alive at the
     end), so the curve is ``S(t) = 1 - P(0 <= death_step <= t)``, with Wilson bands. It starts at
-    ``1 - P(dead at init and never revived)`` and ends at ``1 - p_dead_end``.
+    ``1 - P(dead at init and never revived)`` and ends at ``1 - p_dead_end``. The hazard at a
+    check is the share of the networks alive at the check before that die by this one, per step
+    between the two (NaN at step 0, whose deaths are those at initialization), with the Wilson
+    interval of that share divided by the same steps.
 
     Returns a long table: the ``by`` columns, ``step``, ``alive``, ``alive_lo``, ``alive_hi``,
-    ``n_valid``.
+    ``n_valid``, ``hazard``, ``hazard_lo``, ``hazard_hi``.
     """
     by = list(by)
     rows = []
@@ -366,7 +369,9 @@ def survival(runs: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.D
         valid = group[~group["diverged"].astype(bool)]
         steps_total = int(group["train.steps"].max())
         log_every = int(group["train.log_every"].min())
-        steps = np.unique(np.append(np.arange(0, steps_total + 1, log_every), steps_total))
+        log_first = int(group["train.log_first"].min()) if "train.log_first" in group else 0
+        checks = check_steps(steps_total, log_every, log_first)
+        steps = np.unique(np.append(checks, steps_total))
         death = valid["death_step"].to_numpy()
         n = len(valid)
         dead_by = np.array([np.sum((death >= 0) & (death <= t)) for t in steps])
@@ -379,8 +384,20 @@ def survival(runs: pd.DataFrame, by: Sequence[str], level: float = 0.95) -> pd.D
         )
         for name, value in zip(by, key, strict=True):
             part.insert(len(part.columns) - 5, name, value)
+        part["hazard"], part["hazard_lo"], part["hazard_hi"] = _hazard(steps, alive)
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
+
+
+def _hazard(steps: np.ndarray, alive: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """Deaths per step per network alive at the check before, with Wilson bounds; NaN first."""
+    at_risk, deaths = alive[:-1], alive[:-1] - alive[1:]
+    gaps = np.diff(steps).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(at_risk > 0, deaths / np.maximum(at_risk, 1), np.nan)
+    lo, hi = wilson_interval(deaths, at_risk, level)  # NaN where none is at risk
+    first = np.array([np.nan])
+    return tuple(np.concatenate([first, v / gaps]) for v in (rate, lo, hi))
 
 
 # --------------------------------------------------------------------------------------------

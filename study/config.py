@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
 from study.csvfile import load_csv
 from study.errors import ConfigError
 
@@ -454,6 +456,16 @@ SCHEMA: tuple[Key, ...] = (
         phase="train",
     ),
     Key(
+        "train.log_first",
+        int,
+        0,
+        "check at every step for the first log_first steps, then every train.log_every (where "
+        "early deaths happen: a denser survival curve); 0 = off; a multiple of train.log_every",
+        check=_non_negative,
+        phase="train",
+        in_id_at_default=False,
+    ),
+    Key(
         "train.dormant_tau",
         float,
         0.0,
@@ -652,6 +664,7 @@ class Structure:
     steps: int = 1000
     batch_size: int = 0
     log_every: int = 10
+    log_first: int = 0
     curves: bool = False
     plasticity_metrics: str = "none"
     probe_steps: int = 0
@@ -987,6 +1000,7 @@ def _check_consistent(values: Mapping[str, Any]) -> None:
             f"train.log_every = {values['train.log_every']}: larger than train.steps = "
             f"{values['train.steps']}"
         )
+    _check_log_first(values)
     if kind in STREAMS:
         _check_stream(values)
     hidden_only = values["model.norm"] != "none" or values["model.flip_dead"]
@@ -1079,6 +1093,35 @@ def _check_stream(values: Mapping[str, Any]) -> None:
                 f"{name} = {values[name]!r}: not available with data.kind = '{kind}' "
                 "(every initialization has its own stream, learned one example per step)"
             )
+
+
+def check_steps(steps: int, log_every: int, log_first: int = 0) -> np.ndarray:
+    """The steps of the death checks: 0, 1, ..., ``log_first - 1`` (``train.log_first``, off
+    when 0), then every ``log_every`` steps from ``log_first`` to the last whole interval (the
+    steps after it, without curves only, are checked once more at ``steps``)."""
+    last = steps - steps % log_every
+    return np.concatenate([np.arange(log_first), np.arange(log_first, last + 1, log_every)])
+
+
+def _check_log_first(values: Mapping[str, Any]) -> None:
+    """The dense first checks end on the regular grid, inside the run, on fixed data."""
+    first, every, steps = (
+        values["train.log_first"],
+        values["train.log_every"],
+        values["train.steps"],
+    )
+    if not first:
+        return
+    if first % every or first >= steps:
+        raise ConfigError(
+            f"train.log_first = {first}: allowed: 0 (off) or a multiple of train.log_every = "
+            f"{every} below train.steps = {steps}"
+        )
+    if values["data.kind"] in STREAMS:
+        raise ConfigError(
+            f"train.log_first = {first}: not available with data.kind = '{values['data.kind']}' "
+            "(a stream's error is averaged over train.log_every examples); use 0"
+        )
 
 
 def _check_intervention(values: Mapping[str, Any]) -> None:

@@ -265,10 +265,13 @@ def _legend(fig, ax, hue: str, band_label: str = "95% Wilson interval"):
 def plot_survival(
     curves: pd.DataFrame, hue: str, col: str | None = None, fixed: dict | None = None
 ) -> Figure:
-    """(c): fraction of networks not yet dead for good against the training step.
+    """(c): fraction of networks not yet dead for good against the training step, and below it
+    the hazard (deaths per step among the networks still alive).
 
     ``curves`` is :func:`study.analysis.survival`'s table; a line per ``hue`` level with its
-    Wilson band, a panel per ``col`` level.
+    Wilson band, a panel per ``col`` level. The step axis is linear up to the first logged step
+    and logarithmic beyond it (most deaths come first); the survival axis is zoomed to the
+    curves' range when they all stay above one half.
     """
     import matplotlib.pyplot as plt
 
@@ -277,45 +280,64 @@ def plot_survival(
     hue_levels = sorted(curves[hue].unique())
     look = styles(hue_levels)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.4), sharey=True, squeeze=False
+        2,
+        len(panels),
+        figsize=(3.6 * len(panels) + 1.2, 5.6),
+        sharex="col",
+        sharey="row",
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 2]},
     )
+    bottom = _survival_floor(curves)
     for j, panel in enumerate(panels):
-        ax = axes[0, j]
+        ax, below = axes[0, j], axes[1, j]
         table = _select(curves, col, panel)
         for level in hue_levels:
             rows = table[table[hue] == level].sort_values("step")
             if rows.empty:
                 continue
-            ax.fill_between(
-                rows["step"],
-                rows["alive_lo"],
-                rows["alive_hi"],
-                color=look[level]["color"],
-                alpha=BAND_ALPHA,
-                linewidth=0,
-                step="post",
-            )
-            style = {**look[level], "markevery": max(len(rows) // 8, 1)}
-            ax.step(rows["step"], rows["alive"], where="post", label=shown(level), **style)
-        ax.set_ylim(-0.02, 1.02)
-        # most deaths come in the first logged steps: linear up to the first, log beyond it
+            color, marks = look[level]["color"], max(len(rows) // 8, 1)
+            for axis, value, where in ((ax, "alive", "post"), (below, "hazard", "pre")):
+                axis.fill_between(
+                    rows["step"],
+                    rows[f"{value}_lo"],
+                    rows[f"{value}_hi"],
+                    color=color,
+                    alpha=BAND_ALPHA,
+                    linewidth=0,
+                    step=where,
+                )
+                style = {**look[level], "markevery": marks}
+                axis.step(rows["step"], rows[value], where=where, label=shown(level), **style)
+        ax.set_ylim(bottom, 1.0 + (1.0 - bottom) * 0.02)
+        below.set_ylim(bottom=0)
         first = table.loc[table["step"] > 0, "step"]
         if len(first):
-            ax.set_xscale("symlog", linthresh=float(first.min()), linscale=0.5)
-            ax.set_xlim(left=0)
-        ax.set_xlabel(label("step"))
+            below.set_xscale("symlog", linthresh=float(first.min()), linscale=0.5)
+            below.set_xlim(left=0)
+        below.set_xlabel(label("step"))
         ax.set_ylabel("fraction of networks alive" if j == 0 else "")
+        below.set_ylabel("hazard: deaths per step\nper network alive" if j == 0 else "")
         if panel is not None:
             ax.set_title(f"{_short(col)} = {shown(panel)}")
     n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
     if curves["n_valid"].nunique() == 1:
         n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
-    title = "Survival: networks not yet dead for good (step axis logarithmic)\n" + n_text
+    title = "Survival: networks not yet dead for good, and the hazard of dying\n" + n_text
     if fixed:
         title += "\n" + _fixed_text(fixed)
     legend = _legend(fig, axes[0, -1], hue)
     fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=col is not None)
     return fig
+
+
+def _survival_floor(curves: pd.DataFrame) -> float:
+    """The survival axis' lower end: 0, or a tenth below the lowest band when every band stays
+    above one half (the differences of a few percent would be flat lines on [0, 1])."""
+    lowest = float(np.nanmin(curves["alive_lo"])) if len(curves) else 0.0
+    if not lowest > 0.5:
+        return -0.02
+    return max(np.floor((lowest - 0.02) * 20) / 20, 0.0)
 
 
 def plot_heatmap(

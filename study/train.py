@@ -17,8 +17,9 @@ all initializations (or, with ``data.resample``, one per initialization, from
 ``fold_in(fold_in(data_root, draw_id), index)``).
 
 Training is one loop for every kind of data (:func:`run_checks`): a ``lax.scan`` over the death
-checks at steps 0, ``log_every``, ...; each checks the network's health, records it, applies a
-remedy when one is due (:mod:`study.remedies`) and trains ``log_every`` steps. What the steps
+checks at steps 0, ``log_every``, ... (every step before ``log_first``, when set); each checks the
+network's health, records it, applies a remedy when one is due (:mod:`study.remedies`) and trains
+to the next check. What the steps
 learn from and what the checks run on is a :class:`Source`: a fixed training set (checked whole)
 or a stream learned one example per step (checked on a probe of its current distribution).
 A unit is *dead* when its activation's derivative is 0 on every input of the check, *inactive*
@@ -43,7 +44,17 @@ import optax
 from jax import lax
 
 from study import continual_backprop, model, plasticity, probe, remedies, stream
-from study.config import PAIRINGS, SCHEMA, STREAMS, Count, Number, Numeric, Setting, Structure
+from study.config import (
+    PAIRINGS,
+    SCHEMA,
+    STREAMS,
+    Count,
+    Number,
+    Numeric,
+    Setting,
+    Structure,
+    check_steps,
+)
 from study.data import Data, key_streams, make_data
 from study.errors import ConfigError
 from study.remedies import TrainState
@@ -516,21 +527,22 @@ def run_checks(
     flipped: jax.Array,
     probe_of: Callable[[jax.Array], probe.Probe] | None = None,
 ) -> Result:
-    """Train one initialization from ``state``: check its health, record, train ``log_every``
-    steps, maybe intervene; from step 0 to ``train.steps``.
+    """Train one initialization from ``state``: check its health, record, train to the next
+    check, maybe intervene; from step 0 to ``train.steps``.
 
-    The health check runs at steps 0, ``log_every``, ... in ONE place in the program (a scan over
-    the checks, each followed by an interval of steps, except the last): every check compiles
-    to the same code, and the program holds one copy of it instead of three (compile time).
-    An intervention (:func:`study.remedies.make_intervention`, fresh draws from ``key_fresh``)
-    falls on a check: after it, the network is checked again, so that a revival it causes is
-    told from one that training causes. Steps after the last whole interval (never with curves)
-    are trained after the scan and checked once more. ``flipped``: ``int32[L]``, the units
-    flipped at initialization. ``probe_of``: the trainability probe of the final flat
-    parameters (:func:`probe_one`), or None.
+    The health check runs at the steps of :func:`study.config.check_steps` in ONE place in the
+    program (a scan over the checks, each followed by the steps to the next, except the last):
+    every check compiles to the same code, and the program holds one copy of it instead of
+    three (compile time). An intervention (:func:`study.remedies.make_intervention`, fresh
+    draws from ``key_fresh``) falls on a check: after it, the network is checked again, so that
+    a revival it causes is told from one that training causes. Steps after the last whole
+    interval (never with curves) are trained after the scan and checked once more.
+    ``flipped``: ``int32[L]``, the units flipped at initialization. ``probe_of``: the
+    trainability probe of the final flat parameters (:func:`probe_one`), or None.
     """
     intervene = remedies.make_intervention(structure, numeric, key_fresh)
-    n_intervals, remainder = divmod(structure.steps, structure.log_every)
+    remainder = structure.steps % structure.log_every
+    n_checks = len(check_steps(structure.steps, structure.log_every, structure.log_first))
     initial = model.unflatten(structure, state.params)  # distance_from_start's origin
     check_then_learn = _make_check_then_learn(structure, numeric, source, intervene, initial)
     shapes = jax.eval_shape(
@@ -538,10 +550,10 @@ def run_checks(
     )
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     carry = Checks(state, source.feed, _empty_history(placeholder.dead), placeholder, placeholder)
-    checks = jnp.arange(n_intervals + 1, dtype=jnp.int32)
+    checks = jnp.arange(n_checks, dtype=jnp.int32)
     carry, (curves, plasticity_curves) = lax.scan(check_then_learn, carry, checks)
     state, feed, history, end = carry.state, carry.feed, carry.history, carry.last
-    last_step = n_intervals * structure.log_every
+    last_step = structure.steps - remainder
     if remainder:  # (not with curves: the config refuses it)
         state, feed = source.learn(state, feed, last_step, remainder)
         last_step = structure.steps
@@ -559,6 +571,14 @@ def run_checks(
     return Result(metrics, curves, plasticity_end, plasticity_curves, probed)
 
 
+def _check_step(structure: Structure, index: jax.Array) -> jax.Array:
+    """The step of check ``index`` (:func:`check_steps`, traced)."""
+    first, every = structure.log_first, structure.log_every
+    if not first:
+        return index * every
+    return jnp.where(index < first, index, first + (index - first) * every)
+
+
 def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
     return health(structure, numeric, model.unflatten(structure, state.params), data)
 
@@ -570,11 +590,19 @@ def _make_check_then_learn(
     intervene: remedies.Intervention | None,
     initial: model.Params,
 ) -> Callable[[Checks, jax.Array], tuple[Checks, CheckPoint]]:
-    """The body of :func:`run_checks`' scan, at check ``index`` (step ``index * log_every``):
-    check, record, the curves' point (with ``train.curves``; and the plasticity metrics, with
-    ``train.plasticity_metrics``, ``initial`` the parameters training started from), an
-    intervention when one is due, then ``log_every`` steps (except after the last check)."""
-    n_intervals = structure.steps // structure.log_every
+    """The body of :func:`run_checks`' scan, at check ``index`` (its step from
+    :func:`check_steps`): check, record, the curves' point (with ``train.curves``; and the
+    plasticity metrics, with ``train.plasticity_metrics``, ``initial`` the parameters training
+    started from), an intervention when one is due, then the steps to the next check (none
+    after the last)."""
+    n_intervals = len(check_steps(structure.steps, structure.log_every, structure.log_first)) - 1
+    every = structure.log_every
+
+    def learn(n_steps: int, step: jax.Array) -> Callable[[TrainState, Any], tuple]:
+        return lambda s, f: source.learn(s, f, step, n_steps)
+
+    def rest(s: TrainState, f: Any) -> tuple:
+        return s, f
 
     def intervene_and_check(state, history, data, step) -> tuple[TrainState, History]:
         assert intervene is not None  # (only called when there is one)
@@ -584,7 +612,7 @@ def _make_check_then_learn(
         return state, _record(history, after, step, after_intervention=True)
 
     def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, CheckPoint]:
-        step = index * structure.log_every
+        step = _check_step(structure, index)
         data = source.check_data(carry.feed, step)
         now = _check(structure, numeric, carry.state, data)
         history = _record(carry.history, now, step)
@@ -604,13 +632,12 @@ def _make_check_then_learn(
             state, history = lax.cond(
                 due, intervene_and_check, lambda s, h, *_: (s, h), state, history, data, step
             )
-        state, feed = lax.cond(
-            index < n_intervals,
-            lambda s, f: source.learn(s, f, step, structure.log_every),
-            lambda s, f: (s, f),
-            state,
-            carry.feed,
-        )
+        if not structure.log_first:
+            state, feed = lax.cond(index < n_intervals, learn(every, step), rest, state, carry.feed)
+        else:  # one step at a time before train.log_first
+            branch = jnp.where(index < structure.log_first, 1, jnp.where(index < n_intervals, 2, 0))
+            branches = [rest, learn(1, step), learn(every, step)]
+            state, feed = lax.switch(branch, branches, state, carry.feed)
         return Checks(state, feed, history, first, now), (point, metrics_point)
 
     return check_then_learn

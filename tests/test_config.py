@@ -55,6 +55,7 @@ STRUCTURE_FIELDS = (
     "steps",
     "batch_size",
     "log_every",
+    "log_first",
     "curves",
     "plasticity_metrics",
     "probe_steps",
@@ -186,6 +187,17 @@ def test_log_every_left_out_adapts_to_a_short_run():
     assert make_setting(train_steps=10).structure.log_every == 10
     assert make_setting(train_steps=1000).structure.log_every == 10
     assert make_setting(train_steps=5, train_log_every=5).structure.log_every == 5
+
+
+@pytest.mark.parametrize("log_first", [5, 100, 120])
+def test_dense_first_checks_off_the_grid_or_past_the_run_are_refused(log_first):
+    with pytest.raises(ConfigError, match=rf"^train.log_first = {log_first}: allowed: 0 \(off\)"):
+        make_setting(train_steps=100, train_log_every=10, train_log_first=log_first)
+
+
+def test_dense_first_checks_are_refused_on_a_stream():
+    with pytest.raises(ConfigError, match=r"^train.log_first = 10: not available with data.kind"):
+        make_setting(data_kind="slowly_changing", train_steps=100, train_log_first=10)
 
 
 def test_explicit_log_every_longer_than_the_run_is_refused():

@@ -15,7 +15,7 @@ import pytest
 from study import runtime, simulate, theory
 from study.config import load_study, make_setting
 from study.data import make_data
-from study.engine import Engine, run_group
+from study.engine import Engine, run_group, simulate_curves
 from study.errors import ConfigError
 from study.host import usable_cpus
 from study.train import key_streams, make_train
@@ -116,6 +116,36 @@ def test_born_dead_stays_dead(optimizer):
     assert born_dead["death_step"].eq(0).all()
     # the output bias still learns, so a dead network predicts one class for every input
     assert born_dead["predicted_positive"].isin([0.0, 1.0]).all()
+
+
+def test_dense_first_checks_refine_the_step_of_death_and_nothing_else():
+    """``train.log_first``: checks at every step before it, then every ``log_every``; training
+    is bit for bit the same; the step of death is the first check from which the curves'
+    dead-unit counts show a dead layer at every later check."""
+
+    def two_layers(log_first):
+        train = {"steps": 60, "log_every": 6, "log_first": log_first, "curves": True}
+        train |= {"learning_rate": 0.5, "optimizer": "momentum"}
+        model = {"depth": 2, "width": 2}
+        return load_study({"data": {"offset": [0.0, 2.0]}, "model": model, "train": train})
+
+    regular, _ = simulate_curves(two_layers(0), n_inits=300, seed=7)
+    dense, curves = simulate_curves(two_layers(12), n_inits=300, seed=7)
+    for column in ("final_loss", "initial_loss", "dead_init", "dead_end", "dead_units_end_l2"):
+        np.testing.assert_array_equal(dense[column], regular[column])
+    expected_steps = [*range(12), *range(12, 61, 6)]
+    for _, points in curves.groupby(["data.offset", "init"]):
+        assert points["step"].tolist() == expected_steps
+    assert (dense["death_step"] != regular["death_step"]).sum() > 20  # it does refine
+    assert dense["death_step"].between(1, 11).sum() > 20  # deaths inside the dense steps
+    # the step of death from the curves alone
+    layers = curves[["dead_units_l1", "dead_units_l2"]].eq(2).any(axis=1)
+    for (offset, init), points in curves.assign(dead=layers).groupby(["data.offset", "init"]):
+        dead = points["dead"].to_numpy()
+        stays = np.flip(np.logical_and.accumulate(np.flip(dead)))
+        death = int(points["step"].to_numpy()[stays.argmax()]) if stays.any() else -1
+        row = dense[(dense["data.offset"] == offset) & (dense["init"] == init)]
+        assert int(row["death_step"].iloc[0]) == death
 
 
 def test_metrics_are_consistent():

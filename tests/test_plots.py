@@ -128,10 +128,26 @@ def test_heatmap_values():
 def test_survival_figure():
     curves = analysis.survival(_grid_runs(), ["model.activation"])
     fig = plots.plot_survival(curves, hue="model.activation")
-    ax = fig.axes[0]
-    assert ax.get_xlabel() == "training step"
-    assert {line.get_label() for line in ax.get_lines()} == {"ReLU", "leaky ReLU"}
-    assert ax.get_xscale() == "symlog"  # the deaths of the first logged steps spread out
+    survival, hazard = fig.axes[:2]
+    assert hazard.get_xlabel() == "training step"
+    for ax in (survival, hazard):
+        assert {line.get_label() for line in ax.get_lines()} == {"ReLU", "leaky ReLU"}
+        assert ax.get_xscale() == "symlog"  # the deaths of the first logged steps spread out
+    assert survival.get_ylim()[0] == pytest.approx(-0.02)  # this grid's curves reach below 1/2
+
+
+def test_survival_axis_zooms_on_curves_that_stay_high():
+    """Survival between 0.9 and 1 is drawn on [0.85, 1], not flattened on [0, 1]; the hazard
+    row shows the deaths per step of the interval before each check."""
+    runs = synthetic_runs(0.0, 0.0, n=1000, **{"model.activation": ["relu"]})
+    runs["train.steps"], runs["train.log_every"] = 30, 10
+    runs["death_step"] = np.where(np.arange(1000) < 80, 10, -1)  # 8% die by step 10
+    curves = analysis.survival(runs, ["model.activation"])
+    fig = plots.plot_survival(curves, hue="model.activation")
+    survival, hazard = fig.axes[:2]
+    assert survival.get_ylim()[0] == pytest.approx(0.85)
+    assert curves["hazard"].tolist()[1] == pytest.approx(0.008)  # 80 of 1000 over 10 steps
+    assert curves["hazard"].tolist()[2:] == [0.0, 0.0]
 
 
 def test_heatmap_leaves_out_a_panel_that_is_zero_by_definition():
