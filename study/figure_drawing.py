@@ -310,7 +310,6 @@ def plot_survival(
                 style = {**look[level], "markevery": marks}
                 axis.step(rows["step"], rows[value], where=where, label=shown(level), **style)
         ax.set_ylim(bottom, 1.0 + (1.0 - bottom) * 0.02)
-        below.set_ylim(bottom=0)
         first = table.loc[table["step"] > 0, "step"]
         if len(first):
             below.set_xscale("symlog", linthresh=float(first.min()), linscale=0.5)
@@ -320,6 +319,7 @@ def plot_survival(
         below.set_ylabel("hazard: deaths per step\nper network alive" if j == 0 else "")
         if panel is not None:
             ax.set_title(f"{_short(col)} = {shown(panel)}")
+    axes[1, 0].set_ylim(bottom=0)  # (once every panel is drawn: set_ylim ends autoscaling)
     n_text = f"n = {int(curves['n_valid'].min())}-{int(curves['n_valid'].max())} runs per curve"
     if curves["n_valid"].nunique() == 1:
         n_text = f"n = {int(curves['n_valid'].iloc[0])} initializations per curve"
