@@ -13,8 +13,13 @@ has every unit dead on all training inputs, so the output is exactly constant on
 reported: near-constant output, final MSE >= 0.9 Var(targets) (less than 10% of the variance
 explained; the best constant has MSE = Var(targets)).
 
+(c) RAI against He on Lu et al.'s two other 1-D targets, x sin 5x and 1{x > 0} + 0.2 sin 5x
+(``lu2019_targets.toml``), set as the |x| fit; each init's shares beside |x|'s, and RAI minus He
+per target (Newcombe's interval, Fisher's or the z test, Holm over the rows).
+
 Writes ``results/lu2019/``: ``summary.csv`` (born dead by init, offset, width, depth),
-``collapse.csv``, ``figures/``; the runs are in ``born_dead/`` and ``abs_fit/``.
+``collapse.csv``, ``targets.csv``, ``rai_vs_he.csv``, ``figures/``; the runs are in
+``born_dead/``, ``abs_fit/`` and ``targets_fit/``.
 
 Usage: ``python scripts/reproduce_lu2019.py [--tiny] [--out DIR] [--force]``
 """
@@ -32,7 +37,10 @@ from study import analysis, data, results, theory
 
 TINY_BORN_DEAD = ["model.depth=3", "model.width=2", "model.init=he_normal"]
 TINY_ABS = ["model.depth=2", "model.init=he_normal", "train.steps=20", "train.log_every=10"]
+TINY_TARGETS = ["model.depth=2", "train.steps=20", "train.log_every=10"]  # both inits
 NEAR_CONSTANT_SHARE = 0.9
+EVENTS = ("dead_init", "dead_end", "near_constant", "collapsed_or_near_constant")
+FUNCTION_NAMES = {"abs": "|x|", "x_sin5x": "x sin 5x", "step_sin5x": "1{x > 0} + 0.2 sin 5x"}
 
 
 def born_dead_by_depth(runs: pd.DataFrame) -> pd.DataFrame:
@@ -122,29 +130,63 @@ def figure_born_dead(table: pd.DataFrame, out) -> None:
 
 
 def target_variance(runs: pd.DataFrame, seed: int) -> float:
-    """Var of the regression targets the engine trained on (population variance, 1/n)."""
+    """Var of the regression targets the engine trained on (population variance, 1/n); ``runs``
+    of one target function."""
     values = runs[analysis.setting_columns(runs)].iloc[0].to_dict()
     inputs = data.setting_inputs(values, seed)
     base = inputs[:, 0] - float(values["data.offset"])
-    targets = float(values["data.target_scale"]) * np.abs(base) + float(values["data.target_shift"])
+    f = np.asarray(data.target_function(str(values["data.function"]), base))
+    targets = float(values["data.target_scale"]) * f + float(values["data.target_shift"])
     return float(np.var(targets))
 
 
-def collapse_table(runs: pd.DataFrame, seed: int) -> pd.DataFrame:
-    variance = target_variance(runs, seed)
-    frame = runs.assign(
-        near_constant=runs["final_loss"] >= NEAR_CONSTANT_SHARE * variance,
-    )
-    frame["collapsed_or_near_constant"] = frame["dead_end"] | frame["near_constant"]
+def collapse_table(runs: pd.DataFrame, seed: int, by=("model.init",)) -> pd.DataFrame:
+    """Each event's share per group of ``by`` (a target function's own variance for the
+    near-constant threshold)."""
     tables = []
-    for event in ("dead_init", "dead_end", "near_constant", "collapsed_or_near_constant"):
-        table = common.proportion_table(frame, ["model.init"], event)
-        table.insert(1, "event", event)
-        tables.append(table)
-    table = pd.concat(tables, ignore_index=True)
-    table["target_variance"] = variance
-    table["near_constant_threshold"] = NEAR_CONSTANT_SHARE * variance
-    return table
+    for _, part in runs.groupby("data.function", sort=False):
+        variance = target_variance(part, seed)
+        frame = part.assign(near_constant=part["final_loss"] >= NEAR_CONSTANT_SHARE * variance)
+        frame["collapsed_or_near_constant"] = frame["dead_end"] | frame["near_constant"]
+        for event in EVENTS:
+            table = common.proportion_table(frame, list(by), event)
+            table.insert(len(by), "event", event)
+            table["target_variance"] = variance
+            table["near_constant_threshold"] = NEAR_CONSTANT_SHARE * variance
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def rai_against_he(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """RAI minus He in P(dead at end) and P(collapsed or near-constant), per target: Newcombe's
+    interval, Fisher's exact or the z test (:func:`study.analysis.two_proportion_test`), Holm
+    over the rows. Two samples of 1000 networks each (RAI's and He's draws differ)."""
+    rows = []
+    for table in tables:
+        for (function, event), part in table.groupby(["data.function", "event"], sort=False):
+            inits = set(part["model.init"])
+            if event not in ("dead_end", "collapsed_or_near_constant") or len(inits) < 2:
+                continue  # (--tiny runs |x| with He alone)
+            he, rai = (part.set_index("model.init").loc[init] for init in ("he_normal", "rai"))
+            k1, n1, k2, n2 = int(he["k"]), int(he["n"]), int(rai["k"]), int(rai["n"])
+            lo, hi = analysis.newcombe_interval(k1, n1, k2, n2)
+            test, p = analysis.two_proportion_test(k1, n1, k2, n2)
+            rows.append(
+                dict(
+                    function=function,
+                    event=event,
+                    p_he=k1 / n1,
+                    p_rai=k2 / n2,
+                    difference=k2 / n2 - k1 / n1,
+                    lo=lo,
+                    hi=hi,
+                    test=test,
+                    p=p,
+                )
+            )
+    frame = pd.DataFrame(rows)
+    frame["p_holm"] = analysis.holm(frame["p"])
+    return frame
 
 
 def figure_collapse(table: pd.DataFrame, out) -> None:
@@ -179,6 +221,47 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
     common.save_figure(fig, out, "lu2019_abs_collapse")
 
 
+def figure_targets(table: pd.DataFrame, out) -> None:
+    """A panel per target: the share of runs dead at init, dead at the end, and collapsed or
+    near-constant, He against RAI, with 95% Wilson intervals."""
+    events = ["dead_init", "dead_end", "collapsed_or_near_constant"]
+    labels = ["dead\nat init", "dead at end\n(constant)", "dead or\nMSE >= 0.9 Var(y)"]
+    functions = list(dict.fromkeys(table["data.function"]))
+    fig, axes = plt.subplots(
+        1, len(functions), figsize=(3.4 * len(functions) + 1.6, 3.6), sharey=True, squeeze=False
+    )
+    inits = sorted(table["model.init"].unique())
+    style = common.plots.styles(inits)
+    for ax, function in zip(axes[0], functions, strict=True):
+        for i, init in enumerate(inits):
+            part = table[(table["data.function"] == function) & (table["model.init"] == init)]
+            part = part.set_index("event").reindex(events)
+            xs = np.arange(len(events)) + (i - (len(inits) - 1) / 2) * 0.3
+            name = {"he_normal": "He normal", "rai": "RAI"}.get(init, init)
+            ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=name)
+            ax.errorbar(
+                xs,
+                part["p"],
+                yerr=[part["p"] - part["p_lo"], part["p_hi"] - part["p"]],
+                fmt="none",
+                color="black",
+                capsize=3,
+            )
+        ax.set_xticks(range(len(events)), labels, fontsize=8)
+        ax.set_title(f"f(x) = {FUNCTION_NAMES.get(function, function)}", fontsize=9)
+        ax.set_ylim(0, 1.05)
+    axes[0, 0].set_ylabel("share of trained networks")
+    n = int(table["n"].min())
+    fig.suptitle(
+        f"Width 2, depth 10 ReLU networks fit on [-1, 1]: He against RAI; n = {n} "
+        "per bar; bars: 95% Wilson intervals",
+        fontsize=9,
+    )
+    axes[0, -1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    common.save_figure(fig, out, "lu2019_targets_collapse")
+
+
 def main(argv=None) -> int:
     args = common.parse_args("lu2019", __doc__.splitlines()[0], argv)
     common.theme()
@@ -192,6 +275,15 @@ def main(argv=None) -> int:
     collapse = collapse_table(abs_runs, results.read_manifest(abs_folder).seed)
     common.write_table(collapse, args.out, "collapse.csv")
     figure_collapse(collapse, args.out)
+
+    targets_folder = args.out / "targets_fit"
+    target_runs, _ = common.run_sized("lu2019_targets.toml", targets_folder, args, TINY_TARGETS)
+    seed = results.read_manifest(targets_folder).seed
+    targets = collapse_table(target_runs, seed, by=("data.function", "model.init"))
+    common.write_table(targets, args.out, "targets.csv")
+    with_abs = collapse.assign(**{"data.function": "abs"})
+    common.write_table(rai_against_he([with_abs, targets]), args.out, "rai_vs_he.csv")
+    figure_targets(pd.concat([with_abs, targets], ignore_index=True), args.out)
     return 0
 
 

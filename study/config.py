@@ -86,7 +86,7 @@ DATA_KINDS = ("uniform", "gaussian", "csv", "function", "slowly_changing")
 STREAMS = ("slowly_changing",)
 # A stream's fresh bits per example at most: the target is tabulated over their 2^k values.
 MAX_FAST_BITS = 16
-TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu")
+TARGET_FUNCTIONS = ("abs", "square", "sin", "linear", "relu", "x_sin5x", "step_sin5x")
 LOSSES = ("bce", "mse")
 DTYPES = ("float32", "float64")
 NORMS = ("none", "batch", "layer")

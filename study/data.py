@@ -51,13 +51,20 @@ def _balanced_labels(base: jax.Array) -> jax.Array:
     return (rank >= n // 2).astype(base.dtype)
 
 
-def _target_function(name: str, x: jax.Array) -> jax.Array:
+def target_function(name: str, x: jax.Array) -> jax.Array:
+    """f(x) of ``data.function`` ``name`` (``data.kind = 'function'``), elementwise.
+
+    ``x_sin5x`` (x sin 5x) and ``step_sin5x`` (1 if x > 0 else 0, plus 0.2 sin 5x) are the
+    smooth and the discontinuous 1-D targets Lu et al. fit beside |x| (scripts/reproduce_lu2019.py
+    says what is known of their settings)."""
     return {
         "abs": jnp.abs,
         "square": jnp.square,
         "sin": lambda v: jnp.sin(jnp.pi * v),
         "linear": lambda v: v,
         "relu": lambda v: jnp.maximum(v, 0.0),
+        "x_sin5x": lambda v: v * jnp.sin(5.0 * v),
+        "step_sin5x": lambda v: (v > 0).astype(v.dtype) + 0.2 * jnp.sin(5.0 * v),
     }[name](x)
 
 
@@ -97,7 +104,7 @@ def make_data(
         targets = _balanced_labels(base)
     elif kind == "function":
         base = jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0).astype(dtype)
-        f = _target_function(structure.function, base[0])
+        f = target_function(structure.function, base[0])
         targets = numeric.target_scale * f + numeric.target_shift
     else:
         raise ValueError(f"unknown data kind {kind!r}")

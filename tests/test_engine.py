@@ -118,6 +118,32 @@ def test_born_dead_stays_dead(optimizer):
     assert born_dead["predicted_positive"].isin([0.0, 1.0]).all()
 
 
+FUNCTIONS = {
+    "abs": np.abs,
+    "square": np.square,
+    "sin": lambda x: np.sin(np.pi * x),
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "x_sin5x": lambda x: x * np.sin(5 * x),
+    "step_sin5x": lambda x: np.where(x > 0, 1.0, 0.0) + 0.2 * np.sin(5 * x),
+}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_function_targets_are_their_formulas(function):
+    """``data.kind = 'function'``: targets = scale * f(x) + shift on x ~ U(-1, 1), f written
+    out here in NumPy."""
+    setting = make_setting(
+        data_kind="function", data_dim=1, data_function=function, data_offset=0.0,
+        data_target_scale=2.0, data_target_shift=-0.5,
+    )  # fmt: skip
+    data = engine_data(setting)
+    x = np.asarray(data.inputs[0], np.float64)
+    assert x.min() < -0.9 and x.max() > 0.9
+    expected = 2.0 * FUNCTIONS[function](x) - 0.5
+    np.testing.assert_allclose(np.asarray(data.targets), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_dense_first_checks_refine_the_step_of_death_and_nothing_else():
     """``train.log_first``: checks at every step before it, then every ``log_every``; training
     is bit for bit the same; the step of death is the first check from which the curves'

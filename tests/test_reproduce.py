@@ -75,6 +75,9 @@ def test_lu2019(scripts, tmp_path):
         assert np.all(np.diff(curve.sort_values("depth")["k"]) >= 0)
     collapse = pd.read_csv(out / "collapse.csv")
     assert set(collapse["event"]) >= {"dead_init", "dead_end", "near_constant"}
+    compared = pd.read_csv(out / "rai_vs_he.csv")
+    assert list(compared["function"].unique()) == ["x_sin5x", "step_sin5x"]  # |x|: He alone
+    assert (compared["p_holm"] >= compared["p"]).all()
 
 
 @pytest.mark.slow  # a script's smoke run, out of the default suite for its time
