@@ -460,7 +460,8 @@ SCHEMA: tuple[Key, ...] = (
         int,
         0,
         "check at every step for the first log_first steps, then every train.log_every (where "
-        "early deaths happen: a denser survival curve); 0 = off; a multiple of train.log_every",
+        "early deaths happen: a denser survival curve); 0 = off; a multiple of train.log_every "
+        "(past the run: every step)",
         check=_non_negative,
         phase="train",
         in_id_at_default=False,
@@ -967,6 +968,10 @@ def _derived_values(values: Mapping[str, Any], given: frozenset[str]) -> dict[st
     if "train.log_every" not in given:
         # The default interval adapts to a short run; an explicit one longer than it is refused.
         values["train.log_every"] = min(values["train.log_every"], values["train.steps"])
+    # Dense checks past the last whole interval mean every step is checked: say so in the value.
+    steps, every = values["train.steps"], values["train.log_every"]
+    if 0 < every <= steps:
+        values["train.log_first"] = min(values["train.log_first"], steps - steps % every)
     if values["data.kind"] in STREAMS:
         # A stream: online learning (one example per step) from data.dim = 20 bits by default,
         # its curves recorded, death judged on the probe (which stands for the training set).
@@ -1104,18 +1109,15 @@ def check_steps(steps: int, log_every: int, log_first: int = 0) -> np.ndarray:
 
 
 def _check_log_first(values: Mapping[str, Any]) -> None:
-    """The dense first checks end on the regular grid, inside the run, on fixed data."""
-    first, every, steps = (
-        values["train.log_first"],
-        values["train.log_every"],
-        values["train.steps"],
-    )
+    """The dense first checks end on the regular grid (past the run they were cut to its last
+    whole interval: :func:`_derived_values`), on fixed data."""
+    first, every = values["train.log_first"], values["train.log_every"]
     if not first:
         return
-    if first % every or first >= steps:
+    if first % every:
         raise ConfigError(
             f"train.log_first = {first}: allowed: 0 (off) or a multiple of train.log_every = "
-            f"{every} below train.steps = {steps}"
+            f"{every} (one past the run checks every step)"
         )
     if values["data.kind"] in STREAMS:
         raise ConfigError(

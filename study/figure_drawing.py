@@ -193,6 +193,7 @@ def plot_proportion_vs(
         sharey=True,
         squeeze=False,
     )
+    top = _proportion_top(summary)
     for j, panel in enumerate(panels):
         table = _select(summary, col, panel)
         for i, (metric, when) in enumerate((("p_dead_init", "at init"), ("p_dead_end", "at end"))):
@@ -202,15 +203,27 @@ def plot_proportion_vs(
                 _draw_proportion(ax, rows.sort_values(x), x, metric, shown(level), look[level])
             if x == "model.init_range":
                 ax.set_xscale("log")
-            ax.set_ylim(-0.02, 1.02)
+            ax.set_ylim(-0.02 * top, 1.02 * top)
             ax.set_xlabel(label(x) if i == 1 else "")
             ax.set_ylabel(f"P(network dead) {when}" if j == 0 else "")
             if panel is not None:
                 ax.set_title(f"{_short(col)} = {shown(panel)}" if i == 0 else "")
     legend = _legend(fig, axes[0, -1], hue)
-    title = fig.suptitle(_title(f"P(dead) against {_short(x)}", summary, fixed or {}))
+    base = f"P(dead) against {_short(x)}" + (f" (y axis zoomed to [0, {top:g}])" if top < 1 else "")
+    title = fig.suptitle(_title(base, summary, fixed or {}))
     fixed_layout(fig, axes, title=title, legend=legend, panel_titles=col in summary)
     return fig
+
+
+def _proportion_top(summary: pd.DataFrame) -> float:
+    """The probability axis' upper end: 1, or the next 0.05 above everything drawn (bands,
+    closed forms, bounds) when that stays below 0.25 (values of 0.01-0.05 are flat on [0, 1])."""
+    drawn = ["p_dead_init_hi", "p_dead_end_hi", "p_dead_init_theory", "p_dead_init_upper"]
+    values = summary[[c for c in drawn if c in summary]].to_numpy(dtype=float)
+    highest = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+    if highest >= 0.25:
+        return 1.0
+    return float(np.ceil((highest + 1e-9) / 0.05) * 0.05)
 
 
 def _draw_proportion(ax, rows: pd.DataFrame, x: str, metric: str, name: str, look: dict) -> None:
@@ -294,21 +307,8 @@ def plot_survival(
         table = _select(curves, col, panel)
         for level in hue_levels:
             rows = table[table[hue] == level].sort_values("step")
-            if rows.empty:
-                continue
-            color, marks = look[level]["color"], max(len(rows) // 8, 1)
-            for axis, value, where in ((ax, "alive", "post"), (below, "hazard", "pre")):
-                axis.fill_between(
-                    rows["step"],
-                    rows[f"{value}_lo"],
-                    rows[f"{value}_hi"],
-                    color=color,
-                    alpha=BAND_ALPHA,
-                    linewidth=0,
-                    step=where,
-                )
-                style = {**look[level], "markevery": marks}
-                axis.step(rows["step"], rows[value], where=where, label=shown(level), **style)
+            if not rows.empty:
+                _survival_lines(ax, below, rows, shown(level), look[level])
         ax.set_ylim(bottom, 1.0 + (1.0 - bottom) * 0.02)
         first = table.loc[table["step"] > 0, "step"]
         if len(first):
@@ -329,6 +329,20 @@ def plot_survival(
     legend = _legend(fig, axes[0, -1], hue)
     fixed_layout(fig, axes, title=fig.suptitle(title), legend=legend, panel_titles=col is not None)
     return fig
+
+
+def _survival_lines(ax, below, rows: pd.DataFrame, name: str, look: dict) -> None:
+    """One curve's survival (``ax``) and hazard (``below``) with their Wilson bands; a curve
+    with no death after step 0 gets no hazard band (its upper bound, about 4/n per step, would
+    fill the panel with a band around a line at 0)."""
+    died = bool((rows["hazard"].fillna(0) > 0).any())
+    style = {**look, "markevery": max(len(rows) // 8, 1)}
+    for axis, value, where in ((ax, "alive", "post"), (below, "hazard", "pre")):
+        if axis is ax or died:
+            lo, hi = rows[f"{value}_lo"], rows[f"{value}_hi"]
+            band = {"color": look["color"], "alpha": BAND_ALPHA, "linewidth": 0, "step": where}
+            axis.fill_between(rows["step"], lo, hi, **band)
+        axis.step(rows["step"], rows[value], where=where, label=name, **style)
 
 
 def _survival_floor(curves: pd.DataFrame) -> float:
@@ -362,14 +376,15 @@ def plot_heatmap(
     for j, panel in enumerate(panels):
         ax = axes[0, j]
         table = _select(summary, col, panel).pivot_table(index=y, columns=x, values=value)
+        table = table.sort_index(ascending=False)
         sns.heatmap(
-            table.sort_index(ascending=False),
+            table,
             ax=ax,
             vmin=0,
             vmax=1,
             cmap="viridis",
-            annot=True,
-            fmt=".2f",
+            annot=table.map(cell_text).to_numpy(),
+            fmt="",
             cbar=j == len(panels) - 1,
             cbar_kws={"label": "P(network dead) at end"},
             xticklabels=[shown(v) for v in table.columns],
@@ -394,6 +409,14 @@ def plot_heatmap(
         panel_titles=col in summary,
     )
     return fig
+
+
+def cell_text(value: float) -> str:
+    """A heatmap cell's text: two decimals, three below 0.01 (0.004 is not "0.00"), and "0"
+    for exactly none."""
+    if value == 0:
+        return "0"
+    return f"{value:.3f}" if abs(value) < 0.01 else f"{value:.2f}"
 
 
 def _nonzero_panels(summary: pd.DataFrame, col: str | None, value: str) -> tuple[list, list]:

@@ -18,6 +18,7 @@ from study.config import (
     ConfigError,
     Numeric,
     Structure,
+    check_steps,
     load_study,
     make_setting,
 )
@@ -189,10 +190,18 @@ def test_log_every_left_out_adapts_to_a_short_run():
     assert make_setting(train_steps=5, train_log_every=5).structure.log_every == 5
 
 
-@pytest.mark.parametrize("log_first", [5, 100, 120])
-def test_dense_first_checks_off_the_grid_or_past_the_run_are_refused(log_first):
+@pytest.mark.parametrize("log_first", [5, 15])
+def test_dense_first_checks_off_the_grid_are_refused(log_first):
     with pytest.raises(ConfigError, match=rf"^train.log_first = {log_first}: allowed: 0 \(off\)"):
         make_setting(train_steps=100, train_log_every=10, train_log_first=log_first)
+
+
+def test_dense_first_checks_past_the_run_check_every_step():
+    """The default study's log_first = 10 on a run of 8 steps checks each of them."""
+    setting = make_setting(train_steps=8, train_log_every=4, train_log_first=10)
+    assert setting.structure.log_first == 8
+    assert setting.as_dict["train.log_first"] == 8
+    assert list(check_steps(8, 4, 8)) == list(range(9))
 
 
 def test_dense_first_checks_are_refused_on_a_stream():

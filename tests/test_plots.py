@@ -13,7 +13,7 @@ import pytest
 
 from study import analysis, cli, figure_layout, plots, predictors
 from study.config import SETTING_KEYS
-from study.figure_drawing import plot_auroc
+from study.figure_drawing import cell_text, plot_auroc
 from study.host import cache_root
 from study.results import (
     SUMMARY,
@@ -122,7 +122,19 @@ def test_heatmap_values():
     summary = summary[summary["model.activation"] == "relu"]
     fig = plots.plot_heatmap(summary, col=None)
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
-    assert texts == sorted(f"{v:.2f}" for v in summary["p_dead_end"])
+    assert texts == sorted(cell_text(v) for v in summary["p_dead_end"])
+
+
+def test_small_values_keep_their_digits_and_zoom_the_axis():
+    """0.004 is written "0.004", not "0.00"; P(dead) of at most a few percent is drawn on a
+    zoomed axis that the title names, not flattened on [0, 1]."""
+    assert [cell_text(v) for v in (0.0, 0.004, 0.0125, 0.5)] == ["0", "0.004", "0.01", "0.50"]
+    runs = synthetic_runs(0.01, 0.03, n=2000, **{"data.offset": [0.0, 2.0]})
+    summary = analysis.summarize(runs)
+    fig = plots.plot_proportion_vs(summary, "data.offset")
+    top = fig.axes[0].get_ylim()[1]
+    assert 1.02 * summary["p_dead_end_hi"].max() < top <= 1.02 * 0.1
+    assert "zoomed" in fig.texts[0].get_text()
 
 
 def test_survival_figure():
