@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from study import analysis, predictors, results, theory
+from study.config import STREAMS
 
 NOT_TESTED = "Not tested by this run"
 
@@ -90,7 +91,35 @@ def claim_dead_forever(summary: pd.DataFrame) -> Verdict:
         return Verdict(claim, NOT_TESTED, "No network of this run was dead at initialization.")
     revived = int(rows["k_revived_dead_init"].sum())
     evidence = f"Networks dead at initialization that revived: {_share(revived, total)}."
+    if revived == 0 and _nothing_moves_a_dead_network(rows):
+        return Verdict(claim, BY_DEFINITION, DEAD_FOREVER_REASON, evidence)
     return Verdict(claim, "Supported" if revived == 0 else "Contradicted", evidence)
+
+
+# Why a network dead at initialization cannot come back in a plain run.
+DEAD_FOREVER_REASON = (
+    "In these settings nothing can move a network dead at initialization: its dead layer has a "
+    "derivative of 0 on every training input, so it and the layers before it get 0 gradient on "
+    "every batch, optimizers with no weight decay turn 0 gradients into 0 updates, and there is "
+    "no remedy, normalization, noise or stream to change them or the data. That none came back "
+    "checks the engine, not the claim; runs with weight decay, a remedy or a stream can test it."
+)
+
+
+def _nothing_moves_a_dead_network(rows: pd.DataFrame) -> bool:
+    """Whether every row trains on fixed data with no weight decay, normalization, flipping,
+    intervention or noise: the settings where a dead network's hidden parameters cannot move.
+    (Weight decay shrinks every parameter, and a dead layer's positive bias can then outgrow its
+    shrinking inputs, so it is not in this list.)"""
+    fixed = {
+        "data.kind": lambda v: v not in STREAMS,
+        "model.norm": lambda v: v == "none",
+        "model.flip_dead": lambda v: not v,
+        "train.weight_decay": lambda v: v == 0,
+        "train.intervention": lambda v: v == "none",
+        "train.noise_std": lambda v: v == 0,
+    }
+    return all(name in rows and rows[name].map(test).all() for name, test in fixed.items())
 
 
 def claim_centering(summary: pd.DataFrame) -> Verdict:

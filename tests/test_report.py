@@ -25,7 +25,8 @@ def test_verdicts_follow_the_numbers():
     summary = analysis.summarize(runs)
     judged = {v.claim[:20]: v for v in report.verdicts(summary)}
     verdicts = [v.verdict for v in report.verdicts(summary)]
-    assert verdicts[0] == "Supported"  # no revived column set: none revived
+    # no revived column set: none revived; and nothing in these settings could revive them
+    assert verdicts[0] == report.BY_DEFINITION
     assert verdicts[1] == "Supported"
     assert verdicts[2] == report.NOT_TESTED  # depth 1 only
     assert verdicts[3] == report.BY_DEFINITION
@@ -36,6 +37,20 @@ def test_verdicts_follow_the_numbers():
     runs.loc[(~leaky) & runs["dead_init"] & (runs["init"] < 50), "revived"] = True
     verdicts = [v.verdict for v in report.verdicts(analysis.summarize(runs))]
     assert verdicts[0] == "Contradicted" and verdicts[3] == "Contradicted"
+
+
+def test_dead_forever_is_evidence_only_where_something_could_revive_a_dead_network():
+    """Fixed data, no weight decay, no remedy: a dead network's hidden parameters get 0
+    gradients and 0 updates, so "stays dead" holds by construction and its counts are no
+    evidence; with weight decay (which shrinks them) the same counts support the claim."""
+    runs = synthetic_runs(0.3, 0.1, n=200, **{"data.offset": [2.0]})
+    plain = report.claim_dead_forever(analysis.summarize(runs))
+    assert plain.verdict == report.BY_DEFINITION and "0/" in plain.measured
+    decayed = runs.assign(**{"train.optimizer": "adamw", "train.weight_decay": 1e-4})
+    verdict = report.claim_dead_forever(analysis.summarize(decayed))
+    assert verdict.verdict == "Supported" and "0/" in verdict.evidence
+    stream = runs.assign(**{"train.intervention": "redo"})
+    assert report.claim_dead_forever(analysis.summarize(stream)).verdict == "Supported"
 
 
 def test_a_run_with_variants_is_judged_on_its_reference_variant():
@@ -65,7 +80,7 @@ def test_bias_claim():
 def test_headline_ends_with_the_verdicts():
     lines = report.headline(summary_of_every_claim())
     assert lines[0].startswith("highest P(dead at end): ") and "95% CI" in lines[0]
-    assert lines[-1].startswith("claims: dead forever: supported; centering: ")
+    assert lines[-1].startswith("claims: dead forever: by definition; centering: ")
     assert lines[-1].endswith("; bias: not tested by this run")
 
 
