@@ -86,13 +86,14 @@ def test_question_tests_count_the_networks_of_the_committed_shares(question):
 
 def test_the_question_page_claims_hold_in_its_tables(question):
     """docs/results/1-question.md: the claims of its leaky ReLU and bias paragraphs."""
+    # 18: three sgd or momentum schedules beside momentum at 0.1, in 2 data x 3 bias cells
     schedules = question[question["family"] == "leaky schedules"]
     slower = schedules[~schedules["level_b"].str.startswith("adam")]
     assert len(slower) == 18 and (slower["level_a"] == "momentum 0.1").all()
     assert (slower["difference"] > 0).all() and slower["significant"].all()  # fewest: momentum 0.1
     end = question[question["family"] == "leaky end vs init"]
     gain = end[(end["train.optimizer"] == "sgd") | (end["train.learning_rate"] == 0.01)]
-    gain = gain[gain["train.optimizer"] != "adam"]
+    gain = gain[gain["train.optimizer"] != "adam"]  # sgd at both rates, momentum at 0.01
     assert len(gain) == 18 and (gain["difference"] > 0).all() and gain["significant"].all()
     assert (end.loc[end["train.optimizer"] == "adam", "k_b"] == 0).all()  # Adam: none inactive
     bias = question[question["family"] == "bias at init"].astype({"level_b": float})
