@@ -5,7 +5,8 @@ share of networks dead at init that ever revive (the claim: none), the same on s
 leaky ReLU beside ReLU, a bias drawn U(-a, a) instead of 0, and the class every dead network
 predicts with its accuracy. Writes ``results/question/``: ``summary.csv`` (a row per setting),
 ``revival.csv``, ``dead_networks.csv``, ``comparisons.csv`` (paired tests of the text's claims,
-Holm-adjusted per family), ``figures/*.png``; the run itself is in ``run/``.
+Holm-adjusted per family), ``leaky_inactive.csv`` (leaky ReLU networks whose unit is inactive at
+init and at the end, per setting), ``figures/*.png``; the run itself is in ``run/``.
 
 Usage: ``python scripts/reproduce_question.py [--tiny] [--out DIR] [--force]``
 """
@@ -171,35 +172,137 @@ def dead_networks_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 SETTING = ["data.standardize", "model.bias_scale", "train.optimizer", "train.learning_rate"]
+# The columns of comparisons.csv, in order (``compare``'s and the families built here).
+COMPARISON_COLUMNS = [
+    "family", "by", *SETTING, "level_a", "level_b", "n_a", "k_a", "n_b", "k_b", "k_a_only",
+    "k_b_only", "p_a", "p_b", "test", "p_value", "p_holm", "metric", "paired", "difference",
+    "difference_lo", "difference_hi", "significant",
+]  # fmt: skip
+# The text's claim for leaky ReLU: the fewest networks inactive at the end among the sgd and
+# momentum schedules are under momentum at this learning rate; every schedule is tested against it.
+LEAKY_REFERENCE = ("momentum", 0.1)
+ALPHA = 0.05
+
+
+def with_inactive(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with ``inactive_init`` and ``inactive_end``: the (single) hidden unit's
+    pre-activation is <= 0 on every input, at init and at the end."""
+    return runs.assign(
+        inactive_init=runs["inactive_units_init_l1"] > 0,
+        inactive_end=runs["inactive_units_end_l1"] > 0,
+    )
+
+
+def leaky_inactive_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Leaky ReLU networks whose unit is inactive at init and at the end, per setting: counts of
+    the valid networks, shares and 95% Wilson bounds (leaky ReLU is never dead, by definition;
+    inactive is the event a ReLU unit would be dead for)."""
+    leaky = with_inactive(runs[runs["model.activation"] == "leaky_relu"])
+    table = None
+    for when in ("init", "end"):
+        name = f"inactive_{when}"
+        part = common.proportion_table(leaky, SETTING, name)
+        part = part.rename(columns={"k": f"k_{name}", "p": f"p_{name}"})
+        part = part.rename(columns={"p_lo": f"p_{name}_lo", "p_hi": f"p_{name}_hi", "n": "n_valid"})
+        table = part if table is None else table.merge(part, on=[*SETTING, "n_valid"])
+    return table[[*SETTING, "n_valid", *table.columns.drop([*SETTING, "n_valid"])]]
+
+
+def paired_events(event_a, event_b) -> dict:
+    """Two yes/no outcomes of the same networks (bool[n] each, matched by position): counts,
+    shares, the difference ``p_b - p_a`` with Newcombe's paired 95% interval
+    (:func:`study.analysis.newcombe_paired_interval`) and McNemar's exact test
+    (:func:`study.analysis.mcnemar_exact`)."""
+    a, b = np.asarray(event_a, dtype=bool), np.asarray(event_b, dtype=bool)
+    n, both = len(a), int(np.sum(a & b))
+    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    lo, hi = analysis.newcombe_paired_interval(both, a_only, b_only, n - both - a_only - b_only)
+    k_a, k_b = both + a_only, both + b_only
+    return {"n_a": n, "k_a": k_a, "n_b": n, "k_b": k_b, "k_a_only": a_only, "k_b_only": b_only,
+            "p_a": k_a / n, "p_b": k_b / n, "test": "mcnemar",
+            "p_value": analysis.mcnemar_exact(a_only, b_only), "paired": True,
+            "difference": (k_b - k_a) / n, "difference_lo": lo, "difference_hi": hi}  # fmt: skip
+
+
+def holm_family(rows: list[dict], family: str) -> pd.DataFrame:
+    """The rows of one family with their Holm-adjusted p-values and ``significant`` at
+    :data:`ALPHA` (empty if there are no rows)."""
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_holm"] = analysis.holm(table["p_value"])
+    return table.assign(family=family, significant=table["p_holm"] < ALPHA)
+
+
+def end_vs_init(runs: pd.DataFrame, event: str, family: str) -> pd.DataFrame:
+    """``event`` at the end against at init (``{event}_init``, ``{event}_end``) in each setting
+    of ``runs``, on the same networks; ``k_a_only``: networks with the event at init only (came
+    back), ``k_b_only``: at the end only (lost in training)."""
+    rows = [
+        dict(zip(SETTING, values, strict=True))
+        | {"by": "when", "level_a": "init", "level_b": "end", "metric": f"p_{event}"}
+        | paired_events(part[f"{event}_init"], part[f"{event}_end"])
+        for values, part in runs.groupby(SETTING, sort=True)
+    ]
+    return holm_family(rows, family)
+
+
+def leaky_schedules(leaky: pd.DataFrame) -> pd.DataFrame:
+    """Leaky ReLU, inactive at the end: every (optimizer, learning rate) against
+    :data:`LEAKY_REFERENCE` in each (data, bias) cell, paired by initialization (the activation
+    acts only in training, and every schedule starts from the same networks)."""
+    rows = []
+    for (standardize, bias), cell in leaky.groupby(SETTING[:2], sort=True):
+        wide = cell.pivot(index="init", columns=SETTING[2:], values="inactive_end")
+        if LEAKY_REFERENCE not in wide.columns:
+            continue
+        for schedule in (s for s in wide.columns if s != LEAKY_REFERENCE):
+            rows.append({"by": "train.optimizer, train.learning_rate",
+                         "data.standardize": standardize, "model.bias_scale": bias,
+                         "level_a": "{} {:g}".format(*LEAKY_REFERENCE),
+                         "level_b": "{} {:g}".format(*schedule), "metric": "p_inactive_end"}
+                        | paired_events(wide[LEAKY_REFERENCE], wide[schedule]))  # fmt: skip
+    return holm_family(rows, "leaky schedules")
+
+
+def bias_at_init(relu: pd.DataFrame) -> pd.DataFrame:
+    """P(dead at init) under each bias scale against zero bias, raw and standardized data, the
+    same weights with the bias draw scaled (:func:`study.analysis.compare`, paired). At init no
+    step has been taken, so every schedule holds the same networks: the first one is used."""
+    if relu["model.bias_scale"].nunique() < 2 or 0.0 not in set(relu["model.bias_scale"]):
+        return pd.DataFrame()
+    first = relu[SETTING[2:]].drop_duplicates().sort_values(SETTING[2:]).iloc[0]
+    one = relu[(relu[SETTING[2:]] == first).all(axis=1)]
+    table = analysis.compare(
+        one.drop(columns=SETTING[2:]), "model.bias_scale", "p_dead_init", ALPHA,
+        shared_draws=True, reference=0.0,
+    )  # fmt: skip
+    return table.assign(family="bias at init")
 
 
 def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
-    """The ReLU claims the text makes, each a Holm family of paired tests on the same networks.
+    """The claims the text makes, each a Holm family of paired tests on the same networks.
 
-    ``end vs init``: P(dead at end) against P(dead at init) in each setting, McNemar's exact test
-    on the networks dead at one of the two only (``k_a_only``: dead at init and alive at the end,
-    ``k_b_only``: alive at init and dead at the end). ``standardize``: z-scored against raw data
-    in each (bias, optimizer, learning rate) cell, P(dead at end), paired by initialization
-    (:func:`study.analysis.compare`)."""
-    relu = runs[(runs["model.activation"] == "relu") & ~runs["diverged"].astype(bool)]
-    rows = []
-    for values, part in relu.groupby(SETTING, sort=True):
-        init, end = part["dead_init"].astype(bool), part["dead_end"].astype(bool)
-        a_only, b_only = int((init & ~end).sum()), int((~init & end).sum())
-        rows.append(dict(zip(SETTING, values, strict=True)) | {
-            "family": "end vs init", "by": "when", "level_a": "init", "level_b": "end",
-            "n_a": len(part), "k_a": int(init.sum()), "n_b": len(part), "k_b": int(end.sum()),
-            "k_a_only": a_only, "k_b_only": b_only, "p_a": init.mean(), "p_b": end.mean(),
-            "test": "mcnemar", "p_value": analysis.mcnemar_exact(a_only, b_only)})  # fmt: skip
-    table = pd.DataFrame(rows)
-    table["p_holm"] = analysis.holm(table["p_value"])
-    tables = [table]
+    ``end vs init`` (ReLU): P(dead at end) against P(dead at init) in each setting.
+    ``standardize`` (ReLU): z-scored against raw data in each (bias, optimizer, learning rate)
+    cell, P(dead at end) (:func:`study.analysis.compare`). ``bias at init`` (ReLU):
+    :func:`bias_at_init`. ``leaky end vs init``: the leaky unit inactive at the end against at
+    init in each setting. ``leaky schedules``: :func:`leaky_schedules`. McNemar's exact test
+    and Newcombe's paired interval throughout."""
+    valid = with_inactive(runs[~runs["diverged"].astype(bool)])
+    relu = valid[valid["model.activation"] == "relu"]
+    leaky = valid[valid["model.activation"] == "leaky_relu"]
+    tables = [end_vs_init(relu, "dead", "end vs init")]
     if relu["data.standardize"].nunique() > 1:
-        standardize = analysis.compare(relu, "data.standardize", shared_draws=True)
-        tables.append(standardize.assign(family="standardize"))
-    front = ["family", "by", *SETTING]
-    table = pd.concat(tables, ignore_index=True)
-    return table[[c for c in front if c in table] + [c for c in table if c not in front]]
+        tables.append(
+            analysis.compare(relu, "data.standardize", shared_draws=True).assign(
+                family="standardize"
+            )
+        )
+    tables += [bias_at_init(relu), end_vs_init(leaky, "inactive", "leaky end vs init")]
+    tables.append(leaky_schedules(leaky))
+    table = pd.concat([t for t in tables if not t.empty], ignore_index=True)
+    return table[COMPARISON_COLUMNS]
 
 
 def main(argv=None) -> int:
@@ -210,6 +313,7 @@ def main(argv=None) -> int:
     common.write_table(revival_table(summary), args.out, "revival.csv")
     common.write_table(dead_networks_table(runs), args.out, "dead_networks.csv")
     common.write_table(comparisons(runs), args.out, "comparisons.csv")
+    common.write_table(leaky_inactive_table(runs), args.out, "leaky_inactive.csv")
     figure_optimizers(summary, args.out)
     figure_bias_and_leaky(runs, args.out)
     return 0

@@ -49,12 +49,22 @@ def test_question(scripts, tmp_path):
     dead = pd.read_csv(out / "dead_networks.csv")
     # A dead network's output is constant: it predicts one class for every input.
     assert np.allclose(dead["share_all_positive"] + dead["share_all_negative"], 1.0)
-    tests = pd.read_csv(out / "comparisons.csv")  # tiny: raw data only, no standardize family
-    assert (
-        set(tests["family"]) == {"end vs init"} and (tests["k_a_only"] == 0).all()
-    )  # none revives
+    tests = pd.read_csv(out / "comparisons.csv")  # tiny: raw data, ReLU: no standardize, no leaky
+    assert set(tests["family"]) == {"end vs init", "bias at init"}
+    assert tests["paired"].all() and (tests["test"] == "mcnemar").all()
+    end = tests[tests["family"] == "end vs init"]
+    assert (end["k_a_only"] == 0).all()  # none revives
     # the end adds to the networks dead at init those that died in training
-    assert (tests["k_b"] - tests["k_a"] == tests["k_b_only"]).all()
+    assert (end["k_b"] - end["k_a"] == end["k_b_only"]).all()
+    bias = tests[tests["family"] == "bias at init"].astype({"level_a": float, "level_b": float})
+    assert sorted(bias["level_b"]) == [0.05, 0.5] and (bias["level_a"] == 0.0).all()
+    # the counts of one schedule stand for all: no step is taken before init is measured
+    dead_init = pd.read_csv(out / "summary.csv").groupby("model.bias_scale")["k_dead_init"]
+    assert (dead_init.nunique() == 1).all()
+    assert (bias["k_a"] == dead_init.first()[0.0]).all()
+    assert list(bias["k_b"]) == list(dead_init.first()[bias["level_b"]])
+    leaky = pd.read_csv(out / "leaky_inactive.csv")  # no leaky ReLU in the tiny run: no row
+    assert leaky.empty and {"n_valid", "k_inactive_end", "p_inactive_end_hi"} <= set(leaky)
 
 
 def test_two_layers(scripts, tmp_path):
