@@ -201,6 +201,18 @@ def test_cs231n_data_is_the_scripts(scripts):
     pd.testing.assert_frame_equal(made, committed)
 
 
+def test_remedies_figure_captions_name_the_interval_and_test_of_the_rows(scripts):
+    """The forest plots' caption says what analysis.compare computed for the rows drawn."""
+    caption = scripts("remedies").difference_caption
+    paired = pd.DataFrame({"paired": [True, True], "test": ["mcnemar", "mcnemar"]})
+    assert caption(paired) == "bars: Newcombe's paired 95% intervals; test: McNemar's exact test"
+    mixed = pd.DataFrame({"paired": [True, False, False], "test": ["mcnemar", "z", np.nan]})
+    assert caption(mixed) == (
+        "bars: Newcombe's 95% intervals, paired where networks are shared; "
+        "test: McNemar's exact test or two-proportion z test"
+    )
+
+
 def test_remedies_configs(scripts):
     """Each task's config is its baseline with every remedy a variant that changes it, but those
     the engine refuses there or that are the baseline, which the script lists with why; each
