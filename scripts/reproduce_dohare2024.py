@@ -229,6 +229,11 @@ def label_lifts(ax, heights, gap: float = 8.5) -> np.ndarray:
     return placed - anchors
 
 
+def bands(part: pd.DataFrame) -> str:
+    """What the bands of ``curve_table``'s rows ``part`` are, for a caption."""
+    return f"bands: 95% normal intervals of the mean over {int(part['n_runs'].min())} runs"
+
+
 def readable_labels(ax) -> None:
     """Name the learners as a reader does ("leaky ReLU", not ``leaky_relu``) in the legend."""
     for line in ax.get_lines():
@@ -245,7 +250,7 @@ def error_figure(table: pd.DataFrame, out, lr: float) -> None:
     readable_labels(ax)
     ax.set_xlabel("examples seen (millions)")
     ax.set_ylabel("mean squared error per bin of 40,000")
-    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (bands: 95% intervals over 100 runs)")
+    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error\n{bands(part)}", fontsize=10)
     # outside: inside, it covered the lower curves and the marks' labels
     ax.legend(title="learner", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     common.save_figure(fig, out, f"error_lr{lr:g}")
@@ -254,7 +259,8 @@ def error_figure(table: pd.DataFrame, out, lr: float) -> None:
 def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     """Share of hidden units dead over the stream, one panel per definition of death."""
     names = [name for name in DEFINITIONS if name in table]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), sharey=True)
+    grid = {"sharey": True, "layout": "constrained"}  # constrained: the title clears the panels'
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), **grid)
     part = table[(table[LR] == lr) & (table[LEARNER] != "linear")]
     part = part.assign(millions=part["step"] / 1e6)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
@@ -265,8 +271,8 @@ def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     np.atleast_1d(axes)[0].set_ylabel("share of the 5 hidden units")
     np.atleast_1d(axes)[0].legend(title="learner", fontsize=8)
     fig.suptitle(
-        f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks "
-        "(bands: 95% intervals over 100 runs)"
+        f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks\n"
+        f"({bands(part)})"
     )
     common.save_figure(fig, out, f"dead_share_lr{lr:g}")
 
@@ -290,8 +296,8 @@ def learning_rate_figure(table: pd.DataFrame, out) -> None:
     handles, labels = left.get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(
-        "SCR: ReLU and the linear baseline at three learning rates (bands: 95% intervals over "
-        "100 runs; the authors' figure shows one standard error)"
+        "SCR: ReLU and the linear baseline at three learning rates\n"
+        f"({bands(part)}; the authors' figure shows one standard error)"
     )
     common.save_figure(fig, out, "learning_rates")
 
