@@ -198,19 +198,40 @@ def published_marks(ax, learners: list[str], lr: float | None = None) -> None:
     rows = published[published[LEARNER].isin(learners)]
     if lr is not None:
         rows = rows[(rows[LR] == lr) | rows[LR].isna()]
-    below = -np.inf
-    for i, (_, row) in enumerate(rows.sort_values("error").iterrows()):
+    rows = rows.sort_values("error")
+    for i, (_, row) in enumerate(rows.iterrows()):
         span = np.array([row["first_example"], row["last_example"]]) / 1e6
         ax.plot(span, [row["error"]] * 2, color="black", lw=1.5)
         label = "authors' figure, 0.5-1 M (read by eye)" if i == 0 else None
         ax.plot(span.mean(), row["error"], "kx", markersize=6, label=label)
+    lifts = label_lifts(ax, rows["error"])  # once every mark is drawn: the y limits are final
+    for (_, row), lift in zip(rows.iterrows(), lifts, strict=True):
         name = LABELS[row[LEARNER]] + (
             "" if lr is not None or np.isnan(row[LR]) else f" {row[LR]:g}"
         )
-        lift = 7 if row["error"] - below < 0.05 else 0  # keep close labels apart
-        below = row["error"]
-        ax.annotate(name, (span[1], row["error"]), fontsize=7, xytext=(3, lift),
+        ax.annotate(name, (row["last_example"] / 1e6, row["error"]), fontsize=7, xytext=(3, lift),
                     textcoords="offset points", va="center")  # fmt: skip
+
+
+def label_lifts(ax, heights, gap: float = 8.5) -> np.ndarray:
+    """How far up (points) to move labels anchored at ``heights`` (data units of ``ax``'s linear y
+    axis, as its limits are now) so that no two are less than ``gap`` points apart (a line of
+    7-point text): from the lowest up, each goes to its anchor or ``gap`` above the label below
+    it, whichever is higher. Returns float[len(heights)], in the order of ``heights``."""
+    low, high = ax.get_ylim()
+    per_unit = ax.bbox.height * 72 / ax.figure.dpi / (high - low)
+    anchors = np.asarray(heights, float) * per_unit
+    placed = np.empty_like(anchors)
+    top = -np.inf
+    for i in np.argsort(anchors, kind="stable"):
+        top = max(anchors[i], top + gap)
+        placed[i] = top
+    return placed - anchors
+
+
+def bands(part: pd.DataFrame) -> str:
+    """What the bands of ``curve_table``'s rows ``part`` are, for a caption."""
+    return f"bands: 95% normal intervals of the mean over {int(part['n_runs'].min())} runs"
 
 
 def readable_labels(ax) -> None:
@@ -229,15 +250,17 @@ def error_figure(table: pd.DataFrame, out, lr: float) -> None:
     readable_labels(ax)
     ax.set_xlabel("examples seen (millions)")
     ax.set_ylabel("mean squared error per bin of 40,000")
-    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error (bands: 95% intervals over 100 runs)")
-    ax.legend(title="learner", fontsize=7, ncol=2)
+    ax.set_title(f"SCR, 5 units, online SGD {lr:g}: error\n{bands(part)}", fontsize=10)
+    # outside: inside, it covered the lower curves and the marks' labels
+    ax.legend(title="learner", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     common.save_figure(fig, out, f"error_lr{lr:g}")
 
 
 def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     """Share of hidden units dead over the stream, one panel per definition of death."""
     names = [name for name in DEFINITIONS if name in table]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), sharey=True)
+    grid = {"sharey": True, "layout": "constrained"}  # constrained: the title clears the panels'
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), **grid)
     part = table[(table[LR] == lr) & (table[LEARNER] != "linear")]
     part = part.assign(millions=part["step"] / 1e6)
     for ax, name in zip(np.atleast_1d(axes), names, strict=True):
@@ -248,8 +271,8 @@ def dead_figure(table: pd.DataFrame, out, lr: float) -> None:
     np.atleast_1d(axes)[0].set_ylabel("share of the 5 hidden units")
     np.atleast_1d(axes)[0].legend(title="learner", fontsize=8)
     fig.suptitle(
-        f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks "
-        "(bands: 95% intervals over 100 runs)"
+        f"SCR, online SGD {lr:g}: units lost, three definitions on the same networks\n"
+        f"({bands(part)})"
     )
     common.save_figure(fig, out, f"dead_share_lr{lr:g}")
 
@@ -269,10 +292,12 @@ def learning_rate_figure(table: pd.DataFrame, out) -> None:
     right.set_ylabel("share of units dead on the probe")
     for ax in (left, right):
         ax.set_xlabel("examples seen (millions)")
-        ax.legend(fontsize=8)
+    # one legend under both panels (their series share styles): inside, it covered ReLU 0.01
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(
-        "SCR: ReLU and the linear baseline at three learning rates (bands: 95% intervals over "
-        "100 runs; the authors' figure shows one standard error)"
+        "SCR: ReLU and the linear baseline at three learning rates\n"
+        f"({bands(part)}; the authors' figure shows one standard error)"
     )
     common.save_figure(fig, out, "learning_rates")
 

@@ -95,7 +95,8 @@ def error_figure(table: pd.DataFrame, out, n_runs: int) -> None:
     ax.set_ylabel("mean squared error per bin of 20,000")
     ax.set_title("The authors' convention (their teacher, all slow bits redrawn): error\n"
                  f"(bands: one standard error over {n_runs} runs, as in their figure)")  # fmt: skip
-    ax.legend(fontsize=7, ncol=2)
+    # under the axes: the marks' labels stand at the right edge, and inside it covered curves
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     common.save_figure(fig, out, "error")
 
 

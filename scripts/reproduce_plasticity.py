@@ -358,7 +358,7 @@ def auroc_figure(auroc: pd.DataFrame, out, activation: str) -> None:
 
 # The probe figure's rows: the value, its axis label, the reference lines (value, style).
 PROBE_ROWS = {
-    "probe_ratio": ("probe_ratio (loss drop / fresh network's)", ((1.0, ":"), (FAIL_RATIO, "--"))),
+    "probe_ratio": ("probe loss drop / fresh network's", ((1.0, ":"), (FAIL_RATIO, "--"))),
     "loss_ratio": ("final probe loss / fresh network's", ((1.0, ":"), (FAIL_LOSS_FACTOR, "--"))),
 }
 
@@ -369,11 +369,14 @@ def probe_figure(valid: pd.DataFrame, out) -> None:
     (quartiles, whiskers at 1.5 IQR) with the networks' count under each."""
     names = [name for name, _ in by_activation(valid) if name in ORDER]
     frame = valid.assign(loss_ratio=np.exp(valid["log_loss_ratio"]))
+    live_units = frame["model.width"] - frame["dead_units_end_l1"]
+    # a column as wide as its boxes need, so that their counts fit under them
+    ratios = [max(live_units[frame[ACTIVATION] == name].nunique(), 3) for name in names]
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 7), sharey="row",
-                             squeeze=False)  # fmt: skip
+                             squeeze=False, width_ratios=ratios)  # fmt: skip
     for column, name in enumerate(names):
         part = frame[frame[ACTIVATION] == name]
-        live = part["model.width"] - part["dead_units_end_l1"]
+        live = live_units[frame[ACTIVATION] == name]
         levels = sorted(live.unique())
         for row, (value, (label, lines)) in enumerate(PROBE_ROWS.items()):
             ax = axes[row, column]
@@ -384,14 +387,16 @@ def probe_figure(valid: pd.DataFrame, out) -> None:
                 {"linthresh": 0.1} if value == "probe_ratio" else {}))  # fmt: skip
             for level, style in lines:
                 ax.axhline(level, color="firebrick" if style == "--" else "grey", lw=0.8, ls=style)
-            ax.set_xticks(levels, [f"{k}\n(n={int((live == k).sum())})" for k in levels])
+            counts = [f"{k}\nn={int((live == k).sum())}" for k in levels]  # (n=1396) overlapped
+            ax.set_xticks(levels, counts, fontsize=8)
             ax.set_ylabel(label if column == 0 else "")
         axes[0, column].set_title(LABELS.get(name, name), fontsize=9)
         axes[1, column].set_xlabel("live hidden units at the end")
     fig.suptitle(
         "The trainability probe by live units (dotted: as a fresh network; dashed: failing the "
         f"probe, by its ratio < {FAIL_RATIO:g} above, by its final loss > {FAIL_LOSS_FACTOR:g} "
-        "times the fresh network's below)",
+        "times the fresh network's below)\nboxes: median and quartiles, whiskers to the last "
+        "network within 1.5 IQR, the others as points; n: networks",
         fontsize=9,
     )
     common.save_figure(fig, out, "probe_by_live_units")

@@ -94,6 +94,16 @@ TASKS = {
     "two_layers": "two ReLU layers of width 1, centered 2-D\nU(-0.05, 0.05), Adam 0.01",
     "lu_abs": "|x| fit, width 2, depth 10 (Lu et al.)\nHe normal, Adam 0.001",
 }
+# A figure's name for a table label that is a code name (the tables keep theirs).
+SHOWN = {"flip_dead": "flip dead units"}
+# What analysis.compare's `test` column names, as a caption says it.
+TESTS = {
+    "mcnemar": "McNemar's exact test",
+    "fisher": "Fisher's exact test",
+    "z": "two-proportion z test",
+    "paired_t": "paired t test",
+    "welch": "Welch's t test",
+}
 CLAIMS = (
     "a 0.01 bias consistently lowers death",
     "as much as 40% of the network dead at a high learning rate",
@@ -442,10 +452,21 @@ def cost_verdict(lr: pd.DataFrame, cost: dict[str, float], alpha: float = 0.05) 
     )
 
 
+def difference_caption(rows: pd.DataFrame) -> str:
+    """What the bars and tests of ``analysis.compare``'s differences in a proportion on ``rows``
+    are: Newcombe's 95% intervals, paired where the networks are shared, and the tests named."""
+    paired = rows["paired"].astype(bool)
+    kind = "paired 95%" if paired.all() else "95%"
+    where = ", paired where networks are shared" if paired.any() and not paired.all() else ""
+    tests = " or ".join(TESTS[test] for test in dict.fromkeys(rows["test"].dropna()))
+    return f"bars: Newcombe's {kind} intervals{where}; test: {tests}"
+
+
 def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
     """Every remedy's change in P(dead at end) from its task's baseline, a panel per task."""
     tasks = list(dict.fromkeys(table["task"]))
     labels = [label for label in dict.fromkeys(table["remedy"]) if label != "baseline"]
+    drawn = table[(table["remedy"] != "baseline") & table["p_dead_end"].notna()]
     grid = {"squeeze": False, "sharey": True, "layout": "constrained"}
     fig, axes = plt.subplots(
         1, len(tasks), figsize=(4.2 * len(tasks), 0.32 * len(labels) + 1.6), **grid
@@ -472,14 +493,24 @@ def figure_changes(table: pd.DataFrame, out: Path, alpha: float = 0.05) -> None:
         ax.axvline(0, color="black", lw=0.8)
         ax.axvline(-base["p_dead_end"], color="black", ls=":", lw=1.2, label="all death removed")
         ax.set(xlim=(-1.02, 1.02), xlabel="change in P(dead at end) vs baseline")
-        ax.set_yticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), [SHOWN.get(label, label) for label in labels])
         n = f"n = {int(base['n_valid'])} per remedy"
         ax.set_title(f"{TASKS[task]}\nbaseline {base['p_dead_end']:.2f}, {n}", fontsize=8)
     axes[0][0].invert_yaxis()
     handles = dict(zip(*reversed(axes[0][-1].get_legend_handles_labels()), strict=True))
     legend = {"fontsize": 7, "frameon": False, "loc": "upper left", "bbox_to_anchor": (1, 1)}
     axes[0][-1].legend(handles.values(), handles.keys(), **legend)
+    k = int(table["p_holm"].notna().sum())
+    family = f"Holm over the {k} (task, remedy) comparisons where P(dead) can change"
+    fig.suptitle(f"{difference_caption(drawn)}, {family}", fontsize=8)
     common.save_figure(fig, out, "remedies_dead_end_change")
+
+
+FINAL_LOSS_CAPTION = (
+    "bars: 95% normal intervals of the mean over the networks that did not diverge (no test "
+    "drawn: each remedy's paired change from its baseline, with its interval, is diff_final_loss "
+    "in summary.csv)"
+)
 
 
 def figure_costs(table: pd.DataFrame, out: Path) -> None:
@@ -500,12 +531,16 @@ def figure_costs(table: pd.DataFrame, out: Path) -> None:
         ax.axvline(constant, color="black", ls=":", lw=1.2, label="best constant predictor")
         ax.set(xscale="log", xlabel="mean final training loss (log scale)")
         ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels overlap on short axes
-        ax.set_yticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), [SHOWN.get(label, label) for label in labels])
         ax.set_title(f"{TASKS[task]}\nconstant predictor: {constant:.4f}", fontsize=8)
     axes[0][0].invert_yaxis()
     legend = {"fontsize": 7, "frameon": False, "loc": "upper left", "bbox_to_anchor": (1, 1)}
     axes[0][-1].legend(**legend)
+    fig.suptitle(FINAL_LOSS_CAPTION, fontsize=8)
     common.save_figure(fig, out, "remedies_final_loss")
+
+
+MEAN_BANDS = "bands: 95% normal intervals of the mean over networks"
 
 
 def figure_claims(bias: pd.DataFrame, lr: pd.DataFrame, out: Path) -> None:
@@ -529,17 +564,23 @@ def figure_claims(bias: pd.DataFrame, lr: pd.DataFrame, out: Path) -> None:
     n = f"n = {int(lr['n_inits'].min())} networks per point"
     left.set_title(
         f"3 hidden layers of 64, He normal, noisy 10-D XOR\n{n}; diverged ones left out, "
-        f"and points with < {MIN_VALID} left; 95% intervals",
+        f"and points with < {MIN_VALID} left\n{MEAN_BANDS}",
         fontsize=8,
     )
-    title = "accuracy of the networks that did not diverge\n(10% of labels flipped)"
+    title = f"accuracy of the networks that did not diverge\n(10% of labels flipped)\n{MEAN_BANDS}"
     middle.set_title(title, fontsize=8)
     deltas = bias[bias["metric"] == "p_dead_end"]
-    common.interval_lines(right, deltas, "train.learning_rate", "difference", "task")
+    names = {task: TASKS[task].partition("\n")[0] for task in dict.fromkeys(deltas["task"])}
+    deltas = deltas.assign(task=deltas["task"].map(names))
+    order = list(names.values())
+    common.interval_lines(right, deltas, "train.learning_rate", "difference", "task", order=order)
     right.axhline(0, color="black", lw=0.8)
     right.set(xscale="log", xlabel="learning rate")
     right.set_ylabel("change in P(dead at end)\nbias 0.01 minus zero bias")
-    right.set_title("a 0.01 bias against a zero bias, per task and learning rate", fontsize=8)
+    family = f"Holm over the {int(bias['p_holm'].notna().sum())} rows of bias_claim.csv"
+    caption = f"{difference_caption(deltas)},\n{family}"
+    title = f"a 0.01 bias against a zero bias, per task and learning rate\n{caption}"
+    right.set_title(title, fontsize=8)
     right.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     common.save_figure(fig, out, "remedies_cs231n_claims")
 

@@ -77,9 +77,10 @@ def figure(table: pd.DataFrame, out) -> None:
                 series.append(piece)
         common.interval_lines(ax, pd.concat(series), "model.width", "p", "series")
         widths = np.arange(1, part["model.width"].max() + 1)
-        ax.plot(widths, 2.0**-widths, "k:", lw=1.4, label="2^-n (unit bound)")
-        ax.plot(widths, 2.0 ** -(widths**2), color="0.5", ls=":", lw=1.2, label="2^-n² (network)")
-        ax.axvspan(0.5, dim + 0.5, color="0.9", zorder=-1, label="n <= dim: 2^-n exact")
+        ax.plot(widths, 2.0**-widths, "k:", lw=1.4, label="$2^{-n}$ (unit bound)")
+        bound = {"color": "0.5", "ls": ":", "lw": 1.2, "label": "$2^{-n^2}$ (network bound)"}
+        ax.plot(widths, 2.0 ** -(widths**2), **bound)
+        ax.axvspan(0.5, dim + 0.5, color="0.9", zorder=-1, label="n ≤ dim: $2^{-n}$ exact")
         ax.set_yscale("log")
         ax.set_ylim(1e-4, 1.0)
         ax.set_xlim(0.5, part["model.width"].max() + 0.5)
@@ -91,6 +92,12 @@ def figure(table: pd.DataFrame, out) -> None:
             fontsize=9,
         )
     axes[0][-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(
+        "bars: network, 95% Wilson intervals; unit of layer 2, 95% normal intervals of the mean "
+        "share over networks (the units of one network are not independent)",
+        fontsize=9,
+        y=1.04,
+    )
     common.save_figure(fig, out, "two_layers_vs_width")
 
 

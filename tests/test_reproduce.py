@@ -211,6 +211,18 @@ def test_cs231n_data_is_the_scripts(scripts):
     pd.testing.assert_frame_equal(made, committed)
 
 
+def test_remedies_figure_captions_name_the_interval_and_test_of_the_rows(scripts):
+    """The forest plots' caption says what analysis.compare computed for the rows drawn."""
+    caption = scripts("remedies").difference_caption
+    paired = pd.DataFrame({"paired": [True, True], "test": ["mcnemar", "mcnemar"]})
+    assert caption(paired) == "bars: Newcombe's paired 95% intervals; test: McNemar's exact test"
+    mixed = pd.DataFrame({"paired": [True, False, False], "test": ["mcnemar", "z", np.nan]})
+    assert caption(mixed) == (
+        "bars: Newcombe's 95% intervals, paired where networks are shared; "
+        "test: McNemar's exact test or two-proportion z test"
+    )
+
+
 def test_remedies_configs(scripts):
     """Each task's config is its baseline with every remedy a variant that changes it, but those
     the engine refuses there or that are the baseline, which the script lists with why; each
@@ -316,6 +328,31 @@ def test_dohare_learners_against_the_linear_baseline_are_paired_by_stream(script
     assert per_run.groupby("window")["error"].size().to_dict() == {"mid": 4 * n, "end": 4 * n}
     inside = steps[(steps > last * 5 / 6) & (steps <= last)]
     assert len(inside) == 2  # 550 and 600: the last sixth of the stream
+
+
+def test_published_marks_labels_do_not_overlap(scripts):
+    """The labels of the authors' marks (ReLU at 0.001, tanh and linear within 0.03 of each
+    other) are stacked a line apart on a figure's usual y range, and a label with room is not
+    moved; the lifts do not depend on the order the heights come in."""
+    import matplotlib.pyplot as plt
+
+    dohare = scripts("dohare2024")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.set_ylim(0.3, 2.5)
+    dohare.published_marks(ax, ["relu", "tanh", "linear"])
+    fig.canvas.draw()
+    boxes = [text.get_window_extent() for text in ax.texts]
+    assert len(boxes) == len(pd.read_csv(dohare.PUBLISHED))
+    for i, box in enumerate(boxes):
+        assert not any(box.overlaps(other) for other in boxes[i + 1 :]), ax.texts[i].get_text()
+    heights = np.array([0.5, 1.5, 0.501, 0.5005])
+    lifts = dohare.label_lifts(ax, heights)
+    assert lifts[0] == 0 and lifts[1] == 0  # the lowest and one far from the others stay
+    low, high = ax.get_ylim()
+    placed = np.sort(heights * ax.bbox.height * 72 / fig.dpi / (high - low) + lifts)  # points
+    assert np.diff(placed)[:2] == pytest.approx([8.5, 8.5])
+    order = [3, 1, 0, 2]
+    assert np.allclose(dohare.label_lifts(ax, heights[order]), lifts[order])
 
 
 @pytest.mark.slow  # two studies of 8 structures each: about 100 s of compiles
