@@ -189,10 +189,9 @@ def rai_against_he(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def figure_collapse(table: pd.DataFrame, out) -> None:
-    events = ["dead_init", "dead_end", "near_constant", "collapsed_or_near_constant"]
-    labels = ["dead at init", "dead at end\n(constant)", "MSE >= 0.9 Var(y)", "either"]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+def init_bars(ax, table: pd.DataFrame, events: list[str]) -> None:
+    """A bar per init and event (``table``: :func:`collapse_table`'s rows of one target), side
+    by side, with their 95% Wilson intervals as error bars."""
     inits = sorted(table["model.init"].unique())
     style = common.plots.styles(inits)
     for i, init in enumerate(inits):
@@ -200,14 +199,15 @@ def figure_collapse(table: pd.DataFrame, out) -> None:
         xs = np.arange(len(events)) + (i - (len(inits) - 1) / 2) * 0.3
         name = {"he_normal": "He normal", "rai": "RAI"}.get(init, init)
         ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=name)
-        ax.errorbar(
-            xs,
-            part["p"],
-            yerr=[part["p"] - part["p_lo"], part["p_hi"] - part["p"]],
-            fmt="none",
-            color="black",
-            capsize=3,
-        )
+        error = [part["p"] - part["p_lo"], part["p_hi"] - part["p"]]
+        ax.errorbar(xs, part["p"], yerr=error, fmt="none", color="black", capsize=3)
+
+
+def figure_collapse(table: pd.DataFrame, out) -> None:
+    events = ["dead_init", "dead_end", "near_constant", "collapsed_or_near_constant"]
+    labels = ["dead at init", "dead at end\n(constant)", "MSE >= 0.9 Var(y)", "either"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    init_bars(ax, table, events)
     ax.axhline(0.9, color="black", ls=":", label="Lu et al.: > 90% collapse (He)")
     ax.set_xticks(range(len(events)), labels, fontsize=8)
     ax.set_ylim(0, 1.05)
@@ -230,23 +230,8 @@ def figure_targets(table: pd.DataFrame, out) -> None:
     fig, axes = plt.subplots(
         1, len(functions), figsize=(3.4 * len(functions) + 1.6, 3.6), sharey=True, squeeze=False
     )
-    inits = sorted(table["model.init"].unique())
-    style = common.plots.styles(inits)
     for ax, function in zip(axes[0], functions, strict=True):
-        for i, init in enumerate(inits):
-            part = table[(table["data.function"] == function) & (table["model.init"] == init)]
-            part = part.set_index("event").reindex(events)
-            xs = np.arange(len(events)) + (i - (len(inits) - 1) / 2) * 0.3
-            name = {"he_normal": "He normal", "rai": "RAI"}.get(init, init)
-            ax.bar(xs, part["p"], width=0.28, color=style[init]["color"], label=name)
-            ax.errorbar(
-                xs,
-                part["p"],
-                yerr=[part["p"] - part["p_lo"], part["p_hi"] - part["p"]],
-                fmt="none",
-                color="black",
-                capsize=3,
-            )
+        init_bars(ax, table[table["data.function"] == function], events)
         ax.set_xticks(range(len(events)), labels, fontsize=8)
         ax.set_title(f"f(x) = {FUNCTION_NAMES.get(function, function)}", fontsize=9)
         ax.set_ylim(0, 1.05)
