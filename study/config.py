@@ -1117,7 +1117,7 @@ def _check_log_first(values: Mapping[str, Any]) -> None:
     if first % every:
         raise ConfigError(
             f"train.log_first = {first}: allowed: 0 (off) or a multiple of train.log_every = "
-            f"{every} (one past the run checks every step)"
+            f"{every} (a value past the run checks every step)"
         )
     if values["data.kind"] in STREAMS:
         raise ConfigError(

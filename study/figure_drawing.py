@@ -346,8 +346,9 @@ def _survival_lines(ax, below, rows: pd.DataFrame, name: str, look: dict) -> Non
 
 
 def _survival_floor(curves: pd.DataFrame) -> float:
-    """The survival axis' lower end: 0, or a tenth below the lowest band when every band stays
-    above one half (the differences of a few percent would be flat lines on [0, 1])."""
+    """The survival axis' lower end: 0 (a little below), or the multiple of 0.05 at least 0.02
+    below the lowest band when every band stays above one half (differences of a few percent
+    would be flat lines on [0, 1])."""
     lowest = float(np.nanmin(curves["alive_lo"])) if len(curves) else 0.0
     if not lowest > 0.5:
         return -0.02

@@ -19,9 +19,9 @@ all initializations (or, with ``data.resample``, one per initialization, from
 Training is one loop for every kind of data (:func:`run_checks`): a ``lax.scan`` over the death
 checks at steps 0, ``log_every``, ... (every step before ``log_first``, when set); each checks the
 network's health, records it, applies a remedy when one is due (:mod:`study.remedies`) and trains
-to the next check. What the steps
-learn from and what the checks run on is a :class:`Source`: a fixed training set (checked whole)
-or a stream learned one example per step (checked on a probe of its current distribution).
+to the next check. What the steps learn from and what the checks run on is a :class:`Source`: a
+fixed training set (checked whole) or a stream learned one example per step (checked on a probe
+of its current distribution).
 A unit is *dead* when its activation's derivative is 0 on every input of the check, *inactive*
 when its pre-activation is <= 0 on every input (for ReLU the two coincide; a CReLU unit is dead
 only where its pre-activation is 0 on every input, and inactive when its relu(z) half is silent,
