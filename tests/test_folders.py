@@ -13,7 +13,7 @@ import study
 from study import cli, plots, results, runner
 from study.config import load_study
 from study.errors import ConfigError
-from tests.helpers import TINY, tiny_config
+from tests.helpers import TINY, tiny_config, to_toml
 
 
 def tiny():
@@ -186,3 +186,31 @@ def test_a_committed_results_folder_without_its_manifest_is_run_again(tmp_path):
     runner.run_study(tiny(), folder, figures=False)
     assert (folder / "summary.csv").read_bytes() == summary
     assert results.is_complete(folder)
+
+
+def test_a_csv_study_moved_with_its_data_resumes_and_other_data_is_refused(tmp_path):
+    """The manifest records data.path as an absolute path; a checkout moved elsewhere (or a
+    results folder copied into another) holds the same bytes under another path: the same
+    run, not another config. A file whose bytes differ is still refused."""
+    import json
+
+    def study_in(root: Path, rows: str):
+        root.mkdir()
+        (root / "points.csv").write_text("x1,x2,y\n" + rows)
+        config = {"name": "moved", "n_inits": 24, "seed": 3, "data": {"kind": "csv",
+                  "path": "points.csv"}, "train": {"steps": 4, "log_every": 2}}  # fmt: skip
+        (root / "study.toml").write_text(to_toml(config))
+        return load_study(root / "study.toml")
+
+    rows = "".join(f"{1 + i % 5},{2 + i % 3},{i % 2}\n" for i in range(16))
+    first = study_in(tmp_path / "a", rows)
+    runner.run_study(first, tmp_path / "a" / "out", figures=False)
+    manifest = json.loads((tmp_path / "a" / "out" / "manifest.json").read_text())
+    assert manifest["config"]["data.path"] == str(tmp_path / "a" / "points.csv")
+    shutil.copytree(tmp_path / "a" / "out", tmp_path / "out")
+    before = listing(tmp_path / "out")
+    runner.run_study(study_in(tmp_path / "b", rows), tmp_path / "out", figures=False)
+    assert listing(tmp_path / "out")["runs.parquet"] == before["runs.parquet"]  # resumed, done
+    changed = study_in(tmp_path / "c", rows.replace("1,2,0", "3,2,0", 1))
+    with pytest.raises(study.FolderError):
+        runner.run_study(changed, tmp_path / "out", figures=False)

@@ -122,9 +122,33 @@ def prepare(folder: Path, identity: dict, force: bool) -> str:
     refusal = _decay_read_by_adamw_only(folder, written, recorded, identity)
     if refusal is not None:
         raise refusal
-    if recorded != identity:
+    if _by_content(recorded) != _by_content(identity):
         raise _different_config(folder, recorded, identity)
     return "resume"
+
+
+def _by_content(identity: dict) -> dict:
+    """``identity`` with each data file named by its digest instead of its path, so that a
+    checkout moved elsewhere (or a results folder copied into another) resumes its runs: the
+    config resolves ``data.path`` to an absolute path, but the same bytes are the same data."""
+    files = identity.get("data_files") or {}
+
+    def named(value):
+        if isinstance(value, list):
+            return [named(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: _path_digest(v, files) if k == "data.path" else named(v) for k, v in value.items()
+        }
+
+    return {**named(identity), "data_files": sorted(files.values())}
+
+
+def _path_digest(value, files: dict):
+    if isinstance(value, list):
+        return [_path_digest(v, files) for v in value]
+    return f"sha256:{files[value]}" if value in files else value
 
 
 # A key added when train.weight_decay came to apply to every optimizer: a config written without
