@@ -208,22 +208,6 @@ def leaky_inactive_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table[[*SETTING, "n_valid", *table.columns.drop([*SETTING, "n_valid"])]]
 
 
-def paired_events(event_a, event_b) -> dict:
-    """Two yes/no outcomes of the same networks (bool[n] each, matched by position): counts,
-    shares, the difference ``p_b - p_a`` with Newcombe's paired 95% interval
-    (:func:`study.analysis.newcombe_paired_interval`) and McNemar's exact test
-    (:func:`study.analysis.mcnemar_exact`)."""
-    a, b = np.asarray(event_a, dtype=bool), np.asarray(event_b, dtype=bool)
-    n, both = len(a), int(np.sum(a & b))
-    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    lo, hi = analysis.newcombe_paired_interval(both, a_only, b_only, n - both - a_only - b_only)
-    k_a, k_b = both + a_only, both + b_only
-    return {"n_a": n, "k_a": k_a, "n_b": n, "k_b": k_b, "k_a_only": a_only, "k_b_only": b_only,
-            "p_a": k_a / n, "p_b": k_b / n, "test": "mcnemar",
-            "p_value": analysis.mcnemar_exact(a_only, b_only), "paired": True,
-            "difference": (k_b - k_a) / n, "difference_lo": lo, "difference_hi": hi}  # fmt: skip
-
-
 def holm_family(rows: list[dict], family: str) -> pd.DataFrame:
     """The rows of one family with their Holm-adjusted p-values and ``significant`` at
     :data:`ALPHA` (empty if there are no rows)."""
@@ -241,7 +225,7 @@ def end_vs_init(runs: pd.DataFrame, event: str, family: str) -> pd.DataFrame:
     rows = [
         dict(zip(SETTING, values, strict=True))
         | {"by": "when", "level_a": "init", "level_b": "end", "metric": f"p_{event}"}
-        | paired_events(part[f"{event}_init"], part[f"{event}_end"])
+        | analysis.paired_proportions(part[f"{event}_init"], part[f"{event}_end"])
         for values, part in runs.groupby(SETTING, sort=True)
     ]
     return holm_family(rows, family)
@@ -257,11 +241,10 @@ def leaky_schedules(leaky: pd.DataFrame) -> pd.DataFrame:
         if LEAKY_REFERENCE not in wide.columns:
             continue
         for schedule in (s for s in wide.columns if s != LEAKY_REFERENCE):
-            rows.append({"by": "train.optimizer, train.learning_rate",
-                         "data.standardize": standardize, "model.bias_scale": bias,
-                         "level_a": "{} {:g}".format(*LEAKY_REFERENCE),
-                         "level_b": "{} {:g}".format(*schedule), "metric": "p_inactive_end"}
-                        | paired_events(wide[LEAKY_REFERENCE], wide[schedule]))  # fmt: skip
+            row = {"by": "train.optimizer, train.learning_rate", "data.standardize": standardize}
+            row |= {"model.bias_scale": bias, "level_a": "{} {:g}".format(*LEAKY_REFERENCE)}
+            row |= {"level_b": "{} {:g}".format(*schedule), "metric": "p_inactive_end"}
+            rows.append(row | analysis.paired_proportions(wide[LEAKY_REFERENCE], wide[schedule]))
     return holm_family(rows, "leaky schedules")
 
 

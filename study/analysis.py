@@ -749,8 +749,16 @@ def _proportions(p_a: float, p_b: float, lo: float, hi: float, test: str, p_valu
 def _compare_paired(pairs: pd.DataFrame, alpha: float) -> dict:
     """:func:`_compare_pair` for the pairs of networks valid under both levels
     (:func:`pair_networks`): McNemar's exact test and Newcombe's paired interval."""
-    event_a, event_b = pairs["_value_a"].to_numpy(bool), pairs["_value_b"].to_numpy(bool)
-    n = len(pairs)
+    return paired_proportions(pairs["_value_a"], pairs["_value_b"], 1 - alpha)
+
+
+def paired_proportions(event_a, event_b, level: float = 0.95) -> dict:
+    """Two yes/no outcomes of the same networks (``bool[n]`` each, matched by position): the
+    counts (``k_a_only``: the event under a only), both shares, the difference ``p_b - p_a``
+    with Newcombe's paired interval at ``level`` and McNemar's exact test (untested when
+    ``n = 0``)."""
+    event_a, event_b = np.asarray(event_a, dtype=bool), np.asarray(event_b, dtype=bool)
+    n = len(event_a)
     both, a_only = int(np.sum(event_a & event_b)), int(np.sum(event_a & ~event_b))
     b_only = int(np.sum(~event_a & event_b))
     k_a, k_b = both + a_only, both + b_only
@@ -759,7 +767,7 @@ def _compare_paired(pairs: pd.DataFrame, alpha: float) -> dict:
     if n == 0:
         nan = float("nan")
         return row | dict(p_a=nan, p_b=nan) | _untested("none (no pair valid under both)")
-    lo, hi = newcombe_paired_interval(both, a_only, b_only, n - k_a - b_only, 1 - alpha)
+    lo, hi = newcombe_paired_interval(both, a_only, b_only, n - k_a - b_only, level)
     return row | _proportions(k_a / n, k_b / n, lo, hi, "mcnemar", mcnemar_exact(a_only, b_only))
 
 
