@@ -122,17 +122,35 @@ def _sum_in_order(values: jax.Array, axis: int) -> jax.Array:
     return total
 
 
-def dense(weights: jax.Array, inputs: jax.Array) -> jax.Array:
-    """``weights @ inputs`` for ``weights: [out, in]``, ``inputs: [in, n]`` -> ``[out, n]``."""
+def dense_output(weights: jax.Array, inputs: jax.Array) -> jax.Array:
+    """:func:`dense` for the output layer, its products summed slice by slice as they always
+    were (XLA contracts :func:`dense`'s multiply-adds differently, so its last bits differ: this
+    keeps the committed results of the continual-learning studies, whose only small layer is
+    the output)."""
     if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
         return _sum_in_order(weights[:, :, None] * inputs[None, :, :], axis=1)
+    return weights @ inputs
+
+
+def dense(weights: jax.Array, inputs: jax.Array) -> jax.Array:
+    """``weights @ inputs`` for ``weights: [out, in]``, ``inputs: [in, n]`` -> ``[out, n]``: a
+    small layer as a fixed-order sum of ``[out, n]`` products, one input at a time (fewer bytes
+    than summing the slices of the ``[out, in, n]`` product)."""
+    if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
+        total = weights[:, 0:1] * inputs[0:1, :]
+        for i in range(1, weights.shape[1]):
+            total = total + weights[:, i : i + 1] * inputs[i : i + 1, :]
+        return total
     return weights @ inputs
 
 
 def dense_transpose(weights: jax.Array, grads: jax.Array) -> jax.Array:
     """``weights.T @ grads`` for ``weights: [out, in]``, ``grads: [out, n]`` -> ``[in, n]``."""
     if weights.size <= ELEMENTWISE_MAX_WEIGHTS:
-        return _sum_in_order(weights[:, :, None] * grads[:, None, :], axis=0)
+        total = weights[0:1, :].T * grads[0:1, :]
+        for o in range(1, weights.shape[0]):
+            total = total + weights[o : o + 1, :].T * grads[o : o + 1, :]
+        return total
     return weights.T @ grads
 
 
@@ -439,7 +457,7 @@ def forward(structure: Structure, numeric: Numeric, params: Params, inputs: jax.
         layers.append(hidden_layer(structure, numeric, layer, hidden))
         hidden = layers[-1].output
     out_weights, out_bias = params[-1]
-    output = dense(out_weights, hidden)[0] + out_bias[0]
+    output = dense_output(out_weights, hidden)[0] + out_bias[0]
     # (None for every layer without model.norm, an array for every layer with it)
     return Forward(
         pre_activations=tuple(layer.pre_activation for layer in layers),
