@@ -542,15 +542,17 @@ def run_checks(
     """
     intervene = remedies.make_intervention(structure, numeric, key_fresh)
     remainder = structure.steps % structure.log_every
-    n_checks = len(check_steps(structure.steps, structure.log_every, structure.log_first))
+    steps = check_steps(structure.steps, structure.log_every, structure.log_first)
     initial = model.unflatten(structure, state.params)  # distance_from_start's origin
-    check_then_learn = _make_check_then_learn(structure, numeric, source, intervene, initial)
+    check_then_learn = _make_check_then_learn(
+        structure, numeric, source, intervene, initial, len(steps) - 1
+    )
     shapes = jax.eval_shape(
         lambda s, f: _check(structure, numeric, s, source.check_data(f, 0)), state, source.feed
     )
     placeholder = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
     carry = Checks(state, source.feed, _empty_history(placeholder.dead), placeholder, placeholder)
-    checks = jnp.arange(n_checks, dtype=jnp.int32)
+    checks = (jnp.arange(len(steps), dtype=jnp.int32), jnp.asarray(steps, jnp.int32))
     carry, (curves, plasticity_curves) = lax.scan(check_then_learn, carry, checks)
     state, feed, history, end = carry.state, carry.feed, carry.history, carry.last
     last_step = structure.steps - remainder
@@ -571,14 +573,6 @@ def run_checks(
     return Result(metrics, curves, plasticity_end, plasticity_curves, probed)
 
 
-def _check_step(structure: Structure, index: jax.Array) -> jax.Array:
-    """The step of check ``index`` (:func:`check_steps`, traced)."""
-    first, every = structure.log_first, structure.log_every
-    if not first:
-        return index * every
-    return jnp.where(index < first, index, first + (index - first) * every)
-
-
 def _check(structure: Structure, numeric: Numeric, state: TrainState, data: Data) -> Health:
     return health(structure, numeric, model.unflatten(structure, state.params), data)
 
@@ -589,13 +583,13 @@ def _make_check_then_learn(
     source: Source,
     intervene: remedies.Intervention | None,
     initial: model.Params,
-) -> Callable[[Checks, jax.Array], tuple[Checks, CheckPoint]]:
-    """The body of :func:`run_checks`' scan, at check ``index`` (its step from
-    :func:`check_steps`): check, record, the curves' point (with ``train.curves``; and the
-    plasticity metrics, with ``train.plasticity_metrics``, ``initial`` the parameters training
-    started from), an intervention when one is due, then the steps to the next check (none
-    after the last)."""
-    n_intervals = len(check_steps(structure.steps, structure.log_every, structure.log_first)) - 1
+    n_intervals: int,
+) -> Callable[[Checks, tuple[jax.Array, jax.Array]], tuple[Checks, CheckPoint]]:
+    """The body of :func:`run_checks`' scan, at check ``index`` of ``n_intervals + 1``, at
+    ``step`` (:func:`check_steps`): check, record, the curves' point (with ``train.curves``;
+    and the plasticity metrics, with ``train.plasticity_metrics``, ``initial`` the parameters
+    training started from), an intervention when one is due, then the steps to the next check
+    (none after the last)."""
     every = structure.log_every
 
     def learn(n_steps: int, step: jax.Array) -> Callable[[TrainState, Any], tuple]:
@@ -611,8 +605,10 @@ def _make_check_then_learn(
         after = _check(structure, numeric, state, data)
         return state, _record(history, after, step, after_intervention=True)
 
-    def check_then_learn(carry: Checks, index: jax.Array) -> tuple[Checks, CheckPoint]:
-        step = _check_step(structure, index)
+    def check_then_learn(
+        carry: Checks, check: tuple[jax.Array, jax.Array]
+    ) -> tuple[Checks, CheckPoint]:
+        index, step = check
         data = source.check_data(carry.feed, step)
         now = _check(structure, numeric, carry.state, data)
         history = _record(carry.history, now, step)
