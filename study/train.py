@@ -590,13 +590,6 @@ def _make_check_then_learn(
     and the plasticity metrics, with ``train.plasticity_metrics``, ``initial`` the parameters
     training started from), an intervention when one is due, then the steps to the next check
     (none after the last)."""
-    every = structure.log_every
-
-    def learn(n_steps: int, step: jax.Array) -> Callable[[TrainState, Any], tuple]:
-        return lambda s, f: source.learn(s, f, step, n_steps)
-
-    def rest(s: TrainState, f: Any) -> tuple:
-        return s, f
 
     def intervene_and_check(state, history, data, step) -> tuple[TrainState, History]:
         assert intervene is not None  # (only called when there is one)
@@ -628,15 +621,31 @@ def _make_check_then_learn(
             state, history = lax.cond(
                 due, intervene_and_check, lambda s, h, *_: (s, h), state, history, data, step
             )
-        if not structure.log_first:
-            state, feed = lax.cond(index < n_intervals, learn(every, step), rest, state, carry.feed)
-        else:  # one step at a time before train.log_first
-            branch = jnp.where(index < structure.log_first, 1, jnp.where(index < n_intervals, 2, 0))
-            branches = [rest, learn(1, step), learn(every, step)]
-            state, feed = lax.switch(branch, branches, state, carry.feed)
+        state, feed = _learn_to_next_check(
+            structure, source, n_intervals, index, step, state, carry.feed
+        )
         return Checks(state, feed, history, first, now), (point, metrics_point)
 
     return check_then_learn
+
+
+def _learn_to_next_check(
+    structure: Structure, source: Source, n_intervals: int, index, step, state: TrainState, feed
+) -> tuple[TrainState, Any]:
+    """The steps from check ``index`` (at ``step``) to the next: ``log_every`` of them, one
+    before ``train.log_first``, none after the last check."""
+
+    def learn(n_steps: int) -> Callable[[TrainState, Any], tuple]:
+        return lambda s, f: source.learn(s, f, step, n_steps)
+
+    def rest(s: TrainState, f: Any) -> tuple:
+        return s, f
+
+    every = structure.log_every
+    if not structure.log_first:
+        return lax.cond(index < n_intervals, learn(every), rest, state, feed)
+    branch = jnp.where(index < structure.log_first, 1, jnp.where(index < n_intervals, 2, 0))
+    return lax.switch(branch, [rest, learn(1), learn(every)], state, feed)
 
 
 def make_step(
